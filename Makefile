@@ -1,0 +1,43 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR := build/demo-scifact
+
+.PHONY: demo test lint format benchmarks clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned to the CPU build, so nothing pulls a CUDA build behind our back
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,faiss,plots]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/densekit models
+	$(BIN)/densekit index datasets/scifact/corpus.jsonl.gz --out $(DEMO_DIR) --overwrite
+	$(BIN)/densekit info $(DEMO_DIR)
+	$(BIN)/densekit search $(DEMO_DIR) "vitamin D deficiency and the risk of cancer" -k 5
+	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever dense
+	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever bm25
+	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever hybrid
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/retrieval_quality.py
+
+clean:
+	rm -rf build

@@ -1,0 +1,49 @@
+"""densekit: dense text retrieval from raw files to a searched, evaluated collection."""
+
+from densekit.corpus import ChunkConfig, CorpusReader, Document, FieldNames, read_corpus
+from densekit.encode import DEFAULT_MODEL, REGISTRY, Encoder, ModelSpec, load_encoder, resolve_model
+from densekit.errors import (
+    CollectionError,
+    DensekitError,
+    InputError,
+    MissingDependencyError,
+    ModelMismatchError,
+)
+from densekit.evaluate import EvalReport, compute_metrics, evaluate, load_beir, read_run, write_run
+from densekit.retrieve import FusionConfig, Hit, Ranking, Searcher
+from densekit.store import BuildOptions, Collection, build_collection, open_collection
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "REGISTRY",
+    "BuildOptions",
+    "ChunkConfig",
+    "Collection",
+    "CollectionError",
+    "CorpusReader",
+    "DensekitError",
+    "Document",
+    "Encoder",
+    "EvalReport",
+    "FieldNames",
+    "FusionConfig",
+    "Hit",
+    "InputError",
+    "MissingDependencyError",
+    "ModelMismatchError",
+    "ModelSpec",
+    "Ranking",
+    "Searcher",
+    "build_collection",
+    "compute_metrics",
+    "evaluate",
+    "load_beir",
+    "load_encoder",
+    "open_collection",
+    "read_corpus",
+    "read_run",
+    "resolve_model",
+    "write_run",
+]

@@ -1,0 +1,1 @@
+"""The `densekit` command: a thin shell over the Python API, one module per command."""

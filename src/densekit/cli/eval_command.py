@@ -1,0 +1,54 @@
+"""`densekit eval`: evaluate a collection or a model on a BEIR dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from densekit.cli.output import print_json, warn
+from densekit.evaluate import evaluate
+from densekit.evaluate.metrics import DEFAULT_METRICS
+from densekit.retrieve import RETRIEVER_NAMES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate on a BEIR-layout dataset")
+    parser.add_argument("dataset", help="dataset directory (corpus.jsonl, queries.jsonl, qrels/)")
+    parser.add_argument("--split", default="test", help="qrels split (default: %(default)s)")
+    parser.add_argument(
+        "--collection", help="evaluate this collection (built from the dataset's corpus)"
+    )
+    parser.add_argument("--model", help="model to build with, or to check against --collection")
+    parser.add_argument("--retriever", choices=RETRIEVER_NAMES, help="default: hybrid")
+    parser.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help="ir_measures names (default: %(default)s)",
+    )
+    parser.add_argument("--run-out", help="write the run in TREC format to this file")
+    parser.add_argument(
+        "--per-query", action="store_true", help="include per-query values in --json"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate(
+        args.dataset,
+        collection=args.collection,
+        model=args.model,
+        retriever=args.retriever,
+        metrics=args.metrics,
+        split=args.split,
+        run_out=args.run_out,
+    )
+    for message in report.warnings:
+        warn(message)
+    if args.json:
+        print_json(report.to_dict(per_query=args.per_query))
+        return 0
+    model = f", model {report.model}" if report.model else ""
+    print(f"{report.dataset} ({report.split}, {report.queries} queries), {report.retriever}{model}")
+    for name, value in report.metrics.items():
+        print(f"  {name:<10} {value:.4f}")
+    return 0

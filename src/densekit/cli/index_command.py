@@ -1,0 +1,109 @@
+"""`densekit index`: build a collection from a corpus file or folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from densekit.cli.output import warn
+from densekit.corpus import ChunkConfig, FieldNames
+from densekit.encode import DEFAULT_MODEL
+from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
+from densekit.store import BuildOptions, build_collection
+from densekit.store.builder import RETRIEVERS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("index", help="build a collection from a corpus")
+    parser.add_argument(
+        "corpus",
+        help="BEIR corpus.jsonl, any .jsonl/.csv/.tsv/.parquet (.gz ok), or a folder of .txt/.md",
+    )
+    parser.add_argument("--out", required=True, help="collection directory to create")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="registry name, local path or hub name (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--retriever",
+        choices=RETRIEVERS,
+        default="hybrid",
+        help="what to build (default: %(default)s: dense vectors and BM25)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing collection at --out"
+    )
+    parser.add_argument(
+        "--format", default="auto", choices=["auto", "jsonl", "csv", "tsv", "parquet", "folder"]
+    )
+    parser.add_argument(
+        "--id-field", help="record field holding the document id (default: _id, id, docid)"
+    )
+    parser.add_argument(
+        "--text-field", help="record field holding the text (default: text, contents, body)"
+    )
+    parser.add_argument("--title-field", help="record field holding the title (default: title)")
+    parser.add_argument(
+        "--empty",
+        choices=["skip", "error"],
+        default="skip",
+        help="what to do with empty documents (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-tokens", type=int, help="split documents into windows of this many tokens"
+    )
+    parser.add_argument(
+        "--chunk-overlap",
+        type=int,
+        default=32,
+        help="tokens shared by consecutive windows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="encoding batch size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--fusion",
+        choices=["convex", "rrf"],
+        default=DEFAULT_FUSION.method,
+        help="hybrid fusion saved as the collection default",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=DEFAULT_FUSION.alpha,
+        help="dense weight of convex fusion (default: %(default)s)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    chunk = None
+    if args.chunk_tokens is not None:
+        chunk = ChunkConfig(args.chunk_tokens, min(args.chunk_overlap, args.chunk_tokens - 1))
+    options = BuildOptions(
+        model=args.model,
+        retriever=args.retriever,
+        chunk=chunk,
+        corpus_format=args.format,
+        fields=FieldNames(args.id_field, args.text_field, args.title_field),
+        on_empty=args.empty,
+        batch_size=args.batch_size,
+        fusion=FusionConfig(method=args.fusion, alpha=args.alpha),
+        progress=not args.quiet,
+    )
+    collection = build_collection(args.corpus, args.out, options, overwrite=args.overwrite)
+    stats = collection.manifest.stats
+    if stats.get("skipped_empty"):
+        examples = ", ".join(stats.get("skipped_empty_ids", []))
+        warn(
+            f"skipped {stats['skipped_empty']} empty documents (e.g. {examples}); "
+            "--empty error refuses them"
+        )
+    rate = stats.get("encode_docs_per_second")
+    speed = f", encoded at {rate:.1f} docs/s" if rate else ""
+    print(
+        f"built {args.out}: {collection.manifest.documents} documents, "
+        f"retrievers {', '.join(collection.retrievers)}{speed}"
+    )
+    return 0

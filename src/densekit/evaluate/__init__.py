@@ -1,0 +1,21 @@
+"""Evaluation: BEIR datasets, trec_eval-exact metrics, run files."""
+
+from densekit.evaluate.beir import BeirDataset, load_beir, read_qrels, read_queries
+from densekit.evaluate.evaluation import EvalReport, evaluate
+from densekit.evaluate.metrics import DEFAULT_METRICS, MetricResult, compute_metrics, parse_metrics
+from densekit.evaluate.runfile import read_run, write_run
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "BeirDataset",
+    "EvalReport",
+    "MetricResult",
+    "compute_metrics",
+    "evaluate",
+    "load_beir",
+    "parse_metrics",
+    "read_qrels",
+    "read_queries",
+    "read_run",
+    "write_run",
+]

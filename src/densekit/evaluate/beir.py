@@ -1,0 +1,107 @@
+"""BEIR-layout datasets: corpus.jsonl, queries.jsonl and qrels/<split>.tsv (``.gz`` allowed)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from densekit.corpus.readers import decoded_lines
+from densekit.errors import InputError
+
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class BeirDataset:
+    """The judged queries of one split, and where the corpus is."""
+
+    root: Path
+    split: str
+    corpus_path: Path
+    queries: dict[str, str]
+    qrels: Qrels
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+
+def _find(root: Path, stem: str) -> Path | None:
+    for candidate in (root / stem, root / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _require(root: Path, stem: str, what: str) -> Path:
+    found = _find(root, stem)
+    if found is None:
+        raise InputError(f"{root}: no {stem} (or {stem}.gz); {what}")
+    return found
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    queries: dict[str, str] = {}
+    for number, line in decoded_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict) or "_id" not in record or "text" not in record:
+            raise InputError(f"{where}: a query needs the fields _id and text")
+        queries[str(record["_id"])] = str(record["text"])
+    return queries
+
+
+def read_qrels(path: Path) -> Qrels:
+    """Read a BEIR qrels TSV (``query-id corpus-id score``, header optional)."""
+    qrels: Qrels = {}
+    for number, line in decoded_lines(path):
+        fields = line.rstrip("\r\n").split("\t")
+        if not line.strip() or (number == 1 and fields[0] == "query-id"):
+            continue
+        where = f"{path}:{number}"
+        if len(fields) == 4:  # TREC layout: qid iteration docid relevance
+            fields = [fields[0], fields[2], fields[3]]
+        if len(fields) != 3:
+            raise InputError(f"{where}: expected query-id, corpus-id, score separated by tabs")
+        query_id, doc_id, score = fields
+        try:
+            relevance = int(score)
+        except ValueError:
+            raise InputError(f"{where}: relevance {score!r} is not an integer") from None
+        qrels.setdefault(query_id, {})[doc_id] = relevance
+    return qrels
+
+
+def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
+    """Load a split's judged queries; qrels of queries without text are dropped (warned)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such dataset directory (expected BEIR layout)")
+    corpus = _require(root, "corpus.jsonl", "a BEIR dataset has corpus.jsonl")
+    queries_path = _require(root, "queries.jsonl", "a BEIR dataset has queries.jsonl")
+    qrels_path = _find(root / "qrels", f"{split}.tsv")
+    if qrels_path is None:
+        available = sorted(p.name.split(".")[0] for p in (root / "qrels").glob("*.tsv*"))
+        raise InputError(
+            f"{root}: no qrels for split {split!r}; available: {', '.join(available) or 'none'}"
+        )
+    all_queries = read_queries(queries_path)
+    qrels = read_qrels(qrels_path)
+    unknown = sorted(set(qrels) - set(all_queries))
+    warnings = []
+    if unknown:
+        warnings.append(
+            f"{qrels_path}: {len(unknown)} judged queries are not in {queries_path.name} "
+            f"(e.g. {', '.join(unknown[:3])}); they are left out"
+        )
+        for query_id in unknown:
+            del qrels[query_id]
+    queries = {query_id: all_queries[query_id] for query_id in qrels}
+    return BeirDataset(root, split, corpus, queries, qrels, tuple(warnings))

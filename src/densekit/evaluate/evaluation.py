@@ -1,0 +1,129 @@
+"""Evaluate a collection (or a model, building a temporary collection) on a BEIR dataset."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from densekit.encode import DEFAULT_MODEL, load_encoder
+from densekit.evaluate.beir import BeirDataset, load_beir
+from densekit.evaluate.metrics import DEFAULT_METRICS, compute_metrics, parse_metrics, run_depth
+from densekit.evaluate.runfile import write_run
+from densekit.retrieve.fusion import FusionConfig
+from densekit.retrieve.searcher import Searcher
+from densekit.store.builder import BuildOptions, RetrieverName, build_collection
+from densekit.store.collection import Collection
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    split: str
+    retriever: str
+    model: str | None
+    queries: int
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]] = field(repr=False)
+    run: dict[str, list[tuple[str, float]]] = field(repr=False)
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self, *, per_query: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        del data["run"]
+        if not per_query:
+            del data["per_query"]
+        return data
+
+
+def evaluate(
+    dataset: str | Path | BeirDataset,
+    *,
+    collection: str | Path | Collection | None = None,
+    model: str | None = None,
+    retriever: RetrieverName | None = None,
+    metrics: str | Sequence[str] = DEFAULT_METRICS,
+    split: str = "test",
+    fusion: FusionConfig | None = None,
+    run_out: str | Path | None = None,
+    build_options: BuildOptions | None = None,
+) -> EvalReport:
+    """Search every judged query of ``split`` and score the run against the qrels.
+
+    With ``collection`` the queries run against it (``model``, if given, must be its model);
+    without, the dataset's corpus is built into a temporary collection with ``model``.
+    """
+    started = time.perf_counter()
+    data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
+    measures = parse_metrics(metrics)
+    with ExitStack() as stack:
+        opened = _open_or_build(data, collection, model, retriever, build_options, stack)
+        searcher = Searcher(opened, retriever, fusion)
+        if model is not None and searcher.retriever != "bm25":
+            opened.use_encoder(load_encoder(model))
+        query_ids = list(data.queries)
+        rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
+        ids = opened.doc_ids
+        run = {
+            query_id: [
+                (ids[row], float(score)) for row, score in zip(r.rows, r.scores, strict=True)
+            ]
+            for query_id, r in zip(query_ids, rankings, strict=True)
+        }
+        warnings = [*data.warnings, *_unknown_documents(data, set(ids))]
+        model_name = opened.manifest.encoder.name if opened.manifest.encoder else None
+    if run_out is not None:
+        write_run(run_out, run, tag=f"densekit-{searcher.retriever}")
+    result = compute_metrics(
+        data.qrels, {q: dict(hits) for q, hits in run.items()}, [str(m) for m in measures]
+    )
+    return EvalReport(
+        dataset=data.name,
+        split=data.split,
+        retriever=searcher.retriever,
+        model=model_name if searcher.retriever != "bm25" else None,
+        queries=len(query_ids),
+        metrics=result.aggregate,
+        per_query=result.per_query,
+        run=run,
+        seconds=round(time.perf_counter() - started, 3),
+        warnings=warnings,
+    )
+
+
+def _open_or_build(
+    data: BeirDataset,
+    collection: str | Path | Collection | None,
+    model: str | None,
+    retriever: RetrieverName | None,
+    build_options: BuildOptions | None,
+    stack: ExitStack,
+) -> Collection:
+    if isinstance(collection, Collection):
+        return collection
+    if collection is not None:
+        return Collection(collection)
+    options = build_options or BuildOptions(
+        model=model or DEFAULT_MODEL, retriever=retriever or "hybrid"
+    )
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="densekit-eval-")))
+    built = build_collection(data.corpus_path, workdir / "collection", options)
+    stack.callback(built.close)
+    return built
+
+
+def _unknown_documents(data: BeirDataset, known: set[str]) -> list[str]:
+    judged = {doc for docs in data.qrels.values() for doc in docs}
+    unknown = sorted(judged - known)
+    if not unknown:
+        return []
+    pairs = sum(1 for docs in data.qrels.values() for doc in docs if doc not in known)
+    return [
+        f"qrels of split {data.split!r} name {len(unknown)} documents ({pairs} judgements) that "
+        f"the collection does not hold (e.g. {', '.join(unknown[:3])}); they count as not retrieved"
+    ]

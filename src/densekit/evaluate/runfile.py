@@ -1,0 +1,47 @@
+"""TREC run files: ``qid Q0 docid rank score tag``, one line per retrieved document."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from densekit.corpus.readers import decoded_lines
+from densekit.errors import InputError
+
+Run = dict[str, dict[str, float]]
+
+
+def write_run(
+    path: str | Path, ranked: Mapping[str, Sequence[tuple[str, float]]], tag: str = "densekit"
+) -> None:
+    """Write rankings (best first) atomically: a crash never leaves a truncated run file."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with staging.open("w", encoding="utf-8") as handle:
+        for query_id, hits in ranked.items():
+            for rank, (doc_id, score) in enumerate(hits, start=1):
+                handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+    os.replace(staging, path)
+
+
+def read_run(path: str | Path) -> Run:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such run file")
+    run: Run = {}
+    for number, line in decoded_lines(path):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 6:
+            raise InputError(
+                f"{path}:{number}: expected 6 fields (qid Q0 docid rank score tag), "
+                f"got {len(fields)}"
+            )
+        query_id, _, doc_id, _, score, _ = fields
+        try:
+            run.setdefault(query_id, {})[doc_id] = float(score)
+        except ValueError:
+            raise InputError(f"{path}:{number}: score {score!r} is not a number") from None
+    return run

@@ -1,0 +1,73 @@
+"""Run queries against a collection with a dense, BM25 or hybrid retriever."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from densekit.errors import CollectionError, InputError
+from densekit.retrieve.fusion import FusionConfig, fuse
+from densekit.retrieve.ranking import Hit, Ranking
+
+if TYPE_CHECKING:
+    from densekit.store.collection import Collection
+
+RETRIEVER_NAMES = ("dense", "bm25", "hybrid")
+
+
+class Searcher:
+    """Ranks collection rows for queries; ``retriever`` defaults to the collection's own."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        retriever: str | None = None,
+        fusion: FusionConfig | None = None,
+    ) -> None:
+        self.collection = collection
+        self.retriever = retriever or collection.manifest.retriever
+        if self.retriever not in RETRIEVER_NAMES:
+            raise InputError(
+                f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
+            )
+        if self.retriever not in collection.retrievers:
+            raise CollectionError(
+                f"{collection.directory}: cannot search with {self.retriever!r}; this collection "
+                f"supports {', '.join(collection.retrievers)}. Rebuild it with "
+                f"--retriever {self.retriever} to add it"
+            )
+        self.fusion = fusion or FusionConfig.from_dict(collection.manifest.fusion)
+
+    def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        if self.retriever == "dense":
+            return self._dense(queries, k)
+        if self.retriever == "bm25":
+            return self._lexical(queries, k)
+        depth = max(k, self.fusion.depth)
+        pairs = zip(self._dense(queries, depth), self._lexical(queries, depth), strict=True)
+        return [fuse(dense, lexical, self.fusion).top(k) for dense, lexical in pairs]
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """Rankings with document ids, titles and texts, for display and for run files."""
+        hits = []
+        for ranking in self.rank(queries, k):
+            documents = self.collection.documents.get_rows(ranking.rows.tolist())
+            hits.append(
+                [
+                    Hit(doc.id, float(score), rank, doc.title, doc.text)
+                    for rank, (doc, score) in enumerate(
+                        zip(documents, ranking.scores, strict=True), 1
+                    )
+                ]
+            )
+        return hits
+
+    def _dense(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        vectors = self.collection.encoder.encode_queries(queries)
+        rows, scores = self.collection.dense_index.search(vectors, k)
+        return [Ranking(r, s) for r, s in zip(rows, scores, strict=True)]
+
+    def _lexical(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        return [Ranking(r, s) for r, s in self.collection.lexical_index.search(queries, k)]

@@ -1,0 +1,226 @@
+"""Build a collection: ingest, encode, index, then publish with one atomic manifest write."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from densekit.corpus.chunking import ChunkConfig, chunk_text
+from densekit.corpus.readers import CorpusFormat, CorpusReader, EmptyPolicy, FieldNames
+from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
+from densekit.errors import InputError
+from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
+from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
+from densekit.store import layout
+from densekit.store.collection import Collection
+from densekit.store.documents import DocumentStore, DocumentWriter
+from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest, write_manifest
+from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, ShardWriter
+
+RetrieverName = Literal["dense", "bm25", "hybrid"]
+RETRIEVERS: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to turn a corpus into a collection; the defaults reproduce the published numbers."""
+
+    model: str = DEFAULT_MODEL
+    retriever: RetrieverName = "hybrid"
+    chunk: ChunkConfig | None = None
+    corpus_format: CorpusFormat = "auto"
+    fields: FieldNames = field(default_factory=FieldNames)
+    on_empty: EmptyPolicy = "skip"
+    batch_size: int = 32
+    encode_block: int = 1024
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
+    bm25_k1: float = DEFAULT_K1
+    bm25_b: float = DEFAULT_B
+    fusion: FusionConfig = DEFAULT_FUSION
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.retriever not in RETRIEVERS:
+            raise InputError(
+                f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVERS)}"
+            )
+
+
+def build_collection(
+    corpus: str | Path,
+    out: str | Path,
+    options: BuildOptions | None = None,
+    *,
+    overwrite: bool = False,
+    encoder: Encoder | None = None,
+) -> Collection:
+    """Build a collection from ``corpus`` into ``out`` and return it opened.
+
+    A crash or Ctrl-C at any point leaves ``out`` as it was: the previous collection (if any)
+    stays the visible one, and the unfinished generation is never named by a manifest.
+    """
+    options = options or BuildOptions()
+    directory = Path(out)
+    reader = CorpusReader(
+        corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
+    )
+    layout.claim_output(directory, overwrite=overwrite)
+    generation = layout.new_generation_name()
+    root = directory / generation
+    root.mkdir()
+    try:
+        manifest = _build_generation(reader, directory, generation, options, encoder)
+        write_manifest(directory, manifest)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    layout.remove_stale_generations(directory, keep=generation)
+    return Collection(directory)
+
+
+def _build_generation(
+    reader: CorpusReader,
+    directory: Path,
+    generation: str,
+    options: BuildOptions,
+    encoder: Encoder | None,
+) -> Manifest:
+    root = directory / generation
+    started = time.perf_counter()
+    writer = DocumentWriter(root / layout.DOCUMENTS_FILE)
+    try:
+        writer.add_all(_progress(reader, options.progress, "reading", "doc"))
+    finally:
+        writer.close()
+    if writer.count == 0:
+        raise InputError(
+            f"{reader.path}: no documents to index (skipped empty: {reader.stats.skipped_empty})"
+        )
+    stats: dict[str, object] = {
+        "documents": writer.count,
+        "skipped_empty": reader.stats.skipped_empty,
+        "skipped_empty_ids": reader.stats.first_skipped,
+        "ingest_seconds": round(time.perf_counter() - started, 3),
+    }
+    store = DocumentStore(root / layout.DOCUMENTS_FILE)
+    try:
+        encoder_info = dense = lexical = None
+        if options.retriever in ("dense", "hybrid"):
+            encoder = encoder or load_encoder(options.model, batch_size=options.batch_size)
+            encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
+        if options.retriever in ("bm25", "hybrid"):
+            lexical = _index_lexical(store, root, generation, options, stats)
+    finally:
+        store.close()
+    return Manifest(
+        generation=generation,
+        documents=writer.count,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=str(reader.path.resolve()),
+        files=layout.files_with_sizes(directory, generation),
+        retriever=options.retriever,
+        encoder=encoder_info,
+        dense=dense,
+        lexical=lexical,
+        fusion=options.fusion.to_dict(),
+        stats=stats,
+    )
+
+
+def _passages(
+    store: DocumentStore, encoder: Encoder, chunk: ChunkConfig | None
+) -> Iterator[list[str]]:
+    """Per document, the texts to encode: the whole content, or its token windows."""
+    for document in store.iter_documents():
+        if chunk is None:
+            yield [document.content]
+        else:
+            yield list(chunk_text(document.content, encoder.token_spans, chunk))
+
+
+def _encode(
+    store: DocumentStore,
+    root: Path,
+    generation: str,
+    encoder: Encoder,
+    options: BuildOptions,
+    stats: dict[str, object],
+) -> tuple[EncoderInfo, DenseInfo]:
+    started = time.perf_counter()
+    shards = ShardWriter(root / layout.EMBEDDINGS_DIR, encoder.dimension, options.rows_per_shard)
+    offsets = [0]
+    block: list[str] = []
+    total = len(store)
+    with tqdm(total=total, desc="encoding", unit="doc", disable=not options.progress) as bar:
+        for passages in _passages(store, encoder, options.chunk):
+            block.extend(passages)
+            offsets.append(offsets[-1] + len(passages))
+            if len(block) >= options.encode_block:
+                shards.append(encoder.encode_documents(block))
+                bar.update(len(offsets) - 1 - bar.n)
+                block = []
+        if block:
+            shards.append(encoder.encode_documents(block))
+        bar.update(total - bar.n)
+    paths = shards.close()
+    seconds = time.perf_counter() - started
+    stats.update(
+        encode_seconds=round(seconds, 3),
+        encode_docs_per_second=round(total / seconds, 2) if seconds else None,
+        passages=shards.rows,
+    )
+    offsets_file = None
+    if options.chunk is not None:
+        offsets_file = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
+        np.save(root / layout.PASSAGE_OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
+    spec = encoder.spec
+    encoder_info = EncoderInfo(
+        name=spec.name,
+        location=spec.location,
+        fingerprint=encoder.fingerprint,
+        dimension=encoder.dimension,
+        max_tokens=encoder.max_tokens,
+        query_prompt=spec.query_prompt,
+        document_prompt=spec.document_prompt,
+        normalize=spec.normalize,
+    )
+    dense = DenseInfo(
+        index="flat",
+        shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in paths],
+        rows=shards.rows,
+        passage_offsets=offsets_file,
+        chunk_size=options.chunk.size if options.chunk else None,
+        chunk_overlap=options.chunk.overlap if options.chunk else None,
+    )
+    return encoder_info, dense
+
+
+def _index_lexical(
+    store: DocumentStore,
+    root: Path,
+    generation: str,
+    options: BuildOptions,
+    stats: dict[str, object],
+) -> LexicalInfo:
+    started = time.perf_counter()
+    texts = [document.content for document in store.iter_documents()]
+    index = LexicalIndex.build(
+        texts, k1=options.bm25_k1, b=options.bm25_b, progress=options.progress
+    )
+    index.save(root / layout.LEXICAL_DIR)
+    stats["bm25_seconds"] = round(time.perf_counter() - started, 3)
+    return LexicalInfo(
+        directory=f"{generation}/{layout.LEXICAL_DIR}", k1=options.bm25_k1, b=options.bm25_b
+    )
+
+
+def _progress(items: CorpusReader, enabled: bool, desc: str, unit: str) -> Iterator:
+    return iter(tqdm(items, desc=desc, unit=unit, disable=not enabled))

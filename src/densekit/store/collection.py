@@ -1,0 +1,179 @@
+"""An opened collection: its manifest, documents, indexes and the encoder its queries need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from densekit.errors import CollectionError, ModelMismatchError
+from densekit.store import layout
+from densekit.store.documents import DocumentStore
+from densekit.store.manifest import Manifest, read_manifest, verify_files
+from densekit.store.shards import open_shards
+
+if TYPE_CHECKING:
+    from densekit.encode import Encoder
+    from densekit.index import FlatIndex, LexicalIndex
+    from densekit.retrieve.ranking import Hit
+
+
+class Collection:
+    """A searchable collection directory, opened read-only.
+
+    Opening checks the manifest and that every file it names is there, whole; a missing, partial
+    or corrupt collection is refused with a message saying which and what to do.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.manifest: Manifest = read_manifest(self.directory)
+        verify_files(self.directory, self.manifest)
+        self.documents = DocumentStore(
+            self.directory / self.manifest.generation / layout.DOCUMENTS_FILE
+        )
+        self._encoder: Encoder | None = None
+
+    def __len__(self) -> int:
+        return self.manifest.documents
+
+    def __repr__(self) -> str:
+        where = str(self.directory)
+        return f"Collection({where!r}, documents={len(self)}, retrievers={self.retrievers})"
+
+    @property
+    def retrievers(self) -> list[str]:
+        return self.manifest.retrievers
+
+    @cached_property
+    def doc_ids(self) -> list[str]:
+        return self.documents.all_ids()
+
+    @cached_property
+    def dense_index(self) -> FlatIndex:
+        from densekit.index import FlatIndex
+
+        dense = self.manifest.dense
+        if dense is None or self.manifest.encoder is None:
+            raise CollectionError(
+                f"{self.directory}: built without dense vectors; rebuild with "
+                "--retriever dense or hybrid"
+            )
+        shards = open_shards(
+            [self.directory / s for s in dense.shards], self.manifest.encoder.dimension
+        )
+        offsets = None
+        if dense.passage_offsets:
+            offsets = np.load(self.directory / dense.passage_offsets)
+        return FlatIndex(shards, offsets)
+
+    @cached_property
+    def lexical_index(self) -> LexicalIndex:
+        from densekit.index import LexicalIndex
+
+        lexical = self.manifest.lexical
+        if lexical is None:
+            raise CollectionError(
+                f"{self.directory}: built without a BM25 index; rebuild with "
+                "--retriever bm25 or hybrid"
+            )
+        return LexicalIndex.load(
+            self.directory / lexical.directory, stemmer=lexical.stemmer, stopwords=lexical.stopwords
+        )
+
+    @property
+    def encoder(self) -> Encoder:
+        """The collection's own model, loaded on first use and checked against the fingerprint."""
+        if self._encoder is None:
+            from densekit.encode import ModelSpec, load_encoder
+
+            info = self._encoder_info()
+            spec = ModelSpec(
+                name=info.name,
+                location=info.location,
+                query_prompt=info.query_prompt,
+                document_prompt=info.document_prompt,
+                normalize=info.normalize,
+            )
+            self.use_encoder(load_encoder(spec, max_tokens=info.max_tokens))
+        assert self._encoder is not None
+        return self._encoder
+
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Encode queries with ``encoder``; one that is not the collection's model is refused."""
+        info = self._encoder_info()
+        if encoder.fingerprint != info.fingerprint:
+            raise ModelMismatchError(
+                f"{self.directory} was built with model {info.name!r} (fingerprint "
+                f"{info.fingerprint[:12]}), but the queries would be encoded with "
+                f"{encoder.name!r} (fingerprint {encoder.fingerprint[:12]}); its vectors are not "
+                "comparable. Use the collection's model, or rebuild the collection with this one"
+            )
+        self._encoder = encoder
+
+    def _encoder_info(self):
+        info = self.manifest.encoder
+        if info is None:
+            raise CollectionError(
+                f"{self.directory}: built for BM25 only, so it has no model; "
+                "rebuild with --retriever dense or hybrid to search with one"
+            )
+        return info
+
+    def search(self, query: str, k: int = 10, *, retriever: str | None = None) -> list[Hit]:
+        """The top ``k`` documents for ``query``, with their ids, scores, titles and texts."""
+        return self.search_many([query], k, retriever=retriever)[0]
+
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, *, retriever: str | None = None
+    ) -> list[list[Hit]]:
+        from densekit.retrieve.searcher import Searcher
+
+        return Searcher(self, retriever).search(queries, k)
+
+    def info(self) -> dict[str, Any]:
+        """What the collection holds, for `densekit info` and for people."""
+        manifest = self.manifest
+        return {
+            "directory": str(self.directory.resolve()),
+            "documents": manifest.documents,
+            "retrievers": manifest.retrievers,
+            "default_retriever": manifest.retriever,
+            "model": None
+            if manifest.encoder is None
+            else {
+                "name": manifest.encoder.name,
+                "location": manifest.encoder.location,
+                "dimension": manifest.encoder.dimension,
+                "fingerprint": manifest.encoder.fingerprint,
+            },
+            "passages": manifest.dense.rows if manifest.dense else None,
+            "chunking": None
+            if not manifest.dense or manifest.dense.chunk_size is None
+            else {
+                "size": manifest.dense.chunk_size,
+                "overlap": manifest.dense.chunk_overlap,
+            },
+            "index": manifest.dense.index if manifest.dense else None,
+            "bm25": None
+            if manifest.lexical is None
+            else {
+                "k1": manifest.lexical.k1,
+                "b": manifest.lexical.b,
+            },
+            "fusion": manifest.fusion,
+            "size_bytes": sum(manifest.files.values()),
+            "created": manifest.created,
+            "source": manifest.source,
+            "stats": manifest.stats,
+        }
+
+    def close(self) -> None:
+        self.documents.close()
+
+
+def open_collection(directory: str | Path) -> Collection:
+    return Collection(directory)

@@ -1,0 +1,166 @@
+"""The manifest: the one file that makes a collection visible, written by atomic rename.
+
+Everything a collection holds lives in a generation directory (``gen-…``) named by the manifest.
+A build writes a fresh generation, then replaces ``manifest.json`` in one ``os.replace``: a
+reader sees the old collection or the new one, never a half-written mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from densekit.errors import CollectionError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_NAME = "densekit-collection"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """Which model encoded the collection, and how; queries must be encoded the same way."""
+
+    name: str
+    location: str
+    fingerprint: str
+    dimension: int
+    max_tokens: int
+    query_prompt: str = ""
+    document_prompt: str = ""
+    normalize: bool = True
+    backend: str = "sentence-transformers"
+
+
+@dataclass(frozen=True)
+class DenseInfo:
+    index: str
+    shards: list[str]
+    rows: int
+    passage_offsets: str | None = None
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
+
+
+@dataclass(frozen=True)
+class LexicalInfo:
+    directory: str
+    k1: float
+    b: float
+    method: str = "lucene"
+    stemmer: str = "english"
+    stopwords: str = "en"
+    backend: str = "bm25s"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    generation: str
+    documents: int
+    created: str
+    source: str
+    files: dict[str, int]
+    retriever: str
+    encoder: EncoderInfo | None = None
+    dense: DenseInfo | None = None
+    lexical: LexicalInfo | None = None
+    fusion: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT_NAME
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def retrievers(self) -> list[str]:
+        available = [name for name, part in (("dense", self.dense), ("bm25", self.lexical)) if part]
+        return [*available, "hybrid"] if len(available) == 2 else available
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        sections = {
+            "encoder": EncoderInfo,
+            "dense": DenseInfo,
+            "lexical": LexicalInfo,
+        }
+        values = dict(data)
+        for key, kind in sections.items():
+            if values.get(key) is not None:
+                values[key] = kind(**values[key])
+        return cls(**values)
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Replace ``directory/manifest.json`` atomically and durably."""
+    target = directory / MANIFEST_NAME
+    staging = directory / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
+    with staging.open("w", encoding="utf-8") as handle:
+        handle.write(manifest.to_json())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, target)
+    fsync_directory(directory)
+
+
+def fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """Read and check a manifest; every way it can be missing or broken has its own message."""
+    if not directory.exists():
+        raise CollectionError(
+            f"{directory}: no such collection; build one with: densekit index CORPUS --out "
+            f"{directory}"
+        )
+    if not directory.is_dir():
+        raise CollectionError(f"{directory}: not a directory, so not a collection")
+    path = directory / MANIFEST_NAME
+    if not path.exists():
+        if any(directory.glob("gen-*")):
+            raise CollectionError(
+                f"{directory}: partial collection (no {MANIFEST_NAME}): a build was interrupted "
+                "before it finished; rebuild with densekit index ... --overwrite"
+            )
+        raise CollectionError(f"{directory}: not a densekit collection (no {MANIFEST_NAME})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT_NAME:
+            raise CollectionError(
+                f"{path}: not a densekit manifest (format={data.get('format')!r})"
+            )
+        if data.get("format_version") != FORMAT_VERSION:
+            raise CollectionError(
+                f"{path}: collection format version {data.get('format_version')} is not "
+                f"{FORMAT_VERSION}, the one this densekit reads; rebuild the collection"
+            )
+        return Manifest.from_dict(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as exc:
+        raise CollectionError(
+            f"{path}: corrupt manifest ({exc}); rebuild with densekit index ... --overwrite"
+        ) from None
+
+
+def verify_files(directory: Path, manifest: Manifest) -> None:
+    """Check that every file the manifest names is there with the size it recorded."""
+    for relative, size in manifest.files.items():
+        path = directory / relative
+        if not path.is_file():
+            raise CollectionError(
+                f"{directory}: corrupt collection: {relative} is missing; "
+                "rebuild with densekit index ... --overwrite"
+            )
+        actual = path.stat().st_size
+        if actual != size:
+            raise CollectionError(
+                f"{directory}: corrupt collection: {relative} is {actual} bytes, the manifest "
+                f"says {size}; rebuild with densekit index ... --overwrite"
+            )

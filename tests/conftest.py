@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import HashingEncoder
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = PROJECT.parent / "shared" / "datasets"
+BUNDLED_SCIFACT = PROJECT / "datasets" / "scifact"
+
+DOCUMENTS = [
+    {"_id": "d1", "title": "Cats", "text": "The cat sat on the mat and purred."},
+    {"_id": "d2", "title": "Dogs", "text": "Dogs are loyal animals that love to run."},
+    {
+        "_id": "d3",
+        "title": "Vitamin D",
+        "text": "Vitamin D deficiency raises the risk of bone fractures.",
+    },
+    {"_id": "d4", "title": "Fish", "text": "Salmon swim upstream to spawn in rivers."},
+    {"_id": "d5", "title": "Bones", "text": "Calcium and vitamin D keep bones strong."},
+]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "corpus.jsonl", DOCUMENTS)
+
+
+@pytest.fixture
+def hashing_encoder() -> HashingEncoder:
+    return HashingEncoder()
+
+
+@pytest.fixture
+def tiny_beir(tmp_path: Path) -> Path:
+    """A hand-made BEIR dataset over DOCUMENTS with graded judgements."""
+    root = tmp_path / "tiny-beir"
+    (root / "qrels").mkdir(parents=True)
+    write_jsonl(root / "corpus.jsonl", DOCUMENTS)
+    write_jsonl(
+        root / "queries.jsonl",
+        [
+            {"_id": "q1", "text": "vitamin D and bones"},
+            {"_id": "q2", "text": "loyal dogs"},
+        ],
+    )
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq1\td5\t2\nq2\td2\t1\n", encoding="utf-8"
+    )
+    return root
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED_DATASETS / name
+    if not path.exists():
+        pytest.skip(f"../shared/datasets/{name} is not beside the project")
+    return path

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from densekit.corpus import CorpusReader, FieldNames, read_corpus
+from densekit.errors import InputError
+
+
+def test_beir_jsonl_reads_ids_titles_text_and_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(
+        json.dumps({"_id": 7, "title": "T", "text": "body", "metadata": {"year": 2020}}) + "\n\n",
+        encoding="utf-8",
+    )
+    [doc] = list(read_corpus(path))
+    assert (doc.id, doc.title, doc.text) == ("7", "T", "body")
+    assert doc.metadata == {"metadata": {"year": 2020}}
+    assert doc.content == "T body"
+    assert doc.source == f"{path}:1"
+
+
+def test_gzip_and_custom_fields(tmp_path: Path) -> None:
+    path = tmp_path / "docs.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write(json.dumps({"pid": "a", "passage": "hello world", "heading": "H"}) + "\n")
+    docs = list(read_corpus(path, fields=FieldNames(id="pid", text="passage", title="heading")))
+    assert [(d.id, d.title, d.text) for d in docs] == [("a", "H", "hello world")]
+
+
+def test_csv_and_tsv_with_quoted_multiline_fields(tmp_path: Path) -> None:
+    csv_path = tmp_path / "docs.csv"
+    csv_path.write_text('id,title,text\n1,One,"first, with comma"\n2,Two,"line\nbreak"\n3,,x\n')
+    docs = list(read_corpus(csv_path))
+    assert [d.id for d in docs] == ["1", "2", "3"]
+    assert docs[1].text == "line\nbreak"
+    assert docs[2].source == f"{csv_path}:5"
+    tsv_path = tmp_path / "docs.tsv"
+    tsv_path.write_text("docid\tcontents\nx\tsome text\n")
+    assert [(d.id, d.text) for d in read_corpus(tsv_path)] == [("x", "some text")]
+
+
+def test_csv_row_with_wrong_column_count_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "docs.csv"
+    path.write_text("id,text\n1,ok\n2,too,many\n")
+    with pytest.raises(InputError, match=r"docs\.csv:3: 3 columns"):
+        list(read_corpus(path))
+
+
+def test_folder_of_text_and_markdown_uses_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_text("alpha")
+    (tmp_path / "sub" / "b.md").write_text("# beta")
+    (tmp_path / "ignored.bin").write_bytes(b"\x00")
+    docs = list(read_corpus(tmp_path))
+    assert [(d.id, d.text) for d in docs] == [("a.txt", "alpha"), ("sub/b.md", "# beta")]
+
+
+def test_parquet(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"id": ["p1", "p2"], "text": ["one", "two"]}), path)
+    assert [d.id for d in read_corpus(path)] == ["p1", "p2"]
+
+
+def test_reader_streams_instead_of_loading_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "1", "text": "fine"}\n{broken\n')
+    documents = read_corpus(path)
+    assert next(documents).id == "1"  # the good line is yielded before the bad one is read
+    with pytest.raises(InputError):
+        next(documents)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"_id": "1", "text": "ok"}\n{"_id": "2", "text": \n', r"corpus\.jsonl:2: malformed JSON"),
+        (
+            '{"_id": "1", "text": "ok"}\n{"_id": "2"}\n',
+            r"corpus\.jsonl:2: missing text field 'text'",
+        ),
+        (
+            '{"_id": "1", "text": "ok"}\n{"text": "no id"}\n',
+            r"corpus\.jsonl:2: missing id field '_id'",
+        ),
+        ('{"title": "x", "body2": "y"}\n', r"corpus\.jsonl:1: no id field"),
+        ("[1, 2]\n", r"corpus\.jsonl:1: expected a JSON object"),
+        ('{"_id": "1", "text": 5}\n', r"corpus\.jsonl:1: field 'text' of document '1' is a int"),
+    ],
+)
+def test_bad_jsonl_lines_are_named(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        list(read_corpus(path))
+
+
+def test_non_utf8_bytes_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
+    with pytest.raises(InputError, match=r"corpus\.jsonl:2: not valid UTF-8"):
+        list(read_corpus(path))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "bad.txt").write_bytes(b"line one\nline \xff two\n")
+    with pytest.raises(InputError, match=r"bad\.txt:2: not valid UTF-8"):
+        list(read_corpus(folder))
+
+
+def test_empty_documents_are_skipped_and_counted_or_refused(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(
+        '{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "  ", "title": ""}\n'
+        '{"_id": "3", "text": "", "title": "title only"}\n'
+    )
+    reader = CorpusReader(path)
+    assert [d.id for d in reader] == ["1", "3"]
+    assert (reader.stats.documents, reader.stats.skipped_empty) == (2, 1)
+    assert reader.stats.first_skipped == ["2"]
+    with pytest.raises(InputError, match=r"corpus\.jsonl:2: document '2' is empty"):
+        list(CorpusReader(path, on_empty="error"))
+
+
+def test_missing_path_and_unknown_suffix(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        CorpusReader(tmp_path / "nope.jsonl")
+    odd = tmp_path / "corpus.xml"
+    odd.write_text("<x/>")
+    with pytest.raises(InputError, match="cannot tell the corpus format"):
+        CorpusReader(odd)

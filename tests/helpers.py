@@ -1,0 +1,53 @@
+"""Test doubles shared across the suite."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from densekit.encode import ModelSpec
+
+_WORD = re.compile(r"\w+")
+
+
+class HashingEncoder:
+    """A deterministic bag-of-words encoder: fast, model-free, and similar texts score high."""
+
+    def __init__(self, dimension: int = 64, salt: str = "") -> None:
+        self.spec = ModelSpec(name=f"hashing{salt}", location="hashing")
+        self._dimension = dimension
+        self._salt = salt
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"hashing:{self._dimension}:{self._salt}".encode()).hexdigest()[:32]
+
+    @property
+    def max_tokens(self) -> int:
+        return 512
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return [match.span() for match in _WORD.finditer(text)]
+
+    def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.encode_documents(texts)
+
+    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                bucket = int(hashlib.md5((self._salt + word).encode()).hexdigest(), 16)
+                out[row, bucket % self._dimension] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)

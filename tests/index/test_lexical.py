@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from densekit.index import LexicalIndex
+
+TEXTS = [
+    "The runner was running quickly",
+    "Dogs bark at the mailman",
+    "A quiet library with many books",
+]
+
+
+def test_stemming_and_stop_words_are_applied(tmp_path: Path) -> None:
+    index = LexicalIndex.build(TEXTS)
+    [(rows, scores)] = index.search(["runs"], k=3)
+    assert rows.tolist() == [0]  # "runs" matches "running"/"runner" through the stemmer
+    assert scores[0] > 0
+    [(rows, _)] = index.search(["the a with"], k=3)  # only stop words: nothing matches
+    assert len(rows) == 0
+
+
+def test_saved_index_loads_memory_mapped_with_identical_results(tmp_path: Path) -> None:
+    index = LexicalIndex.build(TEXTS, k1=1.2, b=0.75)
+    index.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    for query in ["dogs bark", "library books", "unknownword"]:
+        [(a_rows, a_scores)] = index.search([query], k=3)
+        [(b_rows, b_scores)] = loaded.search([query], k=3)
+        np.testing.assert_array_equal(a_rows, b_rows)
+        np.testing.assert_allclose(a_scores, b_scores)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from densekit.errors import InputError
+from densekit.retrieve import FusionConfig, Ranking, convex_fusion, fuse, reciprocal_rank_fusion
+
+
+def ranking(rows: list[int], scores: list[float]) -> Ranking:
+    return Ranking(np.array(rows, dtype=np.int64), np.array(scores, dtype=np.float32))
+
+
+def test_rrf_matches_the_formula() -> None:
+    fused = reciprocal_rank_fusion([ranking([1, 2, 3], [9, 8, 7]), ranking([3, 1], [5, 4])], k=60)
+    expected = {1: 1 / 61 + 1 / 62, 2: 1 / 62, 3: 1 / 63 + 1 / 61}
+    assert fused.rows.tolist() == [1, 3, 2]
+    np.testing.assert_allclose(fused.scores, [expected[r] for r in fused.rows.tolist()], rtol=1e-6)
+
+
+def test_convex_fusion_min_max_normalises_each_list() -> None:
+    dense = ranking([1, 2, 3], [0.9, 0.5, 0.1])  # normalised: 1, 0.5, 0
+    lexical = ranking([3, 4], [20.0, 10.0])  # normalised: 1, 0
+    fused = convex_fusion([dense, lexical], [0.6, 0.4])
+    scores = dict(zip(fused.rows.tolist(), fused.scores.tolist(), strict=True))
+    assert scores == pytest.approx({1: 0.6, 2: 0.3, 3: 0.4, 4: 0.0})
+    assert fused.rows.tolist() == [1, 3, 2, 4]
+
+
+def test_fuse_dispatches_on_method_and_validates() -> None:
+    a, b = ranking([1], [1.0]), ranking([2], [1.0])
+    assert fuse(a, b, FusionConfig(method="convex", alpha=1.0)).rows.tolist()[0] == 1
+    assert fuse(a, b, FusionConfig(method="convex", alpha=0.0)).rows.tolist()[0] == 2
+    assert len(fuse(a, b, FusionConfig(method="rrf"))) == 2
+    with pytest.raises(InputError):
+        FusionConfig(alpha=1.5)
+    with pytest.raises(InputError):
+        FusionConfig(method="max")  # type: ignore[arg-type]

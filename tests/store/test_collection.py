@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from densekit.errors import CollectionError
+from densekit.store import BuildOptions, Collection, build_collection
+
+BM25_ONLY = BuildOptions(retriever="bm25", progress=False)
+
+
+def test_missing_and_non_collection_dirs(tmp_path: Path) -> None:
+    with pytest.raises(CollectionError, match="no such collection"):
+        Collection(tmp_path / "nowhere")
+    with pytest.raises(CollectionError, match="not a densekit collection"):
+        Collection(tmp_path)
+
+
+def test_partial_collection_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "gen-20260101T000000-abcd").mkdir()
+    with pytest.raises(CollectionError, match="partial collection"):
+        Collection(tmp_path)
+
+
+def test_corrupt_manifest_and_files_are_refused(corpus_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    collection = build_collection(corpus_file, out, BM25_ONLY)
+    some_file = next(iter(collection.manifest.files))
+    with (out / some_file).open("ab") as handle:
+        handle.write(b"garbage")
+    with pytest.raises(CollectionError, match=f"corrupt collection: {some_file} is"):
+        Collection(out)
+    (out / some_file).unlink()
+    with pytest.raises(CollectionError, match="is missing"):
+        Collection(out)
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(CollectionError, match="corrupt manifest"):
+        Collection(out)
+    (out / "manifest.json").write_text(
+        json.dumps({"format": "densekit-collection", "format_version": 99})
+    )
+    with pytest.raises(CollectionError, match="format version 99"):
+        Collection(out)
+
+
+def _big_corpus(path: Path, documents: int) -> Path:
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+    with path.open("w") as handle:
+        for i in range(documents):
+            text = " ".join(words[(i * 7 + j) % 10] for j in range(30))
+            handle.write(json.dumps({"_id": f"doc{i}", "text": f"{text} token{i}"}) + "\n")
+    return path
+
+
+def _kill_during_build(corpus: Path, out: Path, *extra: str) -> None:
+    """Start `densekit index`, wait until it is writing a new generation, then SIGKILL it."""
+    before = {p.name for p in out.glob("gen-*")} if out.exists() else set()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "densekit.cli.main",
+            "index",
+            str(corpus),
+            "--out",
+            str(out),
+            "--retriever",
+            "bm25",
+            "--quiet",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            fresh = [p for p in out.glob("gen-*") if p.name not in before] if out.exists() else []
+            if fresh and (fresh[0] / "documents.sqlite").exists():
+                time.sleep(0.2)
+                break
+            assert process.poll() is None, "the build finished before it could be killed"
+            time.sleep(0.02)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_build_leaves_nothing_that_looks_complete(tmp_path: Path) -> None:
+    corpus = _big_corpus(tmp_path / "big.jsonl", 300_000)
+    out = tmp_path / "c"
+    _kill_during_build(corpus, out)
+    assert not (out / "manifest.json").exists()
+    with pytest.raises(CollectionError, match="partial collection"):
+        Collection(out)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_rebuild_keeps_the_old_collection_searchable(
+    corpus_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "c"
+    build_collection(corpus_file, out, BM25_ONLY)
+    before = (out / "manifest.json").read_bytes()
+    corpus = _big_corpus(tmp_path / "big.jsonl", 300_000)
+    _kill_during_build(corpus, out, "--overwrite")
+    assert (out / "manifest.json").read_bytes() == before
+    collection = Collection(out)
+    assert collection.search("loyal dogs", k=1)[0].id == "d2"
+    # The next overwrite clears the dead build's leftovers.
+    build_collection(corpus_file, out, BM25_ONLY, overwrite=True)
+    assert len(list(out.glob("gen-*"))) == 1
