@@ -1,0 +1,135 @@
+"""The CLI as a user meets it: exit codes, messages without tracebacks, JSON output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from densekit.cli.main import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_lists_the_bundled_default(capsys) -> None:
+    code, out, _ = run_cli(capsys, "models", "--json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert code == 0
+    assert rows["minilm"]["offline"] is True and rows["minilm"]["default"] is True
+
+
+def test_bm25_index_search_info_eval_round_trip(capsys, tiny_beir: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "col"
+    corpus = tiny_beir / "corpus.jsonl"
+    code, out, _ = run_cli(
+        capsys, "index", corpus, "--out", out_dir, "--retriever", "bm25", "--quiet"
+    )
+    assert code == 0 and "5 documents" in out
+
+    code, out, _ = run_cli(capsys, "search", out_dir, "loyal dogs", "-k", "2", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["retriever"] == "bm25"
+    assert result["hits"][0]["id"] == "d2" and result["hits"][0]["rank"] == 1
+
+    code, out, _ = run_cli(capsys, "info", out_dir, "--json")
+    assert code == 0 and json.loads(out)["documents"] == 5
+
+    run_file = tmp_path / "run.trec"
+    code, out, _ = run_cli(
+        capsys,
+        "eval",
+        tiny_beir,
+        "--collection",
+        out_dir,
+        "--metrics",
+        "nDCG@10,R@100",
+        "--run-out",
+        run_file,
+        "--json",
+    )
+    report = json.loads(out)
+    assert code == 0
+    assert set(report["metrics"]) == {"nDCG@10", "R@100"}
+    assert report["metrics"]["R@100"] == pytest.approx(1.0)
+    assert run_file.read_text().startswith("q1 Q0 ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "{tmp}/missing", "q"], "no such collection"),
+        (["info", "{tmp}"], "not a densekit collection"),
+        (["index", "{tmp}/none.jsonl", "--out", "{tmp}/o"], "no such file"),
+        (["eval", "{tmp}", "--collection", "{tmp}"], "no corpus.jsonl"),
+    ],
+)
+def test_errors_exit_2_with_a_message(capsys, tmp_path: Path, args: list[str], message: str):
+    code, _, err = run_cli(capsys, *[a.format(tmp=tmp_path) for a in args])
+    assert code == 2
+    assert err.startswith("densekit: error: ") and message in err
+
+
+def test_existing_collection_without_overwrite(capsys, corpus_file: Path, tmp_path: Path) -> None:
+    args = ["index", corpus_file, "--out", tmp_path / "c", "--retriever", "bm25", "--quiet"]
+    assert run_cli(capsys, *args)[0] == 0
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "pass --overwrite" in err
+    assert run_cli(capsys, *args, "--overwrite")[0] == 0
+
+
+def test_empty_documents_are_reported_or_refused(capsys, tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"_id": "a", "text": "words"}\n{"_id": "b", "text": ""}\n')
+    code, _, err = run_cli(
+        capsys, "index", corpus, "--out", tmp_path / "o", "--retriever", "bm25", "--quiet"
+    )
+    assert code == 0 and "skipped 1 empty documents (e.g. b)" in err
+    code, _, err = run_cli(
+        capsys, "index", corpus, "--out", tmp_path / "o2", "--retriever", "bm25", "--empty", "error"
+    )
+    assert code == 2 and "c.jsonl:2: document 'b' is empty" in err
+    assert not (tmp_path / "o2" / "manifest.json").exists()
+
+
+def test_malformed_corpus_from_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "oops"\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "densekit.cli.main",
+            "index",
+            str(corpus),
+            "--out",
+            str(tmp_path / "out"),
+            "--retriever",
+            "bm25",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "corpus.jsonl:2: malformed JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_qrels_naming_unknown_documents_warn_with_counts(capsys, tiny_beir: Path, tmp_path: Path):
+    with (tiny_beir / "qrels" / "test.tsv").open("a") as handle:
+        handle.write("q2\tghost1\t1\nq2\tghost2\t1\nq7\td1\t1\n")
+    code, out, err = run_cli(
+        capsys, "eval", tiny_beir, "--retriever", "bm25", "--metrics", "R@100", "--json"
+    )
+    assert code == 0
+    assert "1 judged queries are not in queries.jsonl" in err
+    assert "name 2 documents (2 judgements) that the collection does not hold" in err
+    assert json.loads(out)["queries"] == 2
