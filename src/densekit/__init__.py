@@ -9,7 +9,15 @@ from densekit.errors import (
     MissingDependencyError,
     ModelMismatchError,
 )
-from densekit.evaluate import EvalReport, compute_metrics, evaluate, load_beir, read_run, write_run
+from densekit.evaluate import (
+    EvalReport,
+    compute_metrics,
+    evaluate,
+    evaluate_run,
+    load_beir,
+    read_run,
+    write_run,
+)
 from densekit.retrieve import FusionConfig, Hit, Ranking, Searcher
 from densekit.store import BuildOptions, Collection, build_collection, open_collection
 
@@ -39,6 +47,7 @@ __all__ = [
     "build_collection",
     "compute_metrics",
     "evaluate",
+    "evaluate_run",
     "load_beir",
     "load_encoder",
     "open_collection",

@@ -60,6 +60,13 @@ def test_bm25_index_search_info_eval_round_trip(capsys, tiny_beir: Path, tmp_pat
     assert report["metrics"]["R@100"] == pytest.approx(1.0)
     assert run_file.read_text().startswith("q1 Q0 ")
 
+    # The written run scores the same when read back.
+    code, out, _ = run_cli(
+        capsys, "eval", tiny_beir, "--run", run_file, "--metrics", "nDCG@10,R@100", "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["metrics"] == pytest.approx(report["metrics"], abs=1e-6)
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from densekit.cli.output import print_json, warn
-from densekit.evaluate import evaluate
+from densekit.errors import InputError
+from densekit.evaluate import evaluate, evaluate_run
 from densekit.evaluate.metrics import DEFAULT_METRICS
 from densekit.retrieve import RETRIEVER_NAMES
 
@@ -24,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=",".join(DEFAULT_METRICS),
         help="ir_measures names (default: %(default)s)",
     )
+    parser.add_argument("--run", help="score this TREC run file instead of searching")
     parser.add_argument("--run-out", help="write the run in TREC format to this file")
     parser.add_argument(
         "--per-query", action="store_true", help="include per-query values in --json"
@@ -33,15 +35,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = evaluate(
-        args.dataset,
-        collection=args.collection,
-        model=args.model,
-        retriever=args.retriever,
-        metrics=args.metrics,
-        split=args.split,
-        run_out=args.run_out,
-    )
+    if args.run:
+        if args.collection or args.model or args.retriever:
+            raise InputError("--run scores a finished run: drop --collection, --model, --retriever")
+        report = evaluate_run(args.dataset, args.run, metrics=args.metrics, split=args.split)
+    else:
+        report = evaluate(
+            args.dataset,
+            collection=args.collection,
+            model=args.model,
+            retriever=args.retriever,
+            metrics=args.metrics,
+            split=args.split,
+            run_out=args.run_out,
+        )
     for message in report.warnings:
         warn(message)
     if args.json:

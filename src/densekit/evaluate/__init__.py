@@ -1,7 +1,7 @@
 """Evaluation: BEIR datasets, trec_eval-exact metrics, run files."""
 
 from densekit.evaluate.beir import BeirDataset, load_beir, read_qrels, read_queries
-from densekit.evaluate.evaluation import EvalReport, evaluate
+from densekit.evaluate.evaluation import EvalReport, evaluate, evaluate_run
 from densekit.evaluate.metrics import DEFAULT_METRICS, MetricResult, compute_metrics, parse_metrics
 from densekit.evaluate.runfile import read_run, write_run
 
@@ -12,6 +12,7 @@ __all__ = [
     "MetricResult",
     "compute_metrics",
     "evaluate",
+    "evaluate_run",
     "load_beir",
     "parse_metrics",
     "read_qrels",

@@ -13,7 +13,7 @@ from typing import Any
 from densekit.encode import DEFAULT_MODEL, load_encoder
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.metrics import DEFAULT_METRICS, compute_metrics, parse_metrics, run_depth
-from densekit.evaluate.runfile import write_run
+from densekit.evaluate.runfile import Run, read_run, write_run
 from densekit.retrieve.fusion import FusionConfig
 from densekit.retrieve.searcher import Searcher
 from densekit.store.builder import BuildOptions, RetrieverName, build_collection
@@ -64,7 +64,7 @@ def evaluate(
     with ExitStack() as stack:
         opened = _open_or_build(data, collection, model, retriever, build_options, stack)
         searcher = Searcher(opened, retriever, fusion)
-        if model is not None and searcher.retriever != "bm25":
+        if collection is not None and model is not None and searcher.retriever != "bm25":
             opened.use_encoder(load_encoder(model))
         query_ids = list(data.queries)
         rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
@@ -91,6 +91,46 @@ def evaluate(
         metrics=result.aggregate,
         per_query=result.per_query,
         run=run,
+        seconds=round(time.perf_counter() - started, 3),
+        warnings=warnings,
+    )
+
+
+def evaluate_run(
+    dataset: str | Path | BeirDataset,
+    run: str | Path | Run,
+    *,
+    metrics: str | Sequence[str] = DEFAULT_METRICS,
+    split: str = "test",
+) -> EvalReport:
+    """Score an existing run (a TREC run file or a mapping) against a dataset's qrels."""
+    started = time.perf_counter()
+    data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
+    scores = run if isinstance(run, dict) else read_run(run)
+    result = compute_metrics(data.qrels, scores, metrics)
+    warnings = list(data.warnings)
+    unjudged = sorted(set(scores) - set(data.qrels))
+    if unjudged:
+        warnings.append(
+            f"the run has {len(unjudged)} queries without judgements in split {data.split!r} "
+            f"(e.g. {', '.join(unjudged[:3])}); they are not scored"
+        )
+    missing = len(set(data.qrels) - set(scores))
+    if missing:
+        warnings.append(f"{missing} judged queries have no results in the run; they score 0")
+    ranked = {
+        query_id: sorted(docs.items(), key=lambda item: item[1], reverse=True)
+        for query_id, docs in scores.items()
+    }
+    return EvalReport(
+        dataset=data.name,
+        split=data.split,
+        retriever="run",
+        model=None,
+        queries=len(data.qrels),
+        metrics=result.aggregate,
+        per_query=result.per_query,
+        run=ranked,
         seconds=round(time.perf_counter() - started, 3),
         warnings=warnings,
     )

@@ -23,7 +23,7 @@ class FusionConfig:
     """
 
     method: FusionMethod = "convex"
-    alpha: float = 0.5
+    alpha: float = 0.4
     rrf_k: int = 60
     depth: int = 100
 
@@ -46,7 +46,7 @@ class FusionConfig:
 
 
 # Chosen on SciFact's train split (benchmarks/hybrid_sweep.py), then checked on other sets.
-DEFAULT_FUSION = FusionConfig(method="convex", alpha=0.5)
+DEFAULT_FUSION = FusionConfig(method="convex", alpha=0.4)
 
 
 def min_max(scores: np.ndarray) -> np.ndarray:

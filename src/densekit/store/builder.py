@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from densekit.corpus.chunking import ChunkConfig, chunk_text
 from densekit.corpus.readers import CorpusFormat, CorpusReader, EmptyPolicy, FieldNames
 from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
+from densekit.encode.batching import encode_documents_sorted
 from densekit.errors import InputError
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
 from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
@@ -40,7 +41,7 @@ class BuildOptions:
     fields: FieldNames = field(default_factory=FieldNames)
     on_empty: EmptyPolicy = "skip"
     batch_size: int = 32
-    encode_block: int = 1024
+    encode_block: int = 4096
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     bm25_k1: float = DEFAULT_K1
     bm25_b: float = DEFAULT_B
@@ -97,7 +98,7 @@ def _build_generation(
     started = time.perf_counter()
     writer = DocumentWriter(root / layout.DOCUMENTS_FILE)
     try:
-        writer.add_all(_progress(reader, options.progress, "reading", "doc"))
+        writer.add_all(tqdm(reader, desc="reading", unit="doc", disable=not options.progress))
     finally:
         writer.close()
     if writer.count == 0:
@@ -158,23 +159,26 @@ def _encode(
     shards = ShardWriter(root / layout.EMBEDDINGS_DIR, encoder.dimension, options.rows_per_shard)
     offsets = [0]
     block: list[str] = []
-    total = len(store)
-    with tqdm(total=total, desc="encoding", unit="doc", disable=not options.progress) as bar:
+    # Progress counts passages; their total is known up front only without chunking.
+    expected = len(store) if options.chunk is None else None
+    with tqdm(total=expected, desc="encoding", unit="passage", disable=not options.progress) as bar:
+
+        def encode_block() -> None:
+            shards.append(encode_documents_sorted(encoder, block, on_progress=bar.update))
+            block.clear()
+
         for passages in _passages(store, encoder, options.chunk):
             block.extend(passages)
             offsets.append(offsets[-1] + len(passages))
             if len(block) >= options.encode_block:
-                shards.append(encoder.encode_documents(block))
-                bar.update(len(offsets) - 1 - bar.n)
-                block = []
+                encode_block()
         if block:
-            shards.append(encoder.encode_documents(block))
-        bar.update(total - bar.n)
+            encode_block()
     paths = shards.close()
     seconds = time.perf_counter() - started
     stats.update(
         encode_seconds=round(seconds, 3),
-        encode_docs_per_second=round(total / seconds, 2) if seconds else None,
+        encode_docs_per_second=round(len(store) / seconds, 2) if seconds else None,
         passages=shards.rows,
     )
     offsets_file = None
@@ -220,7 +224,3 @@ def _index_lexical(
     return LexicalInfo(
         directory=f"{generation}/{layout.LEXICAL_DIR}", k1=options.bm25_k1, b=options.bm25_b
     )
-
-
-def _progress(items: CorpusReader, enabled: bool, desc: str, unit: str) -> Iterator:
-    return iter(tqdm(items, desc=desc, unit=unit, disable=not enabled))

@@ -12,7 +12,7 @@ import numpy as np
 from densekit.errors import CollectionError, ModelMismatchError
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
-from densekit.store.manifest import Manifest, read_manifest, verify_files
+from densekit.store.manifest import EncoderInfo, Manifest, read_manifest, verify_files
 from densekit.store.shards import open_shards
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Collection:
             )
         self._encoder = encoder
 
-    def _encoder_info(self):
+    def _encoder_info(self) -> EncoderInfo:
         info = self.manifest.encoder
         if info is None:
             raise CollectionError(

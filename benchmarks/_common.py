@@ -1,0 +1,53 @@
+"""Shared pieces of the benchmark scripts: dataset paths, cached builds, JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import densekit
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT.parent / "shared" / "datasets"
+BUILD = PROJECT / "build" / "benchmarks"
+RESULTS = PROJECT / "benchmarks" / "results"
+
+
+def dataset(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        raise SystemExit(f"{path} is missing: the benchmarks read ../shared/datasets")
+    return path
+
+
+def build_or_open(
+    name: str, *, model: str = "minilm", rebuild: bool = False
+) -> densekit.Collection:
+    """A hybrid collection of a shared dataset's corpus, reused across runs unless ``rebuild``."""
+    out = BUILD / f"{name}-{model}"
+    if not rebuild and (out / "manifest.json").exists():
+        return densekit.open_collection(out)
+    options = densekit.BuildOptions(model=model, retriever="hybrid")
+    return densekit.build_collection(dataset(name) / "corpus.jsonl", out, options, overwrite=True)
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "densekit": densekit.__version__,
+    }
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
