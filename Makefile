@@ -38,6 +38,7 @@ format: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/retrieval_quality.py
+	$(BIN)/python benchmarks/hybrid_sweep.py
 
 clean:
 	rm -rf build

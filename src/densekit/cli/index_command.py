@@ -7,9 +7,8 @@ import argparse
 from densekit.cli.output import warn
 from densekit.corpus import ChunkConfig, FieldNames
 from densekit.encode import DEFAULT_MODEL
-from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
+from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES, FusionConfig
 from densekit.store import BuildOptions, build_collection
-from densekit.store.builder import RETRIEVERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--retriever",
-        choices=RETRIEVERS,
+        choices=RETRIEVER_NAMES,
         default="hybrid",
         help="what to build (default: %(default)s: dense vectors and BM25)",
     )

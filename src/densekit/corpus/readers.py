@@ -211,8 +211,8 @@ def _record_to_document(record: Mapping[str, Any], names: _Resolved, where: str)
     )
 
 
-def _read_jsonl(path: Path, fields: FieldNames) -> Iterator[Document]:
-    names: _Resolved | None = None
+def json_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(file:line, object)`` for each non-blank line of a JSON-lines file."""
     for number, line in decoded_lines(path):
         if not line.strip():
             continue
@@ -223,6 +223,12 @@ def _read_jsonl(path: Path, fields: FieldNames) -> Iterator[Document]:
             raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(record, dict):
             raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        yield where, record
+
+
+def _read_jsonl(path: Path, fields: FieldNames) -> Iterator[Document]:
+    names: _Resolved | None = None
+    for where, record in json_records(path):
         if names is None:
             names = _resolve_fields(fields, record.keys(), where)
         yield _record_to_document(record, names, where)

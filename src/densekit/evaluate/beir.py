@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from densekit.corpus.readers import decoded_lines
+from densekit.corpus.readers import decoded_lines, json_records
 from densekit.errors import InputError
 
 Qrels = dict[str, dict[str, int]]
@@ -44,15 +43,8 @@ def _require(root: Path, stem: str, what: str) -> Path:
 
 def read_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
-    for number, line in decoded_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict) or "_id" not in record or "text" not in record:
+    for where, record in json_records(path):
+        if "_id" not in record or "text" not in record:
             raise InputError(f"{where}: a query needs the fields _id and text")
         queries[str(record["_id"])] = str(record["text"])
     return queries

@@ -15,8 +15,8 @@ from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.metrics import DEFAULT_METRICS, compute_metrics, parse_metrics, run_depth
 from densekit.evaluate.runfile import Run, read_run, write_run
 from densekit.retrieve.fusion import FusionConfig
-from densekit.retrieve.searcher import Searcher
-from densekit.store.builder import BuildOptions, RetrieverName, build_collection
+from densekit.retrieve.searcher import RetrieverName, Searcher
+from densekit.store.builder import BuildOptions, build_collection
 from densekit.store.collection import Collection
 
 

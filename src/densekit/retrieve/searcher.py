@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from densekit.errors import CollectionError, InputError
 from densekit.retrieve.fusion import FusionConfig, fuse
@@ -12,7 +12,8 @@ from densekit.retrieve.ranking import Hit, Ranking
 if TYPE_CHECKING:
     from densekit.store.collection import Collection
 
-RETRIEVER_NAMES = ("dense", "bm25", "hybrid")
+RetrieverName = Literal["dense", "bm25", "hybrid"]
+RETRIEVER_NAMES: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid")
 
 
 class Searcher:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,14 +19,12 @@ from densekit.encode.batching import encode_documents_sorted
 from densekit.errors import InputError
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
 from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
+from densekit.retrieve.searcher import RETRIEVER_NAMES, RetrieverName
 from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest, write_manifest
 from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, ShardWriter
-
-RetrieverName = Literal["dense", "bm25", "hybrid"]
-RETRIEVERS: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -49,9 +46,9 @@ class BuildOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.retriever not in RETRIEVERS:
+        if self.retriever not in RETRIEVER_NAMES:
             raise InputError(
-                f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVERS)}"
+                f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
             )
 
 
@@ -185,17 +182,7 @@ def _encode(
     if options.chunk is not None:
         offsets_file = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
         np.save(root / layout.PASSAGE_OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
-    spec = encoder.spec
-    encoder_info = EncoderInfo(
-        name=spec.name,
-        location=spec.location,
-        fingerprint=encoder.fingerprint,
-        dimension=encoder.dimension,
-        max_tokens=encoder.max_tokens,
-        query_prompt=spec.query_prompt,
-        document_prompt=spec.document_prompt,
-        normalize=spec.normalize,
-    )
+    encoder_info = EncoderInfo.of(encoder)
     dense = DenseInfo(
         index="flat",
         shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in paths],

@@ -88,17 +88,10 @@ class Collection:
     def encoder(self) -> Encoder:
         """The collection's own model, loaded on first use and checked against the fingerprint."""
         if self._encoder is None:
-            from densekit.encode import ModelSpec, load_encoder
+            from densekit.encode import load_encoder
 
             info = self._encoder_info()
-            spec = ModelSpec(
-                name=info.name,
-                location=info.location,
-                query_prompt=info.query_prompt,
-                document_prompt=info.document_prompt,
-                normalize=info.normalize,
-            )
-            self.use_encoder(load_encoder(spec, max_tokens=info.max_tokens))
+            self.use_encoder(load_encoder(info.model_spec(), max_tokens=info.max_tokens))
         assert self._encoder is not None
         return self._encoder
 

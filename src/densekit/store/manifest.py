@@ -11,9 +11,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from densekit.encode.registry import ModelSpec
 from densekit.errors import CollectionError
+
+if TYPE_CHECKING:
+    from densekit.encode.base import Encoder
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "densekit-collection"
@@ -33,6 +37,29 @@ class EncoderInfo:
     document_prompt: str = ""
     normalize: bool = True
     backend: str = "sentence-transformers"
+
+    @classmethod
+    def of(cls, encoder: Encoder) -> EncoderInfo:
+        spec = encoder.spec
+        return cls(
+            name=spec.name,
+            location=spec.location,
+            fingerprint=encoder.fingerprint,
+            dimension=encoder.dimension,
+            max_tokens=encoder.max_tokens,
+            query_prompt=spec.query_prompt,
+            document_prompt=spec.document_prompt,
+            normalize=spec.normalize,
+        )
+
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(
+            name=self.name,
+            location=self.location,
+            query_prompt=self.query_prompt,
+            document_prompt=self.document_prompt,
+            normalize=self.normalize,
+        )
 
 
 @dataclass(frozen=True)
