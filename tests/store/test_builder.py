@@ -145,3 +145,12 @@ def test_queries_from_another_model_are_refused(corpus_file, tmp_path, hashing_e
     collection = build(corpus_file, tmp_path / "c", hashing_encoder)
     with pytest.raises(ModelMismatchError, match="was built with model 'hashing'"):
         collection.use_encoder(HashingEncoder(salt="-other"))
+
+
+def test_registry_models_are_located_afresh_when_reopened(corpus_file, tmp_path):
+    from densekit.store.manifest import EncoderInfo
+
+    info = EncoderInfo("minilm", "/gone/site-packages/model", "f" * 32, 384, 256)
+    assert info.model_spec().location != "/gone/site-packages/model"
+    custom = EncoderInfo("/models/mine", "/models/mine", "f" * 32, 384, 256)
+    assert custom.model_spec().location == "/models/mine"

@@ -118,3 +118,35 @@ def test_kill_9_mid_rebuild_keeps_the_old_collection_searchable(
     # The next overwrite clears the dead build's leftovers.
     build_collection(corpus_file, out, BM25_ONLY, overwrite=True)
     assert len(list(out.glob("gen-*"))) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_build_exits_130_and_leaves_no_generation(tmp_path: Path) -> None:
+    corpus = _big_corpus(tmp_path / "big.jsonl", 300_000)
+    out = tmp_path / "c"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "densekit.cli.main",
+            "index",
+            str(corpus),
+            "--out",
+            str(out),
+            "--retriever",
+            "bm25",
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("gen-*/documents.sqlite")):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert not (out / "manifest.json").exists()
+    assert not list(out.glob("gen-*"))

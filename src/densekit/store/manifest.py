@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from densekit.encode.registry import ModelSpec
+from densekit.encode.registry import REGISTRY, ModelSpec
 from densekit.errors import CollectionError
 
 if TYPE_CHECKING:
@@ -53,9 +53,12 @@ class EncoderInfo:
         )
 
     def model_spec(self) -> ModelSpec:
+        """How to load the model again; registry names are located afresh, so a collection
+        built in one environment opens in another (the fingerprint still has to match)."""
+        entry = REGISTRY.get(self.name)
         return ModelSpec(
             name=self.name,
-            location=self.location,
+            location=entry.locate() if entry is not None else self.location,
             query_prompt=self.query_prompt,
             document_prompt=self.document_prompt,
             normalize=self.normalize,
