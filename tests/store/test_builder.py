@@ -154,3 +154,10 @@ def test_registry_models_are_located_afresh_when_reopened(corpus_file, tmp_path)
     assert info.model_spec().location != "/gone/site-packages/model"
     custom = EncoderInfo("/models/mine", "/models/mine", "f" * 32, 384, 256)
     assert custom.model_spec().location == "/models/mine"
+
+
+def test_chunks_longer_than_the_model_window_are_refused(corpus_file, tmp_path, hashing_encoder):
+    options = BuildOptions(retriever="dense", chunk=ChunkConfig(1024, 0), progress=False)
+    with pytest.raises(InputError, match="do not fit the 512-token window"):
+        build_collection(corpus_file, tmp_path / "c", options, encoder=hashing_encoder)
+    assert not list((tmp_path / "c").glob("gen-*"))

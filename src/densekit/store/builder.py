@@ -113,6 +113,12 @@ def _build_generation(
         encoder_info = dense = lexical = None
         if options.retriever in ("dense", "hybrid"):
             encoder = encoder or load_encoder(options.model, batch_size=options.batch_size)
+            if options.chunk is not None and options.chunk.size > encoder.max_tokens:
+                raise InputError(
+                    f"chunks of {options.chunk.size} tokens do not fit the {encoder.max_tokens}-"
+                    f"token window of model {encoder.name!r}, which would truncate them; "
+                    f"use --chunk-tokens {encoder.max_tokens} or less"
+                )
             encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
         if options.retriever in ("bm25", "hybrid"):
             lexical = _index_lexical(store, root, generation, options, stats)
