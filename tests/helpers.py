@@ -37,6 +37,10 @@ class HashingEncoder:
     def max_tokens(self) -> int:
         return 512
 
+    @property
+    def document_tokens(self) -> int:
+        return 510
+
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return [match.span() for match in _WORD.finditer(text)]
 

@@ -134,3 +134,51 @@ def test_missing_path_and_unknown_suffix(tmp_path: Path) -> None:
     odd.write_text("<x/>")
     with pytest.raises(InputError, match="cannot tell the corpus format"):
         CorpusReader(odd)
+
+
+def test_csv_quoting_errors_name_the_record_start(tmp_path: Path) -> None:
+    path = tmp_path / "docs.csv"
+    path.write_text('id,text\n1,"fine"\n2,"Hello" world\n')
+    with pytest.raises(InputError, match=r"docs\.csv:3: .*check the quoting"):
+        list(read_corpus(path))
+
+
+def test_tsv_quotes_are_plain_characters(tmp_path: Path) -> None:
+    path = tmp_path / "docs.tsv"
+    path.write_text('id\ttext\n1\t"unterminated quote\n2\tsecond\n3\t"Hi" she said\n')
+    docs = list(read_corpus(path))
+    assert [d.text for d in docs] == ['"unterminated quote', "second", '"Hi" she said']
+
+
+def test_huge_csv_fields_and_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "docs.csv"
+    big = "word " * 60_000  # 300 KB, past the csv module's default field limit
+    path.write_bytes(("\ufeffid,text\n1," + big + "\n").encode("utf-8"))
+    [doc] = list(read_corpus(path))
+    assert doc.id == "1" and len(doc.text) == len(big)
+
+
+def test_explicit_fields_are_checked_against_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "docs.csv"
+    path.write_text("id,text\n1,x\n")
+    with pytest.raises(InputError, match=r"docs\.csv:1 \(header\): no column 'body'"):
+        list(read_corpus(path, fields=FieldNames(text="body")))
+
+
+def test_damaged_gzip_and_wrong_format_are_input_errors(tmp_path: Path) -> None:
+    good = gzip.compress(b'{"_id": "1", "text": "x"}\n' * 2000)
+    truncated = tmp_path / "corpus.jsonl.gz"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match="cannot read the file"):
+        list(read_corpus(truncated))
+    fake = tmp_path / "fake.jsonl.gz"
+    fake.write_text('{"_id": "1", "text": "x"}\n')
+    with pytest.raises(InputError, match="cannot read the file"):
+        list(read_corpus(fake))
+    with pytest.raises(InputError, match="does not fit a folder"):
+        CorpusReader(tmp_path, format="jsonl")
+    bad_parquet = tmp_path / "x.parquet"
+    bad_parquet.write_text("not parquet")
+    pytest.importorskip("pyarrow")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        list(read_corpus(bad_parquet))

@@ -43,6 +43,7 @@ def test_token_spans_slice_the_original_text(minilm) -> None:
     spans = minilm.token_spans(text)
     assert [text[a:b] for a, b in spans][:2] == ["Dense", "retrieval"]
     assert minilm.max_tokens == 256
+    assert minilm.document_tokens == 254  # [CLS] and [SEP] take two
 
 
 def test_unloadable_model_is_a_clear_error(tmp_path: Path) -> None:

@@ -158,6 +158,33 @@ def test_registry_models_are_located_afresh_when_reopened(corpus_file, tmp_path)
 
 def test_chunks_longer_than_the_model_window_are_refused(corpus_file, tmp_path, hashing_encoder):
     options = BuildOptions(retriever="dense", chunk=ChunkConfig(1024, 0), progress=False)
-    with pytest.raises(InputError, match="do not fit the 512-token window"):
+    with pytest.raises(InputError, match="reads 510 tokens of a document"):
         build_collection(corpus_file, tmp_path / "c", options, encoder=hashing_encoder)
     assert not list((tmp_path / "c").glob("gen-*"))
+
+
+def test_a_second_build_into_the_same_directory_waits_its_turn(corpus_file, tmp_path):
+    import fcntl
+
+    out = tmp_path / "c"
+    out.mkdir()
+    with (out / ".densekit.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a build in another process would
+        with pytest.raises(CollectionError, match="another densekit build is writing here"):
+            build_collection(corpus_file, out, BuildOptions(retriever="bm25", progress=False))
+    build_collection(corpus_file, out, BuildOptions(retriever="bm25", progress=False))
+
+
+def test_a_failed_first_build_leaves_no_directory_behind(tmp_path, hashing_encoder):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"_id": "a", "text": "x"}\n{oops\n')
+    with pytest.raises(InputError):
+        build_collection(bad, tmp_path / "new" / "c", QUIET, encoder=hashing_encoder)
+    assert not (tmp_path / "new" / "c").exists()
+
+
+def test_an_opened_collection_survives_being_replaced(corpus_file, tmp_path, hashing_encoder):
+    out = tmp_path / "c"
+    old = build(corpus_file, out, hashing_encoder)
+    build_collection(corpus_file, out, QUIET, overwrite=True, encoder=hashing_encoder)
+    assert old.search("salmon", k=1, retriever="hybrid")[0].id == "d4"

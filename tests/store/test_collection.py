@@ -150,3 +150,12 @@ def test_ctrl_c_mid_build_exits_130_and_leaves_no_generation(tmp_path: Path) -> 
     assert "interrupted" in err and "Traceback" not in err
     assert not (out / "manifest.json").exists()
     assert not list(out.glob("gen-*"))
+
+
+def test_damaged_files_of_the_recorded_size_are_refused(corpus_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    collection = build_collection(corpus_file, out, BM25_ONLY)
+    database = out / collection.manifest.generation / "documents.sqlite"
+    database.write_bytes(b"\x00" * database.stat().st_size)
+    with pytest.raises(CollectionError, match="documents.sqlite is not a readable database"):
+        Collection(out)

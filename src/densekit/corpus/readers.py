@@ -88,6 +88,11 @@ class CorpusReader:
         if not self.path.exists():
             raise InputError(f"{self.path}: no such file or directory; check the corpus path")
         self.format: CorpusFormat = detect_format(self.path) if format == "auto" else format
+        if self.path.is_dir() != (self.format == "folder"):
+            raise InputError(
+                f"{self.path}: format {self.format!r} does not fit a "
+                f"{'folder' if self.path.is_dir() else 'file'}; use --format auto"
+            )
         self.fields = fields or FieldNames()
         self.on_empty = on_empty
         self.stats = ReadStats()
@@ -139,16 +144,23 @@ def open_binary(path: Path) -> BinaryIO:
 
 
 def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)``; a line that is not UTF-8 is an error naming it."""
-    with open_binary(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"{path}:{number}: not valid UTF-8 (byte {exc.start}: "
-                    f"{raw[exc.start : exc.start + 4]!r}); re-encode the file as UTF-8"
-                ) from None
+    """Yield ``(line_number, text)``; bytes that are not UTF-8, a damaged ``.gz`` or an
+    unreadable file are errors naming the file (and line). A leading BOM is dropped."""
+    number = 0
+    try:
+        with open_binary(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(
+                        f"{path}:{number}: not valid UTF-8 (byte {exc.start}: "
+                        f"{raw[exc.start : exc.start + 4]!r}); re-encode the file as UTF-8"
+                    ) from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise InputError(
+            f"{path}:{number + 1}: cannot read the file ({exc}); check that it is complete"
+        ) from None
 
 
 def _choose(
@@ -235,20 +247,43 @@ def _read_jsonl(path: Path, fields: FieldNames) -> Iterator[Document]:
 
 
 def _read_delimited(path: Path, fields: FieldNames, delimiter: str) -> Iterator[Document]:
-    line_numbers: list[int] = [0]
+    """CSV follows RFC 4180 quoting, strictly; TSV has no quoting (a quote is just a character),
+    as in MS MARCO-style collections."""
+    last_line = [0]
 
     def lines() -> Iterator[str]:
         for number, line in decoded_lines(path):
-            line_numbers[0] = number
+            last_line[0] = number
             yield line
 
-    reader = csv.reader(lines(), delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
+    csv.field_size_limit(2**31 - 1)  # full-text articles exceed the 128 KiB default
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(lines(), delimiter=delimiter, quoting=quoting, strict=True)
+
+    def records() -> Iterator[tuple[str, list[str]]]:
+        while True:
+            where = f"{path}:{last_line[0] + 1}"  # a quoted record may span several lines
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise InputError(f"{where}: {exc}; check the quoting") from None
+            yield where, row
+
+    rows = records()
+    first = next(rows, None)
+    if first is None:
         return
+    header = first[1]
     names = _resolve_fields(fields, header, f"{path}:1 (header)")
-    for row in reader:
-        where = f"{path}:{line_numbers[0]}"
+    for role, explicit in (("id", fields.id), ("text", fields.text)):
+        if explicit is not None and explicit not in header:
+            raise InputError(
+                f"{path}:1 (header): no column {explicit!r} for the {role}; "
+                f"columns are {', '.join(header)}"
+            )
+    for where, row in rows:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
@@ -264,7 +299,12 @@ def _read_parquet(path: Path, fields: FieldNames) -> Iterator[Document]:
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingDependencyError("pyarrow", "parquet") from None
-    parquet = pq.ParquetFile(path)
+    import pyarrow
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pyarrow.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     names = _resolve_fields(fields, parquet.schema_arrow.names, str(path))
     row = 0
     for batch in parquet.iter_batches(batch_size=4096):

@@ -21,7 +21,7 @@ def weights_digest(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         if flat.numel() * flat.element_size() > _FULL_HASH_BYTES:
-            flat = flat[:: max(1, flat.numel() // _SAMPLE_ELEMENTS)]
+            flat = flat[:: max(1, flat.numel() // _SAMPLE_ELEMENTS)].contiguous()
         digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 

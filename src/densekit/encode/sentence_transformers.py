@@ -79,6 +79,15 @@ class SentenceTransformerEncoder:
         }
         return settings_digest(weights_digest(self.model.state_dict().items()), settings)
 
+    @cached_property
+    def document_tokens(self) -> int:
+        tokenizer = self.model.tokenizer
+        prompt = self.spec.document_prompt
+        prompt_tokens = (
+            len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+        )
+        return self.max_tokens - tokenizer.num_special_tokens_to_add() - prompt_tokens
+
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         encoded = self.model.tokenizer(
             text, add_special_tokens=False, return_offsets_mapping=True, verbose=False

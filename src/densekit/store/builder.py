@@ -23,6 +23,7 @@ from densekit.retrieve.searcher import RETRIEVER_NAMES, RetrieverName
 from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.documents import DocumentStore, DocumentWriter
+from densekit.store.durability import fsync_tree
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest, write_manifest
 from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, ShardWriter
 
@@ -70,18 +71,33 @@ def build_collection(
     reader = CorpusReader(
         corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
     )
-    layout.claim_output(directory, overwrite=overwrite)
-    generation = layout.new_generation_name()
-    root = directory / generation
-    root.mkdir()
-    try:
-        manifest = _build_generation(reader, directory, generation, options, encoder)
+    if options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
+        encoder = encoder or load_encoder(options.model, batch_size=options.batch_size)
+        _check_chunking(options.chunk, encoder)
+    with layout.claimed_output(directory, overwrite=overwrite) as created:
+        generation = layout.new_generation_name()
+        root = directory / generation
+        root.mkdir()
+        try:
+            manifest = _build_generation(reader, directory, generation, options, encoder)
+            fsync_tree(root)
+        except BaseException:
+            shutil.rmtree(directory if created else root, ignore_errors=True)
+            raise
+        # Past this point an interruption leaves either the old manifest (and a stale
+        # generation the next build removes) or the new one: never a manifest without its files.
         write_manifest(directory, manifest)
-    except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
-        raise
-    layout.remove_stale_generations(directory, keep=generation)
+        layout.remove_stale_generations(directory, keep=generation)
     return Collection(directory)
+
+
+def _check_chunking(chunk: ChunkConfig | None, encoder: Encoder) -> None:
+    if chunk is not None and chunk.size > encoder.document_tokens:
+        raise InputError(
+            f"chunks of {chunk.size} tokens do not fit model {encoder.name!r}, which reads "
+            f"{encoder.document_tokens} tokens of a document (after its special tokens and "
+            f"prompt); use --chunk-tokens {encoder.document_tokens} or less"
+        )
 
 
 def _build_generation(
@@ -96,8 +112,10 @@ def _build_generation(
     writer = DocumentWriter(root / layout.DOCUMENTS_FILE)
     try:
         writer.add_all(tqdm(reader, desc="reading", unit="doc", disable=not options.progress))
-    finally:
-        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
     if writer.count == 0:
         raise InputError(
             f"{reader.path}: no documents to index (skipped empty: {reader.stats.skipped_empty})"
@@ -111,14 +129,8 @@ def _build_generation(
     store = DocumentStore(root / layout.DOCUMENTS_FILE)
     try:
         encoder_info = dense = lexical = None
-        if options.retriever in ("dense", "hybrid"):
-            encoder = encoder or load_encoder(options.model, batch_size=options.batch_size)
-            if options.chunk is not None and options.chunk.size > encoder.max_tokens:
-                raise InputError(
-                    f"chunks of {options.chunk.size} tokens do not fit the {encoder.max_tokens}-"
-                    f"token window of model {encoder.name!r}, which would truncate them; "
-                    f"use --chunk-tokens {encoder.max_tokens} or less"
-                )
+        if options.retriever != "bm25":
+            assert encoder is not None  # loaded by build_collection
             encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
         if options.retriever in ("bm25", "hybrid"):
             lexical = _index_lexical(store, root, generation, options, stats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -32,9 +33,10 @@ class Collection:
         self.directory = Path(directory)
         self.manifest: Manifest = read_manifest(self.directory)
         verify_files(self.directory, self.manifest)
-        self.documents = DocumentStore(
-            self.directory / self.manifest.generation / layout.DOCUMENTS_FILE
-        )
+        # Everything is opened now, so a collection keeps answering after a rebuild replaces it.
+        self.documents = self._open_documents()
+        self._dense = self._open_dense()
+        self._lexical = self._open_lexical()
         self._encoder: Encoder | None = None
 
     def __len__(self) -> int:
@@ -44,6 +46,12 @@ class Collection:
         where = str(self.directory)
         return f"Collection({where!r}, documents={len(self)}, retrievers={self.retrievers})"
 
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def retrievers(self) -> list[str]:
         return self.manifest.retrievers
@@ -52,37 +60,74 @@ class Collection:
     def doc_ids(self) -> list[str]:
         return self.documents.all_ids()
 
-    @cached_property
+    @property
     def dense_index(self) -> FlatIndex:
-        from densekit.index import FlatIndex
-
-        dense = self.manifest.dense
-        if dense is None or self.manifest.encoder is None:
+        if self._dense is None:
             raise CollectionError(
                 f"{self.directory}: built without dense vectors; rebuild with "
                 "--retriever dense or hybrid"
             )
-        shards = open_shards(
-            [self.directory / s for s in dense.shards], self.manifest.encoder.dimension
-        )
-        offsets = None
-        if dense.passage_offsets:
-            offsets = np.load(self.directory / dense.passage_offsets)
-        return FlatIndex(shards, offsets)
+        return self._dense
 
-    @cached_property
+    @property
     def lexical_index(self) -> LexicalIndex:
-        from densekit.index import LexicalIndex
-
-        lexical = self.manifest.lexical
-        if lexical is None:
+        if self._lexical is None:
             raise CollectionError(
                 f"{self.directory}: built without a BM25 index; rebuild with "
                 "--retriever bm25 or hybrid"
             )
-        return LexicalIndex.load(
+        return self._lexical
+
+    def _corrupt(self, what: str) -> CollectionError:
+        return CollectionError(
+            f"{self.directory}: corrupt collection: {what}; rebuild with densekit index ... "
+            "--overwrite"
+        )
+
+    def _open_documents(self) -> DocumentStore:
+        path = self.directory / self.manifest.generation / layout.DOCUMENTS_FILE
+        try:
+            store = DocumentStore(path)
+            count = len(store)
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(f"{path.name} is not a readable database ({exc})") from None
+        if count != self.manifest.documents:
+            raise self._corrupt(
+                f"{count} documents stored, the manifest says {self.manifest.documents}"
+            )
+        return store
+
+    def _open_dense(self) -> FlatIndex | None:
+        from densekit.index import FlatIndex
+
+        dense, encoder = self.manifest.dense, self.manifest.encoder
+        if dense is None or encoder is None:
+            return None
+        shards = open_shards([self.directory / s for s in dense.shards], encoder.dimension)
+        offsets = np.load(self.directory / dense.passage_offsets) if dense.passage_offsets else None
+        index = FlatIndex(shards, offsets)
+        if index.rows != dense.rows or index.documents != self.manifest.documents:
+            raise self._corrupt(
+                f"{index.rows} vectors for {index.documents} documents, the manifest says "
+                f"{dense.rows} for {self.manifest.documents}"
+            )
+        return index
+
+    def _open_lexical(self) -> LexicalIndex | None:
+        from densekit.index import LexicalIndex
+
+        lexical = self.manifest.lexical
+        if lexical is None:
+            return None
+        index = LexicalIndex.load(
             self.directory / lexical.directory, stemmer=lexical.stemmer, stopwords=lexical.stopwords
         )
+        if index.documents != self.manifest.documents:
+            raise self._corrupt(
+                f"the BM25 index holds {index.documents} documents, the manifest says "
+                f"{self.manifest.documents}"
+            )
+        return index
 
     @property
     def encoder(self) -> Encoder:

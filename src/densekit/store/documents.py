@@ -52,6 +52,11 @@ class DocumentWriter:
         self.connection.commit()
         self.connection.close()
 
+    def abort(self) -> None:
+        """Close without writing what is pending (the build is being abandoned)."""
+        self._pending.clear()
+        self.connection.close()
+
     def _flush(self) -> None:
         if not self._pending:
             return

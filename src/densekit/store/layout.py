@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +18,7 @@ EMBEDDINGS_DIR = "embeddings"
 PASSAGE_OFFSETS_FILE = "passage_offsets.npy"
 LEXICAL_DIR = "bm25"
 GENERATION_PREFIX = "gen-"
+LOCK_FILE = ".densekit.lock"
 
 
 def new_generation_name() -> str:
@@ -24,36 +28,57 @@ def new_generation_name() -> str:
 
 def is_collection_dir(directory: Path) -> bool:
     """True for a finished or interrupted densekit collection (safe to overwrite)."""
-    return (directory / MANIFEST_NAME).exists() or any(directory.glob(f"{GENERATION_PREFIX}*"))
+    return any((directory / name).exists() for name in (MANIFEST_NAME, LOCK_FILE)) or any(
+        directory.glob(f"{GENERATION_PREFIX}*")
+    )
 
 
-def claim_output(directory: Path, *, overwrite: bool) -> None:
-    """Make sure a build may write into ``directory``, creating it if needed.
+def _holds_anything(directory: Path) -> bool:
+    return any(path.name != LOCK_FILE for path in directory.iterdir())
+
+
+@contextmanager
+def claimed_output(directory: Path, *, overwrite: bool) -> Iterator[bool]:
+    """Hold ``directory`` for one build, creating it if needed; yields whether it was created.
 
     An existing collection is replaced only with ``overwrite``; a non-empty directory that is not
-    a collection is never touched, so a typo in ``--out`` cannot destroy unrelated files.
+    a collection is never touched, so a typo in ``--out`` cannot destroy unrelated files. A lock
+    keeps two builds from writing into one directory at once.
     """
     if directory.exists() and not directory.is_dir():
         raise CollectionError(f"{directory}: exists and is not a directory; choose another --out")
-    if directory.exists() and any(directory.iterdir()):
-        if not is_collection_dir(directory):
+    if directory.exists() and _holds_anything(directory) and not is_collection_dir(directory):
+        raise CollectionError(
+            f"{directory}: exists, is not empty and is not a densekit collection; "
+            "refusing to write into it; choose another --out"
+        )
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
             raise CollectionError(
-                f"{directory}: exists, is not empty and is not a densekit collection; "
-                "refusing to write into it; choose another --out"
-            )
-        if not overwrite:
+                f"{directory}: another densekit build is writing here; wait for it to finish"
+            ) from None
+        if not overwrite and _holds_anything(directory):
             raise CollectionError(
                 f"{directory}: a collection already exists here; pass --overwrite to replace it "
                 "(it stays searchable until the new one is complete)"
             )
-    directory.mkdir(parents=True, exist_ok=True)
+        yield created
 
 
 def remove_stale_generations(directory: Path, keep: str) -> None:
-    """Delete generations the manifest no longer names (left by replaced or killed builds)."""
+    """Delete generations the manifest no longer names (left by replaced or killed builds).
+
+    A collection opened before the swap keeps working: it holds its files open.
+    """
     for path in directory.glob(f"{GENERATION_PREFIX}*"):
         if path.name != keep:
             shutil.rmtree(path, ignore_errors=True)
+    for path in directory.glob(f".{MANIFEST_NAME}.*.tmp"):
+        path.unlink(missing_ok=True)
 
 
 def files_with_sizes(directory: Path, generation: str) -> dict[str, int]:

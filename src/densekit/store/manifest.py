@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from densekit.encode.registry import REGISTRY, ModelSpec
 from densekit.errors import CollectionError
+from densekit.store.durability import fsync_directory
 
 if TYPE_CHECKING:
     from densekit.encode.base import Encoder
@@ -134,14 +135,6 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
         os.fsync(handle.fileno())
     os.replace(staging, target)
     fsync_directory(directory)
-
-
-def fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def read_manifest(directory: Path) -> Manifest:
