@@ -74,7 +74,8 @@ def test_bm25_index_search_info_eval_round_trip(capsys, tiny_beir: Path, tmp_pat
         (["search", "{tmp}/missing", "q"], "no such collection"),
         (["info", "{tmp}"], "not a densekit collection"),
         (["index", "{tmp}/none.jsonl", "--out", "{tmp}/o"], "no such file"),
-        (["eval", "{tmp}", "--collection", "{tmp}"], "no corpus.jsonl"),
+        (["eval", "{tmp}", "--collection", "{tmp}"], "no queries.jsonl"),
+        (["eval", "{tmp}", "--retriever", "bm25"], "no queries.jsonl"),
     ],
 )
 def test_errors_exit_2_with_a_message(capsys, tmp_path: Path, args: list[str], message: str):
@@ -140,3 +141,44 @@ def test_qrels_naming_unknown_documents_warn_with_counts(capsys, tiny_beir: Path
     assert "1 judged queries are not in queries.jsonl" in err
     assert "name 2 documents (2 judgements) that the collection does not hold" in err
     assert json.loads(out)["queries"] == 2
+
+
+def test_flag_combinations_that_make_no_sense_are_refused(capsys, tiny_beir: Path, tmp_path: Path):
+    run_file = tmp_path / "run.trec"
+    run_file.write_text("q1 Q0 d3 1 1.0 t\n")
+    code, _, err = run_cli(capsys, "eval", tiny_beir, "--run", run_file, "--retriever", "bm25")
+    assert code == 2 and "drop --retriever" in err
+    code, _, err = run_cli(
+        capsys, "index", tiny_beir / "corpus.jsonl", "--out", tmp_path / "o", "--chunk-overlap", "8"
+    )
+    assert code == 2 and "--chunk-overlap needs --chunk-tokens" in err
+    code, _, err = run_cli(
+        capsys, "eval", tiny_beir, "--retriever", "bm25", "--run-out", tmp_path / "no" / "run.trec"
+    )
+    assert code == 2 and "its folder does not exist" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", str(tmp_path), "q", "-k", "0"])
+    assert exit_info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_per_query_values_and_fusion_override(capsys, tiny_beir: Path, tmp_path: Path) -> None:
+    code, out, _ = run_cli(
+        capsys, "eval", tiny_beir, "--retriever", "bm25", "--metrics", "RR@10", "--per-query"
+    )
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("q")]
+    assert [row[0] for row in rows] == ["query", "q1", "q2"]
+    code, _, err = run_cli(
+        capsys,
+        "index",
+        tiny_beir / "corpus.jsonl",
+        "--out",
+        tmp_path / "c",
+        "--retriever",
+        "bm25",
+        "--quiet",
+        "--alpha",
+        "2",
+    )
+    assert code == 2 and "alpha must be in [0, 1]" in err

@@ -51,3 +51,9 @@ def test_shared_datasets_load(name: str) -> None:
     data = load_beir(shared_dataset(name))
     assert data.queries and data.qrels
     assert set(data.qrels) <= set(data.queries)
+
+
+def test_space_separated_trec_qrels(tmp_path: Path) -> None:
+    path = tmp_path / "qrels.txt"
+    path.write_text("401 0 FBIS3-10082 1\n401 0 FBIS3-10169 0\n")
+    assert read_qrels(path) == {"401": {"FBIS3-10082": 1, "FBIS3-10169": 0}}

@@ -157,5 +157,5 @@ def test_damaged_files_of_the_recorded_size_are_refused(corpus_file: Path, tmp_p
     collection = build_collection(corpus_file, out, BM25_ONLY)
     database = out / collection.manifest.generation / "documents.sqlite"
     database.write_bytes(b"\x00" * database.stat().st_size)
-    with pytest.raises(CollectionError, match="documents.sqlite is not a readable database"):
+    with pytest.raises(CollectionError, match=r"documents\.sqlite is not a readable database"):
         Collection(out)

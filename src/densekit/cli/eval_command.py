@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from densekit.cli.arguments import add_fusion_arguments, fusion_from
 from densekit.cli.output import print_json, warn
 from densekit.errors import InputError
 from densekit.evaluate import evaluate, evaluate_run
@@ -27,17 +28,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--run", help="score this TREC run file instead of searching")
     parser.add_argument("--run-out", help="write the run in TREC format to this file")
-    parser.add_argument(
-        "--per-query", action="store_true", help="include per-query values in --json"
-    )
+    parser.add_argument("--per-query", action="store_true", help="also show each query's values")
+    add_fusion_arguments(parser, "default: the collection's")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.run:
-        if args.collection or args.model or args.retriever:
-            raise InputError("--run scores a finished run: drop --collection, --model, --retriever")
+        extra = [flag for flag, value in _search_flags(args).items() if value]
+        if extra:
+            raise InputError(f"--run scores a finished run; drop {', '.join(extra)}")
         report = evaluate_run(args.dataset, args.run, metrics=args.metrics, split=args.split)
     else:
         report = evaluate(
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             retriever=args.retriever,
             metrics=args.metrics,
             split=args.split,
+            fusion=fusion_from(args),
             run_out=args.run_out,
         )
     for message in report.warnings:
@@ -58,4 +60,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"{report.dataset} ({report.split}, {report.queries} queries), {report.retriever}{model}")
     for name, value in report.metrics.items():
         print(f"  {name:<10} {value:.4f}")
+    if args.per_query:
+        names = list(report.metrics)
+        print("\n" + " ".join(f"{n:>10}" for n in ["query", *names]))
+        for query_id, values in report.per_query.items():
+            print(" ".join([f"{query_id:>10}", *(f"{values[n]:>10.4f}" for n in names)]))
     return 0
+
+
+def _search_flags(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "--collection": args.collection,
+        "--model": args.model,
+        "--retriever": args.retriever,
+        "--run-out": args.run_out,
+        "--fusion": args.fusion,
+        "--alpha": args.alpha,
+    }

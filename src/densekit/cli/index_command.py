@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from densekit.cli.arguments import add_fusion_arguments, fusion_from, positive_int
 from densekit.cli.output import warn
 from densekit.corpus import ChunkConfig, FieldNames
 from densekit.encode import DEFAULT_MODEL
-from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES, FusionConfig
+from densekit.errors import InputError
+from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES
 from densekit.store import BuildOptions, build_collection
 
 
@@ -49,28 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="what to do with empty documents (default: %(default)s)",
     )
     parser.add_argument(
-        "--chunk-tokens", type=int, help="split documents into windows of this many tokens"
+        "--chunk-tokens", type=positive_int, help="split documents into windows of this many tokens"
     )
     parser.add_argument(
         "--chunk-overlap",
         type=int,
+        help="tokens shared by consecutive windows (default: a quarter of the window, at most 32)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
         default=32,
-        help="tokens shared by consecutive windows (default: %(default)s)",
+        help="encoding batch size (default: %(default)s)",
     )
-    parser.add_argument(
-        "--batch-size", type=int, default=32, help="encoding batch size (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--fusion",
-        choices=["convex", "rrf"],
-        default=DEFAULT_FUSION.method,
-        help="hybrid fusion saved as the collection default",
-    )
-    parser.add_argument(
-        "--alpha",
-        type=float,
-        default=DEFAULT_FUSION.alpha,
-        help="dense weight of convex fusion (default: %(default)s)",
+    add_fusion_arguments(
+        parser,
+        f"saved as the collection default; default {DEFAULT_FUSION.method}, "
+        f"alpha {DEFAULT_FUSION.alpha}",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
@@ -79,7 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     chunk = None
     if args.chunk_tokens is not None:
-        chunk = ChunkConfig(args.chunk_tokens, min(args.chunk_overlap, args.chunk_tokens - 1))
+        overlap = args.chunk_overlap
+        if overlap is None:
+            overlap = min(32, args.chunk_tokens // 4)
+        chunk = ChunkConfig(args.chunk_tokens, overlap)
+    elif args.chunk_overlap is not None:
+        raise InputError("--chunk-overlap needs --chunk-tokens")
     options = BuildOptions(
         model=args.model,
         retriever=args.retriever,
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         fields=FieldNames(args.id_field, args.text_field, args.title_field),
         on_empty=args.empty,
         batch_size=args.batch_size,
-        fusion=FusionConfig(method=args.fusion, alpha=args.alpha),
+        fusion=fusion_from(args, DEFAULT_FUSION),
         progress=not args.quiet,
     )
     collection = build_collection(args.corpus, args.out, options, overwrite=args.overwrite)

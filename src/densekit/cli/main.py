@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DensekitError as exc:
         print(f"densekit: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a missing folder, a permission: not a bug to trace
+        print(f"densekit: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("densekit: interrupted; no partial results were published", file=sys.stderr)
         return 130

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
+from densekit.cli.arguments import add_fusion_arguments, fusion_from, positive_int
 from densekit.cli.output import print_json, snippet
-from densekit.encode import load_encoder
-from densekit.retrieve import RETRIEVER_NAMES, Searcher
+from densekit.retrieve import RETRIEVER_NAMES, FusionConfig, Searcher
 from densekit.store import Collection
 
 
@@ -15,20 +15,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("search", help="search a collection")
     parser.add_argument("collection", help="collection directory")
     parser.add_argument("query", help="query text")
-    parser.add_argument("-k", type=int, default=10, help="number of results (default: %(default)s)")
+    parser.add_argument(
+        "-k", type=positive_int, default=10, help="number of results (default: %(default)s)"
+    )
     parser.add_argument("--retriever", choices=RETRIEVER_NAMES, help="default: the collection's")
     parser.add_argument(
         "--model", help="encode the query with this model (must be the collection's)"
     )
+    add_fusion_arguments(parser, "default: the collection's")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     collection = Collection(args.collection)
-    searcher = Searcher(collection, args.retriever)
-    if args.model and searcher.retriever != "bm25":
-        collection.use_encoder(load_encoder(args.model))
+    base = FusionConfig.from_dict(collection.manifest.fusion)
+    searcher = Searcher(collection, args.retriever, fusion_from(args, base), model=args.model)
     hits = searcher.search([args.query], args.k)[0]
     if args.json:
         print_json(

@@ -17,7 +17,7 @@ class BeirDataset:
 
     root: Path
     split: str
-    corpus_path: Path
+    corpus_path: Path | None
     queries: dict[str, str]
     qrels: Qrels
     warnings: tuple[str, ...] = ()
@@ -55,6 +55,8 @@ def read_qrels(path: Path) -> Qrels:
     qrels: Qrels = {}
     for number, line in decoded_lines(path):
         fields = line.rstrip("\r\n").split("\t")
+        if len(fields) not in (3, 4):
+            fields = line.split()  # TREC qrels are often space-separated
         if not line.strip() or (number == 1 and fields[0] == "query-id"):
             continue
         where = f"{path}:{number}"
@@ -76,7 +78,7 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: no such dataset directory (expected BEIR layout)")
-    corpus = _require(root, "corpus.jsonl", "a BEIR dataset has corpus.jsonl")
+    corpus = _find(root, "corpus.jsonl")  # needed only to build a collection
     queries_path = _require(root, "queries.jsonl", "a BEIR dataset has queries.jsonl")
     qrels_path = _find(root / "qrels", f"{split}.tsv")
     if qrels_path is None:

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from densekit.encode import DEFAULT_MODEL, load_encoder
+from densekit.encode import DEFAULT_MODEL
+from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.metrics import DEFAULT_METRICS, compute_metrics, parse_metrics, run_depth
 from densekit.evaluate.runfile import Run, read_run, write_run
@@ -61,11 +62,12 @@ def evaluate(
     started = time.perf_counter()
     data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
     measures = parse_metrics(metrics)
+    if run_out is not None and not Path(run_out).resolve().parent.is_dir():
+        raise InputError(f"{run_out}: its folder does not exist; create it or pick another path")
     with ExitStack() as stack:
         opened = _open_or_build(data, collection, model, retriever, build_options, stack)
-        searcher = Searcher(opened, retriever, fusion)
-        if collection is not None and model is not None and searcher.retriever != "bm25":
-            opened.use_encoder(load_encoder(model))
+        check_model = model if collection is not None else None  # a fresh build used it already
+        searcher = Searcher(opened, retriever, fusion, model=check_model)
         query_ids = list(data.queries)
         rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
         ids = opened.doc_ids
@@ -147,14 +149,17 @@ def _open_or_build(
     if isinstance(collection, Collection):
         return collection
     if collection is not None:
-        return Collection(collection)
+        return stack.enter_context(Collection(collection))
     options = build_options or BuildOptions(
         model=model or DEFAULT_MODEL, retriever=retriever or "hybrid"
     )
+    if data.corpus_path is None:
+        raise InputError(
+            f"{data.root}: no corpus.jsonl to build a collection from; pass --collection"
+        )
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="densekit-eval-")))
     built = build_collection(data.corpus_path, workdir / "collection", options)
-    stack.callback(built.close)
-    return built
+    return stack.enter_context(built)
 
 
 def _unknown_documents(data: BeirDataset, known: set[str]) -> list[str]:

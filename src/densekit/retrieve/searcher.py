@@ -10,6 +10,7 @@ from densekit.retrieve.fusion import FusionConfig, fuse
 from densekit.retrieve.ranking import Hit, Ranking
 
 if TYPE_CHECKING:
+    from densekit.encode import Encoder
     from densekit.store.collection import Collection
 
 RetrieverName = Literal["dense", "bm25", "hybrid"]
@@ -24,6 +25,7 @@ class Searcher:
         collection: Collection,
         retriever: str | None = None,
         fusion: FusionConfig | None = None,
+        model: str | Encoder | None = None,
     ) -> None:
         self.collection = collection
         self.retriever = retriever or collection.manifest.retriever
@@ -38,6 +40,10 @@ class Searcher:
                 f"--retriever {self.retriever} to add it"
             )
         self.fusion = fusion or FusionConfig.from_dict(collection.manifest.fusion)
+        if model is not None:  # checked even for BM25: naming the wrong model is always a mistake
+            from densekit.encode import load_encoder
+
+            collection.use_encoder(load_encoder(model) if isinstance(model, str) else model)
 
     def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
         if k < 1:

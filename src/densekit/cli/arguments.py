@@ -1,0 +1,39 @@
+"""Argument types and groups shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from densekit.retrieve import FusionConfig
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_fusion_arguments(parser: argparse.ArgumentParser, default_help: str) -> None:
+    parser.add_argument(
+        "--fusion", choices=["convex", "rrf"], help=f"hybrid fusion ({default_help})"
+    )
+    parser.add_argument(
+        "--alpha", type=float, help=f"dense weight of convex fusion ({default_help})"
+    )
+
+
+def fusion_from(args: argparse.Namespace, base: FusionConfig | None = None) -> FusionConfig | None:
+    """The fusion the flags ask for on top of ``base``; ``None`` when no flag was given."""
+    if args.fusion is None and args.alpha is None:
+        return base
+    base = base or FusionConfig()
+    return FusionConfig(
+        method=args.fusion or base.method,
+        alpha=base.alpha if args.alpha is None else args.alpha,
+        rrf_k=base.rrf_k,
+        depth=base.depth,
+    )
