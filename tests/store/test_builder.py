@@ -188,3 +188,8 @@ def test_an_opened_collection_survives_being_replaced(corpus_file, tmp_path, has
     old = build(corpus_file, out, hashing_encoder)
     build_collection(corpus_file, out, QUIET, overwrite=True, encoder=hashing_encoder)
     assert old.search("salmon", k=1, retriever="hybrid")[0].id == "d4"
+
+
+def test_chunking_a_bm25_only_build_is_refused():
+    with pytest.raises(InputError, match="BM25 indexes whole documents"):
+        BuildOptions(retriever="bm25", chunk=ChunkConfig(100, 10))

@@ -59,23 +59,22 @@ def _big_corpus(path: Path, documents: int) -> Path:
     return path
 
 
-def _kill_during_build(corpus: Path, out: Path, *extra: str) -> None:
+def _index_process(corpus: Path, out: Path, *extra: str, **popen) -> subprocess.Popen:
+    command = [sys.executable, "-m", "densekit.cli.main", "index", str(corpus), "--out", str(out)]
+    return subprocess.Popen([*command, "--quiet", *extra], **popen)
+
+
+def _kill_during_build(
+    corpus: Path, out: Path, *extra: str, retriever: str = "bm25", after: float = 0.2
+) -> None:
     """Start `densekit index`, wait until it is writing a new generation, then SIGKILL it."""
     before = {p.name for p in out.glob("gen-*")} if out.exists() else set()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "densekit.cli.main",
-            "index",
-            str(corpus),
-            "--out",
-            str(out),
-            "--retriever",
-            "bm25",
-            "--quiet",
-            *extra,
-        ],
+    process = _index_process(
+        corpus,
+        out,
+        "--retriever",
+        retriever,
+        *extra,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -84,7 +83,7 @@ def _kill_during_build(corpus: Path, out: Path, *extra: str) -> None:
         while time.monotonic() < deadline:
             fresh = [p for p in out.glob("gen-*") if p.name not in before] if out.exists() else []
             if fresh and (fresh[0] / "documents.sqlite").exists():
-                time.sleep(0.2)
+                time.sleep(after)
                 break
             assert process.poll() is None, "the build finished before it could be killed"
             time.sleep(0.02)
@@ -98,6 +97,16 @@ def test_kill_9_mid_build_leaves_nothing_that_looks_complete(tmp_path: Path) -> 
     corpus = _big_corpus(tmp_path / "big.jsonl", 300_000)
     out = tmp_path / "c"
     _kill_during_build(corpus, out)
+    assert not (out / "manifest.json").exists()
+    with pytest.raises(CollectionError, match="partial collection"):
+        Collection(out)
+
+
+@pytest.mark.slow
+def test_kill_9_while_encoding_leaves_nothing_that_looks_complete(tmp_path: Path) -> None:
+    corpus = _big_corpus(tmp_path / "corpus.jsonl", 400)  # ~15 s of encoding with MiniLM
+    out = tmp_path / "c"
+    _kill_during_build(corpus, out, retriever="dense", after=2.0)
     assert not (out / "manifest.json").exists()
     with pytest.raises(CollectionError, match="partial collection"):
         Collection(out)
@@ -124,19 +133,11 @@ def test_kill_9_mid_rebuild_keeps_the_old_collection_searchable(
 def test_ctrl_c_mid_build_exits_130_and_leaves_no_generation(tmp_path: Path) -> None:
     corpus = _big_corpus(tmp_path / "big.jsonl", 300_000)
     out = tmp_path / "c"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "densekit.cli.main",
-            "index",
-            str(corpus),
-            "--out",
-            str(out),
-            "--retriever",
-            "bm25",
-            "--quiet",
-        ],
+    process = _index_process(
+        corpus,
+        out,
+        "--retriever",
+        "bm25",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -51,6 +51,11 @@ class BuildOptions:
             raise InputError(
                 f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
             )
+        if self.retriever == "bm25" and self.chunk is not None:
+            raise InputError(
+                "chunking splits documents for dense vectors; BM25 indexes whole documents. "
+                "Drop --chunk-tokens or build with --retriever dense or hybrid"
+            )
 
 
 def build_collection(
