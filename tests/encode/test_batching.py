@@ -13,3 +13,17 @@ def test_sorted_slices_come_back_in_input_order_with_progress() -> None:
     vectors = encode_documents_sorted(encoder, texts, slice_size=5, on_progress=seen.append)
     np.testing.assert_allclose(vectors, encoder.encode_documents(texts))
     assert seen == [5, 5, 5, 5, 3]
+
+
+def test_token_budget_batches_cover_every_row_once_within_budget() -> None:
+    from densekit.encode.batching import token_budget_batches
+
+    lengths = [300, 5, 40, 40, 1000, 12, 7, 256, 3]
+    batches = token_budget_batches(lengths, max_tokens=256, budget=512, max_batch=4)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    for batch in batches:
+        padded = len(batch) * min(256, max(lengths[i] for i in batch))
+        assert padded <= 512 or len(batch) == 1
+        assert len(batch) <= 4
+    assert [lengths[i] for i in batches[0]] in ([1000, 300], [300, 1000])  # longest first

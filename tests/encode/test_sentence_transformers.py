@@ -50,3 +50,12 @@ def test_unloadable_model_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(InputError, match="could not load model"):
         load_encoder(str(tmp_path))
+
+
+def test_token_budget_encoding_matches_sentence_transformers(minilm) -> None:
+    texts = [("word " * n).strip() + f" number {n}" for n in (1, 3, 40, 7, 300, 90, 2, 500)]
+    reference = minilm.model.encode(texts, batch_size=32, normalize_embeddings=True)
+    ours = minilm.encode_documents(texts)
+    np.testing.assert_array_equal(ours.shape, reference.shape)
+    assert float((ours * reference).sum(axis=1).min()) > 0.9999
+    assert minilm.token_lengths(["a b c"]) == [5]  # [CLS] a b c [SEP]

@@ -104,7 +104,7 @@ def test_kill_9_mid_build_leaves_nothing_that_looks_complete(tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_kill_9_while_encoding_leaves_nothing_that_looks_complete(tmp_path: Path) -> None:
-    corpus = _big_corpus(tmp_path / "corpus.jsonl", 400)  # ~15 s of encoding with MiniLM
+    corpus = _big_corpus(tmp_path / "corpus.jsonl", 5000)  # ~15 s of encoding with MiniLM
     out = tmp_path / "c"
     _kill_during_build(corpus, out, retriever="dense", after=2.0)
     assert not (out / "manifest.json").exists()

@@ -8,6 +8,7 @@ from densekit.cli.arguments import add_fusion_arguments, fusion_from, positive_i
 from densekit.cli.output import warn
 from densekit.corpus import ChunkConfig, FieldNames
 from densekit.encode import DEFAULT_MODEL
+from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.errors import InputError
 from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES
 from densekit.store import BuildOptions, build_collection
@@ -59,10 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tokens shared by consecutive windows (default: a quarter of the window, at most 32)",
     )
     parser.add_argument(
-        "--batch-size",
+        "--batch-tokens",
         type=positive_int,
-        default=32,
-        help="encoding batch size (default: %(default)s)",
+        default=DEFAULT_BATCH_TOKENS,
+        help="tokens per encoding batch, padding included (default: %(default)s)",
     )
     add_fusion_arguments(
         parser,
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         corpus_format=args.format,
         fields=FieldNames(args.id_field, args.text_field, args.title_field),
         on_empty=args.empty,
-        batch_size=args.batch_size,
+        batch_tokens=args.batch_tokens,
         fusion=fusion_from(args, DEFAULT_FUSION),
         progress=not args.quiet,
     )

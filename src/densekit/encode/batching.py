@@ -1,7 +1,9 @@
-"""Encode many texts in length-sorted slices, reporting progress after each slice.
+"""Batching for encoders: token-budget batches, and length-sorted slices with progress.
 
-Sorting a large block by length keeps padding low (what sentence-transformers does inside one
-``encode`` call); slicing it lets a progress bar move while the block is being encoded.
+Batches hold texts of similar length (little padding) and as many of them as fit a budget of
+tokens, rather than a fixed count: short texts go in large batches, long ones in small batches
+whose activations stay in cache. On CPU this is measurably faster than fixed-size batches of
+length-sorted texts (benchmarks/encode.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,27 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from densekit.encode.base import Encoder
+
+DEFAULT_BATCH_TOKENS = 4096
+
+
+def token_budget_batches(
+    lengths: Sequence[int],
+    max_tokens: int,
+    budget: int = DEFAULT_BATCH_TOKENS,
+    max_batch: int = 256,
+) -> list[np.ndarray]:
+    """Row indices per batch: longest texts first, each batch padded size within ``budget``."""
+    effective = np.minimum(np.asarray(lengths, dtype=np.int64), max_tokens)
+    order = np.argsort(-effective, kind="stable")
+    batches = []
+    start = 0
+    while start < len(order):
+        longest = max(1, int(effective[order[start]]))
+        size = max(1, min(max_batch, budget // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
 
 
 def encode_documents_sorted(

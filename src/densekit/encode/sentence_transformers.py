@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from functools import cached_property
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
+from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.registry import ModelSpec
 from densekit.errors import InputError
@@ -20,7 +23,8 @@ class SentenceTransformerEncoder:
         self,
         spec: ModelSpec,
         *,
-        batch_size: int = 32,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        max_batch: int = 256,
         device: str | None = None,
         max_tokens: int | None = None,
     ) -> None:
@@ -30,7 +34,8 @@ class SentenceTransformerEncoder:
         transformers_logging.disable_progress_bar()
 
         self.spec = spec
-        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
+        self.max_batch = max_batch
         try:
             self.model = SentenceTransformer(spec.location, device=device)
         except (OSError, ValueError) as exc:
@@ -94,6 +99,11 @@ class SentenceTransformerEncoder:
         )
         return [tuple(span) for span in encoded["offset_mapping"]]  # type: ignore[misc]
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, special tokens included and before truncation."""
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=True, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self._encode(texts, self.spec.query_prompt, progress)
 
@@ -101,12 +111,33 @@ class SentenceTransformerEncoder:
         return self._encode(texts, self.spec.document_prompt, progress)
 
     def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
-        vectors = self.model.encode(
-            list(texts),
-            prompt=prompt or None,
-            batch_size=self.batch_size,
-            normalize_embeddings=self.spec.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
+        if prompt and not self._pools_prompt_tokens:
+            # Pooling that leaves the prompt out needs sentence-transformers' own bookkeeping.
+            vectors = self.model.encode(
+                list(texts),
+                prompt=prompt,
+                normalize_embeddings=self.spec.normalize,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+            return np.ascontiguousarray(vectors, dtype=np.float32)
+        prompted = [prompt + text for text in texts] if prompt else list(texts)
+        vectors = np.empty((len(prompted), self.dimension), dtype=np.float32)
+        batches = token_budget_batches(
+            self.token_lengths(prompted), self.max_tokens, self.batch_tokens, self.max_batch
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        from sentence_transformers.util import batch_to_device
+
+        with torch.inference_mode():
+            for rows in tqdm(batches, desc="encoding", unit="batch", disable=not progress):
+                features = self.model.tokenize([prompted[i] for i in rows])
+                features = batch_to_device(features, self.model.device)
+                embeddings = self.model.forward(features)["sentence_embedding"]
+                if self.spec.normalize:
+                    embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
+                vectors[rows] = embeddings.float().cpu().numpy()
+        return vectors
+
+    @cached_property
+    def _pools_prompt_tokens(self) -> bool:
+        return all(getattr(module, "include_prompt", True) for module in self.model)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from densekit.corpus.chunking import ChunkConfig, chunk_text
 from densekit.corpus.readers import CorpusFormat, CorpusReader, EmptyPolicy, FieldNames
 from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
-from densekit.encode.batching import encode_documents_sorted
+from densekit.encode.batching import DEFAULT_BATCH_TOKENS, encode_documents_sorted
 from densekit.errors import InputError
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
 from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
@@ -38,7 +38,7 @@ class BuildOptions:
     corpus_format: CorpusFormat = "auto"
     fields: FieldNames = field(default_factory=FieldNames)
     on_empty: EmptyPolicy = "skip"
-    batch_size: int = 32
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
     encode_block: int = 4096
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     bm25_k1: float = DEFAULT_K1
@@ -77,7 +77,7 @@ def build_collection(
         corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
     )
     if options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
-        encoder = encoder or load_encoder(options.model, batch_size=options.batch_size)
+        encoder = encoder or load_encoder(options.model, batch_tokens=options.batch_tokens)
         _check_chunking(options.chunk, encoder)
     with layout.claimed_output(directory, overwrite=overwrite) as created:
         generation = layout.new_generation_name()
