@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import HashingEncoder
+
+# Keep the suite's embedding cache away from the user's (set before any BuildOptions exists).
+os.environ["DENSEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="densekit-test-cache-")
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = PROJECT.parent / "shared" / "datasets"

@@ -41,6 +41,9 @@ class HashingEncoder:
     def document_tokens(self) -> int:
         return 510
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        return [len(_WORD.findall(text)) + 2 for text in texts]
+
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return [match.span() for match in _WORD.finditer(text)]
 

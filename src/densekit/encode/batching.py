@@ -40,7 +40,7 @@ def encode_documents_sorted(
     encoder: Encoder,
     texts: Sequence[str],
     *,
-    slice_size: int = 256,
+    slice_size: int = 512,
     on_progress: Callable[[int], object] | None = None,
 ) -> np.ndarray:
     """The document vectors of ``texts``, in their original order."""

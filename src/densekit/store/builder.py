@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from tqdm.auto import tqdm
 from densekit.corpus.chunking import ChunkConfig, chunk_text
 from densekit.corpus.readers import CorpusFormat, CorpusReader, EmptyPolicy, FieldNames
 from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
-from densekit.encode.batching import DEFAULT_BATCH_TOKENS, encode_documents_sorted
+from densekit.encode.batching import DEFAULT_BATCH_TOKENS
+from densekit.encode.cache import EmbeddingCache, default_cache_dir
 from densekit.errors import InputError
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
 from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
@@ -24,8 +27,9 @@ from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.durability import fsync_tree
+from densekit.store.encoding_run import EncodingRun, Passage
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest, write_manifest
-from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, ShardWriter
+from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class BuildOptions:
     batch_tokens: int = DEFAULT_BATCH_TOKENS
     encode_block: int = 4096
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
+    dtype: str = "float32"
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
     bm25_k1: float = DEFAULT_K1
     bm25_b: float = DEFAULT_B
     fusion: FusionConfig = DEFAULT_FUSION
@@ -50,6 +56,10 @@ class BuildOptions:
         if self.retriever not in RETRIEVER_NAMES:
             raise InputError(
                 f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
+            )
+        if self.dtype not in STORAGE_DTYPES:
+            raise InputError(
+                f"unknown vector storage {self.dtype!r}; choose one of {', '.join(STORAGE_DTYPES)}"
             )
         if self.retriever == "bm25" and self.chunk is not None:
             raise InputError(
@@ -79,21 +89,42 @@ def build_collection(
     if options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
         encoder = encoder or load_encoder(options.model, batch_tokens=options.batch_tokens)
         _check_chunking(options.chunk, encoder)
+    key = _build_key(reader, options, encoder)
     with layout.claimed_output(directory, overwrite=overwrite) as created:
-        generation = layout.new_generation_name()
+        generation = layout.unfinished_generation(directory, key) or layout.start_generation(
+            directory, key
+        )
         root = directory / generation
-        root.mkdir()
+        layout.remove_stale_generations(directory, keep=generation)
         try:
             manifest = _build_generation(reader, directory, generation, options, encoder)
             fsync_tree(root)
         except BaseException:
-            shutil.rmtree(directory if created else root, ignore_errors=True)
+            # Finished shards are kept for the next run to resume from; nothing else is.
+            if not layout.has_committed_shards(root):
+                shutil.rmtree(directory if created else root, ignore_errors=True)
             raise
         # Past this point an interruption leaves either the old manifest (and a stale
         # generation the next build removes) or the new one: never a manifest without its files.
         write_manifest(directory, manifest)
         layout.remove_stale_generations(directory, keep=generation)
     return Collection(directory)
+
+
+def _build_key(reader: CorpusReader, options: BuildOptions, encoder: Encoder | None) -> str:
+    """What a resumed build must share with the interrupted one to reuse its shards."""
+    settings = {
+        "corpus": str(reader.path.resolve()),
+        "format": reader.format,
+        "fields": asdict(options.fields),
+        "on_empty": options.on_empty,
+        "retriever": options.retriever,
+        "fingerprint": encoder.fingerprint if encoder is not None else None,
+        "chunk": asdict(options.chunk) if options.chunk else None,
+        "rows_per_shard": options.rows_per_shard,
+        "dtype": options.dtype,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def _check_chunking(chunk: ChunkConfig | None, encoder: Encoder) -> None:
@@ -114,6 +145,7 @@ def _build_generation(
 ) -> Manifest:
     root = directory / generation
     started = time.perf_counter()
+    (root / layout.DOCUMENTS_FILE).unlink(missing_ok=True)  # re-read on resume: it is quick
     writer = DocumentWriter(root / layout.DOCUMENTS_FILE)
     try:
         writer.add_all(tqdm(reader, desc="reading", unit="doc", disable=not options.progress))
@@ -156,17 +188,6 @@ def _build_generation(
     )
 
 
-def _passages(
-    store: DocumentStore, encoder: Encoder, chunk: ChunkConfig | None
-) -> Iterator[list[str]]:
-    """Per document, the texts to encode: the whole content, or its token windows."""
-    for document in store.iter_documents():
-        if chunk is None:
-            yield [document.content]
-        else:
-            yield list(chunk_text(document.content, encoder.token_spans, chunk))
-
-
 def _encode(
     store: DocumentStore,
     root: Path,
@@ -175,46 +196,52 @@ def _encode(
     options: BuildOptions,
     stats: dict[str, object],
 ) -> tuple[EncoderInfo, DenseInfo]:
-    started = time.perf_counter()
-    shards = ShardWriter(root / layout.EMBEDDINGS_DIR, encoder.dimension, options.rows_per_shard)
     offsets = [0]
-    block: list[str] = []
-    # Progress counts passages; their total is known up front only without chunking.
-    expected = len(store) if options.chunk is None else None
-    with tqdm(total=expected, desc="encoding", unit="passage", disable=not options.progress) as bar:
 
-        def encode_block() -> None:
-            shards.append(encode_documents_sorted(encoder, block, on_progress=bar.update))
-            block.clear()
+    def passages() -> Iterator[Passage]:
+        for document in store.iter_documents():
+            if options.chunk is None:
+                texts = [document.content]
+            else:
+                texts = list(chunk_text(document.content, encoder.token_spans, options.chunk))
+            offsets.append(offsets[-1] + len(texts))
+            for number, text in enumerate(texts):
+                yield (document.id if options.chunk is None else f"{document.id}#{number}"), text
 
-        for passages in _passages(store, encoder, options.chunk):
-            block.extend(passages)
-            offsets.append(offsets[-1] + len(passages))
-            if len(block) >= options.encode_block:
-                encode_block()
-        if block:
-            encode_block()
-    paths = shards.close()
-    seconds = time.perf_counter() - started
-    stats.update(
-        encode_seconds=round(seconds, 3),
-        encode_docs_per_second=round(len(store) / seconds, 2) if seconds else None,
-        passages=shards.rows,
+    cache = None
+    if options.cache_dir is not None:
+        cache = EmbeddingCache(options.cache_dir, encoder.fingerprint, encoder.dimension)
+    run = EncodingRun(
+        root / layout.EMBEDDINGS_DIR,
+        encoder,
+        rows_per_shard=options.rows_per_shard,
+        dtype=options.dtype,
+        cache=cache,
+        progress=options.progress,
+    )
+    try:
+        report = run.run(passages(), expected=len(store) if options.chunk is None else None)
+    finally:
+        if cache is not None:
+            cache.close()
+    stats["encoding"] = report.to_dict()
+    stats["encode_seconds"] = report.seconds
+    stats["encode_docs_per_second"] = (
+        round(len(store) / report.seconds, 2) if report.seconds else None
     )
     offsets_file = None
     if options.chunk is not None:
         offsets_file = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
         np.save(root / layout.PASSAGE_OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
-    encoder_info = EncoderInfo.of(encoder)
     dense = DenseInfo(
         index="flat",
-        shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in paths],
-        rows=shards.rows,
+        shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in run.shard_paths],
+        rows=report.passages,
         passage_offsets=offsets_file,
         chunk_size=options.chunk.size if options.chunk else None,
         chunk_overlap=options.chunk.overlap if options.chunk else None,
     )
-    return encoder_info, dense
+    return EncoderInfo.of(encoder), dense
 
 
 def _index_lexical(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -61,7 +62,7 @@ def claimed_output(directory: Path, *, overwrite: bool) -> Iterator[bool]:
             raise CollectionError(
                 f"{directory}: another densekit build is writing here; wait for it to finish"
             ) from None
-        if not overwrite and _holds_anything(directory):
+        if not overwrite and (directory / MANIFEST_NAME).exists():
             raise CollectionError(
                 f"{directory}: a collection already exists here; pass --overwrite to replace it "
                 "(it stays searchable until the new one is complete)"
@@ -69,13 +70,51 @@ def claimed_output(directory: Path, *, overwrite: bool) -> Iterator[bool]:
         yield created
 
 
-def remove_stale_generations(directory: Path, keep: str) -> None:
-    """Delete generations the manifest no longer names (left by replaced or killed builds).
+BUILD_FILE = "build.json"
 
-    A collection opened before the swap keeps working: it holds its files open.
+
+def start_generation(directory: Path, key: str) -> str:
+    """Create a fresh generation for a build with settings digest ``key``."""
+    name = new_generation_name()
+    (directory / name).mkdir()
+    (directory / name / BUILD_FILE).write_text(json.dumps({"key": key}), encoding="utf-8")
+    return name
+
+
+def unfinished_generation(directory: Path, key: str) -> str | None:
+    """An interrupted build's generation with the same settings, which a new build resumes."""
+    published = _published_generation(directory)
+    for path in sorted(directory.glob(f"{GENERATION_PREFIX}*")):
+        if path.name == published:
+            continue
+        try:
+            if json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))["key"] == key:
+                return path.name
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def has_committed_shards(root: Path) -> bool:
+    return any((root / EMBEDDINGS_DIR).glob("*.json"))
+
+
+def _published_generation(directory: Path) -> str | None:
+    try:
+        return json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))["generation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remove_stale_generations(directory: Path, keep: str) -> None:
+    """Delete generations that are neither ``keep`` nor the published one (left by replaced,
+    killed or differently configured builds).
+
+    A collection opened before a swap keeps working: it holds its files open.
     """
+    published = _published_generation(directory)
     for path in directory.glob(f"{GENERATION_PREFIX}*"):
-        if path.name != keep:
+        if path.name not in (keep, published):
             shutil.rmtree(path, ignore_errors=True)
     for path in directory.glob(f".{MANIFEST_NAME}.*.tmp"):
         path.unlink(missing_ok=True)

@@ -1,71 +1,90 @@
-"""Embedding shards: float32 .npy files of at most ``rows_per_shard`` rows, read by memory map."""
+"""Embedding shards: .npy files of at most ``rows_per_shard`` rows, each committed atomically.
+
+A shard is ``NNNNN.npy`` plus a sidecar ``NNNNN.json`` (row count, ids, and a digest of the
+texts it encodes). The sidecar is renamed into place last, so a shard counts as written exactly
+when its sidecar exists: an interrupted run leaves whole shards and can resume after them.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from densekit.errors import CollectionError
 
-DEFAULT_ROWS_PER_SHARD = 65_536
+DEFAULT_ROWS_PER_SHARD = 8192
+STORAGE_DTYPES = ("float32", "float16")
 
 
-class ShardWriter:
-    """Append blocks of vectors; a shard is written whole once it is full (or at ``close``)."""
+@dataclass(frozen=True)
+class ShardMeta:
+    rows: int
+    digest: str
+    ids: list[str]
 
-    def __init__(
-        self, directory: Path, dimension: int, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
-    ):
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.dimension = dimension
-        self.rows_per_shard = rows_per_shard
-        self.paths: list[Path] = []
-        self.rows = 0
-        self._buffer: list[np.ndarray] = []
-        self._buffered = 0
 
-    def append(self, vectors: np.ndarray) -> None:
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise ValueError(
-                f"expected vectors of shape (n, {self.dimension}), got {vectors.shape}"
-            )
-        vectors = vectors.astype(np.float32, copy=False)
-        while len(vectors):
-            take = min(len(vectors), self.rows_per_shard - self._buffered)
-            self._buffer.append(vectors[:take])
-            self._buffered += take
-            self.rows += take
-            vectors = vectors[take:]
-            if self._buffered == self.rows_per_shard:
-                self._write_shard()
+def shard_name(index: int) -> str:
+    return f"{index:05d}.npy"
 
-    def close(self) -> list[Path]:
-        if self._buffered:
-            self._write_shard()
-        return self.paths
 
-    def _write_shard(self) -> None:
-        path = self.directory / f"{len(self.paths):05d}.npy"
-        np.save(path, np.concatenate(self._buffer))
-        self.paths.append(path)
-        self._buffer, self._buffered = [], 0
+def read_committed(directory: Path, index: int) -> ShardMeta | None:
+    """The sidecar of a committed shard, or ``None`` if shard ``index`` was never finished."""
+    sidecar = directory / f"{index:05d}.json"
+    vectors = directory / shard_name(index)
+    if not (sidecar.is_file() and vectors.is_file()):
+        return None
+    try:
+        return ShardMeta(**json.loads(sidecar.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError):
+        return None
+
+
+def commit_shard(
+    directory: Path, index: int, vectors: np.ndarray, meta: ShardMeta, dtype: str = "float32"
+) -> None:
+    """Write vectors, then the sidecar, each durably under a temporary name and renamed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    targets = [
+        (directory / shard_name(index), lambda h: np.save(h, vectors.astype(dtype, copy=False))),
+        (
+            directory / f"{index:05d}.json",
+            lambda h: h.write(json.dumps(asdict(meta)).encode("utf-8")),
+        ),
+    ]
+    for target, write in targets:
+        staging = target.with_name(f".{target.name}.tmp")
+        with staging.open("wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, target)
+
+
+def remove_shards_from(directory: Path, first: int) -> None:
+    """Drop shards ``first`` and later (left by an earlier, longer run) and staging files."""
+    for path in directory.glob("*"):
+        stem = path.name.split(".")[0]
+        if path.name.startswith(".") or (stem.isdigit() and int(stem) >= first):
+            path.unlink(missing_ok=True)
 
 
 def open_shards(paths: Sequence[Path], dimension: int) -> list[np.ndarray]:
-    """Memory-map the shards, checking each is a float32 matrix of the recorded width."""
+    """Memory-map the shards, checking each is a float matrix of the recorded width."""
     shards = []
     for path in paths:
         try:
             shard = np.load(path, mmap_mode="r")
         except (ValueError, OSError) as exc:
             raise CollectionError(f"{path}: unreadable embedding shard ({exc}); rebuild") from None
-        if shard.ndim != 2 or shard.shape[1] != dimension or shard.dtype != np.float32:
+        if shard.ndim != 2 or shard.shape[1] != dimension or shard.dtype.name not in STORAGE_DTYPES:
             raise CollectionError(
                 f"{path}: embedding shard has shape {shard.shape} and dtype {shard.dtype}, "
-                f"expected (n, {dimension}) float32; rebuild the collection"
+                f"expected (n, {dimension}) float32 or float16; rebuild the collection"
             )
         shards.append(shard)
     return shards
