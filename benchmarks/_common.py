@@ -30,7 +30,8 @@ def build_or_open(
     out = BUILD / f"{name}-{model}"
     if not rebuild and (out / "manifest.json").exists():
         return densekit.open_collection(out)
-    options = densekit.BuildOptions(model=model, retriever="hybrid")
+    # No embedding cache: the build's encoding time is part of what is measured.
+    options = densekit.BuildOptions(model=model, retriever="hybrid", cache_dir=None)
     return densekit.build_collection(dataset(name) / "corpus.jsonl", out, options, overwrite=True)
 
 

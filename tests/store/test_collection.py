@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from densekit.errors import CollectionError
@@ -160,3 +162,35 @@ def test_damaged_files_of_the_recorded_size_are_refused(corpus_file: Path, tmp_p
     database.write_bytes(b"\x00" * database.stat().st_size)
     with pytest.raises(CollectionError, match=r"documents\.sqlite is not a readable database"):
         Collection(out)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_encoding_then_resume_equals_an_uninterrupted_build(tmp_path: Path) -> None:
+    corpus = _big_corpus(tmp_path / "corpus.jsonl", 3000)
+    flags = ("--retriever", "dense", "--shard-rows", "300", "--no-cache")
+    reference = tmp_path / "reference"
+    assert _index_process(corpus, reference, *flags).wait() == 0
+
+    out = tmp_path / "c"
+    process = _index_process(corpus, out, *flags)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("gen-*/embeddings/*.json"))) < 3:
+        assert process.poll() is None, "the build finished before it could be killed"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with pytest.raises(CollectionError, match="partial collection"):
+        Collection(out)
+
+    resumed = _index_process(corpus, out, *flags, stderr=subprocess.PIPE, text=True)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0
+    resumed_at = re.search(r"resuming at shard (\d+), (\d+) passages already encoded", err)
+    assert resumed_at is not None, err
+    assert int(resumed_at[1]) >= 3 and int(resumed_at[2]) == 300 * int(resumed_at[1])
+    collection, expected = Collection(out), Collection(reference)
+    assert collection.manifest.stats["encoding"]["resumed_shards"] >= 3
+    for ours, theirs in zip(
+        collection.dense_index.shards, expected.dense_index.shards, strict=True
+    ):
+        np.testing.assert_array_equal(ours, theirs)

@@ -7,10 +7,24 @@ import os
 import sys
 from collections.abc import Sequence
 
-from densekit.cli import eval_command, index_command, info_command, models_command, search_command
+from densekit.cli import (
+    encode_command,
+    eval_command,
+    index_command,
+    info_command,
+    models_command,
+    search_command,
+)
 from densekit.errors import DensekitError
 
-COMMANDS = (models_command, index_command, search_command, eval_command, info_command)
+COMMANDS = (
+    models_command,
+    index_command,
+    encode_command,
+    search_command,
+    eval_command,
+    info_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"densekit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("densekit: interrupted; no partial results were published", file=sys.stderr)
+        print(
+            "densekit: interrupted; nothing unfinished was published (finished shards are kept: "
+            "rerun the same command to resume)",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:
         return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from densekit.corpus.document import Document
 from densekit.errors import InputError
 
 TokenSpans = Callable[[str], Sequence[tuple[int, int]]]
@@ -34,6 +35,16 @@ class ChunkConfig:
     @property
     def stride(self) -> int:
         return self.size - self.overlap
+
+
+def document_passages(
+    document: Document, spans_of: TokenSpans, config: ChunkConfig | None
+) -> list[tuple[str, str]]:
+    """``(passage id, text)`` pairs: the whole document, or ``id#n`` for its n-th window."""
+    if config is None:
+        return [(document.id, document.content)]
+    windows = chunk_text(document.content, spans_of, config)
+    return [(f"{document.id}#{number}", text) for number, text in enumerate(windows)]
 
 
 def chunk_text(text: str, spans_of: TokenSpans, config: ChunkConfig) -> Iterator[str]:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from densekit.corpus.chunking import ChunkConfig, chunk_text
+from densekit.corpus.chunking import ChunkConfig, document_passages
 from densekit.corpus.readers import CorpusFormat, CorpusReader, EmptyPolicy, FieldNames
 from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
-from densekit.encode.cache import EmbeddingCache, default_cache_dir
+from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
 from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
@@ -27,7 +27,7 @@ from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.durability import fsync_tree
-from densekit.store.encoding_run import EncodingRun, Passage
+from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest, write_manifest
 from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES
 
@@ -88,7 +88,7 @@ def build_collection(
     )
     if options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
         encoder = encoder or load_encoder(options.model, batch_tokens=options.batch_tokens)
-        _check_chunking(options.chunk, encoder)
+        check_chunking(options.chunk, encoder)
     key = _build_key(reader, options, encoder)
     with layout.claimed_output(directory, overwrite=overwrite) as created:
         generation = layout.unfinished_generation(directory, key) or layout.start_generation(
@@ -127,7 +127,7 @@ def _build_key(reader: CorpusReader, options: BuildOptions, encoder: Encoder | N
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def _check_chunking(chunk: ChunkConfig | None, encoder: Encoder) -> None:
+def check_chunking(chunk: ChunkConfig | None, encoder: Encoder) -> None:
     if chunk is not None and chunk.size > encoder.document_tokens:
         raise InputError(
             f"chunks of {chunk.size} tokens do not fit model {encoder.name!r}, which reads "
@@ -200,30 +200,20 @@ def _encode(
 
     def passages() -> Iterator[Passage]:
         for document in store.iter_documents():
-            if options.chunk is None:
-                texts = [document.content]
-            else:
-                texts = list(chunk_text(document.content, encoder.token_spans, options.chunk))
-            offsets.append(offsets[-1] + len(texts))
-            for number, text in enumerate(texts):
-                yield (document.id if options.chunk is None else f"{document.id}#{number}"), text
+            pieces = document_passages(document, encoder.token_spans, options.chunk)
+            offsets.append(offsets[-1] + len(pieces))
+            yield from pieces
 
-    cache = None
-    if options.cache_dir is not None:
-        cache = EmbeddingCache(options.cache_dir, encoder.fingerprint, encoder.dimension)
-    run = EncodingRun(
+    report, shard_paths = encode_passages(
+        passages(),
         root / layout.EMBEDDINGS_DIR,
         encoder,
         rows_per_shard=options.rows_per_shard,
         dtype=options.dtype,
-        cache=cache,
+        cache_dir=options.cache_dir,
         progress=options.progress,
+        expected=len(store) if options.chunk is None else None,
     )
-    try:
-        report = run.run(passages(), expected=len(store) if options.chunk is None else None)
-    finally:
-        if cache is not None:
-            cache.close()
     stats["encoding"] = report.to_dict()
     stats["encode_seconds"] = report.seconds
     stats["encode_docs_per_second"] = (
@@ -235,7 +225,7 @@ def _encode(
         np.save(root / layout.PASSAGE_OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
     dense = DenseInfo(
         index="flat",
-        shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in run.shard_paths],
+        shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in shard_paths],
         rows=report.passages,
         passage_offsets=offsets_file,
         chunk_size=options.chunk.size if options.chunk else None,

@@ -14,6 +14,17 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename, durably: readers see old or new, whole."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with staging.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
+    fsync_directory(path.parent)
+
+
 def fsync_tree(root: Path) -> None:
     """fsync every file below ``root``, then the directories that name them."""
     directories = [root]

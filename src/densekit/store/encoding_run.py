@@ -113,8 +113,10 @@ class EncodingRun:
             bar.update(len(group))
             return
         if report.resumed_passages and report.resumed_shards == index:
-            self._say(
-                f"resuming at shard {index}, {report.resumed_passages} passages already encoded"
+            # Said even without progress bars: the user should know work was reused.
+            tqdm.write(
+                f"resuming at shard {index}, {report.resumed_passages} passages already encoded",
+                file=sys.stderr,
             )
         texts = [text for _, text in group]
         vectors = self._vectors(texts, bar)
@@ -142,6 +144,33 @@ class EncodingRun:
                 self.cache.put_many(todo, fresh)
         return vectors
 
-    def _say(self, message: str) -> None:
-        if self.progress:
-            tqdm.write(message, file=sys.stderr)
+
+def encode_passages(
+    passages: Iterable[Passage],
+    directory: Path,
+    encoder: Encoder,
+    *,
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+    dtype: str = "float32",
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    expected: int | None = None,
+) -> tuple[EncodingReport, list[Path]]:
+    """One :class:`EncodingRun` with the cache for ``encoder`` under ``cache_dir`` (if any)."""
+    cache = None
+    if cache_dir is not None:
+        cache = EmbeddingCache(cache_dir, encoder.fingerprint, encoder.dimension)
+    run = EncodingRun(
+        directory,
+        encoder,
+        rows_per_shard=rows_per_shard,
+        dtype=dtype,
+        cache=cache,
+        progress=progress,
+    )
+    try:
+        report = run.run(passages, expected)
+    finally:
+        if cache is not None:
+            cache.close()
+    return report, run.shard_paths

@@ -39,6 +39,19 @@ def _holds_anything(directory: Path) -> bool:
 
 
 @contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """Exclusive, non-blocking: a second writer is refused instead of interleaving."""
+    with (directory / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CollectionError(
+                f"{directory}: another densekit build is writing here; wait for it to finish"
+            ) from None
+        yield
+
+
+@contextmanager
 def claimed_output(directory: Path, *, overwrite: bool) -> Iterator[bool]:
     """Hold ``directory`` for one build, creating it if needed; yields whether it was created.
 
@@ -55,13 +68,7 @@ def claimed_output(directory: Path, *, overwrite: bool) -> Iterator[bool]:
         )
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
-    with (directory / LOCK_FILE).open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CollectionError(
-                f"{directory}: another densekit build is writing here; wait for it to finish"
-            ) from None
+    with directory_lock(directory):
         if not overwrite and (directory / MANIFEST_NAME).exists():
             raise CollectionError(
                 f"{directory}: a collection already exists here; pass --overwrite to replace it "

@@ -8,14 +8,13 @@ reader sees the old collection or the new one, never a half-written mix.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from densekit.encode.registry import REGISTRY, ModelSpec
 from densekit.errors import CollectionError
-from densekit.store.durability import fsync_directory
+from densekit.store.durability import atomic_write_text
 
 if TYPE_CHECKING:
     from densekit.encode.base import Encoder
@@ -127,14 +126,7 @@ class Manifest:
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Replace ``directory/manifest.json`` atomically and durably."""
-    target = directory / MANIFEST_NAME
-    staging = directory / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
-    with staging.open("w", encoding="utf-8") as handle:
-        handle.write(manifest.to_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staging, target)
-    fsync_directory(directory)
+    atomic_write_text(directory / MANIFEST_NAME, manifest.to_json())
 
 
 def read_manifest(directory: Path) -> Manifest:
