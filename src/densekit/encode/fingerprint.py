@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # Tensors above this many bytes are hashed on a strided sample: still exact for any realistic
 # change (fine-tuning touches every element), and keeps a multi-GB LLM hash under a second.
@@ -16,6 +17,8 @@ _SAMPLE_ELEMENTS = 1 << 20
 
 
 def weights_digest(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(named_tensors, key=lambda item: item[0]):
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)

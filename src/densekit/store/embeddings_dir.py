@@ -7,7 +7,6 @@ once complete, ``embeddings.json``; with ``output="parquet"`` also ``vectors.par
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -18,18 +17,21 @@ from typing import Any, Literal
 import numpy as np
 
 from densekit.corpus.chunking import document_passages
+from densekit.corpus.document import Document
 from densekit.corpus.readers import CorpusReader
 from densekit.encode import Encoder, load_encoder
 from densekit.errors import CollectionError, InputError, MissingDependencyError
 from densekit.store.builder import BuildOptions, check_chunking
+from densekit.store.documents import DocumentWriter
 from densekit.store.durability import atomic_write_text
 from densekit.store.encoding_run import Passage, encode_passages
-from densekit.store.layout import directory_lock
+from densekit.store.layout import LOCK_FILE, directory_lock
 from densekit.store.manifest import EncoderInfo
 from densekit.store.shards import read_committed
 
 EMBEDDINGS_MANIFEST = "embeddings.json"
 PARQUET_FILE = "vectors.parquet"
+IDS_FILE = ".ids.sqlite"
 OutputFormat = Literal["npy", "parquet"]
 
 
@@ -56,7 +58,7 @@ def encode_corpus(
     with directory_lock(directory):
         (directory / EMBEDDINGS_MANIFEST).unlink(missing_ok=True)
         report, shards = encode_passages(
-            _unique_passages(reader, encoder, options),
+            _unique_passages(reader, encoder, options, directory / IDS_FILE),
             directory,
             encoder,
             rows_per_shard=options.rows_per_shard,
@@ -117,7 +119,10 @@ def _claim(directory: Path, overwrite: bool) -> None:
             f"{directory}: finished embeddings are already here; pass --overwrite to redo them "
             "(unchanged shards are kept)"
         )
-    ours = (directory / EMBEDDINGS_MANIFEST).exists() or any(directory.glob("[0-9]*.json"))
+    markers = (EMBEDDINGS_MANIFEST, LOCK_FILE, IDS_FILE)
+    ours = any((directory / name).exists() for name in markers) or any(
+        directory.glob("[0-9]*.json")
+    )
     if directory.exists() and any(directory.iterdir()) and not ours:
         raise CollectionError(
             f"{directory}: exists, is not empty and holds no densekit embeddings; "
@@ -127,19 +132,21 @@ def _claim(directory: Path, overwrite: bool) -> None:
 
 
 def _unique_passages(
-    reader: CorpusReader, encoder: Encoder, options: BuildOptions
+    reader: CorpusReader, encoder: Encoder, options: BuildOptions, ids_file: Path
 ) -> Iterator[Passage]:
-    # 8-byte digests of the ids seen: duplicates are caught in a fraction of the corpus' size.
-    seen: dict[int, str] = {}
-    for document in reader:
-        key = int.from_bytes(hashlib.blake2b(document.id.encode(), digest_size=8).digest())
-        if key in seen:
-            raise InputError(
-                f"{document.source}: duplicate document id {document.id!r} (first seen at "
-                f"{seen[key]}); ids must be unique"
-            )
-        seen[key] = document.source
-        yield from document_passages(document, encoder.token_spans, options.chunk)
+    # Ids go to a scratch SQLite file, not a set: duplicates are caught in bounded memory.
+    ids_file.unlink(missing_ok=True)
+    ids = DocumentWriter(ids_file)
+    try:
+        for document in reader:
+            ids.add(Document(document.id, "", source=document.source))
+            yield from document_passages(document, encoder.token_spans, options.chunk)
+        ids.close()
+    except BaseException:
+        ids.abort()
+        raise
+    finally:
+        ids_file.unlink(missing_ok=True)
 
 
 def _write_parquet(directory: Path, shards: int) -> None:

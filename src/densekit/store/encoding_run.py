@@ -44,6 +44,7 @@ class EncodingReport:
     cached_passages: int = 0
     encoded_passages: int = 0
     truncated_passages: int = 0
+    tokens: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, float | int]:
@@ -95,7 +96,10 @@ class EncodingRun:
         with bar, deferred_interrupt(notice if self.progress else None) as interrupt:
             for index, group in enumerate(_groups(passages, self.rows_per_shard)):
                 self._shard(index, group, bar)
-                bar.set_postfix(shard=index + 1, refresh=False)
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(
+                    shard=index + 1, tokens_per_s=f"{self.report.tokens / elapsed:,.0f}"
+                )
                 interrupt.check()
         remove_shards_from(self.directory, self.report.shards)
         self.report.seconds = round(time.perf_counter() - started, 3)
@@ -135,9 +139,9 @@ class EncodingRun:
         if missing:
             todo = [texts[i] for i in missing]
             limit = self.encoder.max_tokens
-            self.report.truncated_passages += sum(
-                length > limit for length in self.encoder.token_lengths(todo)
-            )
+            lengths = self.encoder.token_lengths(todo)
+            self.report.truncated_passages += sum(length > limit for length in lengths)
+            self.report.tokens += sum(min(length, limit) for length in lengths)
             fresh = encode_documents_sorted(self.encoder, todo, on_progress=bar.update)
             vectors[missing] = fresh
             if self.cache is not None:
