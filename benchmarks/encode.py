@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/encode.py [--docs 2000] [--rounds 3] [--sizes 100000,1000000]
 
 1. Throughput: the same SciFact documents through `SentenceTransformer.encode` (its defaults)
-   and through `densekit encode` (reading, token-budget batching, shard commits; no cache),
-   interleaved round by round; docs/s ratio and the cosine of densekit's vectors to the
-   reference vectors.
-2. Memory: `densekit encode --model static` over synthetic corpora of each size, each in its own
+   and through `densekit encode` (reading, token-budget batching, shard commits; no cache) with
+   each backend, interleaved round by round; docs/s ratios and the cosine of densekit's vectors
+   to the reference vectors.
+2. Quality: SciFact test nDCG@10 of a dense collection built with each backend.
+3. Memory: `densekit encode --model static` over synthetic corpora of each size, each in its own
    process; peak RSS per size.
 
 Writes benchmarks/results/encode.json.
@@ -53,44 +54,65 @@ def _fields(record: dict) -> dict:
     return {"id": record["_id"], "text": record["text"], "title": record.get("title", "")}
 
 
-def throughput(size: int, rounds: int, workdir: Path) -> dict:
+def throughput(size: int, rounds: int, backends: list[str], workdir: Path) -> dict:
+    """Interleaved rounds: the anchor, then each densekit backend, on the same documents."""
     from sentence_transformers import SentenceTransformer
 
     corpus = workdir / "scifact-subset.jsonl"
     texts = scifact_subset(size, corpus)
     reference_model = SentenceTransformer(densekit.resolve_model("minilm").location, device="cpu")
     options = densekit.BuildOptions(retriever="dense", cache_dir=None, progress=False)
-    encoder = densekit.load_encoder("minilm")
-    anchor_times, our_times = [], []
-    reference = ours = None
+    encoders = {name: densekit.load_encoder("minilm", backend=name) for name in backends}
+    anchor_name = "sentence-transformers (anchor)"
+    times: dict[str, list[float]] = {anchor_name: []}
+    vectors: dict[str, np.ndarray] = {}
     for round_number in range(rounds):
         started = time.perf_counter()
         reference = reference_model.encode(texts)
-        anchor_times.append(time.perf_counter() - started)
-        out = workdir / f"vectors-{round_number}"
-        started = time.perf_counter()
-        encode_corpus(corpus, out, options, encoder=encoder)
-        our_times.append(time.perf_counter() - started)
-        ours = load_embeddings(out)[1]
-        print(
-            f"round {round_number + 1}: sentence-transformers {size / anchor_times[-1]:.1f} "
-            f"docs/s, densekit {size / our_times[-1]:.1f} docs/s",
-            flush=True,
-        )
+        times[anchor_name].append(time.perf_counter() - started)
+        for name, encoder in encoders.items():
+            out = workdir / f"vectors-{name}-{round_number}"
+            started = time.perf_counter()
+            encode_corpus(corpus, out, options, encoder=encoder)
+            times.setdefault(name, []).append(time.perf_counter() - started)
+            vectors[name] = load_embeddings(out)[1]
+        line = ", ".join(f"{name} {size / t[-1]:.1f}" for name, t in times.items())
+        print(f"round {round_number + 1} docs/s: {line}", flush=True)
     reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-    cosine = (ours * reference).sum(axis=1) / np.linalg.norm(ours, axis=1)
-    anchor = size / statistics.median(anchor_times)
-    densekit_rate = size / statistics.median(our_times)
+    anchor = size / statistics.median(times[anchor_name])
+    results = {}
+    for name in backends:
+        rate = size / statistics.median(times[name])
+        cosine = (vectors[name] * reference).sum(axis=1) / np.linalg.norm(vectors[name], axis=1)
+        results[name] = {
+            "docs_per_second": round(rate, 2),
+            "ratio_to_sentence_transformers": round(rate / anchor, 3),
+            "min_cosine_to_reference": round(float(cosine.min()), 6),
+            "mean_cosine_to_reference": round(float(cosine.mean()), 6),
+        }
     return {
         "documents": size,
         "rounds": rounds,
         "model": "minilm",
         "sentence_transformers_docs_per_second": round(anchor, 2),
-        "densekit_docs_per_second": round(densekit_rate, 2),
-        "ratio": round(densekit_rate / anchor, 3),
-        "min_cosine_to_reference": float(cosine.min()),
-        "mean_cosine_to_reference": float(cosine.mean()),
+        "densekit": results,
     }
+
+
+def scifact_quality(backends: list[str], workdir: Path) -> dict:
+    """SciFact test nDCG@10 of a dense collection built with each backend."""
+    results = {}
+    for name in backends:
+        options = densekit.BuildOptions(
+            retriever="dense", backend=name, cache_dir=None, progress=False
+        )
+        collection = densekit.build_collection(
+            dataset("scifact") / "corpus.jsonl", workdir / f"scifact-{name}", options
+        )
+        report = densekit.evaluate(dataset("scifact"), collection=collection, metrics=["nDCG@10"])
+        results[name] = round(report.metrics["nDCG@10"], 4)
+        print(f"SciFact nDCG@10 with {name}: {results[name]}", flush=True)
+    return results
 
 
 def synthetic_corpus(path: Path, size: int, seed: int = 0) -> None:
@@ -138,12 +160,15 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--backends", default="sentence-transformers,onnx,onnx-int8")
     args = parser.parse_args()
+    backends = args.backends.split(",")
     with tempfile.TemporaryDirectory(prefix="densekit-bench-") as scratch:
         workdir = Path(scratch)
         data = {
             "environment": environment(),
-            "throughput": throughput(args.docs, args.rounds, workdir),
+            "throughput": throughput(args.docs, args.rounds, backends, workdir),
+            "scifact_ndcg_at_10": scifact_quality(backends, workdir),
             "memory": memory([int(s) for s in args.sizes.split(",")], workdir),
         }
     print(json.dumps(data, indent=2))

@@ -9,7 +9,7 @@ from typing import Any
 from densekit.cli.arguments import positive_int
 from densekit.cli.output import warn
 from densekit.corpus import ChunkConfig, FieldNames
-from densekit.encode import DEFAULT_MODEL
+from densekit.encode import BACKENDS, DEFAULT_MODEL
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
@@ -43,6 +43,11 @@ def add_encoding_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=DEFAULT_MODEL,
         help="registry name, local path or hub name (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="runtime for the model (default: the model's own; onnx-int8 is the fastest)",
     )
     parser.add_argument(
         "--chunk-tokens", type=positive_int, help="split documents into windows of this many tokens"
@@ -93,6 +98,7 @@ def build_options_from(args: argparse.Namespace, **extra: Any) -> dict[str, Any]
         raise InputError("--no-cache and --cache-dir contradict each other; pick one")
     return {
         "model": args.model,
+        "backend": args.backend,
         "chunk": chunk,
         "corpus_format": args.format,
         "fields": FieldNames(args.id_field, args.text_field, args.title_field),

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from densekit.encode.base import Encoder
 from densekit.encode.registry import DEFAULT_MODEL, REGISTRY, ModelSpec, resolve_model
 from densekit.errors import InputError
 
-BACKENDS = ("sentence-transformers", "static")
+BACKENDS = ("sentence-transformers", "onnx", "onnx-int8", "static")
 
 
-def load_encoder(model: str | ModelSpec = DEFAULT_MODEL, **options: object) -> Encoder:
+def load_encoder(
+    model: str | ModelSpec = DEFAULT_MODEL, *, backend: str | None = None, **options: object
+) -> Encoder:
     """Load an encoder from a registry name, a local path, a hub name or a :class:`ModelSpec`.
 
-    ``options`` go to the sentence-transformers backend (``batch_tokens``, ``device``, ...).
+    ``backend`` overrides the model's own (see ``BACKENDS``); ``options`` go to the
+    transformer backends (``batch_tokens``, ``device``, ...).
     """
     spec = resolve_model(model) if isinstance(model, str) else model
+    if backend is not None:
+        spec = replace(spec, backend=backend)
     if spec.backend == "static":
         from densekit.encode.static import StaticEncoder
 
         return StaticEncoder(spec)
+    if spec.backend in ("onnx", "onnx-int8"):
+        from densekit.encode.onnx import OnnxEncoder
+
+        return OnnxEncoder(spec, **options)  # type: ignore[arg-type]
     if spec.backend == "sentence-transformers":
         from densekit.encode.sentence_transformers import SentenceTransformerEncoder
 

@@ -76,6 +76,7 @@ class SentenceTransformerEncoder:
             if hasattr(module, "get_config_dict")
         }
         settings = {
+            "backend": self.spec.backend,
             "modules": modules,
             "max_tokens": self.max_tokens,
             "normalize": self.spec.normalize,
@@ -126,17 +127,24 @@ class SentenceTransformerEncoder:
         batches = token_budget_batches(
             self.token_lengths(prompted), self.max_tokens, self.batch_tokens, self.max_batch
         )
+        for rows in tqdm(batches, desc="encoding", unit="batch", disable=not progress):
+            vectors[rows] = self._embed_batch(self._features([prompted[i] for i in rows]))
+        if self.spec.normalize:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+    def _features(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Model inputs of a batch: ``preprocess`` (sentence-transformers 6) or ``tokenize``."""
+        preprocess = getattr(self.model, "preprocess", None) or self.model.tokenize
+        return preprocess(texts)
+
+    def _embed_batch(self, features: dict[str, torch.Tensor]) -> np.ndarray:
+        """Sentence embeddings of one tokenized batch (overridden by other runtimes)."""
         from sentence_transformers.util import batch_to_device
 
         with torch.inference_mode():
-            for rows in tqdm(batches, desc="encoding", unit="batch", disable=not progress):
-                features = self.model.tokenize([prompted[i] for i in rows])
-                features = batch_to_device(features, self.model.device)
-                embeddings = self.model.forward(features)["sentence_embedding"]
-                if self.spec.normalize:
-                    embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
-                vectors[rows] = embeddings.float().cpu().numpy()
-        return vectors
+            features = batch_to_device(features, self.model.device)
+            return self.model.forward(features)["sentence_embedding"].float().cpu().numpy()
 
     @cached_property
     def _pools_prompt_tokens(self) -> bool:

@@ -37,6 +37,7 @@ class BuildOptions:
     """How to turn a corpus into a collection; the defaults reproduce the published numbers."""
 
     model: str = DEFAULT_MODEL
+    backend: str | None = None
     retriever: RetrieverName = "hybrid"
     chunk: ChunkConfig | None = None
     corpus_format: CorpusFormat = "auto"
@@ -87,7 +88,9 @@ def build_collection(
         corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
     )
     if options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
-        encoder = encoder or load_encoder(options.model, batch_tokens=options.batch_tokens)
+        encoder = encoder or load_encoder(
+            options.model, backend=options.backend, batch_tokens=options.batch_tokens
+        )
         check_chunking(options.chunk, encoder)
     key = _build_key(reader, options, encoder)
     with layout.claimed_output(directory, overwrite=overwrite) as created:

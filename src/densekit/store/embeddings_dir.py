@@ -52,7 +52,9 @@ def encode_corpus(
     reader = CorpusReader(
         corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
     )
-    encoder = encoder or load_encoder(options.model, batch_tokens=options.batch_tokens)
+    encoder = encoder or load_encoder(
+        options.model, backend=options.backend, batch_tokens=options.batch_tokens
+    )
     check_chunking(options.chunk, encoder)
     _claim(directory, overwrite)
     with directory_lock(directory):
