@@ -26,20 +26,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import dataset, environment, write_json
+from _common import RESULTS, dataset, environment, write_json
 
 import densekit
 from densekit.store.embeddings_dir import encode_corpus, load_embeddings
 
 MEMORY_PROBE = """
-import json, resource, sys, time
+import json, sys, time
 from densekit.store import BuildOptions
 from densekit.store.embeddings_dir import encode_corpus
 options = BuildOptions(model="static", retriever="dense", cache_dir=None, progress=False)
 started = time.perf_counter()
 manifest = encode_corpus(sys.argv[1], sys.argv[2], options)
 seconds = time.perf_counter() - started
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM, not ru_maxrss: the latter survives exec and would report the parent's size.
+status = open("/proc/self/status").read().splitlines()
+peak_kib = int(next(line for line in status if line.startswith("VmHWM")).split()[1])
 print(json.dumps({"passages": manifest["passages"], "seconds": seconds, "peak_kib": peak_kib}))
 """
 
@@ -161,16 +163,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--backends", default="sentence-transformers,onnx,onnx-int8")
+    parser.add_argument(
+        "--parts",
+        default="throughput,quality,memory",
+        help="which measurements to (re)run; the others keep their last results",
+    )
     args = parser.parse_args()
     backends = args.backends.split(",")
+    parts = set(args.parts.split(","))
+    previous = RESULTS / "encode.json"
+    data = json.loads(previous.read_text()) if previous.exists() else {}
+    data["environment"] = environment()
     with tempfile.TemporaryDirectory(prefix="densekit-bench-") as scratch:
         workdir = Path(scratch)
-        data = {
-            "environment": environment(),
-            "throughput": throughput(args.docs, args.rounds, backends, workdir),
-            "scifact_ndcg_at_10": scifact_quality(backends, workdir),
-            "memory": memory([int(s) for s in args.sizes.split(",")], workdir),
-        }
+        if "throughput" in parts:
+            data["throughput"] = throughput(args.docs, args.rounds, backends, workdir)
+        if "quality" in parts:
+            data["scifact_ndcg_at_10"] = scifact_quality(backends, workdir)
+        if "memory" in parts:
+            data["memory"] = memory([int(s) for s in args.sizes.split(",")], workdir)
     print(json.dumps(data, indent=2))
     print("wrote", write_json("encode", data))
 

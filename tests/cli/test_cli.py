@@ -182,3 +182,23 @@ def test_per_query_values_and_fusion_override(capsys, tiny_beir: Path, tmp_path:
         "2",
     )
     assert code == 2 and "alpha must be in [0, 1]" in err
+
+
+def test_encode_command_writes_resumable_vectors(capsys, tiny_beir: Path, tmp_path: Path):
+    pytest.importorskip("static_model")
+    out = tmp_path / "vectors"
+    args = ["encode", tiny_beir / "corpus.jsonl", "--out", out, "--model", "static", "--quiet"]
+    code, stdout, _ = run_cli(capsys, *args, "--no-cache", "--shard-rows", "2")
+    assert code == 0 and "5 documents, 5 passages in 3 shards" in stdout
+    assert json.loads((out / "embeddings.json").read_text())["encoder"]["name"] == "static"
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "pass --overwrite" in err
+    code, _, err = run_cli(capsys, *args, "--no-cache", "--cache-dir", tmp_path)
+    assert code == 2 and "contradict" in err
+
+
+def test_unknown_backend_is_refused(capsys, tiny_beir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["index", str(tiny_beir / "corpus.jsonl"), "--out", str(tmp_path), "--backend", "tpu"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err

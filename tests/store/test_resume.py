@@ -120,3 +120,28 @@ def test_float16_storage_halves_the_shards_and_keeps_the_ranking(tmp_path: Path)
         collection.use_encoder(encoder)
     query = "document about topic 2"
     assert [h.id for h in half.search(query, k=3)] == [h.id for h in full.search(query, k=3)]
+
+
+def test_a_full_disk_stops_with_the_finished_shards_intact(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    corpus = write_corpus(tmp_path / "corpus.jsonl", DOCS)
+    real_save = np.save
+    saved: list[object] = []
+
+    def save_until_full(file, array, *args, **kwargs):
+        if len(saved) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        saved.append(file)
+        return real_save(file, array, *args, **kwargs)
+
+    monkeypatch.setattr(np, "save", save_until_full)
+    out = tmp_path / "c"
+    with pytest.raises(OSError, match="No space left"):
+        build_collection(corpus, out, options(), encoder=HashingEncoder())
+    monkeypatch.setattr(np, "save", real_save)
+    assert len(list(out.glob("gen-*/embeddings/*.json"))) == 2
+    assert not list(out.glob("gen-*/embeddings/.*.tmp"))  # no half-written shard left behind
+    resumed = CountingEncoder()
+    build_collection(corpus, out, options(), encoder=resumed)
+    assert len(resumed.encoded) == 1

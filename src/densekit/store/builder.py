@@ -79,8 +79,9 @@ def build_collection(
 ) -> Collection:
     """Build a collection from ``corpus`` into ``out`` and return it opened.
 
-    A crash or Ctrl-C at any point leaves ``out`` as it was: the previous collection (if any)
-    stays the visible one, and the unfinished generation is never named by a manifest.
+    A crash or Ctrl-C at any point leaves the previous collection (if any) the visible one: the
+    unfinished generation is never named by a manifest. Its finished embedding shards stay, and
+    the next build with the same settings resumes after them.
     """
     options = options or BuildOptions()
     directory = Path(out)

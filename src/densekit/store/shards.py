@@ -58,11 +58,15 @@ def commit_shard(
     ]
     for target, write in targets:
         staging = target.with_name(f".{target.name}.tmp")
-        with staging.open("wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staging, target)
+        try:
+            with staging.open("wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(staging, target)
+        except BaseException:
+            staging.unlink(missing_ok=True)  # a full disk must not be made fuller
+            raise
 
 
 def remove_shards_from(directory: Path, first: int) -> None:
