@@ -39,6 +39,7 @@ format: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/retrieval_quality.py
 	$(BIN)/python benchmarks/hybrid_sweep.py
+	$(BIN)/python benchmarks/encode.py
 
 clean:
 	rm -rf build
