@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -14,6 +16,7 @@ from helpers import HashingEncoder
 
 # Keep the suite's embedding cache away from the user's (set before any BuildOptions exists).
 os.environ["DENSEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="densekit-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DENSEKIT_CACHE_DIR"], ignore_errors=True)
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = PROJECT.parent / "shared" / "datasets"
