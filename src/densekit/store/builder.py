@@ -20,6 +20,7 @@ from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
+from densekit.index.flat import FlatIndex
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
 from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
 from densekit.retrieve.searcher import RETRIEVER_NAMES, RetrieverName
@@ -44,7 +45,6 @@ class BuildOptions:
     fields: FieldNames = field(default_factory=FieldNames)
     on_empty: EmptyPolicy = "skip"
     batch_tokens: int = DEFAULT_BATCH_TOKENS
-    encode_block: int = 4096
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     dtype: str = "float32"
     cache_dir: Path | None = field(default_factory=default_cache_dir)
@@ -228,7 +228,7 @@ def _encode(
         offsets_file = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
         np.save(root / layout.PASSAGE_OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
     dense = DenseInfo(
-        index="flat",
+        index=FlatIndex.spec,
         shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in shard_paths],
         rows=report.passages,
         passage_offsets=offsets_file,

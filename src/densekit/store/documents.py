@@ -92,9 +92,6 @@ class DocumentStore:
     def __len__(self) -> int:
         return int(self.connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
 
-    def ids(self, rows: Sequence[int]) -> list[str]:
-        return [doc.id for doc in self.get_rows(rows)]
-
     def all_ids(self) -> list[str]:
         return [row[0] for row in self.connection.execute("SELECT id FROM documents ORDER BY row")]
 
