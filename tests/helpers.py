@@ -50,7 +50,13 @@ class HashingEncoder:
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self.encode_documents(texts)
 
-    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def encode_documents(
+        self,
+        texts: Sequence[str],
+        *,
+        progress: bool = False,
+        token_lengths: Sequence[int] | None = None,
+    ) -> np.ndarray:
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in _WORD.findall(text.lower()):

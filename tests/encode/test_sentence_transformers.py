@@ -59,3 +59,17 @@ def test_token_budget_encoding_matches_sentence_transformers(minilm) -> None:
     np.testing.assert_array_equal(ours.shape, reference.shape)
     assert float((ours * reference).sum(axis=1).min()) > 0.9999
     assert minilm.token_lengths(["a b c"]) == [5]  # [CLS] a b c [SEP]
+
+
+def test_given_token_lengths_spare_a_tokenization_and_change_nothing(minilm, monkeypatch) -> None:
+    texts = [("word " * n).strip() for n in (3, 400, 12, 60)]
+    lengths = minilm.token_lengths(texts)
+    expected = minilm.encode_documents(texts)
+
+    def no_second_pass(_texts):
+        raise AssertionError("tokenized again")
+
+    monkeypatch.setattr(minilm, "token_lengths", no_second_pass)
+    np.testing.assert_allclose(
+        minilm.encode_documents(texts, token_lengths=lengths), expected, atol=1e-6
+    )

@@ -23,7 +23,13 @@ class CountingEncoder(HashingEncoder):
         self.encoded: list[str] = []
         self.interrupt_after = interrupt_after
 
-    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def encode_documents(
+        self,
+        texts: Sequence[str],
+        *,
+        progress: bool = False,
+        token_lengths: Sequence[int] | None = None,
+    ) -> np.ndarray:
         if self.interrupt_after is not None and len(self.encoded) >= self.interrupt_after:
             raise KeyboardInterrupt
         self.encoded.extend(texts)

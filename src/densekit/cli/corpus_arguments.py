@@ -47,7 +47,7 @@ def add_encoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
-        help="runtime for the model (default: the model's own; onnx-int8 is the fastest)",
+        help="runtime for the model (default: the model's own; torch-int8 is the fastest on CPU)",
     )
     parser.add_argument(
         "--chunk-tokens", type=positive_int, help="split documents into windows of this many tokens"

@@ -8,7 +8,7 @@ from densekit.encode.base import Encoder
 from densekit.encode.registry import DEFAULT_MODEL, REGISTRY, ModelSpec, resolve_model
 from densekit.errors import InputError
 
-BACKENDS = ("sentence-transformers", "onnx", "onnx-int8", "static")
+BACKENDS = ("sentence-transformers", "torch-int8", "onnx", "onnx-int8", "static")
 
 
 def load_encoder(
@@ -30,6 +30,10 @@ def load_encoder(
         from densekit.encode.onnx import OnnxEncoder
 
         return OnnxEncoder(spec, **options)  # type: ignore[arg-type]
+    if spec.backend == "torch-int8":
+        from densekit.encode.torch_int8 import TorchInt8Encoder
+
+        return TorchInt8Encoder(spec, **options)  # type: ignore[arg-type]
     if spec.backend == "sentence-transformers":
         from densekit.encode.sentence_transformers import SentenceTransformerEncoder
 

@@ -48,4 +48,13 @@ class Encoder(Protocol):
 
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
 
-    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
+    def encode_documents(
+        self,
+        texts: Sequence[str],
+        *,
+        progress: bool = False,
+        token_lengths: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        """Document vectors; ``token_lengths`` (as :meth:`token_lengths` counts them) spare
+        encoders that batch by tokens a second tokenization when the caller has them."""
+        ...

@@ -42,13 +42,19 @@ def encode_documents_sorted(
     *,
     slice_size: int = 512,
     on_progress: Callable[[int], object] | None = None,
+    token_lengths: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """The document vectors of ``texts``, in their original order."""
-    order = np.argsort([-len(text) for text in texts], kind="stable")
+    """The document vectors of ``texts``, in their original order, encoded in slices of similar
+    length (by ``token_lengths`` when given, else by characters)."""
+    sizes = token_lengths if token_lengths is not None else [len(text) for text in texts]
+    order = np.argsort(-np.asarray(sizes, dtype=np.int64), kind="stable")
     vectors = np.empty((len(texts), encoder.dimension), dtype=np.float32)
     for start in range(0, len(order), slice_size):
         rows = order[start : start + slice_size]
-        vectors[rows] = encoder.encode_documents([texts[i] for i in rows])
+        vectors[rows] = encoder.encode_documents(
+            [texts[i] for i in rows],
+            token_lengths=None if token_lengths is None else [token_lengths[i] for i in rows],
+        )
         if on_progress is not None:
             on_progress(len(rows))
     return vectors

@@ -21,12 +21,15 @@ import numpy as np
 import torch
 
 from densekit.encode.cache import default_cache_dir
+from densekit.encode.cpu import has_vnni
 from densekit.encode.fingerprint import weights_digest
 from densekit.encode.registry import ModelSpec
 from densekit.encode.sentence_transformers import SentenceTransformerEncoder
 from densekit.errors import MissingDependencyError
 
 ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8"}
+# Part of the exported file names: a change to export or fusion must not reuse old files.
+EXPORT_VERSION = 2
 
 
 class _SentenceEmbedding(torch.nn.Module):
@@ -70,12 +73,12 @@ class OnnxEncoder(SentenceTransformerEncoder):
     def _model_file(self) -> Path:
         folder = self.onnx_dir / self._weights
         folder.mkdir(parents=True, exist_ok=True)
-        fp32 = folder / "model-fp32.onnx"
+        fp32 = folder / f"model-v{EXPORT_VERSION}-fp32.onnx"
         if not fp32.exists():
             self._export(fp32)
         if self.precision == "fp32":
             return fp32
-        int8 = folder / "model-int8.onnx"
+        int8 = folder / f"model-v{EXPORT_VERSION}-int8{'' if has_vnni() else '-7bit'}.onnx"
         if not int8.exists():
             import onnx
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -88,7 +91,8 @@ class OnnxEncoder(SentenceTransformerEncoder):
                     staging,
                     weight_type=QuantType.QInt8,
                     per_channel=True,
-                    reduce_range=True,
+                    # 7-bit weights avoid saturation on CPUs without VNNI.
+                    reduce_range=not has_vnni(),
                     # Fused ops are outside shape inference's reach; their outputs are float.
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
                 )
@@ -115,7 +119,13 @@ class OnnxEncoder(SentenceTransformerEncoder):
                 dynamo=False,
             )
         staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        _fuse_transformer_ops(traced, staging)
+        config = getattr(getattr(self.model[0], "auto_model", None), "config", None)
+        _fuse_transformer_ops(
+            traced,
+            staging,
+            num_heads=getattr(config, "num_attention_heads", 0),
+            hidden_size=getattr(config, "hidden_size", 0),
+        )
         traced.unlink(missing_ok=True)
         os.replace(staging, target)
 
@@ -147,15 +157,18 @@ def _eager_attention(model: torch.nn.Module) -> Iterator[None]:
         switch(previous)
 
 
-def _fuse_transformer_ops(source: Path, target: Path) -> None:
+def _fuse_transformer_ops(source: Path, target: Path, *, num_heads: int, hidden_size: int) -> None:
     """ONNX Runtime's transformer optimizer (attention, layer norm, GELU fusion); the plain
-    graph is kept where it does not apply."""
+    graph is kept where it does not apply. Attention fuses only when the head count and width
+    are given: the optimizer's guess from the graph fails on current exports."""
     try:
         from onnxruntime.transformers import optimizer
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            optimized = optimizer.optimize_model(str(source), model_type="bert")
+            optimized = optimizer.optimize_model(
+                str(source), model_type="bert", num_heads=num_heads, hidden_size=hidden_size
+            )
         optimized.save_model_to_file(str(target))
     except Exception:
         shutil.copyfile(source, target)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from densekit.encode.allocator import keep_freed_memory
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.registry import ModelSpec
@@ -46,6 +47,8 @@ class SentenceTransformerEncoder:
             ) from None
         if max_tokens is not None:
             self.model.max_seq_length = max_tokens
+        if self.model.device.type == "cpu":
+            keep_freed_memory()
         # Long documents are truncated on purpose; the tokenizer's warning per text is noise.
         logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
@@ -87,12 +90,13 @@ class SentenceTransformerEncoder:
 
     @cached_property
     def document_tokens(self) -> int:
-        tokenizer = self.model.tokenizer
-        prompt = self.spec.document_prompt
-        prompt_tokens = (
-            len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
-        )
-        return self.max_tokens - tokenizer.num_special_tokens_to_add() - prompt_tokens
+        special = self.model.tokenizer.num_special_tokens_to_add()
+        return self.max_tokens - special - self._prompt_tokens(self.spec.document_prompt)
+
+    def _prompt_tokens(self, prompt: str) -> int:
+        if not prompt:
+            return 0
+        return len(self.model.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         encoded = self.model.tokenizer(
@@ -108,10 +112,22 @@ class SentenceTransformerEncoder:
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self._encode(texts, self.spec.query_prompt, progress)
 
-    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.spec.document_prompt, progress)
+    def encode_documents(
+        self,
+        texts: Sequence[str],
+        *,
+        progress: bool = False,
+        token_lengths: Sequence[int] | None = None,
+    ) -> np.ndarray:
+        return self._encode(texts, self.spec.document_prompt, progress, token_lengths)
 
-    def _encode(self, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
+    def _encode(
+        self,
+        texts: Sequence[str],
+        prompt: str,
+        progress: bool,
+        token_lengths: Sequence[int] | None = None,
+    ) -> np.ndarray:
         if prompt and not self._pools_prompt_tokens:
             # Pooling that leaves the prompt out needs sentence-transformers' own bookkeeping.
             vectors = self.model.encode(
@@ -123,10 +139,13 @@ class SentenceTransformerEncoder:
             )
             return np.ascontiguousarray(vectors, dtype=np.float32)
         prompted = [prompt + text for text in texts] if prompt else list(texts)
+        if token_lengths is None:
+            lengths = self.token_lengths(prompted)
+        else:  # the prompt's tokens on top: close enough to form batches by
+            extra = self._prompt_tokens(prompt)
+            lengths = [length + extra for length in token_lengths]
         vectors = np.empty((len(prompted), self.dimension), dtype=np.float32)
-        batches = token_budget_batches(
-            self.token_lengths(prompted), self.max_tokens, self.batch_tokens, self.max_batch
-        )
+        batches = token_budget_batches(lengths, self.max_tokens, self.batch_tokens, self.max_batch)
         for rows in tqdm(batches, desc="encoding", unit="batch", disable=not progress):
             vectors[rows] = self._embed_batch(self._features([prompted[i] for i in rows]))
         if self.spec.normalize:

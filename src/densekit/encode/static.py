@@ -70,7 +70,13 @@ class StaticEncoder:
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self.encode_documents(texts)
 
-    def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def encode_documents(
+        self,
+        texts: Sequence[str],
+        *,
+        progress: bool = False,
+        token_lengths: Sequence[int] | None = None,
+    ) -> np.ndarray:
         rows = self._encode_batch(str(self.directory), list(texts), MAX_TOKENS)
         vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
         if self.spec.normalize:

@@ -142,7 +142,9 @@ class EncodingRun:
             lengths = self.encoder.token_lengths(todo)
             self.report.truncated_passages += sum(length > limit for length in lengths)
             self.report.tokens += sum(min(length, limit) for length in lengths)
-            fresh = encode_documents_sorted(self.encoder, todo, on_progress=bar.update)
+            fresh = encode_documents_sorted(
+                self.encoder, todo, on_progress=bar.update, token_lengths=lengths
+            )
             vectors[missing] = fresh
             if self.cache is not None:
                 self.cache.put_many(todo, fresh)
