@@ -1,0 +1,130 @@
+"""Approximate dense search: candidates from a :class:`CodeIndex`, optionally rescored with the
+full float vectors from the memory-mapped shards, grouped into documents.
+
+With rescoring, only the codes live in RAM; the shortlist's float vectors are read from disk at
+query time (bi-granular retrieval: coarse codes for recall, full vectors for precision).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from densekit.errors import CollectionError
+from densekit.index.codes import CodeIndex
+from densekit.index.spec import IndexSpec, parse_spec
+from densekit.index.vectors import PassageGroups, ShardedVectors
+
+INDEX_FILE = "index.faiss"
+_DIGEST_WINDOW = 1 << 20
+
+
+class AnnIndex:
+    """A dense index built from a spec other than exact ``flat``."""
+
+    def __init__(
+        self,
+        spec: IndexSpec,
+        codes: CodeIndex,
+        vectors: ShardedVectors,
+        groups: PassageGroups,
+    ) -> None:
+        self.index_spec = spec
+        self.codes = codes
+        self.vectors = vectors
+        self.groups = groups
+
+    @property
+    def spec(self) -> str:
+        return str(self.index_spec)
+
+    @property
+    def rows(self) -> int:
+        return self.codes.rows
+
+    @property
+    def documents(self) -> int:
+        return self.groups.documents
+
+    @classmethod
+    def build(
+        cls, spec: IndexSpec | str, vectors: ShardedVectors, groups: PassageGroups
+    ) -> AnnIndex:
+        spec = parse_spec(spec) if isinstance(spec, str) else spec
+        return cls(spec, CodeIndex.build(spec, vectors), vectors, groups)
+
+    def search(self, queries: np.ndarray, k: int, **params: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` documents per query: (document rows, scores); rows of -1 pad short lists.
+
+        ``params`` override the spec's query-time settings (``efSearch``, ``nprobe``) and the
+        rescore multiplier (``rescore``).
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = max(0, min(k, self.documents))
+        if len(queries) == 0 or k == 0:
+            return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
+        multiplier = params.pop("rescore", self.index_spec.rescore)
+        wanted = k * self.groups.passages_per_document * (multiplier or 1)
+        rows, scores = self.codes.search(queries, wanted, params)
+        if multiplier:
+            scores = self._exact_scores(queries, rows)
+        return self.groups.top_documents(rows, scores, k)
+
+    def _exact_scores(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        valid = rows >= 0
+        candidates = self.vectors.take(np.where(valid, rows, 0))
+        scores = np.einsum("qd,qnd->qn", queries, candidates)
+        return np.where(valid, scores, -np.inf).astype(np.float32)
+
+    @property
+    def resident_bytes(self) -> int:
+        return self.codes.resident_bytes
+
+    def save(self, directory: Path) -> dict[str, Any]:
+        """Write the index into ``directory``; returns what the manifest records of it."""
+        path = directory / INDEX_FILE
+        self.codes.save(path)
+        return {"file": INDEX_FILE, "rows": self.rows, "digest": file_digest(path)}
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        spec: str,
+        vectors: ShardedVectors,
+        groups: PassageGroups,
+        *,
+        rows: int,
+        digest: str,
+    ) -> AnnIndex:
+        """Open a saved index, refusing one that belongs to another build."""
+        if file_digest(path) != digest:
+            raise CollectionError(
+                f"{path} is not the index this collection was built with (its content differs "
+                "from the manifest's record); rebuild with densekit index ... --overwrite"
+            )
+        parsed = parse_spec(spec)
+        index = cls(parsed, CodeIndex.load(path, parsed, vectors.dimension), vectors, groups)
+        if index.rows != rows or rows != vectors.rows:
+            raise CollectionError(
+                f"{path} holds {index.rows} vectors, the collection {vectors.rows}; rebuild "
+                "with densekit index ... --overwrite"
+            )
+        return index
+
+
+def file_digest(path: Path) -> str:
+    """Size and the first and last MiB: tells builds apart without reading a large index."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(json.dumps({"size": size}).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(_DIGEST_WINDOW))
+        if size > _DIGEST_WINDOW:
+            handle.seek(max(_DIGEST_WINDOW, size - _DIGEST_WINDOW), os.SEEK_SET)
+            digest.update(handle.read(_DIGEST_WINDOW))
+    return digest.hexdigest()[:32]

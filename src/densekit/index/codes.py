@@ -1,0 +1,201 @@
+"""Candidate indexes over compact or approximate codes, built by FAISS from an index spec.
+
+A :class:`CodeIndex` returns passage rows and approximate scores; :mod:`densekit.index.ann`
+rescores and groups them into documents.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from densekit.errors import InputError, MissingDependencyError
+from densekit.index.spec import QUERY_OPTIONS, IndexSpec
+from densekit.index.vectors import ShardedVectors
+
+DEFAULT_TRAIN_SAMPLE = 100_000
+_ADD_BLOCK = 65_536
+
+
+def faiss_module():  # faiss has no type stubs
+    try:
+        import faiss
+    except ImportError:
+        raise MissingDependencyError("faiss", "faiss-cpu") from None
+    return faiss
+
+
+class CodeIndex:
+    """One FAISS index (float codes or binary codes) over the first ``dim`` dimensions."""
+
+    def __init__(self, spec: IndexSpec, index: object, dimension: int) -> None:
+        self.spec = spec
+        self.index = index
+        self.dimension = dimension  # of the stored vectors; the codes may use fewer
+        self._lock = threading.Lock()  # query-time parameters are set on the shared index
+
+    @property
+    def is_binary(self) -> bool:
+        return self.spec.base == "binary"
+
+    @property
+    def code_dimension(self) -> int:
+        return self.spec.dim or self.dimension
+
+    @property
+    def rows(self) -> int:
+        return int(self.index.ntotal)  # type: ignore[attr-defined]
+
+    @classmethod
+    def build(cls, spec: IndexSpec, vectors: ShardedVectors) -> CodeIndex:
+        faiss = faiss_module()
+        dim = spec.dim or vectors.dimension
+        if dim > vectors.dimension:
+            raise InputError(
+                f"index spec {spec}: dim{dim} exceeds the model's {vectors.dimension} dimensions"
+            )
+        check_factory(spec, dim)
+        if spec.base == "binary":
+            index = faiss.IndexBinaryFlat(_binary_bits(dim))
+        elif spec.base == "int8":
+            index = faiss.IndexScalarQuantizer(
+                dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            )
+        else:
+            factory = "Flat" if spec.base == "flat" else spec.base
+            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+            _skip_polysemous_training(index)
+        built = cls(spec, index, vectors.dimension)
+        built._train(vectors)
+        if "efConstruction" in spec.options:
+            faiss.ParameterSpace().set_index_parameter(
+                index, "efConstruction", spec.options["efConstruction"]
+            )
+        for block in vectors.blocks(_ADD_BLOCK):
+            built.index.add(built.encode(block))  # type: ignore[attr-defined]
+        return built
+
+    def _train(self, vectors: ShardedVectors) -> None:
+        if self.index.is_trained:  # type: ignore[attr-defined]
+            return
+        needed = training_minimum(self.spec)
+        if vectors.rows < needed:
+            raise InputError(
+                f"index spec {self.spec} needs at least {needed} vectors to train, the "
+                f"collection has {vectors.rows}; use fewer IVF lists or PQ bits, or flat/HNSW"
+            )
+        count = max(needed, self.spec.options.get("train", DEFAULT_TRAIN_SAMPLE))
+        self.index.train(self.encode(vectors.sample(count)))  # type: ignore[attr-defined]
+
+    def encode(self, block: np.ndarray) -> np.ndarray:
+        """What the index stores for float vectors: truncated, renormalised, maybe binarised."""
+        block = np.asarray(block, dtype=np.float32)
+        if self.spec.dim is not None:
+            block = block[:, : self.spec.dim]
+            norms = np.linalg.norm(block, axis=1, keepdims=True)
+            block = block / np.maximum(norms, 1e-12)
+        if self.is_binary:
+            bits = _binary_bits(block.shape[1])
+            padded = np.zeros((len(block), bits), dtype=bool)
+            padded[:, : block.shape[1]] = block > 0
+            return np.packbits(padded, axis=1)
+        return np.ascontiguousarray(block)
+
+    def search(
+        self, queries: np.ndarray, n: int, params: dict[str, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` passage rows per query and their approximate scores (higher is better)."""
+        codes = self.encode(queries)
+        n = max(1, min(n, self.rows))
+        settings = {k: v for k, v in self.spec.options.items() if k in QUERY_OPTIONS}
+        settings.update(params or {})
+        with self._lock:
+            self._apply(settings)
+            distances, labels = self.index.search(codes, n)  # type: ignore[attr-defined]
+        if self.is_binary:  # Hamming distance to an approximate cosine
+            bits = self.code_dimension
+            return labels, (1.0 - 2.0 * distances.astype(np.float32) / bits)
+        return labels, distances.astype(np.float32)
+
+    def _apply(self, settings: dict[str, int]) -> None:
+        if not settings or self.is_binary:
+            return
+        faiss = faiss_module()
+        space = faiss.ParameterSpace()
+        for name, value in settings.items():
+            try:
+                space.set_index_parameter(self.index, name, value)
+            except RuntimeError:
+                raise InputError(f"index {self.spec} has no query-time setting {name!r}") from None
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes the index occupies in memory (its serialised size: codes plus structure)."""
+        faiss = faiss_module()
+        if self.is_binary:
+            return int(faiss.serialize_index_binary(self.index).nbytes)
+        return int(faiss.serialize_index(self.index).nbytes)
+
+    def save(self, path: Path) -> None:
+        faiss = faiss_module()
+        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        write = faiss.write_index_binary if self.is_binary else faiss.write_index
+        write(self.index, str(staging))
+        os.replace(staging, path)
+
+    @classmethod
+    def load(cls, path: Path, spec: IndexSpec, dimension: int) -> CodeIndex:
+        faiss = faiss_module()
+        read = faiss.read_index_binary if spec.base == "binary" else faiss.read_index
+        return cls(spec, read(str(path)), dimension)
+
+
+def check_factory(spec: IndexSpec, dim: int) -> None:
+    """Catch what FAISS would reject with an opaque message: PQ sizes that do not divide the
+    dimension, and factory strings FAISS does not know."""
+    for name, m in re.findall(r"\b(O?PQ)(\d+)", spec.base):
+        if int(m) == 0 or dim % int(m):
+            divisors = [d for d in (4, 8, 12, 16, 24, 32, 48, 64, 96) if dim % d == 0]
+            raise InputError(
+                f"index spec {spec}: {name}{m} splits vectors into {m} sub-quantisers, which "
+                f"must divide the {dim} dimensions; try one of {divisors}"
+            )
+    if spec.is_faiss_factory:
+        faiss = faiss_module()
+        try:
+            faiss.index_factory(dim, spec.base, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[-1]
+            raise InputError(
+                f"index spec {spec}: FAISS cannot build {spec.base!r} ({reason}). "
+                "See the FAISS index_factory documentation for the grammar"
+            ) from None
+
+
+def training_minimum(spec: IndexSpec) -> int:
+    """Vectors FAISS needs to train the spec: a point per IVF list, per PQ centroid."""
+    needed = 1
+    for lists in re.findall(r"\bIVF(\d+)", spec.base):
+        needed = max(needed, int(lists))
+    for bits in re.findall(r"\bPQ\d+(?:x(\d+))?", spec.base):
+        needed = max(needed, 2 ** int(bits or 8))
+    return needed
+
+
+def _skip_polysemous_training(index: object) -> None:
+    """The factory turns on polysemous training for PQ codes, which only serves Hamming
+    pre-filtering densekit does not use, and takes most of the training time."""
+    faiss = faiss_module()
+    node = faiss.downcast_index(index)
+    if isinstance(node, faiss.IndexPreTransform):
+        node = faiss.downcast_index(node.index)
+    if hasattr(node, "do_polysemous_training"):
+        node.do_polysemous_training = False
+
+
+def _binary_bits(dim: int) -> int:
+    return (dim + 7) // 8 * 8

@@ -1,0 +1,91 @@
+"""Row access across a collection's memory-mapped shards, and passage-to-document grouping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+
+class ShardedVectors:
+    """The float vectors of all shards as one row space, read on demand from the memory maps.
+
+    Only the rows asked for are touched, so rescoring a shortlist keeps the shards on disk.
+    """
+
+    def __init__(self, shards: Sequence[np.ndarray]) -> None:
+        self.shards = list(shards)
+        sizes = [len(shard) for shard in self.shards]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.rows = int(self.starts[-1])
+        self.dimension = int(self.shards[0].shape[1]) if self.shards else 0
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Vectors of ``rows`` (any shape of row numbers), as float32 of shape rows.shape + (d,)."""
+        flat = np.asarray(rows, dtype=np.int64).ravel()
+        out = np.empty((len(flat), self.dimension), dtype=np.float32)
+        shard_of = np.searchsorted(self.starts, flat, side="right") - 1
+        for shard in np.unique(shard_of):
+            mask = shard_of == shard
+            local = flat[mask] - self.starts[shard]
+            order = np.argsort(local)  # sequential reads from the memory map
+            picked = np.empty((len(local), self.dimension), dtype=np.float32)
+            picked[order] = self.shards[shard][local[order]]
+            out[mask] = picked
+        return out.reshape(*np.shape(rows), self.dimension)
+
+    def blocks(self, block_rows: int = 65_536) -> Iterator[np.ndarray]:
+        """All vectors in order, ``block_rows`` at a time, as float32."""
+        for shard in self.shards:
+            for start in range(0, len(shard), block_rows):
+                yield np.asarray(shard[start : start + block_rows], dtype=np.float32)
+
+    def sample(self, count: int, seed: int = 0) -> np.ndarray:
+        """``count`` distinct rows drawn uniformly (all rows when there are fewer)."""
+        if count >= self.rows:
+            return np.concatenate(list(self.blocks())) if self.rows else np.empty((0, 0))
+        rows = np.sort(np.random.default_rng(seed).choice(self.rows, size=count, replace=False))
+        return self.take(rows)
+
+
+class PassageGroups:
+    """Maps passage rows to their documents; ``offsets`` (documents + 1) or one row each."""
+
+    def __init__(self, rows: int, offsets: np.ndarray | None) -> None:
+        self.rows = rows
+        self.offsets = offsets
+        self.documents = rows if offsets is None else len(offsets) - 1
+        self.row_document = None if offsets is None else _row_documents(offsets)
+
+    @property
+    def passages_per_document(self) -> int:
+        """The most passages any document has (at least 1)."""
+        if self.offsets is None or self.documents == 0:
+            return 1
+        return max(1, int(np.diff(self.offsets).max()))
+
+    def top_documents(
+        self, rows: np.ndarray, scores: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, the best ``k`` documents among scored passage rows (a document scores its
+        best passage). Rows of -1 (no candidate) are ignored; missing places are -1 / -inf."""
+        nq = len(rows)
+        out_rows = np.full((nq, k), -1, dtype=np.int64)
+        out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
+        for q in range(nq):
+            valid = rows[q] >= 0
+            docs = rows[q][valid]
+            if self.row_document is not None:
+                docs = self.row_document[docs]
+            ranked = np.argsort(-scores[q][valid], kind="stable")
+            docs, best = docs[ranked], scores[q][valid][ranked]
+            _, first = np.unique(docs, return_index=True)  # first occurrence = best passage
+            first = np.sort(first)[:k]
+            out_rows[q, : len(first)] = docs[first]
+            out_scores[q, : len(first)] = best[first]
+        return out_rows, out_scores
+
+
+def _row_documents(offsets: np.ndarray) -> np.ndarray:
+    counts = np.diff(offsets)
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)

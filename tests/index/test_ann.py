@@ -1,0 +1,159 @@
+"""Approximate indexes against exact search on small structured data, saving, and bad specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from densekit.errors import CollectionError, InputError
+from densekit.index import FlatIndex
+from densekit.index.ann import INDEX_FILE, AnnIndex
+from densekit.index.vectors import PassageGroups, ShardedVectors
+
+pytest.importorskip("faiss")
+
+DIM = 64
+
+
+CENTRES = np.random.default_rng(0).standard_normal((20, DIM))
+
+
+def clustered(count: int, seed: int) -> np.ndarray:
+    """Unit vectors around 20 centres: neighbourhoods like real embeddings have, not noise."""
+    rng = np.random.default_rng(seed)
+    points = CENTRES[rng.integers(0, 20, count)] + 0.4 * rng.standard_normal((count, DIM))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[np.ndarray], np.ndarray]:
+    vectors = clustered(3000, seed=1)
+    shards = [vectors[:1024], vectors[1024:2048], vectors[2048:]]
+    return shards, clustered(40, seed=2)
+
+
+def recall(index, exact: FlatIndex, queries: np.ndarray, k: int = 10) -> float:
+    found, _ = index.search(queries, k)
+    truth, _ = exact.search(queries, k)
+    return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
+
+
+def build(spec: str, shards: list[np.ndarray], offsets: np.ndarray | None = None) -> AnnIndex:
+    vectors = ShardedVectors(shards)
+    return AnnIndex.build(spec, vectors, PassageGroups(vectors.rows, offsets))
+
+
+@pytest.mark.parametrize(
+    ("spec", "minimum"),
+    [
+        ("Flat", 1.0),
+        ("HNSW32", 0.95),
+        ("IVF16,Flat(nprobe=16)", 1.0),
+        ("IVF16,Flat(nprobe=4)", 0.8),
+        ("int8+rescore*4", 0.99),
+        ("binary+rescore*10", 0.85),  # 64 bits only: coarse
+        ("PQ16+rescore*10", 0.95),
+        ("IVF16,PQ16(nprobe=8)+rescore*10", 0.9),
+        ("OPQ16,IVF16,PQ16(nprobe=8)+rescore*10", 0.9),
+        ("dim32:flat+rescore*8", 0.95),
+        ("dim32:HNSW16+rescore*8", 0.9),
+    ],
+)
+def test_each_spec_finds_the_exact_neighbours(data, spec: str, minimum: float) -> None:
+    shards, queries = data
+    index = build(spec, shards)
+    assert index.rows == index.documents == 3000
+    assert recall(index, FlatIndex(shards), queries) >= minimum
+
+
+def test_rescored_scores_are_exact_inner_products(data) -> None:
+    shards, queries = data
+    vectors = np.concatenate(shards)
+    rows, scores = build("binary+rescore*8", shards).search(queries, 5)
+    expected = np.einsum("qd,qkd->qk", queries, vectors[rows])
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(scores, axis=1) <= 1e-7)  # best first
+
+
+def test_passages_are_grouped_into_distinct_documents(data) -> None:
+    shards, queries = data
+    offsets = np.arange(0, 3001, 3)  # 1000 documents of three passages each
+    index = build("HNSW32+rescore*2", shards, offsets)
+    exact = FlatIndex(shards, offsets)
+    rows, scores = index.search(queries, 10)
+    assert index.documents == 1000
+    assert all(len(set(r)) == 10 for r in rows)
+    # A document scores its best passage among the candidates: at most its exact score.
+    exact_scores = np.take_along_axis(exact.document_scores(queries), rows, 1)
+    assert np.all(scores <= exact_scores + 1e-5)
+    assert np.mean(np.isclose(scores, exact_scores, rtol=1e-5)) > 0.95
+    assert recall(index, exact, queries) >= 0.95
+
+
+def test_query_time_settings_trade_recall(data) -> None:
+    shards, queries = data
+    index = build("IVF32,Flat(nprobe=1)", shards)
+    exact = FlatIndex(shards)
+    narrow = recall(index, exact, queries)
+    found, _ = index.search(queries, 10, nprobe=32)
+    truth, _ = exact.search(queries, 10)
+    assert np.array_equal(np.sort(found, axis=1), np.sort(truth, axis=1))
+    assert narrow < 1.0
+    with pytest.raises(InputError, match="efSearch"):
+        index.search(queries, 10, efSearch=64)
+
+
+def test_saved_index_reopens_with_the_same_answers(data, tmp_path: Path) -> None:
+    shards, queries = data
+    index = build("IVF16,PQ16(nprobe=8)+rescore*4", shards)
+    record = index.save(tmp_path)
+    vectors = ShardedVectors(shards)
+    reopened = AnnIndex.load(
+        tmp_path / record["file"],
+        index.spec,
+        vectors,
+        PassageGroups(vectors.rows, None),
+        rows=record["rows"],
+        digest=record["digest"],
+    )
+    assert reopened.spec == "IVF16,PQ16(nprobe=8)+rescore*4"
+    for a, b in zip(index.search(queries, 10), reopened.search(queries, 10), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_index_file_from_another_build_is_refused(data, tmp_path: Path) -> None:
+    shards, _ = data
+    record = build("binary", shards).save(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    flipped = [-shard for shard in shards]
+    build("binary", flipped).save(other)
+    (other / INDEX_FILE).replace(tmp_path / INDEX_FILE)
+    vectors = ShardedVectors(shards)
+    with pytest.raises(CollectionError, match="not the index this collection was built with"):
+        AnnIndex.load(
+            tmp_path / INDEX_FILE,
+            "binary",
+            vectors,
+            PassageGroups(vectors.rows, None),
+            rows=record["rows"],
+            digest=record["digest"],
+        )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("IVF4096,Flat", "needs at least 4096 vectors to train"),
+        ("PQ16x10", "needs at least 1024 vectors"),
+        ("PQ7", "must divide the 64 dimensions"),
+        ("Nonsense12", "FAISS cannot build"),
+        ("dim128:HNSW32", "exceeds the model's 64 dimensions"),
+    ],
+)
+def test_specs_faiss_would_reject_get_clear_errors(spec: str, message: str) -> None:
+    shards = [clustered(600, seed=3)]
+    with pytest.raises(InputError, match=message):
+        build(spec, shards)
