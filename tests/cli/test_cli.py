@@ -202,3 +202,61 @@ def test_unknown_backend_is_refused(capsys, tiny_beir: Path, tmp_path: Path) -> 
         main(["index", str(tiny_beir / "corpus.jsonl"), "--out", str(tmp_path), "--backend", "tpu"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+def test_index_spec_flags_build_and_tune_an_approximate_index(capsys, tiny_beir, tmp_path):
+    pytest.importorskip("static_model")
+    pytest.importorskip("faiss")
+    out = tmp_path / "hnsw"
+    corpus = tiny_beir / "corpus.jsonl"
+    base = ["index", corpus, "--model", "static", "--retriever", "dense", "--quiet", "--no-cache"]
+    code, _, err = run_cli(capsys, *base, "--out", out, "--index", "HNSW16(efSearch=8)")
+    assert code == 0, err
+    code, stdout, _ = run_cli(capsys, "info", out, "--json")
+    assert json.loads(stdout)["index"] == "HNSW16(efSearch=8)"
+    code, stdout, _ = run_cli(capsys, "search", out, "loyal dogs", "--ef-search", "32", "--json")
+    assert code == 0 and len(json.loads(stdout)["hits"]) == 5
+    code, _, err = run_cli(capsys, "search", out, "dogs", "--nprobe", "4")
+    assert code == 2 and "no query-time setting 'nprobe'" in err
+
+    code, _, err = run_cli(capsys, *base, "--out", tmp_path / "bad", "--index", "HNSW32+x")
+    assert code == 2 and "invalid index spec" in err and "Grammar" in err
+    assert not (tmp_path / "bad").exists()
+    code, _, err = run_cli(capsys, *base, "--out", tmp_path / "pq", "--index", "PQ7")
+    assert code == 2 and "must divide the 64 dimensions" in err
+
+
+def test_bench_index_prints_writes_and_plots_the_trade_off(capsys, tiny_beir, tmp_path):
+    pytest.importorskip("static_model")
+    pytest.importorskip("faiss")
+    collection = tmp_path / "c"
+    corpus = tiny_beir / "corpus.jsonl"
+    flags = ["--model", "static", "--retriever", "dense", "--quiet", "--no-cache"]
+    assert run_cli(capsys, "index", corpus, "--out", collection, *flags)[0] == 0
+    queries = tmp_path / "queries.txt"
+    queries.write_text("loyal dogs\nvitamin bones\n", encoding="utf-8")
+    report, plot = tmp_path / "bench.json", tmp_path / "bench.png"
+    code, out, err = run_cli(
+        capsys,
+        "bench-index",
+        collection,
+        "--specs",
+        "flat;HNSW8;binary+rescore*2",
+        "--queries",
+        queries,
+        "-k",
+        "3",
+        "--out",
+        report,
+        "--plot",
+        plot,
+    )
+    assert code == 0, err
+    assert "recall@3" in out and "binary+rescore*2" in out
+    results = {r["spec"]: r for r in json.loads(report.read_text())["results"]}
+    assert results["flat"]["recall_at_k"] == 1.0
+    assert results["binary+rescore*2"]["resident_bytes"] < results["flat"]["resident_bytes"]
+    assert plot.stat().st_size > 0
+
+    code, _, err = run_cli(capsys, "bench-index", collection, "--specs", "HNSW32;bogus spec")
+    assert code == 2 and "invalid index spec 'bogus spec'" in err

@@ -37,3 +37,17 @@ def fusion_from(args: argparse.Namespace, base: FusionConfig | None = None) -> F
         rrf_k=base.rrf_k,
         depth=base.depth,
     )
+
+
+def add_index_search_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("approximate index settings (default: the index spec's)")
+    group.add_argument("--ef-search", type=positive_int, help="HNSW candidate list size")
+    group.add_argument("--nprobe", type=positive_int, help="IVF lists visited per query")
+    group.add_argument(
+        "--rescore", type=positive_int, help="candidates per result rescored with full vectors"
+    )
+
+
+def index_params_from(args: argparse.Namespace) -> dict[str, int]:
+    given = {"efSearch": args.ef_search, "nprobe": args.nprobe, "rescore": args.rescore}
+    return {name: value for name, value in given.items() if value is not None}

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from densekit.cli.arguments import add_fusion_arguments, fusion_from
+from densekit.cli.arguments import (
+    add_fusion_arguments,
+    add_index_search_arguments,
+    fusion_from,
+    index_params_from,
+)
 from densekit.cli.output import print_json, warn
 from densekit.errors import InputError
 from densekit.evaluate import evaluate, evaluate_run
@@ -30,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-out", help="write the run in TREC format to this file")
     parser.add_argument("--per-query", action="store_true", help="also show each query's values")
     add_fusion_arguments(parser, "default: the collection's")
+    add_index_search_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
@@ -50,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             split=args.split,
             fusion=fusion_from(args),
             run_out=args.run_out,
+            index_params=index_params_from(args),
         )
     for message in report.warnings:
         warn(message)
@@ -76,4 +83,7 @@ def _search_flags(args: argparse.Namespace) -> dict[str, object]:
         "--run-out": args.run_out,
         "--fusion": args.fusion,
         "--alpha": args.alpha,
+        "--ef-search": args.ef_search,
+        "--nprobe": args.nprobe,
+        "--rescore": args.rescore,
     }

@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace an existing collection at --out"
     )
     add_encoding_arguments(parser)
+    parser.add_argument(
+        "--index",
+        default="flat",
+        metavar="SPEC",
+        help="dense index: flat (exact, default), HNSW32, IVF256,PQ48, binary+rescore*4, "
+        "int8+rescore*4, dim128:HNSW32+rescore*4 ... (grammar in the README)",
+    )
     add_fusion_arguments(
         parser,
         f"saved as the collection default; default {DEFAULT_FUSION.method}, "
@@ -40,7 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     options = BuildOptions(
         **build_options_from(
-            args, retriever=args.retriever, fusion=fusion_from(args, DEFAULT_FUSION)
+            args,
+            retriever=args.retriever,
+            fusion=fusion_from(args, DEFAULT_FUSION),
+            index=args.index,
         )
     )
     collection = build_collection(args.corpus, args.out, options, overwrite=args.overwrite)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from densekit.cli import (
+    bench_index_command,
     encode_command,
     eval_command,
     index_command,
@@ -24,6 +25,7 @@ COMMANDS = (
     search_command,
     eval_command,
     info_command,
+    bench_index_command,
 )
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from densekit.cli.arguments import add_fusion_arguments, fusion_from, positive_int
+from densekit.cli.arguments import (
+    add_fusion_arguments,
+    add_index_search_arguments,
+    fusion_from,
+    index_params_from,
+    positive_int,
+)
 from densekit.cli.output import print_json, snippet
 from densekit.retrieve import RETRIEVER_NAMES, FusionConfig, Searcher
 from densekit.store import Collection
@@ -23,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", help="encode the query with this model (must be the collection's)"
     )
     add_fusion_arguments(parser, "default: the collection's")
+    add_index_search_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
 
@@ -30,7 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     collection = Collection(args.collection)
     base = FusionConfig.from_dict(collection.manifest.fusion)
-    searcher = Searcher(collection, args.retriever, fusion_from(args, base), model=args.model)
+    searcher = Searcher(
+        collection,
+        args.retriever,
+        fusion_from(args, base),
+        model=args.model,
+        index_params=index_params_from(args),
+    )
     hits = searcher.search([args.query], args.k)[0]
     if args.json:
         print_json(

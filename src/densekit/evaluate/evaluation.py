@@ -53,6 +53,7 @@ def evaluate(
     fusion: FusionConfig | None = None,
     run_out: str | Path | None = None,
     build_options: BuildOptions | None = None,
+    index_params: dict[str, int] | None = None,
 ) -> EvalReport:
     """Search every judged query of ``split`` and score the run against the qrels.
 
@@ -67,7 +68,7 @@ def evaluate(
     with ExitStack() as stack:
         opened = _open_or_build(data, collection, model, retriever, build_options, stack)
         check_model = model if collection is not None else None  # a fresh build used it already
-        searcher = Searcher(opened, retriever, fusion, model=check_model)
+        searcher = Searcher(opened, retriever, fusion, model=check_model, index_params=index_params)
         query_ids = list(data.queries)
         rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
         ids = opened.doc_ids

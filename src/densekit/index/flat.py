@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from densekit.errors import InputError
+
 # Bound on the (queries x documents) score matrix held at once.
 _SCORE_BUDGET_BYTES = 256 * 1024 * 1024
 
@@ -37,8 +39,13 @@ class FlatIndex:
         self.passage_offsets = passage_offsets
         self.documents = self.rows if passage_offsets is None else len(passage_offsets) - 1
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, **params: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` documents per query: (document rows, scores), each of shape (nq, k)."""
+        if params:
+            raise InputError(
+                f"the exact flat index takes no search settings (got {', '.join(params)}); "
+                "they apply to HNSW, IVF and rescoring specs"
+            )
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         per_batch = max(1, _SCORE_BUDGET_BYTES // (4 * max(1, self.rows)))
         rows, scores = [], []

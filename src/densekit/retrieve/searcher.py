@@ -26,8 +26,10 @@ class Searcher:
         retriever: str | None = None,
         fusion: FusionConfig | None = None,
         model: str | Encoder | None = None,
+        index_params: dict[str, int] | None = None,
     ) -> None:
         self.collection = collection
+        self.index_params = dict(index_params or {})
         self.retriever = retriever or collection.manifest.retriever
         if self.retriever not in RETRIEVER_NAMES:
             raise InputError(
@@ -73,8 +75,9 @@ class Searcher:
 
     def _dense(self, queries: Sequence[str], k: int) -> list[Ranking]:
         vectors = self.collection.encoder.encode_queries(queries)
-        rows, scores = self.collection.dense_index.search(vectors, k)
-        return [Ranking(r, s) for r, s in zip(rows, scores, strict=True)]
+        rows, scores = self.collection.dense_index.search(vectors, k, **self.index_params)
+        # Approximate indexes pad lists they could not fill with row -1.
+        return [Ranking(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
 
     def _lexical(self, queries: Sequence[str], k: int) -> list[Ranking]:
         return [Ranking(r, s) for r, s in self.collection.lexical_index.search(queries, k)]

@@ -20,8 +20,10 @@ from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
-from densekit.index.flat import FlatIndex
+from densekit.index.ann import AnnIndex
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
+from densekit.index.spec import IndexSpec, parse_spec
+from densekit.index.vectors import PassageGroups, ShardedVectors
 from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
 from densekit.retrieve.searcher import RETRIEVER_NAMES, RetrieverName
 from densekit.store import layout
@@ -30,7 +32,7 @@ from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.durability import fsync_tree
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest, write_manifest
-from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES
+from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,11 @@ class BuildOptions:
     bm25_k1: float = DEFAULT_K1
     bm25_b: float = DEFAULT_B
     fusion: FusionConfig = DEFAULT_FUSION
+    index: str = "flat"
     progress: bool = True
 
     def __post_init__(self) -> None:
+        parse_spec(self.index)  # a malformed spec fails before any work
         if self.retriever not in RETRIEVER_NAMES:
             raise InputError(
                 f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
@@ -227,15 +231,42 @@ def _encode(
     if options.chunk is not None:
         offsets_file = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
         np.save(root / layout.PASSAGE_OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
+    spec = parse_spec(options.index)
+    index_record: dict[str, object] = {}
+    if not spec.is_exact:
+        index_record = _build_ann_index(
+            spec, root, generation, encoder, offsets, shard_paths, stats
+        )
     dense = DenseInfo(
-        index=FlatIndex.spec,
+        index=str(spec),
         shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in shard_paths],
         rows=report.passages,
         passage_offsets=offsets_file,
         chunk_size=options.chunk.size if options.chunk else None,
         chunk_overlap=options.chunk.overlap if options.chunk else None,
+        index_file=index_record.get("file"),  # type: ignore[arg-type]
+        index_digest=index_record.get("digest"),  # type: ignore[arg-type]
     )
     return EncoderInfo.of(encoder), dense
+
+
+def _build_ann_index(
+    spec: IndexSpec,
+    root: Path,
+    generation: str,
+    encoder: Encoder,
+    offsets: list[int],
+    shard_paths: list[Path],
+    stats: dict[str, object],
+) -> dict[str, object]:
+    """Build and save the approximate index over the committed shards."""
+    started = time.perf_counter()
+    vectors = ShardedVectors(open_shards(shard_paths, encoder.dimension))
+    groups = PassageGroups(vectors.rows, np.asarray(offsets, dtype=np.int64))
+    index = AnnIndex.build(spec, vectors, groups)
+    record = index.save(root)
+    stats["index_seconds"] = round(time.perf_counter() - started, 3)
+    return {**record, "file": f"{generation}/{record['file']}"}
 
 
 def _index_lexical(

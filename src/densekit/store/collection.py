@@ -19,6 +19,8 @@ from densekit.store.shards import open_shards
 if TYPE_CHECKING:
     from densekit.encode import Encoder
     from densekit.index import FlatIndex, LexicalIndex
+    from densekit.index.ann import AnnIndex
+    from densekit.index.vectors import PassageGroups, ShardedVectors
     from densekit.retrieve.ranking import Hit
 
 
@@ -61,12 +63,9 @@ class Collection:
         return self.documents.all_ids()
 
     @property
-    def dense_index(self) -> FlatIndex:
+    def dense_index(self) -> FlatIndex | AnnIndex:
         if self._dense is None:
-            raise CollectionError(
-                f"{self.directory}: built without dense vectors; rebuild with "
-                "--retriever dense or hybrid"
-            )
+            raise self._without_dense()
         return self._dense
 
     @property
@@ -77,6 +76,12 @@ class Collection:
                 "--retriever bm25 or hybrid"
             )
         return self._lexical
+
+    def _without_dense(self) -> CollectionError:
+        return CollectionError(
+            f"{self.directory}: built without dense vectors; rebuild with "
+            "--retriever dense or hybrid"
+        )
 
     def _corrupt(self, what: str) -> CollectionError:
         return CollectionError(
@@ -97,21 +102,44 @@ class Collection:
             )
         return store
 
-    def _open_dense(self) -> FlatIndex | None:
+    def _open_dense(self) -> FlatIndex | AnnIndex | None:
         from densekit.index import FlatIndex
+        from densekit.index.ann import AnnIndex
 
-        dense, encoder = self.manifest.dense, self.manifest.encoder
-        if dense is None or encoder is None:
+        dense = self.manifest.dense
+        if dense is None or self.manifest.encoder is None:
             return None
-        shards = open_shards([self.directory / s for s in dense.shards], encoder.dimension)
-        offsets = np.load(self.directory / dense.passage_offsets) if dense.passage_offsets else None
-        index = FlatIndex(shards, offsets)
+        vectors, groups = self.dense_vectors()
+        index: FlatIndex | AnnIndex
+        if dense.index_file is None:
+            index = FlatIndex(vectors.shards, groups.offsets)
+        else:
+            index = AnnIndex.load(
+                self.directory / dense.index_file,
+                dense.index,
+                vectors,
+                groups,
+                rows=dense.rows,
+                digest=dense.index_digest or "",
+            )
         if index.rows != dense.rows or index.documents != self.manifest.documents:
             raise self._corrupt(
                 f"{index.rows} vectors for {index.documents} documents, the manifest says "
                 f"{dense.rows} for {self.manifest.documents}"
             )
         return index
+
+    def dense_vectors(self) -> tuple[ShardedVectors, PassageGroups]:
+        """The stored float vectors (memory-mapped) and their grouping into documents."""
+        from densekit.index.vectors import PassageGroups, ShardedVectors
+
+        dense, encoder = self.manifest.dense, self.manifest.encoder
+        if dense is None or encoder is None:
+            raise self._without_dense()
+        shards = open_shards([self.directory / s for s in dense.shards], encoder.dimension)
+        offsets = np.load(self.directory / dense.passage_offsets) if dense.passage_offsets else None
+        vectors = ShardedVectors(shards)
+        return vectors, PassageGroups(vectors.rows, offsets)
 
     def _open_lexical(self) -> LexicalIndex | None:
         from densekit.index import LexicalIndex
@@ -161,16 +189,27 @@ class Collection:
             )
         return info
 
-    def search(self, query: str, k: int = 10, *, retriever: str | None = None) -> list[Hit]:
-        """The top ``k`` documents for ``query``, with their ids, scores, titles and texts."""
-        return self.search_many([query], k, retriever=retriever)[0]
+    def search(
+        self, query: str, k: int = 10, *, retriever: str | None = None, **index_params: int
+    ) -> list[Hit]:
+        """The top ``k`` documents for ``query``, with their ids, scores, titles and texts.
+
+        ``index_params`` tune an approximate index per search: ``efSearch``, ``nprobe``,
+        ``rescore`` (candidate multiplier).
+        """
+        return self.search_many([query], k, retriever=retriever, **index_params)[0]
 
     def search_many(
-        self, queries: Sequence[str], k: int = 10, *, retriever: str | None = None
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        retriever: str | None = None,
+        **index_params: int,
     ) -> list[list[Hit]]:
         from densekit.retrieve.searcher import Searcher
 
-        return Searcher(self, retriever).search(queries, k)
+        return Searcher(self, retriever, index_params=index_params).search(queries, k)
 
     def info(self) -> dict[str, Any]:
         """What the collection holds, for `densekit info` and for people."""

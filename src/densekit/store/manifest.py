@@ -75,6 +75,9 @@ class DenseInfo:
     passage_offsets: str | None = None
     chunk_size: int | None = None
     chunk_overlap: int | None = None
+    # An approximate index (any spec but flat): its file, and a digest that ties it to this build.
+    index_file: str | None = None
+    index_digest: str | None = None
 
 
 @dataclass(frozen=True)
