@@ -73,6 +73,8 @@ class AnnIndex:
         rows, scores = self.codes.search(queries, wanted, params)
         if multiplier:
             scores = self._exact_scores(queries, rows)
+        elif self.groups.row_document is None:
+            return rows, scores  # one passage per document, already ranked by FAISS
         return self.groups.top_documents(rows, scores, k)
 
     def _exact_scores(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:

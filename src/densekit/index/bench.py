@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,14 +52,18 @@ def bench_specs(
     queries: np.ndarray,
     *,
     k: int = 10,
-    on_result: Any = None,
+    on_result: Callable[[SpecMeasurement], object] | None = None,
+    on_index: Callable[[FlatIndex | AnnIndex], object] | None = None,
 ) -> list[SpecMeasurement]:
-    """Build each spec over ``vectors`` and measure it with ``queries``."""
+    """Build each spec over ``vectors`` and measure it with ``queries``; ``on_index`` sees each
+    built index before the next is built (for measurements of the caller's own)."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     truth, _ = FlatIndex(vectors.shards, groups.offsets).search(queries, k)
     results = []
     for spec in specs:
-        result = _measure(spec, vectors, groups, queries, truth, k)
+        result, index = _measure(spec, vectors, groups, queries, truth, k)
+        if on_index is not None:
+            on_index(index)
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -73,7 +77,7 @@ def _measure(
     queries: np.ndarray,
     truth: np.ndarray,
     k: int,
-) -> SpecMeasurement:
+) -> tuple[SpecMeasurement, FlatIndex | AnnIndex]:
     parsed = parse_spec(spec)
     started = time.perf_counter()
     if parsed.is_exact:
@@ -96,7 +100,7 @@ def _measure(
     started = time.perf_counter()
     index.search(queries, k)
     qps_batched = len(queries) / max(time.perf_counter() - started, 1e-9)
-    return SpecMeasurement(
+    measurement = SpecMeasurement(
         spec=str(parsed),
         recall_at_k=round(recall, 4),
         qps_single=round(qps_single, 1),
@@ -105,6 +109,7 @@ def _measure(
         resident_bytes=int(resident),
         disk_bytes=int(disk),
     )
+    return measurement, index
 
 
 def _single_query_rate(index: FlatIndex | AnnIndex, queries: np.ndarray, k: int) -> float:

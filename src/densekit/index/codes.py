@@ -37,6 +37,7 @@ class CodeIndex:
         self.index = index
         self.dimension = dimension  # of the stored vectors; the codes may use fewer
         self._lock = threading.Lock()  # query-time parameters are set on the shared index
+        self._applied: dict[str, int] = {}
 
     @property
     def is_binary(self) -> bool:
@@ -114,15 +115,16 @@ class CodeIndex:
         settings = {k: v for k, v in self.spec.options.items() if k in QUERY_OPTIONS}
         settings.update(params or {})
         with self._lock:
-            self._apply(settings)
+            self.apply_settings(settings)
             distances, labels = self.index.search(codes, n)  # type: ignore[attr-defined]
         if self.is_binary:  # Hamming distance to an approximate cosine
             bits = self.code_dimension
             return labels, (1.0 - 2.0 * distances.astype(np.float32) / bits)
-        return labels, distances.astype(np.float32)
+        return labels, distances.astype(np.float32, copy=False)
 
-    def _apply(self, settings: dict[str, int]) -> None:
-        if not settings or self.is_binary:
+    def apply_settings(self, settings: dict[str, int]) -> None:
+        """Set query-time parameters (efSearch, nprobe) on the index."""
+        if not settings or self.is_binary or settings == self._applied:
             return
         faiss = faiss_module()
         space = faiss.ParameterSpace()
@@ -131,6 +133,7 @@ class CodeIndex:
                 space.set_index_parameter(self.index, name, value)
             except RuntimeError:
                 raise InputError(f"index {self.spec} has no query-time setting {name!r}") from None
+        self._applied = dict(settings)
 
     @property
     def resident_bytes(self) -> int:

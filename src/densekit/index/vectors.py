@@ -69,14 +69,17 @@ class PassageGroups:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per query, the best ``k`` documents among scored passage rows (a document scores its
         best passage). Rows of -1 (no candidate) are ignored; missing places are -1 / -inf."""
+        if self.row_document is None:  # one passage per document: a vectorised top-k
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            top_rows = np.take_along_axis(rows, order, axis=1)
+            top_scores = np.take_along_axis(scores, order, axis=1)
+            return top_rows, np.where(top_rows >= 0, top_scores, -np.inf).astype(np.float32)
         nq = len(rows)
         out_rows = np.full((nq, k), -1, dtype=np.int64)
         out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
         for q in range(nq):
             valid = rows[q] >= 0
-            docs = rows[q][valid]
-            if self.row_document is not None:
-                docs = self.row_document[docs]
+            docs = self.row_document[rows[q][valid]]
             ranked = np.argsort(-scores[q][valid], kind="stable")
             docs, best = docs[ranked], scores[q][valid][ranked]
             _, first = np.unique(docs, return_index=True)  # first occurrence = best passage

@@ -1,0 +1,209 @@
+"""The index family: quality on SciFact, and speed/memory/recall on 1M realistic vectors.
+
+    .venv/bin/python benchmarks/index.py [--parts scifact,synthetic] [--size 1000000]
+
+1. SciFact (real MiniLM vectors of the benchmark collection, 300 test queries): nDCG@10 of each
+   spec and its ratio to exact search.
+2. Synthetic: vectors drawn from a Gaussian mixture fitted to real MiniLM vectors (SciFact,
+   Cranfield and LIMIT-small corpora: 256 k-means components, per-component diagonal variance,
+   unit-normalised like the model's output), written as float32 shards; 1,000 queries from the
+   same mixture. Per spec: recall@10 against exact, queries/s single-threaded at batch 1 and
+   batched, build time, resident bytes and disk bytes; and densekit's search time against
+   calling the same FAISS index directly with the same parameters.
+
+Writes benchmarks/results/index.json and index.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
+
+from densekit.evaluate.beir import load_beir
+from densekit.evaluate.metrics import compute_metrics
+from densekit.index import FlatIndex
+from densekit.index.ann import AnnIndex
+from densekit.index.bench import bench_specs, format_table, plot_recall_qps, single_thread
+from densekit.index.vectors import PassageGroups, ShardedVectors
+
+SCIFACT_SPECS = [
+    "flat",
+    "HNSW32",
+    "IVF64,Flat(nprobe=8)",
+    "IVF64,PQ48(nprobe=16)+rescore*10",
+    "PQ48+rescore*10",
+    "binary",
+    "binary+rescore*4",
+    "binary+rescore*10",
+    "int8",
+    "int8+rescore*4",
+    "dim128:flat+rescore*4",
+    "dim128:HNSW32+rescore*4",
+]
+SYNTHETIC_SPECS = [
+    "flat",
+    "HNSW32(efConstruction=80,efSearch=64)",
+    "IVF4096,Flat(nprobe=16)",
+    "IVF4096,PQ48(nprobe=32)+rescore*10",
+    "binary+rescore*10",
+    "int8+rescore*4",
+]
+MIXTURE_COMPONENTS = 256
+SHARD_ROWS = 131_072
+
+
+def scifact(specs: list[str]) -> dict:
+    collection = build_or_open("scifact")
+    data = load_beir(dataset("scifact"), "test")
+    query_ids = list(data.queries)
+    queries = collection.encoder.encode_queries([data.queries[q] for q in query_ids])
+    vectors, groups = collection.dense_vectors()
+    doc_ids = collection.doc_ids
+    results = {}
+    for spec in specs:
+        index: FlatIndex | AnnIndex
+        if spec == "flat":
+            index = FlatIndex(vectors.shards, groups.offsets)
+        else:
+            index = AnnIndex.build(spec, vectors, groups)
+        rows, scores = index.search(queries, 100)
+        run = {
+            qid: {doc_ids[r]: float(s) for r, s in zip(row, score, strict=True) if r >= 0}
+            for qid, row, score in zip(query_ids, rows, scores, strict=True)
+        }
+        ndcg = compute_metrics(data.qrels, run, ["nDCG@10"]).aggregate["nDCG@10"]
+        results[spec] = {"ndcg_at_10": round(ndcg, 4)}
+        print(f"SciFact {spec}: nDCG@10 {ndcg:.4f}", flush=True)
+    exact = results["flat"]["ndcg_at_10"]
+    for entry in results.values():
+        entry["relative_to_flat"] = round(entry["ndcg_at_10"] / exact, 4)
+    return results
+
+
+def fit_mixture(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means, per-dimension spreads and weights of a mixture fitted to real MiniLM vectors."""
+    import faiss
+
+    real = []
+    for name in ("scifact", "cranfield", "limit-small"):
+        vectors, _ = build_or_open(name).dense_vectors()
+        real.extend(vectors.blocks())
+    sample = np.concatenate(real)
+    kmeans = faiss.Kmeans(sample.shape[1], MIXTURE_COMPONENTS, niter=25, seed=seed)
+    kmeans.train(sample)
+    _, assignment = kmeans.index.search(sample, 1)
+    assignment = assignment.ravel()
+    spreads = np.empty_like(kmeans.centroids)
+    weights = np.bincount(assignment, minlength=MIXTURE_COMPONENTS).astype(np.float64)
+    for component in range(MIXTURE_COMPONENTS):
+        members = sample[assignment == component]
+        spreads[component] = members.std(axis=0) if len(members) > 1 else sample.std(axis=0)
+    print(f"mixture fitted to {len(sample)} real MiniLM vectors", flush=True)
+    return kmeans.centroids, spreads, weights / weights.sum()
+
+
+def draw(mixture: tuple, count: int, rng: np.random.Generator) -> np.ndarray:
+    means, spreads, weights = mixture
+    components = rng.choice(len(weights), size=count, p=weights)
+    noise = rng.standard_normal((count, means.shape[1]), dtype=np.float32)
+    points = means[components] + spreads[components] * noise
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def synthetic_shards(size: int, mixture: tuple, folder: Path) -> ShardedVectors:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    paths = []
+    for number, start in enumerate(range(0, size, SHARD_ROWS)):
+        path = folder / f"{number:05d}.npy"
+        np.save(path, draw(mixture, min(SHARD_ROWS, size - start), rng))
+        paths.append(path)
+    return ShardedVectors([np.load(path, mmap_mode="r") for path in paths])
+
+
+def faiss_overhead(index: AnnIndex, queries: np.ndarray, k: int, repeats: int = 3) -> dict:
+    """densekit's search against the same FAISS index searched directly, same parameters."""
+    faiss_index = index.codes.index
+    settings = {**index.index_spec.options}
+    index.codes.apply_settings({n: v for n, v in settings.items() if n in ("efSearch", "nprobe")})
+
+    def best(run) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    with single_thread():
+        direct_single = best(lambda: [faiss_index.search(q[None], k) for q in queries])
+        ours_single = best(lambda: [index.search(q[None], k) for q in queries])
+    direct_batch = best(lambda: faiss_index.search(queries, k))
+    ours_batch = best(lambda: index.search(queries, k))
+    return {
+        "batch_1_ratio": round(ours_single / direct_single, 3),
+        "batched_ratio": round(ours_batch / direct_batch, 3),
+    }
+
+
+def synthetic(size: int, specs: list[str]) -> dict:
+    mixture = fit_mixture()
+    vectors = synthetic_shards(size, mixture, BUILD / f"synthetic-{size}")
+    queries = draw(mixture, 1000, np.random.default_rng(11))
+    groups = PassageGroups(vectors.rows, None)
+    print(f"{vectors.rows} synthetic vectors written", flush=True)
+    overhead: dict[str, dict] = {}
+
+    def measure_overhead(index: FlatIndex | AnnIndex) -> None:
+        if (
+            isinstance(index, AnnIndex)
+            and index.index_spec.is_faiss_factory
+            and not index.index_spec.rescore
+        ):
+            overhead[index.spec] = faiss_overhead(index, queries, 10)
+            print(f"densekit / FAISS search time, {index.spec}: {overhead[index.spec]}", flush=True)
+
+    results = bench_specs(
+        vectors,
+        groups,
+        specs,
+        queries,
+        k=10,
+        on_result=lambda r: print(r, flush=True),
+        on_index=measure_overhead,
+    )
+    print(format_table(results, 10))
+    plot_recall_qps(results, 10, RESULTS / "index.png", f"{size:,} MiniLM-like vectors")
+    return {
+        "vectors": size,
+        "dimension": vectors.dimension,
+        "queries": len(queries),
+        "how_made": __doc__.split("2. Synthetic: ")[1].split("\n\nWrites")[0].strip(),
+        "results": [r.to_dict() for r in results],
+        "search_time_vs_faiss_direct": overhead,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--parts", default="scifact,synthetic")
+    parser.add_argument("--size", type=int, default=1_000_000)
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    previous = RESULTS / "index.json"
+    data = json.loads(previous.read_text()) if previous.exists() else {}
+    data["environment"] = environment()
+    if "scifact" in parts:
+        data["scifact_ndcg_at_10"] = scifact(SCIFACT_SPECS)
+    if "synthetic" in parts:
+        data["synthetic"] = synthetic(args.size, SYNTHETIC_SPECS)
+    print("wrote", write_json("index", data))
+
+
+if __name__ == "__main__":
+    main()
