@@ -5,11 +5,12 @@
 1. SciFact (real MiniLM vectors of the benchmark collection, 300 test queries): nDCG@10 of each
    spec and its ratio to exact search.
 2. Synthetic: vectors drawn from a Gaussian mixture fitted to real MiniLM vectors (SciFact,
-   Cranfield and LIMIT-small corpora: 256 k-means components, per-component diagonal variance,
-   unit-normalised like the model's output), written as float32 shards; 1,000 queries from the
-   same mixture. Per spec: recall@10 against exact, queries/s single-threaded at batch 1 and
-   batched, build time, resident bytes and disk bytes; and densekit's search time against
-   calling the same FAISS index directly with the same parameters.
+   Cranfield and LIMIT-small corpora: 256 k-means components, each with its own variance along
+   the principal axes of the real sample, unit-normalised like the model's output), written as
+   float32 shards; 1,000 queries from the same mixture. Per spec: recall@10 against exact,
+   queries/s single-threaded at batch 1 and batched, build time, resident bytes and disk bytes;
+   densekit's search time against calling the same FAISS index directly with the same
+   parameters; and recall/QPS over query-time settings (efSearch, nprobe, rescore depth).
 
 Writes benchmarks/results/index.json and index.png.
 """
@@ -53,6 +54,12 @@ SYNTHETIC_SPECS = [
     "binary+rescore*10",
     "int8+rescore*4",
 ]
+# Query-time settings swept on the built index (no rebuild): the recall / speed curve.
+SWEEPS = {
+    "efSearch": [16, 32, 64, 128, 256, 512],
+    "nprobe": [4, 16, 64, 256],
+    "rescore": [4, 10, 25, 50, 100],
+}
 MIXTURE_COMPONENTS = 256
 SHARD_ROWS = 131_072
 
@@ -85,8 +92,11 @@ def scifact(specs: list[str]) -> dict:
     return results
 
 
-def fit_mixture(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Means, per-dimension spreads and weights of a mixture fitted to real MiniLM vectors."""
+def fit_mixture(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Means, spreads along the principal axes, weights and those axes of a Gaussian mixture
+    fitted to real MiniLM vectors. Spreads are per component along the axes of the whole
+    sample, so the mixture keeps the correlated, fast-decaying spectrum real embeddings have
+    (independent noise per raw dimension would make the data far higher-dimensional)."""
     import faiss
 
     real = []
@@ -98,20 +108,22 @@ def fit_mixture(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     kmeans.train(sample)
     _, assignment = kmeans.index.search(sample, 1)
     assignment = assignment.ravel()
+    axes = np.linalg.eigh(np.cov(sample, rowvar=False))[1].astype(np.float32)
+    residuals = (sample - kmeans.centroids[assignment]) @ axes
     spreads = np.empty_like(kmeans.centroids)
     weights = np.bincount(assignment, minlength=MIXTURE_COMPONENTS).astype(np.float64)
     for component in range(MIXTURE_COMPONENTS):
-        members = sample[assignment == component]
-        spreads[component] = members.std(axis=0) if len(members) > 1 else sample.std(axis=0)
+        members = residuals[assignment == component]
+        spreads[component] = members.std(axis=0) if len(members) > 1 else residuals.std(axis=0)
     print(f"mixture fitted to {len(sample)} real MiniLM vectors", flush=True)
-    return kmeans.centroids, spreads, weights / weights.sum()
+    return kmeans.centroids, spreads, weights / weights.sum(), axes
 
 
 def draw(mixture: tuple, count: int, rng: np.random.Generator) -> np.ndarray:
-    means, spreads, weights = mixture
+    means, spreads, weights, axes = mixture
     components = rng.choice(len(weights), size=count, p=weights)
     noise = rng.standard_normal((count, means.shape[1]), dtype=np.float32)
-    points = means[components] + spreads[components] * noise
+    points = means[components] + (spreads[components] * noise) @ axes.T
     return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -151,22 +163,46 @@ def faiss_overhead(index: AnnIndex, queries: np.ndarray, k: int, repeats: int = 
     }
 
 
+def sweep_point(
+    index: AnnIndex, queries: np.ndarray, truth: np.ndarray, setting: str, value: int
+) -> dict:
+    """Recall@10 and single-thread batch-1 QPS of ``index`` with one query-time setting."""
+    found, _ = index.search(queries, 10, **{setting: value})
+    recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+    with single_thread():
+        started = time.perf_counter()
+        for query in queries:
+            index.search(query[None], 10, **{setting: value})
+        qps = len(queries) / (time.perf_counter() - started)
+    point = {setting: value, "recall_at_10": round(recall, 4), "qps_single": round(qps, 1)}
+    print(f"  {index.spec} {point}", flush=True)
+    return point
+
+
 def synthetic(size: int, specs: list[str]) -> dict:
     mixture = fit_mixture()
-    vectors = synthetic_shards(size, mixture, BUILD / f"synthetic-{size}")
+    vectors = synthetic_shards(size, mixture, BUILD / f"synthetic-pca-{size}")
     queries = draw(mixture, 1000, np.random.default_rng(11))
     groups = PassageGroups(vectors.rows, None)
     print(f"{vectors.rows} synthetic vectors written", flush=True)
     overhead: dict[str, dict] = {}
+    sweeps: dict[str, list] = {}
+    truth, _ = FlatIndex(vectors.shards).search(queries, 10)
 
-    def measure_overhead(index: FlatIndex | AnnIndex) -> None:
-        if (
-            isinstance(index, AnnIndex)
-            and index.index_spec.is_faiss_factory
-            and not index.index_spec.rescore
-        ):
+    def measure_overhead_and_sweep(index: FlatIndex | AnnIndex) -> None:
+        if not isinstance(index, AnnIndex):
+            return
+        spec = index.index_spec
+        if spec.is_faiss_factory and not spec.rescore:
             overhead[index.spec] = faiss_overhead(index, queries, 10)
             print(f"densekit / FAISS search time, {index.spec}: {overhead[index.spec]}", flush=True)
+        if spec.rescore:
+            setting = "rescore"
+        else:
+            setting = "efSearch" if spec.base.startswith("HNSW") else "nprobe"
+        sweeps[index.spec] = [
+            sweep_point(index, queries, truth, setting, v) for v in SWEEPS[setting]
+        ]
 
     results = bench_specs(
         vectors,
@@ -175,7 +211,7 @@ def synthetic(size: int, specs: list[str]) -> dict:
         queries,
         k=10,
         on_result=lambda r: print(r, flush=True),
-        on_index=measure_overhead,
+        on_index=measure_overhead_and_sweep,
     )
     print(format_table(results, 10))
     plot_recall_qps(results, 10, RESULTS / "index.png", f"{size:,} MiniLM-like vectors")
@@ -186,6 +222,7 @@ def synthetic(size: int, specs: list[str]) -> dict:
         "how_made": __doc__.split("2. Synthetic: ")[1].split("\n\nWrites")[0].strip(),
         "results": [r.to_dict() for r in results],
         "search_time_vs_faiss_direct": overhead,
+        "query_time_sweeps": sweeps,
     }
 
 
