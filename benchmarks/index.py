@@ -214,7 +214,7 @@ def synthetic(size: int, specs: list[str]) -> dict:
         on_index=measure_overhead_and_sweep,
     )
     print(format_table(results, 10))
-    plot_recall_qps(results, 10, RESULTS / "index.png", f"{size:,} MiniLM-like vectors")
+    plot(results, sweeps, size)
     return {
         "vectors": size,
         "dimension": vectors.dimension,
@@ -226,11 +226,34 @@ def synthetic(size: int, specs: list[str]) -> dict:
     }
 
 
+def plot(results: list, sweeps: dict[str, list], size: int) -> None:
+    curves = {
+        f"{spec} over {next(iter(points[0]))}": [
+            (p["qps_single"], p["recall_at_10"]) for p in points
+        ]
+        for spec, points in sweeps.items()
+    }
+    plot_recall_qps(results, 10, RESULTS / "index.png", f"{size:,} MiniLM-like vectors", curves)
+
+
+def replot() -> None:
+    """Redraw index.png from the last results, without measuring again."""
+    from densekit.index.bench import SpecMeasurement
+
+    synthetic_results = json.loads((RESULTS / "index.json").read_text())["synthetic"]
+    results = [SpecMeasurement(**r) for r in synthetic_results["results"]]
+    plot(results, synthetic_results["query_time_sweeps"], synthetic_results["vectors"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--parts", default="scifact,synthetic")
     parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--replot", action="store_true", help="only redraw index.png")
     args = parser.parse_args()
+    if args.replot:
+        replot()
+        return
     parts = set(args.parts.split(","))
     previous = RESULTS / "index.json"
     data = json.loads(previous.read_text()) if previous.exists() else {}

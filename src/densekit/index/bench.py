@@ -157,8 +157,15 @@ def format_table(results: Sequence[SpecMeasurement], k: int) -> str:
     return "\n".join(lines)
 
 
-def plot_recall_qps(results: Sequence[SpecMeasurement], k: int, path: Path, title: str) -> bool:
-    """Recall against single-query QPS, one labelled point per spec; False without matplotlib."""
+def plot_recall_qps(
+    results: Sequence[SpecMeasurement],
+    k: int,
+    path: Path,
+    title: str,
+    curves: dict[str, list[tuple[float, float]]] | None = None,
+) -> bool:
+    """Recall against single-query QPS, one labelled point per spec, and optional curves of
+    (QPS, recall) over a spec's query-time settings; False without matplotlib."""
     try:
         import matplotlib
 
@@ -166,7 +173,12 @@ def plot_recall_qps(results: Sequence[SpecMeasurement], k: int, path: Path, titl
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(8, 4.8))
+    for label, points in (curves or {}).items():
+        qps, recall = zip(*points, strict=True)
+        axes.plot(qps, recall, marker=".", linewidth=1, alpha=0.6, label=label)
+    if curves:
+        axes.legend(fontsize=7, loc="lower left")
     for r in results:
         axes.scatter(r.qps_single, r.recall_at_k)
         axes.annotate(
