@@ -29,7 +29,14 @@ from densekit.evaluate.beir import load_beir
 from densekit.evaluate.metrics import compute_metrics
 from densekit.index import FlatIndex
 from densekit.index.ann import AnnIndex
-from densekit.index.bench import bench_specs, format_table, plot_recall_qps, single_thread
+from densekit.index.bench import (
+    bench_specs,
+    exact_top,
+    format_table,
+    plot_recall_qps,
+    recall_at_k,
+    single_thread,
+)
 from densekit.index.vectors import PassageGroups, ShardedVectors
 
 SCIFACT_SPECS = [
@@ -167,8 +174,7 @@ def sweep_point(
     index: AnnIndex, queries: np.ndarray, truth: np.ndarray, setting: str, value: int
 ) -> dict:
     """Recall@10 and single-thread batch-1 QPS of ``index`` with one query-time setting."""
-    found, _ = index.search(queries, 10, **{setting: value})
-    recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+    recall = recall_at_k(index.search(queries, 10, **{setting: value})[0], truth)
     with single_thread():
         started = time.perf_counter()
         for query in queries:
@@ -187,7 +193,7 @@ def synthetic(size: int, specs: list[str]) -> dict:
     print(f"{vectors.rows} synthetic vectors written", flush=True)
     overhead: dict[str, dict] = {}
     sweeps: dict[str, list] = {}
-    truth, _ = FlatIndex(vectors.shards).search(queries, 10)
+    truth = exact_top(vectors, groups, queries, 10)
 
     def measure_overhead_and_sweep(index: FlatIndex | AnnIndex) -> None:
         if not isinstance(index, AnnIndex):
@@ -212,6 +218,7 @@ def synthetic(size: int, specs: list[str]) -> dict:
         k=10,
         on_result=lambda r: print(r, flush=True),
         on_index=measure_overhead_and_sweep,
+        truth=truth,
     )
     print(format_table(results, 10))
     plot(results, sweeps, size)

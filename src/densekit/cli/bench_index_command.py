@@ -12,6 +12,7 @@ from densekit.cli.arguments import positive_int
 from densekit.cli.output import print_json, warn
 from densekit.errors import InputError
 from densekit.index.bench import bench_specs, format_table, parse_spec_list, plot_recall_qps
+from densekit.index.vectors import ShardedVectors
 from densekit.store import Collection
 
 DEFAULT_SPECS = "flat;HNSW32;IVF256,Flat(nprobe=16);binary+rescore*4;int8+rescore*4"
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--specs names no index; e.g. --specs 'flat;HNSW32'")
     collection = Collection(args.collection)
     vectors, groups = collection.dense_vectors()
-    queries = _queries(collection, args)
+    queries = _queries(collection, vectors, args)
     if not args.json:
         print(f"{args.collection}: {vectors.rows} vectors, {len(queries)} queries, k={args.k}")
     results = bench_specs(
@@ -75,9 +76,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _queries(collection: Collection, args: argparse.Namespace) -> np.ndarray:
+def _queries(
+    collection: Collection, vectors: ShardedVectors, args: argparse.Namespace
+) -> np.ndarray:
     if args.queries is None:
-        vectors, _ = collection.dense_vectors()
         return vectors.sample(min(args.sample, vectors.rows), seed=1)
     path = Path(args.queries)
     if not path.is_file():

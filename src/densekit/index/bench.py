@@ -54,11 +54,14 @@ def bench_specs(
     k: int = 10,
     on_result: Callable[[SpecMeasurement], object] | None = None,
     on_index: Callable[[FlatIndex | AnnIndex], object] | None = None,
+    truth: np.ndarray | None = None,
 ) -> list[SpecMeasurement]:
     """Build each spec over ``vectors`` and measure it with ``queries``; ``on_index`` sees each
-    built index before the next is built (for measurements of the caller's own)."""
+    built index before the next is built (for measurements of the caller's own). ``truth``:
+    the exact top ``k`` rows per query, when the caller has computed them already."""
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    truth, _ = FlatIndex(vectors.shards, groups.offsets).search(queries, k)
+    if truth is None:
+        truth = exact_top(vectors, groups, queries, k)
     results = []
     for spec in specs:
         result, index = _measure(spec, vectors, groups, queries, truth, k)
@@ -91,10 +94,7 @@ def _measure(
         if parsed.rescore is not None:
             disk += vectors.rows * vectors.dimension * 4  # the float shards it rescores from
     build_seconds = time.perf_counter() - started
-    found, _ = index.search(queries, k)
-    recall = float(
-        np.mean([len(set(f[f >= 0]) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
-    )
+    recall = recall_at_k(index.search(queries, k)[0], truth)
     with single_thread():
         qps_single = _single_query_rate(index, queries, k)
     started = time.perf_counter()
@@ -110,6 +110,20 @@ def _measure(
         disk_bytes=int(disk),
     )
     return measurement, index
+
+
+def exact_top(
+    vectors: ShardedVectors, groups: PassageGroups, queries: np.ndarray, k: int
+) -> np.ndarray:
+    """The exact top ``k`` document rows per query: what recall is measured against."""
+    return FlatIndex(vectors.shards, groups.offsets).search(queries, k)[0]
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each query's exact top ``k`` found; padding rows (-1) count as misses."""
+    return float(
+        np.mean([len(set(f[f >= 0]) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+    )
 
 
 def _single_query_rate(index: FlatIndex | AnnIndex, queries: np.ndarray, k: int) -> float:

@@ -59,7 +59,6 @@ class CodeIndex:
             raise InputError(
                 f"index spec {spec}: dim{dim} exceeds the model's {vectors.dimension} dimensions"
             )
-        check_factory(spec, dim)
         if spec.base == "binary":
             index = faiss.IndexBinaryFlat(_binary_bits(dim))
         elif spec.base == "int8":
@@ -67,9 +66,7 @@ class CodeIndex:
                 dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
             )
         else:
-            factory = "Flat" if spec.base == "flat" else spec.base
-            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-            _skip_polysemous_training(index)
+            index = factory_index(spec, dim)
         built = cls(spec, index, vectors.dimension)
         built._train(vectors)
         if "efConstruction" in spec.options:
@@ -157,9 +154,11 @@ class CodeIndex:
         return cls(spec, read(str(path)), dimension)
 
 
-def check_factory(spec: IndexSpec, dim: int) -> None:
-    """Catch what FAISS would reject with an opaque message: PQ sizes that do not divide the
-    dimension, and factory strings FAISS does not know."""
+def factory_index(spec: IndexSpec, dim: int) -> object:
+    """The untrained FAISS index of a factory spec (``flat`` with ``dimN:`` is FAISS ``Flat``).
+
+    What FAISS would reject with an opaque message gets a clear one: PQ sizes that do not divide
+    the dimension, and factory strings FAISS does not know."""
     for name, m in re.findall(r"\b(O?PQ)(\d+)", spec.base):
         if int(m) == 0 or dim % int(m):
             divisors = [d for d in (4, 8, 12, 16, 24, 32, 48, 64, 96) if dim % d == 0]
@@ -167,16 +166,19 @@ def check_factory(spec: IndexSpec, dim: int) -> None:
                 f"index spec {spec}: {name}{m} splits vectors into {m} sub-quantisers, which "
                 f"must divide the {dim} dimensions; try one of {divisors}"
             )
-    if spec.is_faiss_factory:
-        faiss = faiss_module()
-        try:
-            faiss.index_factory(dim, spec.base, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as exc:
-            reason = str(exc).strip().splitlines()[-1]
-            raise InputError(
-                f"index spec {spec}: FAISS cannot build {spec.base!r} ({reason}). "
-                "See the FAISS index_factory documentation for the grammar"
-            ) from None
+    faiss = faiss_module()
+    try:
+        index = faiss.index_factory(
+            dim, spec.base if spec.is_faiss_factory else "Flat", faiss.METRIC_INNER_PRODUCT
+        )
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise InputError(
+            f"index spec {spec}: FAISS cannot build {spec.base!r} ({reason}). "
+            "See the FAISS index_factory documentation for the grammar"
+        ) from None
+    _skip_polysemous_training(index)
+    return index
 
 
 def training_minimum(spec: IndexSpec) -> int:

@@ -56,13 +56,10 @@ class PassageGroups:
         self.offsets = offsets
         self.documents = rows if offsets is None else len(offsets) - 1
         self.row_document = None if offsets is None else _row_documents(offsets)
-
-    @property
-    def passages_per_document(self) -> int:
-        """The most passages any document has (at least 1)."""
-        if self.offsets is None or self.documents == 0:
-            return 1
-        return max(1, int(np.diff(self.offsets).max()))
+        # The most passages any document has (at least 1): how far searches must over-fetch.
+        self.passages_per_document = (
+            1 if offsets is None or self.documents == 0 else max(1, int(np.diff(offsets).max()))
+        )
 
     def top_documents(
         self, rows: np.ndarray, scores: np.ndarray, k: int
