@@ -82,7 +82,7 @@ def scifact(specs: list[str]) -> dict:
     for spec in specs:
         index: FlatIndex | AnnIndex
         if spec == "flat":
-            index = FlatIndex(vectors.shards, groups.offsets)
+            index = FlatIndex.over(vectors, groups)
         else:
             index = AnnIndex.build(spec, vectors, groups)
         rows, scores = index.search(queries, 100)

@@ -19,7 +19,16 @@ from densekit.evaluate import (
     write_run,
 )
 from densekit.retrieve import FusionConfig, Hit, Ranking, Searcher
-from densekit.store import BuildOptions, Collection, build_collection, open_collection
+from densekit.store import (
+    BuildOptions,
+    ChangeReport,
+    Collection,
+    CompactionReport,
+    build_collection,
+    compact_collection,
+    open_collection,
+    update_collection,
+)
 
 __version__ = "0.1.0"
 
@@ -27,9 +36,11 @@ __all__ = [
     "DEFAULT_MODEL",
     "REGISTRY",
     "BuildOptions",
+    "ChangeReport",
     "ChunkConfig",
     "Collection",
     "CollectionError",
+    "CompactionReport",
     "CorpusReader",
     "DensekitError",
     "Document",
@@ -45,6 +56,7 @@ __all__ = [
     "Ranking",
     "Searcher",
     "build_collection",
+    "compact_collection",
     "compute_metrics",
     "evaluate",
     "evaluate_run",
@@ -54,5 +66,6 @@ __all__ = [
     "read_corpus",
     "read_run",
     "resolve_model",
+    "update_collection",
     "write_run",
 ]

@@ -10,6 +10,7 @@ import pytest
 from densekit.errors import CollectionError, InputError
 from densekit.index import FlatIndex
 from densekit.index.ann import INDEX_FILE, AnnIndex
+from densekit.index.spec import parse_spec
 from densekit.index.vectors import PassageGroups, ShardedVectors
 
 pytest.importorskip("faiss")
@@ -157,3 +158,36 @@ def test_specs_faiss_would_reject_get_clear_errors(spec: str, message: str) -> N
     shards = [clustered(600, seed=3)]
     with pytest.raises(InputError, match=message):
         build(spec, shards)
+
+
+@pytest.mark.parametrize(
+    "spec", ["HNSW32", "IVF16,Flat(nprobe=4)", "binary+rescore*10", "int8", "PQ16+rescore*10"]
+)
+def test_deleted_rows_are_skipped_and_lists_stay_full(data, spec: str) -> None:
+    shards, queries = data
+    vectors = ShardedVectors(shards)
+    deleted = np.zeros(vectors.rows, dtype=bool)
+    exact_all, _ = FlatIndex(shards).search(queries, 10)
+    deleted[np.unique(exact_all[:, :8])] = True  # the best hits of every query are gone
+    deleted[::3] = True
+    groups = PassageGroups(vectors.rows, None, deleted)
+    index = AnnIndex(parse_spec(spec), build(spec, shards).codes, vectors, groups)
+    found, _ = index.search(queries, 10)
+    assert (found >= 0).all() and not deleted[found].any()
+    exact = FlatIndex(shards, None, deleted)
+    minimum = 0.6 if spec.startswith("IVF") else 0.8
+    assert recall(index, exact, queries) >= minimum
+
+
+def test_deleted_passages_take_their_documents_out_of_grouped_results(data) -> None:
+    shards, queries = data
+    vectors = ShardedVectors(shards)
+    offsets = np.arange(0, vectors.rows + 1, 3)  # 1000 documents of 3 passages
+    deleted = np.zeros(len(offsets) - 1, dtype=bool)
+    deleted[::2] = True
+    groups = PassageGroups(vectors.rows, offsets, deleted)
+    index = AnnIndex(parse_spec("HNSW32"), build("HNSW32", shards).codes, vectors, groups)
+    found, _ = index.search(queries, 10)
+    assert (found >= 0).all() and not deleted[found].any()
+    exact, _ = FlatIndex(shards, offsets, deleted).search(queries, 10)
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, exact, strict=True)]) >= 0.9

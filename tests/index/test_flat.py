@@ -31,3 +31,12 @@ def test_k_larger_than_collection_returns_everything_sorted() -> None:
     rows, scores = top_k(np.array([[0.1, 0.9, 0.5]], dtype=np.float32), 10)
     assert rows.tolist() == [[1, 2, 0]]
     assert scores.tolist()[0] == sorted(scores.tolist()[0], reverse=True)
+
+
+def test_deleted_documents_never_rank() -> None:
+    passages = np.array([[1, 0], [0, 1], [0.5, 0.5], [0.9, 0.1], [0, 0.2]], dtype=np.float32)
+    offsets = np.array([0, 2, 4, 5])
+    index = FlatIndex([passages], offsets, deleted=np.array([True, False, False]))
+    rows, scores = index.search(np.array([[0, 1]], dtype=np.float32), k=3)
+    assert rows.tolist() == [[1, 2]]  # k is clamped to the live documents
+    np.testing.assert_allclose(scores, [[0.5, 0.2]])

@@ -31,3 +31,11 @@ def test_saved_index_loads_memory_mapped_with_identical_results(tmp_path: Path) 
         [(b_rows, b_scores)] = loaded.search([query], k=3)
         np.testing.assert_array_equal(a_rows, b_rows)
         np.testing.assert_allclose(a_scores, b_scores)
+
+
+def test_row_mapping_survives_saving_and_maps_results(tmp_path: Path) -> None:
+    index = LexicalIndex.build(TEXTS, rows=np.array([3, 7, 9]))
+    index.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    [(rows, _)] = loaded.search(["library"], k=3)
+    assert rows.tolist() == [9]

@@ -170,7 +170,7 @@ def test_a_second_build_into_the_same_directory_waits_its_turn(corpus_file, tmp_
     out.mkdir()
     with (out / ".densekit.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # as a build in another process would
-        with pytest.raises(CollectionError, match="another densekit build is writing here"):
+        with pytest.raises(CollectionError, match="another densekit write"):
             build_collection(corpus_file, out, BuildOptions(retriever="bm25", progress=False))
     build_collection(corpus_file, out, BuildOptions(retriever="bm25", progress=False))
 

@@ -23,7 +23,12 @@ def run(args: argparse.Namespace) -> int:
     model = info["model"]
     lines = [
         ("directory", info["directory"]),
-        ("documents", info["documents"]),
+        (
+            "documents",
+            f"{info['documents']} (+{info['deleted']} deleted, kept until densekit compact)"
+            if info["deleted"]
+            else info["documents"],
+        ),
         ("passages", info["passages"]),
         ("retrievers", ", ".join(info["retrievers"]) + f" (default {info['default_retriever']})"),
         (

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from densekit.cli import (
     bench_index_command,
+    change_commands,
     encode_command,
     eval_command,
     index_command,
@@ -21,6 +22,7 @@ from densekit.errors import DensekitError
 COMMANDS = (
     models_command,
     index_command,
+    change_commands,
     encode_command,
     search_command,
     eval_command,

@@ -71,14 +71,14 @@ def evaluate(
         searcher = Searcher(opened, retriever, fusion, model=check_model, index_params=index_params)
         query_ids = list(data.queries)
         rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
-        ids = opened.doc_ids
+        ids = opened.row_ids
         run = {
             query_id: [
                 (ids[row], float(score)) for row, score in zip(r.rows, r.scores, strict=True)
             ]
             for query_id, r in zip(query_ids, rankings, strict=True)
         }
-        warnings = [*data.warnings, *_unknown_documents(data, set(ids))]
+        warnings = [*data.warnings, *_unknown_documents(data, set(opened.doc_ids))]
         model_name = opened.manifest.encoder.name if opened.manifest.encoder else None
     if run_out is not None:
         write_run(run_out, run, tag=f"densekit-{searcher.retriever}")

@@ -65,17 +65,43 @@ class AnnIndex:
         rescore multiplier (``rescore``).
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        k = max(0, min(k, self.documents))
+        k = max(0, min(k, self.groups.live_documents))
         if len(queries) == 0 or k == 0:
             return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
         multiplier = params.pop("rescore", self.index_spec.rescore)
         wanted = k * self.groups.passages_per_document * (multiplier or 1)
-        rows, scores = self.codes.search(queries, wanted, params)
+        rows, scores = self._live_candidates(queries, wanted, params)
         if multiplier:
             scores = self._exact_scores(queries, rows)
-        elif self.groups.row_document is None:
+        elif self.groups.row_document is None and self.groups.deleted is None:
             return rows, scores  # one passage per document, already ranked by FAISS
         return self.groups.top_documents(rows, scores, k)
+
+    def _live_candidates(
+        self, queries: np.ndarray, wanted: int, params: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's best ``wanted`` passage rows, tombstoned rows masked out as -1.
+
+        Deleted rows stay in the index (HNSW keeps routing through them), so the search asks
+        for more than ``wanted`` in proportion to the deleted share, and widens until every
+        query has ``wanted`` live rows or FAISS has no more to give.
+        """
+        deleted = self.groups.deleted_rows
+        if deleted is None:
+            return self.codes.search(queries, wanted, params)
+        live_share = max(1.0 - float(deleted.mean()), 1e-3)
+        n = min(self.rows, int(wanted / live_share * 1.2) + 8)
+        while True:
+            rows, scores = self.codes.search(queries, n, dict(params))
+            found = rows >= 0
+            dead = found & deleted[np.where(found, rows, 0)]
+            rows = np.where(dead, -1, rows)
+            scores = np.where(dead, -np.inf, scores).astype(np.float32)
+            live = (rows >= 0).sum(axis=1)
+            exhausted = found.sum(axis=1) < n  # nprobe/efSearch reached all they can
+            if n >= self.rows or bool(np.all((live >= wanted) | exhausted)):
+                return rows, scores
+            n = min(self.rows, 2 * n)
 
     def _exact_scores(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
         valid = rows >= 0
@@ -89,9 +115,7 @@ class AnnIndex:
 
     def save(self, directory: Path) -> dict[str, Any]:
         """Write the index into ``directory``; returns what the manifest records of it."""
-        path = directory / INDEX_FILE
-        self.codes.save(path)
-        return {"file": INDEX_FILE, "rows": self.rows, "digest": file_digest(path)}
+        return save_codes(self.codes, directory)
 
     @classmethod
     def load(
@@ -118,6 +142,26 @@ class AnnIndex:
                 "with densekit index ... --overwrite"
             )
         return index
+
+
+def save_codes(codes: CodeIndex, directory: Path) -> dict[str, Any]:
+    """Write ``codes`` as ``directory/index.faiss``; returns what the manifest records of it."""
+    path = directory / INDEX_FILE
+    codes.save(path)
+    return {"file": INDEX_FILE, "rows": codes.rows, "digest": file_digest(path)}
+
+
+def extend_saved_index(
+    source: Path, spec: str, vectors: ShardedVectors, dimension: int, directory: Path
+) -> dict[str, Any]:
+    """Add ``vectors`` to a copy of the index saved at ``source`` and save it into
+    ``directory``: FAISS ``add`` on the trained index, no retraining and no rebuild.
+
+    The saved file is read afresh, so searches on the index already open are undisturbed.
+    """
+    codes = CodeIndex.load(source, parse_spec(spec), dimension)
+    codes.add(vectors)
+    return save_codes(codes, directory)
 
 
 def file_digest(path: Path) -> str:

@@ -84,7 +84,7 @@ def _measure(
     parsed = parse_spec(spec)
     started = time.perf_counter()
     if parsed.is_exact:
-        index: FlatIndex | AnnIndex = FlatIndex(vectors.shards, groups.offsets)
+        index: FlatIndex | AnnIndex = FlatIndex.over(vectors, groups)
         resident = disk = vectors.rows * vectors.dimension * 4
     else:
         index = AnnIndex.build(parsed, vectors, groups)
@@ -116,7 +116,7 @@ def exact_top(
     vectors: ShardedVectors, groups: PassageGroups, queries: np.ndarray, k: int
 ) -> np.ndarray:
     """The exact top ``k`` document rows per query: what recall is measured against."""
-    return FlatIndex(vectors.shards, groups.offsets).search(queries, k)[0]
+    return FlatIndex.over(vectors, groups).search(queries, k)[0]
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:

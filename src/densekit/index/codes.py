@@ -73,9 +73,13 @@ class CodeIndex:
             faiss.ParameterSpace().set_index_parameter(
                 index, "efConstruction", spec.options["efConstruction"]
             )
-        for block in vectors.blocks(_ADD_BLOCK):
-            built.index.add(built.encode(block))  # type: ignore[attr-defined]
+        built.add(vectors)
         return built
+
+    def add(self, vectors: ShardedVectors) -> None:
+        """Encode and append ``vectors``; their rows follow the ones already indexed."""
+        for block in vectors.blocks(_ADD_BLOCK):
+            self.index.add(self.encode(block))  # type: ignore[attr-defined]
 
     def _train(self, vectors: ShardedVectors) -> None:
         if self.index.is_trained:  # type: ignore[attr-defined]

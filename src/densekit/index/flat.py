@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from densekit.errors import InputError
+from densekit.index.vectors import PassageGroups, ShardedVectors
 
 # Bound on the (queries x documents) score matrix held at once.
 _SCORE_BUDGET_BYTES = 256 * 1024 * 1024
@@ -28,16 +29,31 @@ class FlatIndex:
     """Brute-force inner product: exact, and the reference every approximate index is judged by.
 
     ``passage_offsets`` (length documents + 1) maps consecutive passage rows to their document;
-    ``None`` means one row per document.
+    ``None`` means one row per document. ``deleted`` (a boolean per document) marks tombstoned
+    documents, which never rank.
     """
 
     spec = "flat"
 
-    def __init__(self, shards: Sequence[np.ndarray], passage_offsets: np.ndarray | None = None):
+    def __init__(
+        self,
+        shards: Sequence[np.ndarray],
+        passage_offsets: np.ndarray | None = None,
+        deleted: np.ndarray | None = None,
+    ):
         self.shards = list(shards)
         self.rows = sum(len(s) for s in self.shards)
         self.passage_offsets = passage_offsets
         self.documents = self.rows if passage_offsets is None else len(passage_offsets) - 1
+        self.deleted = deleted if deleted is not None and deleted.any() else None
+        self.live_documents = self.documents - (
+            0 if self.deleted is None else int(self.deleted.sum())
+        )
+
+    @classmethod
+    def over(cls, vectors: ShardedVectors, groups: PassageGroups) -> FlatIndex:
+        """Exact search over a collection's vectors, grouped and tombstoned like ``groups``."""
+        return cls(vectors.shards, groups.offsets, groups.deleted)
 
     def search(self, queries: np.ndarray, k: int, **params: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` documents per query: (document rows, scores), each of shape (nq, k)."""
@@ -47,6 +63,7 @@ class FlatIndex:
                 "they apply to HNSW, IVF and rescoring specs"
             )
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = min(k, self.live_documents)
         per_batch = max(1, _SCORE_BUDGET_BYTES // (4 * max(1, self.rows)))
         rows, scores = [], []
         for start in range(0, len(queries), per_batch):
@@ -61,7 +78,9 @@ class FlatIndex:
 
     def document_scores(self, queries: np.ndarray) -> np.ndarray:
         """Exact score of every document for each query (max over a document's passages)."""
-        passage_scores = np.concatenate([queries @ shard.T for shard in self.shards], axis=1)
-        if self.passage_offsets is None:
-            return passage_scores
-        return np.maximum.reduceat(passage_scores, self.passage_offsets[:-1], axis=1)
+        scores = np.concatenate([queries @ shard.T for shard in self.shards], axis=1)
+        if self.passage_offsets is not None:
+            scores = np.maximum.reduceat(scores, self.passage_offsets[:-1], axis=1)
+        if self.deleted is not None:
+            scores[:, self.deleted] = -np.inf
+        return scores

@@ -13,6 +13,9 @@ from densekit.errors import CollectionError
 # Anserini/Pyserini's BM25 defaults, which its published BEIR numbers use.
 DEFAULT_K1 = 0.9
 DEFAULT_B = 0.4
+# Which document row each indexed text is, when not simply 0, 1, 2, ... (tombstoned rows are
+# left out of the index, so its statistics are those of the live documents).
+ROWS_FILE = "document_rows.npy"
 
 
 def _stemmer(language: str):
@@ -22,12 +25,22 @@ def _stemmer(language: str):
 
 
 class LexicalIndex:
-    """A bm25s index plus the exact tokenizer settings it was built with."""
+    """A bm25s index plus the exact tokenizer settings it was built with.
 
-    def __init__(self, retriever: object, stemmer: str = "english", stopwords: str = "en"):
+    ``rows`` maps the index's positions to document rows; ``None`` means position = row.
+    """
+
+    def __init__(
+        self,
+        retriever: object,
+        stemmer: str = "english",
+        stopwords: str = "en",
+        rows: np.ndarray | None = None,
+    ):
         self.retriever = retriever
         self.stemmer_name = stemmer
         self.stopwords = stopwords
+        self.rows = rows
         self._stemmer = _stemmer(stemmer)
 
     @classmethod
@@ -40,6 +53,7 @@ class LexicalIndex:
         stemmer: str = "english",
         stopwords: str = "en",
         progress: bool = False,
+        rows: np.ndarray | None = None,
     ) -> LexicalIndex:
         import bm25s
 
@@ -48,10 +62,12 @@ class LexicalIndex:
         )
         retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
         retriever.index(tokens, show_progress=progress)
-        return cls(retriever, stemmer, stopwords)
+        return cls(retriever, stemmer, stopwords, rows)
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)  # type: ignore[attr-defined]
+        if self.rows is not None:
+            np.save(directory / ROWS_FILE, np.asarray(self.rows, dtype=np.int64))
 
     @classmethod
     def load(
@@ -62,9 +78,15 @@ class LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.WARNING)
         try:
             retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+            rows = np.load(directory / ROWS_FILE) if (directory / ROWS_FILE).is_file() else None
         except (OSError, ValueError, KeyError) as exc:
             raise CollectionError(f"{directory}: unreadable BM25 index ({exc}); rebuild") from None
-        return cls(retriever, stemmer, stopwords)
+        if rows is not None and len(rows) != int(retriever.scores["num_docs"]):
+            raise CollectionError(
+                f"{directory}: {ROWS_FILE} maps {len(rows)} documents, the BM25 index holds "
+                f"{retriever.scores['num_docs']}; rebuild the collection"
+            )
+        return cls(retriever, stemmer, stopwords, rows)
 
     @property
     def documents(self) -> int:
@@ -90,7 +112,7 @@ class LexicalIndex:
         results = []
         for query_rows, query_scores in zip(rows, scores, strict=True):
             keep = query_scores > 0
-            results.append(
-                (query_rows[keep].astype(np.int64), query_scores[keep].astype(np.float32))
-            )
+            positions = query_rows[keep].astype(np.int64)
+            rows = positions if self.rows is None else self.rows[positions]
+            results.append((rows, query_scores[keep].astype(np.float32)))
         return results

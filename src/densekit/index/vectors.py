@@ -49,13 +49,29 @@ class ShardedVectors:
 
 
 class PassageGroups:
-    """Maps passage rows to their documents; ``offsets`` (documents + 1) or one row each."""
+    """Maps passage rows to their documents; ``offsets`` (documents + 1) or one row each.
 
-    def __init__(self, rows: int, offsets: np.ndarray | None) -> None:
+    ``deleted`` marks tombstoned document rows (a boolean per document): their passages stay in
+    the row space until compaction, and searches skip them.
+    """
+
+    def __init__(
+        self, rows: int, offsets: np.ndarray | None, deleted: np.ndarray | None = None
+    ) -> None:
         self.rows = rows
         self.offsets = offsets
         self.documents = rows if offsets is None else len(offsets) - 1
         self.row_document = None if offsets is None else _row_documents(offsets)
+        self.deleted = deleted if deleted is not None and deleted.any() else None
+        self.live_documents = self.documents - (
+            0 if self.deleted is None else int(self.deleted.sum())
+        )
+        # The same marks per passage row, for indexes that return passages.
+        self.deleted_rows: np.ndarray | None = None
+        if self.deleted is not None:
+            self.deleted_rows = (
+                self.deleted if self.row_document is None else self.deleted[self.row_document]
+            )
         # The most passages any document has (at least 1): how far searches must over-fetch.
         self.passages_per_document = (
             1 if offsets is None or self.documents == 0 else max(1, int(np.diff(offsets).max()))
@@ -84,6 +100,13 @@ class PassageGroups:
             out_rows[q, : len(first)] = docs[first]
             out_scores[q, : len(first)] = best[first]
         return out_rows, out_scores
+
+
+def deletion_mask(deleted_rows: np.ndarray, documents: int) -> np.ndarray:
+    """A boolean per document row, true for the tombstoned ``deleted_rows``."""
+    mask = np.zeros(documents, dtype=bool)
+    mask[np.asarray(deleted_rows, dtype=np.int64)] = True
+    return mask
 
 
 def _row_documents(offsets: np.ndarray) -> np.ndarray:

@@ -20,18 +20,18 @@ from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
-from densekit.index.ann import AnnIndex
-from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, LexicalIndex
-from densekit.index.spec import IndexSpec, parse_spec
-from densekit.index.vectors import PassageGroups, ShardedVectors
+from densekit.index.lexical import DEFAULT_B, DEFAULT_K1
+from densekit.index.spec import parse_spec
+from densekit.index.vectors import ShardedVectors
 from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
 from densekit.retrieve.searcher import RETRIEVER_NAMES, RetrieverName
 from densekit.store import layout
 from densekit.store.collection import Collection
+from densekit.store.commit import publish
 from densekit.store.documents import DocumentStore, DocumentWriter
-from densekit.store.durability import fsync_tree
 from densekit.store.encoding_run import Passage, encode_passages
-from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest, write_manifest
+from densekit.store.indexing import build_ann_index, index_lexical
+from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest
 from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
 
 
@@ -106,7 +106,6 @@ def build_collection(
         layout.remove_stale_generations(directory, keep=generation)
         try:
             manifest = _build_generation(reader, directory, generation, options, encoder)
-            fsync_tree(root)
         except BaseException:
             # Finished shards are kept for the next run to resume from; nothing else is.
             if not layout.has_committed_shards(root):
@@ -114,8 +113,7 @@ def build_collection(
             raise
         # Past this point an interruption leaves either the old manifest (and a stale
         # generation the next build removes) or the new one: never a manifest without its files.
-        write_manifest(directory, manifest)
-        layout.remove_stale_generations(directory, keep=generation)
+        publish(directory, manifest)
     return Collection(directory)
 
 
@@ -178,7 +176,10 @@ def _build_generation(
             assert encoder is not None  # loaded by build_collection
             encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
         if options.retriever in ("bm25", "hybrid"):
-            lexical = _index_lexical(store, root, generation, options, stats)
+            started = time.perf_counter()
+            settings = LexicalInfo(directory="", k1=options.bm25_k1, b=options.bm25_b)
+            lexical = index_lexical(store, root, generation, settings, progress=options.progress)
+            stats["bm25_seconds"] = round(time.perf_counter() - started, 3)
     finally:
         store.close()
     return Manifest(
@@ -234,9 +235,11 @@ def _encode(
     spec = parse_spec(options.index)
     index_record: dict[str, object] = {}
     if not spec.is_exact:
-        index_record = _build_ann_index(
-            spec, root, generation, encoder, offsets, shard_paths, stats
-        )
+        started = time.perf_counter()
+        vectors = ShardedVectors(open_shards(shard_paths, encoder.dimension))
+        grouping = np.asarray(offsets, dtype=np.int64) if options.chunk is not None else None
+        index_record = build_ann_index(spec, vectors, grouping, root, generation)
+        stats["index_seconds"] = round(time.perf_counter() - started, 3)
     dense = DenseInfo(
         index=str(spec),
         shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in shard_paths],
@@ -248,41 +251,3 @@ def _encode(
         index_digest=index_record.get("digest"),  # type: ignore[arg-type]
     )
     return EncoderInfo.of(encoder), dense
-
-
-def _build_ann_index(
-    spec: IndexSpec,
-    root: Path,
-    generation: str,
-    encoder: Encoder,
-    offsets: list[int],
-    shard_paths: list[Path],
-    stats: dict[str, object],
-) -> dict[str, object]:
-    """Build and save the approximate index over the committed shards."""
-    started = time.perf_counter()
-    vectors = ShardedVectors(open_shards(shard_paths, encoder.dimension))
-    groups = PassageGroups(vectors.rows, np.asarray(offsets, dtype=np.int64))
-    index = AnnIndex.build(spec, vectors, groups)
-    record = index.save(root)
-    stats["index_seconds"] = round(time.perf_counter() - started, 3)
-    return {**record, "file": f"{generation}/{record['file']}"}
-
-
-def _index_lexical(
-    store: DocumentStore,
-    root: Path,
-    generation: str,
-    options: BuildOptions,
-    stats: dict[str, object],
-) -> LexicalInfo:
-    started = time.perf_counter()
-    texts = [document.content for document in store.iter_documents()]
-    index = LexicalIndex.build(
-        texts, k1=options.bm25_k1, b=options.bm25_b, progress=options.progress
-    )
-    index.save(root / layout.LEXICAL_DIR)
-    stats["bm25_seconds"] = round(time.perf_counter() - started, 3)
-    return LexicalInfo(
-        directory=f"{generation}/{layout.LEXICAL_DIR}", k1=options.bm25_k1, b=options.bm25_b
-    )

@@ -11,10 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from densekit.errors import CollectionError, ModelMismatchError
+from densekit.index.vectors import deletion_mask
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
 from densekit.store.manifest import EncoderInfo, Manifest, read_manifest, verify_files
 from densekit.store.shards import open_shards
+
+# Opening retries when writes publish new generations while it reads.
+_OPEN_ATTEMPTS = 3
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
@@ -33,15 +37,35 @@ class Collection:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self.manifest: Manifest = read_manifest(self.directory)
+        self._encoder: Encoder | None = None
+        for attempt in range(_OPEN_ATTEMPTS):
+            self.manifest: Manifest = read_manifest(self.directory)
+            try:
+                self._open()
+                return
+            except CollectionError:
+                # A write may have published (and cleaned up after) between reading the manifest
+                # and opening its files: then open the new one. Otherwise it is truly broken.
+                if attempt + 1 == _OPEN_ATTEMPTS or not self._superseded():
+                    raise
+
+    def _open(self) -> None:
         verify_files(self.directory, self.manifest)
-        # Everything is opened now, so a collection keeps answering after a rebuild replaces it.
+        # Everything is opened now, so a collection keeps answering, on the snapshot it opened,
+        # after a change or a rebuild publishes another.
+        self.deleted = self._open_tombstones()
         self.documents = self._open_documents()
         self._dense = self._open_dense()
         self._lexical = self._open_lexical()
-        self._encoder: Encoder | None = None
+
+    def _superseded(self) -> bool:
+        try:
+            return read_manifest(self.directory).generation != self.manifest.generation
+        except CollectionError:
+            return False
 
     def __len__(self) -> int:
+        """Live documents (deleted ones are not counted)."""
         return self.manifest.documents
 
     def __repr__(self) -> str:
@@ -59,8 +83,14 @@ class Collection:
         return self.manifest.retrievers
 
     @cached_property
+    def row_ids(self) -> list[str | None]:
+        """The document id of each row of the document space; ``None`` for deleted rows."""
+        return self.documents.ids_by_row(self.manifest.document_rows)
+
+    @cached_property
     def doc_ids(self) -> list[str]:
-        return self.documents.all_ids()
+        """The live documents' ids, in row order."""
+        return [doc_id for doc_id in self.row_ids if doc_id is not None]
 
     @property
     def dense_index(self) -> FlatIndex | AnnIndex:
@@ -89,6 +119,20 @@ class Collection:
             "--overwrite"
         )
 
+    def _open_tombstones(self) -> np.ndarray | None:
+        """A boolean per document row, true where the document was deleted; ``None`` if none."""
+        manifest = self.manifest
+        if not manifest.deleted:
+            return None
+        if manifest.tombstones is None:
+            raise self._corrupt(f"{manifest.deleted} deleted documents but no tombstone file")
+        rows = np.load(self.directory / manifest.tombstones)
+        if len(rows) != manifest.deleted or (len(rows) and rows.max() >= manifest.document_rows):
+            raise self._corrupt(
+                f"the tombstone file lists {len(rows)} rows, the manifest says {manifest.deleted}"
+            )
+        return deletion_mask(rows, manifest.document_rows)
+
     def _open_documents(self) -> DocumentStore:
         path = self.directory / self.manifest.generation / layout.DOCUMENTS_FILE
         try:
@@ -112,7 +156,7 @@ class Collection:
         vectors, groups = self.dense_vectors()
         index: FlatIndex | AnnIndex
         if dense.index_file is None:
-            index = FlatIndex(vectors.shards, groups.offsets)
+            index = FlatIndex.over(vectors, groups)
         else:
             index = AnnIndex.load(
                 self.directory / dense.index_file,
@@ -122,15 +166,16 @@ class Collection:
                 rows=dense.rows,
                 digest=dense.index_digest or "",
             )
-        if index.rows != dense.rows or index.documents != self.manifest.documents:
+        if index.rows != dense.rows or index.documents != self.manifest.document_rows:
             raise self._corrupt(
-                f"{index.rows} vectors for {index.documents} documents, the manifest says "
-                f"{dense.rows} for {self.manifest.documents}"
+                f"{index.rows} vectors for {index.documents} document rows, the manifest says "
+                f"{dense.rows} for {self.manifest.document_rows}"
             )
         return index
 
     def dense_vectors(self) -> tuple[ShardedVectors, PassageGroups]:
-        """The stored float vectors (memory-mapped) and their grouping into documents."""
+        """The stored float vectors (memory-mapped), their grouping into documents, and which
+        documents are deleted."""
         from densekit.index.vectors import PassageGroups, ShardedVectors
 
         dense, encoder = self.manifest.dense, self.manifest.encoder
@@ -139,7 +184,7 @@ class Collection:
         shards = open_shards([self.directory / s for s in dense.shards], encoder.dimension)
         offsets = np.load(self.directory / dense.passage_offsets) if dense.passage_offsets else None
         vectors = ShardedVectors(shards)
-        return vectors, PassageGroups(vectors.rows, offsets)
+        return vectors, PassageGroups(vectors.rows, offsets, self.deleted)
 
     def _open_lexical(self) -> LexicalIndex | None:
         from densekit.index import LexicalIndex
@@ -217,6 +262,7 @@ class Collection:
         return {
             "directory": str(self.directory.resolve()),
             "documents": manifest.documents,
+            "deleted": manifest.deleted,
             "retrievers": manifest.retrievers,
             "default_retriever": manifest.retriever,
             "model": None

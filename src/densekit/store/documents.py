@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from densekit.corpus.document import Document
 from densekit.errors import InputError
 
@@ -24,20 +26,46 @@ _INSERT = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)"
 
 
 class DocumentWriter:
-    """Append documents to a new SQLite file; duplicate ids are errors naming both places."""
+    """Append documents to a SQLite file; duplicate ids are errors naming both places.
 
-    def __init__(self, path: Path, batch_size: int = 2000) -> None:
+    A new file starts at row 0. :meth:`extend` appends to an existing file (a copy made for a
+    change, never a published one) from row ``first_row`` on.
+    """
+
+    def __init__(
+        self, path: Path, batch_size: int = 2000, *, first_row: int = 0, create: bool = True
+    ) -> None:
         self.connection = sqlite3.connect(path)
+        # Unpublished files only: a crash discards the whole generation, so no journal.
         self.connection.execute("PRAGMA journal_mode=OFF")
         self.connection.execute("PRAGMA synchronous=OFF")
-        self.connection.execute(_SCHEMA)
+        if create:
+            self.connection.execute(_SCHEMA)
         self.batch_size = batch_size
+        self.first_row = first_row
         self.count = 0
         self._pending: list[tuple[int, str, str, str, str, str]] = []
 
+    @classmethod
+    def extend(cls, path: Path, first_row: int) -> DocumentWriter:
+        return cls(path, first_row=first_row, create=False)
+
+    def remove(self, rows: Sequence[int]) -> None:
+        for start in range(0, len(rows), 500):
+            part = [int(r) for r in rows[start : start + 500]]
+            marks = ",".join("?" * len(part))
+            self.connection.execute(f"DELETE FROM documents WHERE row IN ({marks})", part)
+
     def add(self, document: Document) -> None:
         metadata = json.dumps(dict(document.metadata), ensure_ascii=False, default=str)
-        row = (self.count, document.id, document.title, document.text, metadata, document.source)
+        row = (
+            self.first_row + self.count,
+            document.id,
+            document.title,
+            document.text,
+            metadata,
+            document.source,
+        )
         self._pending.append(row)
         self.count += 1
         if len(self._pending) >= self.batch_size:
@@ -92,8 +120,28 @@ class DocumentStore:
     def __len__(self) -> int:
         return int(self.connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
 
-    def all_ids(self) -> list[str]:
-        return [row[0] for row in self.connection.execute("SELECT id FROM documents ORDER BY row")]
+    def ids_by_row(self, rows: int) -> list[str | None]:
+        """The id at each of ``rows`` document rows; ``None`` where a row was deleted."""
+        ids: list[str | None] = [None] * rows
+        for row, doc_id in self.connection.execute("SELECT row, id FROM documents"):
+            ids[row] = doc_id
+        return ids
+
+    def live_rows(self) -> np.ndarray:
+        """The rows that hold a document, ascending."""
+        cursor = self.connection.execute("SELECT row FROM documents ORDER BY row")
+        return np.fromiter((row for (row,) in cursor), dtype=np.int64)
+
+    def rows_of(self, ids: Iterable[str]) -> dict[str, int]:
+        """The row of each of ``ids`` that is in the collection (unknown ids are left out)."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT id, row FROM documents WHERE id IN ({marks})"
+            found.update(self.connection.execute(query, part).fetchall())
+        return found
 
     def get_rows(self, rows: Sequence[int]) -> list[Document]:
         if not rows:

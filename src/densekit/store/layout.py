@@ -18,6 +18,7 @@ DOCUMENTS_FILE = "documents.sqlite"
 EMBEDDINGS_DIR = "embeddings"
 PASSAGE_OFFSETS_FILE = "passage_offsets.npy"
 LEXICAL_DIR = "bm25"
+TOMBSTONES_FILE = "deleted.npy"
 GENERATION_PREFIX = "gen-"
 LOCK_FILE = ".densekit.lock"
 
@@ -46,7 +47,8 @@ def directory_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise CollectionError(
-                f"{directory}: another densekit build is writing here; wait for it to finish"
+                f"{directory}: another densekit write (a build or a change) is in progress "
+                "here; wait for it to finish"
             ) from None
         yield
 
@@ -90,9 +92,9 @@ def start_generation(directory: Path, key: str) -> str:
 
 def unfinished_generation(directory: Path, key: str) -> str | None:
     """An interrupted build's generation with the same settings, which a new build resumes."""
-    published = _published_generation(directory)
+    published = published_generations(directory)
     for path in sorted(directory.glob(f"{GENERATION_PREFIX}*")):
-        if path.name == published:
+        if path.name in published:
             continue
         try:
             if json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))["key"] == key:
@@ -106,22 +108,25 @@ def has_committed_shards(root: Path) -> bool:
     return any((root / EMBEDDINGS_DIR).glob("*.json"))
 
 
-def _published_generation(directory: Path) -> str | None:
+def published_generations(directory: Path) -> set[str]:
+    """The generations the published manifest names: its own and those whose files it shares."""
     try:
-        return json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))["generation"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        data = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+        files = data.get("files", {})
+        return {data["generation"]} | {str(name).split("/", 1)[0] for name in files}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
 
 
 def remove_stale_generations(directory: Path, keep: str) -> None:
-    """Delete generations that are neither ``keep`` nor the published one (left by replaced,
-    killed or differently configured builds).
+    """Delete generations that are neither ``keep`` nor published (left by replaced, killed or
+    differently configured builds, and by changes a later compaction superseded).
 
     A collection opened before a swap keeps working: it holds its files open.
     """
-    published = _published_generation(directory)
+    published = published_generations(directory)
     for path in directory.glob(f"{GENERATION_PREFIX}*"):
-        if path.name not in (keep, published):
+        if path.name != keep and path.name not in published:
             shutil.rmtree(path, ignore_errors=True)
     for path in directory.glob(f".{MANIFEST_NAME}.*.tmp"):
         path.unlink(missing_ok=True)

@@ -104,8 +104,17 @@ class Manifest:
     lexical: LexicalInfo | None = None
     fusion: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    # Tombstones: document rows deleted since the last compaction, kept in the vector row
+    # space (searches skip them) until `densekit compact` rewrites the collection.
+    deleted: int = 0
+    tombstones: str | None = None
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
+
+    @property
+    def document_rows(self) -> int:
+        """Rows of the document space: the live documents plus the tombstoned ones."""
+        return self.documents + self.deleted
 
     @property
     def retrievers(self) -> list[str]:

@@ -1,0 +1,324 @@
+"""Add, update and delete documents of a built collection; each call is one atomic commit.
+
+A change writes a new generation that shares the unchanged embedding shards of the one before:
+the new documents' passages are encoded into new shards, removed documents become tombstones
+(rows that searches skip), an approximate index gets the new vectors by FAISS ``add`` (no
+retraining, no rebuild), and BM25 is rebuilt over the live documents (bm25s cannot add to an
+index). One manifest rename publishes it all; a collection opened earlier keeps searching the
+snapshot it opened. Tombstones cost disk and a little search time until
+:func:`~densekit.store.compaction.compact_collection` rewrites the rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from densekit.corpus.chunking import ChunkConfig, document_passages
+from densekit.corpus.document import Document
+from densekit.encode.base import Encoder
+from densekit.encode.cache import default_cache_dir
+from densekit.errors import InputError
+from densekit.index.ann import extend_saved_index
+from densekit.index.vectors import ShardedVectors
+from densekit.store import layout
+from densekit.store.collection import Collection
+from densekit.store.commit import open_for_writing, publish, staged_generation
+from densekit.store.compaction import compact_collection
+from densekit.store.documents import DocumentStore, DocumentWriter
+from densekit.store.encoding_run import Passage, encode_passages
+from densekit.store.indexing import index_lexical
+from densekit.store.manifest import DenseInfo, Manifest
+from densekit.store.shards import open_shards
+
+_PREVIEW = 5
+
+
+@dataclass(frozen=True)
+class ChangeReport:
+    """What one change did, and what the collection holds after it."""
+
+    added: int
+    updated: int
+    deleted: int
+    documents: int
+    tombstones: int
+    seconds: float
+    encoding: dict[str, Any] | None = None
+    compacted: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """A validated change: rows to tombstone and documents to append, in order."""
+
+    remove: list[int]
+    append: list[Document]
+    added: int
+    updated: int
+    deleted: int
+
+
+def update_collection(
+    directory: str | Path,
+    *,
+    add: Iterable[Document] = (),
+    update: Iterable[Document] = (),
+    upsert: Iterable[Document] = (),
+    delete: Iterable[str] = (),
+    encoder: Encoder | None = None,
+    cache: bool = True,
+    cache_dir: Path | None = None,
+    compact_above: float | None = None,
+    progress: bool = False,
+) -> ChangeReport:
+    """Apply one change to the collection at ``directory`` and publish it atomically.
+
+    ``add`` documents must be new, ``update`` documents must exist (they replace the stored
+    ones), ``upsert`` documents are added or replace, ``delete`` names ids to remove. Every check
+    runs before anything is written: on an error the collection is untouched. With
+    ``compact_above`` (a share of rows, e.g. 0.3), the change is followed by a compaction once
+    that share of the document rows are tombstones.
+    """
+    directory = Path(directory)
+    started = time.perf_counter()
+    with open_for_writing(directory) as current:
+        plan = plan_change(
+            current.documents, str(directory), add=add, update=update, upsert=upsert, delete=delete
+        )
+        if current.manifest.encoder is not None and plan.append:
+            if encoder is not None:
+                current.use_encoder(encoder)  # refuses a model other than the collection's
+            encoder = current.encoder
+        with staged_generation(directory) as (generation, root):
+            writer = _ChangeWriter(current, generation, root, progress)
+            manifest = writer.write(
+                plan, encoder, (cache_dir or default_cache_dir()) if cache else None
+            )
+            publish(directory, manifest)
+    compacted = False
+    if compact_above is not None and manifest.deleted > compact_above * manifest.document_rows:
+        compact_collection(directory, progress=progress)
+        compacted = True
+    return ChangeReport(
+        added=plan.added,
+        updated=plan.updated,
+        deleted=plan.deleted,
+        documents=manifest.documents,
+        tombstones=0 if compacted else manifest.deleted,
+        seconds=round(time.perf_counter() - started, 3),
+        encoding=writer.encoding,
+        compacted=compacted,
+    )
+
+
+def plan_change(
+    store: DocumentStore,
+    where: str,
+    *,
+    add: Iterable[Document] = (),
+    update: Iterable[Document] = (),
+    upsert: Iterable[Document] = (),
+    delete: Iterable[str] = (),
+) -> ChangePlan:
+    """Check a change against the stored documents; every refusal names the id and its place."""
+    adding, updating, upserting = list(add), list(update), list(upsert)
+    deleting = list(dict.fromkeys(delete))  # naming an id twice deletes it once
+    incoming = [*updating, *upserting, *adding]
+    _check_incoming(incoming)
+    both = sorted(set(deleting) & {document.id for document in incoming})
+    if both:
+        raise InputError(
+            f"document {both[0]!r} is both deleted and written in one change; "
+            "to replace it, update it (or add with upsert) without deleting it"
+        )
+    rows = store.rows_of([*deleting, *(document.id for document in incoming)])
+    unknown = [doc_id for doc_id in deleting if doc_id not in rows]
+    if unknown:
+        raise InputError(
+            f"{where}: cannot delete {len(unknown)} unknown document id(s): {_preview(unknown)}; "
+            "nothing was changed"
+        )
+    for document in updating:
+        if document.id not in rows:
+            raise InputError(
+                f"{_place(document)}cannot update document {document.id!r}: it is not in "
+                f"{where}; add it instead (densekit add, or --upsert to add or replace)"
+            )
+    for document in adding:
+        if document.id in rows:
+            raise InputError(
+                f"{_place(document)}document {document.id!r} is already in {where}; update "
+                "it instead (densekit update, or densekit add --upsert to add or replace)"
+            )
+    replaced = [document.id for document in [*updating, *upserting] if document.id in rows]
+    remove = sorted(rows[doc_id] for doc_id in [*deleting, *replaced])
+    if not remove and not incoming:
+        raise InputError(f"{where}: no documents to add, update or delete; nothing was changed")
+    if len(store) - len(remove) + len(incoming) == 0:
+        raise InputError(
+            f"{where}: the change would delete every document; a collection cannot be empty. "
+            "Remove the directory instead"
+        )
+    return ChangePlan(
+        remove=remove,
+        append=incoming,
+        added=len(incoming) - len(replaced),
+        updated=len(replaced),
+        deleted=len(deleting),
+    )
+
+
+def _check_incoming(documents: list[Document]) -> None:
+    seen: dict[str, Document] = {}
+    for document in documents:
+        if not document.content:
+            raise InputError(f"{_place(document)}document {document.id!r} is empty; give it text")
+        first = seen.setdefault(document.id, document)
+        if first is not document:
+            raise InputError(
+                f"{_place(document)}duplicate document id {document.id!r} in one change (first "
+                f"at {first.source or 'an earlier document'}); ids must be unique"
+            )
+
+
+def _place(document: Document) -> str:
+    return f"{document.source}: " if document.source else ""
+
+
+def _preview(ids: list[str]) -> str:
+    shown = ", ".join(repr(doc_id) for doc_id in ids[:_PREVIEW])
+    return shown + (f" and {len(ids) - _PREVIEW} more" if len(ids) > _PREVIEW else "")
+
+
+class _ChangeWriter:
+    """Writes one change's generation from the published collection ``current``."""
+
+    def __init__(self, current: Collection, generation: str, root: Path, progress: bool) -> None:
+        self.current = current
+        self.old: Manifest = current.manifest
+        self.directory = current.directory
+        self.generation = generation
+        self.root = root
+        self.progress = progress
+        self.encoding: dict[str, Any] | None = None
+
+    def write(self, plan: ChangePlan, encoder: Encoder | None, cache_dir: Path | None) -> Manifest:
+        old = self.old
+        documents = self.root / layout.DOCUMENTS_FILE
+        shutil.copyfile(self.directory / old.generation / layout.DOCUMENTS_FILE, documents)
+        writer = DocumentWriter.extend(documents, first_row=old.document_rows)
+        writer.remove(plan.remove)
+        writer.add_all(plan.append)
+        writer.close()
+        tombstones = self._tombstones(plan.remove)
+        dense = old.dense
+        if dense is not None and plan.append:
+            assert encoder is not None  # loaded by update_collection for dense collections
+            dense = self._extend_dense(dense, plan.append, encoder, cache_dir)
+        lexical = old.lexical
+        if lexical is not None:
+            store = DocumentStore(documents)
+            try:
+                lexical = index_lexical(
+                    store, self.root, self.generation, lexical, progress=self.progress
+                )
+            finally:
+                store.close()
+        live = old.documents - len(plan.remove) + len(plan.append)
+        files = {
+            **{name: size for name, size in old.files.items() if name in _shared(dense)},
+            **layout.files_with_sizes(self.directory, self.generation),
+        }
+        change = {"added": plan.added, "updated": plan.updated, "deleted": plan.deleted}
+        return dataclasses.replace(
+            old,
+            generation=self.generation,
+            documents=live,
+            deleted=len(tombstones),
+            tombstones=f"{self.generation}/{layout.TOMBSTONES_FILE}" if len(tombstones) else None,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            files=files,
+            dense=dense,
+            lexical=lexical,
+            stats={**old.stats, "last_change": change},
+        )
+
+    def _tombstones(self, removed: list[int]) -> np.ndarray:
+        earlier = self.current.deleted
+        rows = np.union1d(
+            np.flatnonzero(earlier) if earlier is not None else np.empty(0, np.int64),
+            np.asarray(removed, dtype=np.int64),
+        ).astype(np.int64)
+        if len(rows):
+            np.save(self.root / layout.TOMBSTONES_FILE, rows)
+        return rows
+
+    def _extend_dense(
+        self,
+        dense: DenseInfo,
+        documents: list[Document],
+        encoder: Encoder,
+        cache_dir: Path | None,
+    ) -> DenseInfo:
+        """Encode the new documents into new shards and add them to the index."""
+        chunk = None
+        if dense.chunk_size is not None:
+            chunk = ChunkConfig(dense.chunk_size, dense.chunk_overlap or 0)
+        passages: list[Passage] = []
+        counts = []
+        for document in documents:
+            pieces = document_passages(document, encoder.token_spans, chunk)
+            counts.append(len(pieces))
+            passages.extend(pieces)
+        stored, _ = self.current.dense_vectors()
+        report, paths = encode_passages(
+            passages,
+            self.root / layout.EMBEDDINGS_DIR,
+            encoder,
+            dtype=stored.shards[0].dtype.name if stored.shards else "float32",
+            cache_dir=cache_dir,
+            progress=self.progress,
+            expected=len(passages),
+        )
+        self.encoding = report.to_dict()
+        changed: dict[str, Any] = {
+            "shards": [
+                *dense.shards,
+                *(f"{self.generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in paths),
+            ],
+            "rows": dense.rows + len(passages),
+        }
+        if dense.passage_offsets is not None:
+            offsets = np.load(self.directory / dense.passage_offsets)
+            offsets = np.concatenate([offsets, offsets[-1] + np.cumsum(counts, dtype=np.int64)])
+            np.save(self.root / layout.PASSAGE_OFFSETS_FILE, offsets)
+            changed["passage_offsets"] = f"{self.generation}/{layout.PASSAGE_OFFSETS_FILE}"
+        if dense.index_file is not None:
+            added = ShardedVectors(open_shards(paths, encoder.dimension))
+            record = extend_saved_index(
+                self.directory / dense.index_file, dense.index, added, encoder.dimension, self.root
+            )
+            changed["index_file"] = f"{self.generation}/{record['file']}"
+            changed["index_digest"] = record["digest"]
+        return dataclasses.replace(dense, **changed)
+
+
+def _shared(dense: DenseInfo | None) -> set[str]:
+    """Files of earlier generations the new manifest still names: shards (with their sidecars),
+    and the passage offsets and index when this change did not rewrite them."""
+    if dense is None:
+        return set()
+    named = {*dense.shards, *(shard.removesuffix(".npy") + ".json" for shard in dense.shards)}
+    return named | {name for name in (dense.passage_offsets, dense.index_file) if name}

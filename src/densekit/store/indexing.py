@@ -1,0 +1,54 @@
+"""A generation's indexes, built from its documents and vectors; shared by builds, changes and
+compaction."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from densekit.index.ann import AnnIndex
+from densekit.index.lexical import LexicalIndex
+from densekit.index.spec import IndexSpec
+from densekit.index.vectors import PassageGroups, ShardedVectors
+from densekit.store import layout
+from densekit.store.documents import DocumentStore
+from densekit.store.manifest import LexicalInfo
+
+
+def index_lexical(
+    store: DocumentStore, root: Path, generation: str, settings: LexicalInfo, *, progress: bool
+) -> LexicalInfo:
+    """BM25 over the live documents of ``store`` with ``settings``, saved in ``root``.
+
+    Its statistics (IDF, average length) are those of the live documents, so scores after a
+    change equal those of a fresh build of the same documents.
+    """
+    rows = store.live_rows()
+    contiguous = len(rows) == 0 or int(rows[-1]) == len(rows) - 1
+    index = LexicalIndex.build(
+        [document.content for document in store.iter_documents()],
+        k1=settings.k1,
+        b=settings.b,
+        stemmer=settings.stemmer,
+        stopwords=settings.stopwords,
+        progress=progress,
+        rows=None if contiguous else rows,
+    )
+    index.save(root / layout.LEXICAL_DIR)
+    return dataclasses.replace(settings, directory=f"{generation}/{layout.LEXICAL_DIR}")
+
+
+def build_ann_index(
+    spec: IndexSpec,
+    vectors: ShardedVectors,
+    offsets: np.ndarray | None,
+    root: Path,
+    generation: str,
+) -> dict[str, Any]:
+    """Build (train and fill) the approximate index of ``spec`` and save it in ``root``."""
+    index = AnnIndex.build(spec, vectors, PassageGroups(vectors.rows, offsets))
+    record = index.save(root)
+    return {**record, "file": f"{generation}/{record['file']}"}
