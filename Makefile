@@ -40,6 +40,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/retrieval_quality.py
 	$(BIN)/python benchmarks/hybrid_sweep.py
 	$(BIN)/python benchmarks/encode.py
+	$(BIN)/python benchmarks/index.py
+	$(BIN)/python benchmarks/index_updates.py
 
 clean:
 	rm -rf build

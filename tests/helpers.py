@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -64,3 +70,23 @@ class HashingEncoder:
                 out[row, bucket % self._dimension] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+
+def kill_once_writing(arguments: Sequence[object], directory: Path, after: float = 0.2) -> None:
+    """Run `densekit ARGUMENTS`, wait until it writes a new generation's documents into
+    ``directory``, then SIGKILL it ``after`` seconds later."""
+    before = {p.name for p in directory.glob("gen-*")} if directory.exists() else set()
+    command = [sys.executable, "-m", "densekit.cli.main", *(str(a) for a in arguments)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            fresh = [p for p in directory.glob("gen-*") if p.name not in before]
+            if fresh and (fresh[0] / "documents.sqlite").exists():
+                time.sleep(after)
+                break
+            assert process.poll() is None, "the command finished before it could be killed"
+            time.sleep(0.02)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_jsonl
-from helpers import HashingEncoder
+from helpers import HashingEncoder, kill_once_writing
 
 from densekit.corpus import Document
 from densekit.errors import CollectionError, InputError, ModelMismatchError
@@ -332,3 +332,20 @@ def test_rebuilding_over_a_changed_collection_keeps_it_intact_until_published(
     )
     assert len(rebuilt) == 20
     assert len(list((tmp_path / "c").glob("gen-*"))) == 1
+
+
+@pytest.mark.slow
+def test_kill_9_mid_change_keeps_the_published_collection(tmp_path: Path) -> None:
+    build(tmp_path, "c", make_documents(0, 20), retriever="bm25")
+    before = (tmp_path / "c" / "manifest.json").read_bytes()
+    big = write_jsonl(
+        tmp_path / "big.jsonl",
+        [{"_id": f"n{i}", "text": f"new text {i} w{i % 97}"} for i in range(300_000)],
+    )
+    kill_once_writing(["add", tmp_path / "c", big, "--quiet"], tmp_path / "c", after=0.3)
+    assert (tmp_path / "c" / "manifest.json").read_bytes() == before
+    assert len(Collection(tmp_path / "c")) == 20
+    # The next change clears the killed one's leftovers.
+    change(tmp_path / "c", delete=["d1"])
+    assert len(list((tmp_path / "c").glob("gen-*"))) == 1  # BM25 only: nothing shared
+    assert len(Collection(tmp_path / "c")) == 19

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import kill_once_writing
 
 from densekit.errors import CollectionError
 from densekit.store import BuildOptions, Collection, build_collection
@@ -70,28 +71,8 @@ def _kill_during_build(
     corpus: Path, out: Path, *extra: str, retriever: str = "bm25", after: float = 0.2
 ) -> None:
     """Start `densekit index`, wait until it is writing a new generation, then SIGKILL it."""
-    before = {p.name for p in out.glob("gen-*")} if out.exists() else set()
-    process = _index_process(
-        corpus,
-        out,
-        "--retriever",
-        retriever,
-        *extra,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            fresh = [p for p in out.glob("gen-*") if p.name not in before] if out.exists() else []
-            if fresh and (fresh[0] / "documents.sqlite").exists():
-                time.sleep(after)
-                break
-            assert process.poll() is None, "the build finished before it could be killed"
-            time.sleep(0.02)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+    arguments = ["index", corpus, "--out", out, "--quiet", "--retriever", retriever, *extra]
+    kill_once_writing(arguments, out, after)
 
 
 @pytest.mark.slow

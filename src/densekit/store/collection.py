@@ -43,9 +43,11 @@ class Collection:
             try:
                 self._open()
                 return
-            except CollectionError:
+            except (CollectionError, OSError):
                 # A write may have published (and cleaned up after) between reading the manifest
                 # and opening its files: then open the new one. Otherwise it is truly broken.
+                if hasattr(self, "documents"):
+                    self.documents.close()
                 if attempt + 1 == _OPEN_ATTEMPTS or not self._superseded():
                     raise
 
