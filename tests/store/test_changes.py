@@ -208,6 +208,14 @@ def test_upsert_adds_new_and_replaces_existing(tmp_path: Path) -> None:
         ({"update": [Document("d1", "x")], "delete": ["d1"]}, "both deleted and written"),
         ({"add": [Document("e", "  ")]}, "document 'e' is empty"),
         ({}, "no documents to add, update or delete"),
+        ({"add": [Document("", "text")]}, "ids are non-empty strings"),
+        ({"add": [Document(7, "text")]}, "document id 7"),
+        ({"add": [Document("x", None)]}, "text is NoneType, not a string"),
+        ({"add": Document("x", "text")}, "wrap the single one in a list"),
+        ({"add": ["text"]}, "takes densekit.Document objects, got str"),
+        ({"delete": "d1"}, "wrap 'd1' in a list"),
+        ({"delete": [1]}, "document ids are strings"),
+        ({"delete": ["d1"], "compact_above": 1.5}, "compact_above is a share"),
         ({"delete": [f"d{i}" for i in range(10)]}, "would delete every document"),
     ],
 )
@@ -349,3 +357,23 @@ def test_kill_9_mid_change_keeps_the_published_collection(tmp_path: Path) -> Non
     change(tmp_path / "c", delete=["d1"])
     assert len(list((tmp_path / "c").glob("gen-*"))) == 1  # BM25 only: nothing shared
     assert len(Collection(tmp_path / "c")) == 19
+
+
+def test_compaction_keeps_the_training_when_too_few_vectors_are_left(tmp_path: Path) -> None:
+    pytest.importorskip("faiss")
+    build(tmp_path, "c", make_documents(0, 300), index="PQ8+rescore*8", retriever="dense")
+    deleted = [f"d{i}" for i in range(200)]
+    report = change(tmp_path / "c", delete=deleted, compact_above=0.3)  # 100 left: PQ8 needs 256
+    assert report.compacted and report.documents == 100
+    compacted = opened(tmp_path / "c")
+    assert compacted.dense_index.rows == 100
+    hits = compacted.search("vitamin bone", 100)
+    assert len(hits) == 100 and not {hit.id for hit in hits} & set(deleted)
+
+
+def test_an_older_snapshot_keeps_its_vectors(tmp_path: Path) -> None:
+    reader = build(tmp_path, "c", make_documents(0, 30), retriever="dense")
+    change(tmp_path / "c", delete=["d1"])
+    compact_collection(tmp_path / "c")
+    vectors, groups = reader.dense_vectors()
+    assert vectors.rows == 30 and groups.deleted is None

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from densekit.errors import CollectionError
-from densekit.index.codes import CodeIndex
+from densekit.index.codes import CodeIndex, RowFilter
+from densekit.index.flat import top_k
 from densekit.index.spec import IndexSpec, parse_spec
 from densekit.index.vectors import PassageGroups, ShardedVectors
 
 INDEX_FILE = "index.faiss"
+_EXACT_BLOCK = 65_536
 _DIGEST_WINDOW = 1 << 20
 
 
@@ -38,6 +40,9 @@ class AnnIndex:
         self.codes = codes
         self.vectors = vectors
         self.groups = groups
+        self._live: RowFilter | None = None
+        if groups.deleted_rows is not None and codes.can_filter:
+            self._live = RowFilter(~groups.deleted_rows)
 
     @property
     def spec(self) -> str:
@@ -80,15 +85,18 @@ class AnnIndex:
     def _live_candidates(
         self, queries: np.ndarray, wanted: int, params: dict[str, int]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS's best ``wanted`` passage rows, tombstoned rows masked out as -1.
+        """FAISS's best ``wanted`` passage rows that are not tombstoned (-1 pads short lists).
 
-        Deleted rows stay in the index (HNSW keeps routing through them), so the search asks
-        for more than ``wanted`` in proportion to the deleted share, and widens until every
-        query has ``wanted`` live rows or FAISS has no more to give.
+        FAISS skips deleted rows during the search where it can. Flat PQ cannot: it is
+        exhaustive, so there the search asks for more than ``wanted`` in proportion to the
+        deleted share and widens until every query has ``wanted`` live rows.
         """
         deleted = self.groups.deleted_rows
         if deleted is None:
             return self.codes.search(queries, wanted, params)
+        if self._live is not None:
+            rows, scores = self.codes.search(queries, wanted, params, allowed=self._live)
+            return self._complete_short_lists(queries, rows, scores)
         live_share = max(1.0 - float(deleted.mean()), 1e-3)
         n = min(self.rows, int(wanted / live_share * 1.2) + 8)
         while True:
@@ -102,6 +110,36 @@ class AnnIndex:
             if n >= self.rows or bool(np.all((live >= wanted) | exhausted)):
                 return rows, scores
             n = min(self.rows, 2 * n)
+
+    def _complete_short_lists(
+        self, queries: np.ndarray, rows: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """When most rows are deleted, a filtered HNSW or IVF search can reach fewer live rows
+        than asked for; those queries are answered exactly over the live rows instead."""
+        live_rows = int(self.rows - self.groups.deleted_rows.sum())  # type: ignore[union-attr]
+        short = (rows >= 0).sum(axis=1) < min(rows.shape[1], live_rows)
+        if short.any():
+            rows, scores = rows.copy(), scores.copy()
+            rows[short], scores[short] = self._exact_live(queries[short], rows.shape[1])
+        return rows, scores
+
+    def _exact_live(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        live = np.flatnonzero(~self.groups.deleted_rows)  # type: ignore[operator]
+        best_rows = np.full((len(queries), 0), -1, dtype=np.int64)
+        best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+        for start in range(0, len(live), _EXACT_BLOCK):
+            block = live[start : start + _EXACT_BLOCK]
+            block_scores = queries @ self.vectors.take(block).T
+            candidates = np.concatenate([best_scores, block_scores], axis=1)
+            candidate_rows = np.concatenate(
+                [best_rows, np.broadcast_to(block, block_scores.shape)], axis=1
+            )
+            order, best_scores = top_k(candidates, n)
+            best_rows = np.take_along_axis(candidate_rows, order, axis=1)
+        padding = n - best_rows.shape[1]
+        best_rows = np.pad(best_rows, ((0, 0), (0, padding)), constant_values=-1)
+        best_scores = np.pad(best_scores, ((0, 0), (0, padding)), constant_values=-np.inf)
+        return best_rows, best_scores.astype(np.float32)
 
     def _exact_scores(self, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
         valid = rows >= 0
@@ -152,14 +190,24 @@ def save_codes(codes: CodeIndex, directory: Path) -> dict[str, Any]:
 
 
 def extend_saved_index(
-    source: Path, spec: str, vectors: ShardedVectors, dimension: int, directory: Path
+    source: Path,
+    spec: str,
+    vectors: ShardedVectors,
+    dimension: int,
+    directory: Path,
+    *,
+    refill: bool = False,
 ) -> dict[str, Any]:
     """Add ``vectors`` to a copy of the index saved at ``source`` and save it into
-    ``directory``: FAISS ``add`` on the trained index, no retraining and no rebuild.
+    ``directory``: FAISS ``add`` on the trained index, no retraining and no rebuild. With
+    ``refill``, the copy's rows are dropped first: its trained parts (IVF centroids, PQ
+    codebooks) index ``vectors`` alone.
 
     The saved file is read afresh, so searches on the index already open are undisturbed.
     """
     codes = CodeIndex.load(source, parse_spec(spec), dimension)
+    if refill:
+        codes.index.reset()  # type: ignore[attr-defined]
     codes.add(vectors)
     return save_codes(codes, directory)
 

@@ -108,20 +108,38 @@ class CodeIndex:
         return np.ascontiguousarray(block)
 
     def search(
-        self, queries: np.ndarray, n: int, params: dict[str, int] | None = None
+        self,
+        queries: np.ndarray,
+        n: int,
+        params: dict[str, int] | None = None,
+        allowed: RowFilter | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``n`` passage rows per query and their approximate scores (higher is better)."""
+        """Top ``n`` passage rows per query and their approximate scores (higher is better).
+
+        With ``allowed``, FAISS skips every other row while it searches (see :attr:`can_filter`).
+        """
         codes = self.encode(queries)
         n = max(1, min(n, self.rows))
         settings = {k: v for k, v in self.spec.options.items() if k in QUERY_OPTIONS}
         settings.update(params or {})
         with self._lock:
             self.apply_settings(settings)
-            distances, labels = self.index.search(codes, n)  # type: ignore[attr-defined]
+            if allowed is None:
+                distances, labels = self.index.search(codes, n)  # type: ignore[attr-defined]
+            else:
+                filtered = _filtered_parameters(self.index, allowed.selector)
+                if filtered is None:
+                    raise InputError(f"index {self.spec} cannot filter rows while searching")
+                distances, labels = self.index.search(codes, n, params=filtered)  # type: ignore[attr-defined]
         if self.is_binary:  # Hamming distance to an approximate cosine
             bits = self.code_dimension
             return labels, (1.0 - 2.0 * distances.astype(np.float32) / bits)
         return labels, distances.astype(np.float32, copy=False)
+
+    @property
+    def can_filter(self) -> bool:
+        """Whether FAISS can skip rows during the search (all but flat PQ can)."""
+        return _filtered_parameters(self.index, None) is not None
 
     def apply_settings(self, settings: dict[str, int]) -> None:
         """Set query-time parameters (efSearch, nprobe) on the index."""
@@ -156,6 +174,36 @@ class CodeIndex:
         faiss = faiss_module()
         read = faiss.read_index_binary if spec.base == "binary" else faiss.read_index
         return cls(spec, read(str(path)), dimension)
+
+
+class RowFilter:
+    """The rows a search may return, as a FAISS bitmap selector over ``allowed`` (a boolean per
+    row). Deleted rows stay in the index (HNSW keeps routing through them) but never come back."""
+
+    def __init__(self, allowed: np.ndarray) -> None:
+        faiss = faiss_module()
+        self.bitmap = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
+        # FAISS reads the bitmap in place: this object keeps it alive.
+        self.selector = faiss.IDSelectorBitmap(len(self.bitmap), faiss.swig_ptr(self.bitmap))
+
+
+def _filtered_parameters(index: object, selector: object | None) -> object | None:
+    """Search parameters that make ``index`` skip rows outside ``selector``, carrying the
+    efSearch/nprobe already set on it; ``None`` for index types FAISS cannot filter."""
+    faiss = faiss_module()
+    if isinstance(index, faiss.IndexBinaryFlat):
+        return faiss.SearchParameters(sel=selector)
+    node = faiss.downcast_index(index)
+    if isinstance(node, faiss.IndexPreTransform):
+        inner = _filtered_parameters(node.index, selector)
+        return None if inner is None else faiss.SearchParametersPreTransform(index_params=inner)
+    if isinstance(node, faiss.IndexHNSW):
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=node.hnsw.efSearch)
+    if isinstance(node, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=node.nprobe)
+    if isinstance(node, faiss.IndexFlat | faiss.IndexScalarQuantizer):
+        return faiss.SearchParameters(sel=selector)
+    return None
 
 
 def factory_index(spec: IndexSpec, dim: int) -> object:

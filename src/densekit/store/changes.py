@@ -92,6 +92,8 @@ def update_collection(
     that share of the document rows are tombstones.
     """
     directory = Path(directory)
+    if compact_above is not None and not 0.0 <= compact_above <= 1.0:
+        raise InputError(f"compact_above is a share of rows in [0, 1], got {compact_above}")
     started = time.perf_counter()
     with open_for_writing(directory) as current:
         plan = plan_change(
@@ -133,8 +135,12 @@ def plan_change(
     delete: Iterable[str] = (),
 ) -> ChangePlan:
     """Check a change against the stored documents; every refusal names the id and its place."""
-    adding, updating, upserting = list(add), list(update), list(upsert)
-    deleting = list(dict.fromkeys(delete))  # naming an id twice deletes it once
+    adding, updating, upserting = (
+        _documents(add, "add"),
+        _documents(update, "update"),
+        _documents(upsert, "upsert"),
+    )
+    deleting = list(dict.fromkeys(_ids(delete)))  # naming an id twice deletes it once
     incoming = [*updating, *upserting, *adding]
     _check_incoming(incoming)
     both = sorted(set(deleting) & {document.id for document in incoming})
@@ -180,9 +186,42 @@ def plan_change(
     )
 
 
+def _documents(given: Iterable[Document], name: str) -> list[Document]:
+    if isinstance(given, Document | str):
+        raise InputError(f"{name} takes a list of documents; wrap the single one in a list")
+    documents = list(given)
+    for document in documents:
+        if not isinstance(document, Document):
+            raise InputError(
+                f"{name} takes densekit.Document objects, got {type(document).__name__}"
+            )
+    return documents
+
+
+def _ids(given: Iterable[str]) -> list[str]:
+    if isinstance(given, str):
+        raise InputError(f"delete takes a list of ids; wrap {given!r} in a list")
+    ids = list(given)
+    for doc_id in ids:
+        if not isinstance(doc_id, str):
+            raise InputError(f"document ids are strings, got {doc_id!r} in delete")
+    return ids
+
+
 def _check_incoming(documents: list[Document]) -> None:
     seen: dict[str, Document] = {}
     for document in documents:
+        if not isinstance(document.id, str) or not document.id.strip():
+            raise InputError(
+                f"{_place(document)}document id {document.id!r}: ids are non-empty strings"
+            )
+        fields = {"text": document.text, "title": document.title}
+        for field, value in fields.items():
+            if not isinstance(value, str):
+                raise InputError(
+                    f"{_place(document)}document {document.id!r}: {field} is "
+                    f"{type(value).__name__}, not a string"
+                )
         if not document.content:
             raise InputError(f"{_place(document)}document {document.id!r} is empty; give it text")
         first = seen.setdefault(document.id, document)

@@ -56,6 +56,7 @@ class Collection:
         # Everything is opened now, so a collection keeps answering, on the snapshot it opened,
         # after a change or a rebuild publishes another.
         self.deleted = self._open_tombstones()
+        self._dense_parts: tuple[ShardedVectors, PassageGroups] | None = None
         self.documents = self._open_documents()
         self._dense = self._open_dense()
         self._lexical = self._open_lexical()
@@ -177,7 +178,12 @@ class Collection:
 
     def dense_vectors(self) -> tuple[ShardedVectors, PassageGroups]:
         """The stored float vectors (memory-mapped), their grouping into documents, and which
-        documents are deleted."""
+        documents are deleted: opened once, so they stay this snapshot's."""
+        if self._dense_parts is None:
+            self._dense_parts = self._open_dense_vectors()
+        return self._dense_parts
+
+    def _open_dense_vectors(self) -> tuple[ShardedVectors, PassageGroups]:
         from densekit.index.vectors import PassageGroups, ShardedVectors
 
         dense, encoder = self.manifest.dense, self.manifest.encoder

@@ -1,9 +1,10 @@
 """Compaction: rewrite a collection without its tombstones, as one atomic commit.
 
 Live documents get consecutive rows again, their vectors are copied (not re-encoded) into fresh
-shards, the approximate index is rebuilt and retrained on the live vectors, and BM25 is rebuilt.
-The result searches exactly like a fresh build of the live documents, and the generations the
-tombstones kept alive are removed.
+shards, the approximate index is rebuilt and retrained on the live vectors (or, with too few of
+them to train IVF/PQ, refilled with its existing training), and BM25 is rebuilt. The result
+searches like a fresh build of the live documents, and the generations the tombstones kept
+alive are removed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from densekit.index.ann import extend_saved_index
+from densekit.index.codes import training_minimum
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import ShardedVectors
 from densekit.store import layout
@@ -134,8 +137,16 @@ def _compact_dense(
         changed["passage_offsets"] = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
     spec = parse_spec(dense.index)
     if not spec.is_exact:
+        assert dense.index_file is not None  # every spec but flat saves one
         compacted = ShardedVectors(open_shards(paths, vectors.dimension))
-        record = build_ann_index(spec, compacted, offsets, root, generation)
+        if compacted.rows >= training_minimum(spec):
+            record = build_ann_index(spec, compacted, offsets, root, generation)
+        else:  # too few live vectors to train on: keep what the index learned, refill it
+            source = current.directory / dense.index_file
+            record = extend_saved_index(
+                source, dense.index, compacted, vectors.dimension, root, refill=True
+            )
+            record["file"] = f"{generation}/{record['file']}"
         changed["index_file"] = record["file"]
         changed["index_digest"] = record["digest"]
     return dataclasses.replace(dense, **changed)  # type: ignore[arg-type]
