@@ -51,6 +51,21 @@ def hashing_encoder() -> HashingEncoder:
 
 
 @pytest.fixture
+def hashing_collection(corpus_file: Path, tmp_path: Path):
+    """A hybrid collection of DOCUMENTS encoded by the hashing encoder, ready to search."""
+    from densekit.store import BuildOptions, build_collection
+
+    built = build_collection(
+        corpus_file,
+        tmp_path / "hashing-collection",
+        BuildOptions(progress=False, cache_dir=None),
+        encoder=HashingEncoder(),
+    )
+    built.use_encoder(HashingEncoder())
+    return built
+
+
+@pytest.fixture
 def tiny_beir(tmp_path: Path) -> Path:
     """A hand-made BEIR dataset over DOCUMENTS with graded judgements."""
     root = tmp_path / "tiny-beir"

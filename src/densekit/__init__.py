@@ -18,7 +18,16 @@ from densekit.evaluate import (
     read_run,
     write_run,
 )
-from densekit.retrieve import FusionConfig, Hit, Ranking, Searcher
+from densekit.retrieve import (
+    CandidateStage,
+    FusionConfig,
+    FusionStage,
+    Hit,
+    Pipeline,
+    Ranking,
+    RerankStage,
+    Searcher,
+)
 from densekit.store import (
     BuildOptions,
     ChangeReport,
@@ -36,6 +45,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "REGISTRY",
     "BuildOptions",
+    "CandidateStage",
     "ChangeReport",
     "ChunkConfig",
     "Collection",
@@ -48,12 +58,15 @@ __all__ = [
     "EvalReport",
     "FieldNames",
     "FusionConfig",
+    "FusionStage",
     "Hit",
     "InputError",
     "MissingDependencyError",
     "ModelMismatchError",
     "ModelSpec",
+    "Pipeline",
     "Ranking",
+    "RerankStage",
     "Searcher",
     "build_collection",
     "compact_collection",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from densekit.errors import InputError
 from densekit.retrieve import FusionConfig
+from densekit.retrieve.pipeline import Pipeline
 
 
 def positive_int(text: str) -> int:
@@ -51,3 +53,21 @@ def add_index_search_arguments(parser: argparse.ArgumentParser) -> None:
 def index_params_from(args: argparse.Namespace) -> dict[str, int]:
     given = {"efSearch": args.ef_search, "nprobe": args.nprobe, "rescore": args.rescore}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def add_pipeline_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pipeline",
+        metavar="FILE",
+        help="run a pipeline file (candidates, fusion, rerankers; see densekit pipeline show)",
+    )
+
+
+def pipeline_from(args: argparse.Namespace) -> Pipeline | None:
+    if args.pipeline is None:
+        return None
+    if args.retriever is not None or args.fusion is not None or args.alpha is not None:
+        raise InputError(
+            "--pipeline names its own retrievers and fusion; drop --retriever/--fusion/--alpha"
+        )
+    return Pipeline.from_toml(args.pipeline)

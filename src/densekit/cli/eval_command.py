@@ -7,8 +7,10 @@ import argparse
 from densekit.cli.arguments import (
     add_fusion_arguments,
     add_index_search_arguments,
+    add_pipeline_argument,
     fusion_from,
     index_params_from,
+    pipeline_from,
 )
 from densekit.cli.output import print_json, warn
 from densekit.errors import InputError
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run-out", help="write the run in TREC format to this file")
     parser.add_argument("--per-query", action="store_true", help="also show each query's values")
     add_fusion_arguments(parser, "default: the collection's")
+    add_pipeline_argument(parser)
     add_index_search_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             fusion=fusion_from(args),
             run_out=args.run_out,
             index_params=index_params_from(args),
+            pipeline=pipeline_from(args),
         )
     for message in report.warnings:
         warn(message)
@@ -67,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{report.dataset} ({report.split}, {report.queries} queries), {report.retriever}{model}")
     for name, value in report.metrics.items():
         print(f"  {name:<10} {value:.4f}")
+    for stage in report.stages:
+        rate = f", {stage['passages_per_second']} passages/s" if stage["passages"] else ""
+        print(f"  stage {stage['stage']}: {stage['ms_per_query']} ms/query{rate}")
     if args.per_query:
         names = list(report.metrics)
         print("\n" + " ".join(f"{n:>10}" for n in ["query", *names]))
@@ -86,4 +93,5 @@ def _search_flags(args: argparse.Namespace) -> dict[str, object]:
         "--ef-search": args.ef_search,
         "--nprobe": args.nprobe,
         "--rescore": args.rescore,
+        "--pipeline": args.pipeline,
     }

@@ -15,7 +15,9 @@ from densekit.cli import (
     index_command,
     info_command,
     models_command,
+    pipeline_command,
     search_command,
+    train_reranker_command,
 )
 from densekit.errors import DensekitError
 
@@ -26,8 +28,10 @@ COMMANDS = (
     encode_command,
     search_command,
     eval_command,
+    pipeline_command,
     info_command,
     bench_index_command,
+    train_reranker_command,
 )
 
 

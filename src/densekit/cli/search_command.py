@@ -8,11 +8,13 @@ from dataclasses import asdict
 from densekit.cli.arguments import (
     add_fusion_arguments,
     add_index_search_arguments,
+    add_pipeline_argument,
     fusion_from,
     index_params_from,
+    pipeline_from,
     positive_int,
 )
-from densekit.cli.output import print_json, snippet
+from densekit.cli.output import print_json, snippet, warn
 from densekit.retrieve import RETRIEVER_NAMES, FusionConfig, Searcher
 from densekit.store import Collection
 
@@ -29,27 +31,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", help="encode the query with this model (must be the collection's)"
     )
     add_fusion_arguments(parser, "default: the collection's")
+    add_pipeline_argument(parser)
     add_index_search_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    pipeline = pipeline_from(args)
     collection = Collection(args.collection)
     base = FusionConfig.from_dict(collection.manifest.fusion)
     searcher = Searcher(
         collection,
         args.retriever,
-        fusion_from(args, base),
+        fusion_from(args, base) if pipeline is None else None,
         model=args.model,
         index_params=index_params_from(args),
+        pipeline=pipeline,
     )
     hits = searcher.search([args.query], args.k)[0]
+    notes = searcher.runner.notes if searcher.runner is not None else []
+    for note in notes:
+        warn(note)
     if args.json:
         print_json(
             {
                 "query": args.query,
-                "retriever": searcher.retriever,
+                "retriever": searcher.name,
                 "hits": [asdict(h) for h in hits],
             }
         )

@@ -16,6 +16,7 @@ from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.metrics import DEFAULT_METRICS, compute_metrics, parse_metrics, run_depth
 from densekit.evaluate.runfile import Run, read_run, write_run
 from densekit.retrieve.fusion import FusionConfig
+from densekit.retrieve.pipeline import Pipeline
 from densekit.retrieve.searcher import RetrieverName, Searcher
 from densekit.store.builder import BuildOptions, build_collection
 from densekit.store.collection import Collection
@@ -33,6 +34,8 @@ class EvalReport:
     run: dict[str, list[tuple[str, float]]] = field(repr=False)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # A pipeline's stages: seconds, ms per query, passages scored per second.
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, *, per_query: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -54,6 +57,7 @@ def evaluate(
     run_out: str | Path | None = None,
     build_options: BuildOptions | None = None,
     index_params: dict[str, int] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> EvalReport:
     """Search every judged query of ``split`` and score the run against the qrels.
 
@@ -68,7 +72,14 @@ def evaluate(
     with ExitStack() as stack:
         opened = _open_or_build(data, collection, model, retriever, build_options, stack)
         check_model = model if collection is not None else None  # a fresh build used it already
-        searcher = Searcher(opened, retriever, fusion, model=check_model, index_params=index_params)
+        searcher = Searcher(
+            opened,
+            retriever,
+            fusion,
+            model=check_model,
+            index_params=index_params,
+            pipeline=pipeline,
+        )
         query_ids = list(data.queries)
         rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
         ids = opened.row_ids
@@ -79,16 +90,20 @@ def evaluate(
             for query_id, r in zip(query_ids, rankings, strict=True)
         }
         warnings = [*data.warnings, *_unknown_documents(data, set(opened.doc_ids))]
+        stages = []
+        if searcher.runner is not None:
+            warnings += searcher.runner.notes
+            stages = [cost.to_dict() for cost in searcher.runner.costs]
         model_name = opened.manifest.encoder.name if opened.manifest.encoder else None
     if run_out is not None:
-        write_run(run_out, run, tag=f"densekit-{searcher.retriever}")
+        write_run(run_out, run, tag=f"densekit-{searcher.name.replace(' ', '-')}")
     result = compute_metrics(
         data.qrels, {q: dict(hits) for q, hits in run.items()}, [str(m) for m in measures]
     )
     return EvalReport(
         dataset=data.name,
         split=data.split,
-        retriever=searcher.retriever,
+        retriever=searcher.name,
         model=model_name if searcher.retriever != "bm25" else None,
         queries=len(query_ids),
         metrics=result.aggregate,
@@ -96,6 +111,7 @@ def evaluate(
         run=run,
         seconds=round(time.perf_counter() - started, 3),
         warnings=warnings,
+        stages=stages,
     )
 
 

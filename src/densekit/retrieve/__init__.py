@@ -7,15 +7,20 @@ from densekit.retrieve.fusion import (
     fuse,
     reciprocal_rank_fusion,
 )
+from densekit.retrieve.pipeline import CandidateStage, FusionStage, Pipeline, RerankStage
 from densekit.retrieve.ranking import Hit, Ranking
 from densekit.retrieve.searcher import RETRIEVER_NAMES, Searcher
 
 __all__ = [
     "DEFAULT_FUSION",
     "RETRIEVER_NAMES",
+    "CandidateStage",
     "FusionConfig",
+    "FusionStage",
     "Hit",
+    "Pipeline",
     "Ranking",
+    "RerankStage",
     "Searcher",
     "convex_fusion",
     "fuse",

@@ -11,6 +11,8 @@ from densekit.retrieve.ranking import Hit, Ranking
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
+    from densekit.retrieve.pipeline import Pipeline
+    from densekit.retrieve.pipeline_runner import PipelineRunner
     from densekit.store.collection import Collection
 
 RetrieverName = Literal["dense", "bm25", "hybrid"]
@@ -27,9 +29,23 @@ class Searcher:
         fusion: FusionConfig | None = None,
         model: str | Encoder | None = None,
         index_params: dict[str, int] | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.collection = collection
         self.index_params = dict(index_params or {})
+        self.runner: PipelineRunner | None = None
+        if pipeline is not None:
+            from densekit.retrieve.pipeline_runner import PipelineRunner
+
+            if retriever is not None or fusion is not None:
+                raise InputError(
+                    "a pipeline names its own retrievers and fusion; drop --retriever/--fusion "
+                    "or the pipeline"
+                )
+            self.runner = PipelineRunner(collection, pipeline, self.index_params)
+            retriever = (
+                "hybrid" if len(pipeline.candidates) > 1 else pipeline.candidates[0].retriever
+            )
         self.retriever = retriever or collection.manifest.retriever
         if self.retriever not in RETRIEVER_NAMES:
             raise InputError(
@@ -47,9 +63,21 @@ class Searcher:
 
             collection.use_encoder(load_encoder(model) if isinstance(model, str) else model)
 
+    @property
+    def name(self) -> str:
+        """What ranks: the retriever, or the pipeline by name."""
+        if self.runner is not None:
+            return f"pipeline {self.runner.pipeline.name}".strip()
+        return self.retriever
+
     def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
         if k < 1:
             raise InputError(f"k must be at least 1, got {k}")
+        for number, query in enumerate(queries, 1):
+            if not isinstance(query, str) or not query.strip():
+                raise InputError(f"query {number} is empty; give some text to search for")
+        if self.runner is not None:
+            return self.runner.rank(queries, k)
         if self.retriever == "dense":
             return self._dense(queries, k)
         if self.retriever == "bm25":
@@ -74,10 +102,20 @@ class Searcher:
         return hits
 
     def _dense(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        vectors = self.collection.encoder.encode_queries(queries)
-        rows, scores = self.collection.dense_index.search(vectors, k, **self.index_params)
-        # Approximate indexes pad lists they could not fill with row -1.
-        return [Ranking(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
+        return dense_rankings(self.collection, queries, k, self.index_params)
 
     def _lexical(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        return [Ranking(r, s) for r, s in self.collection.lexical_index.search(queries, k)]
+        return lexical_rankings(self.collection, queries, k)
+
+
+def dense_rankings(
+    collection: Collection, queries: Sequence[str], k: int, index_params: dict[str, int]
+) -> list[Ranking]:
+    vectors = collection.encoder.encode_queries(queries)
+    rows, scores = collection.dense_index.search(vectors, k, **index_params)
+    # Approximate indexes pad lists they could not fill with row -1.
+    return [Ranking(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
+
+
+def lexical_rankings(collection: Collection, queries: Sequence[str], k: int) -> list[Ranking]:
+    return [Ranking(r, s) for r, s in collection.lexical_index.search(queries, k)]

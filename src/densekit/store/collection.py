@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from densekit.index import FlatIndex, LexicalIndex
     from densekit.index.ann import AnnIndex
     from densekit.index.vectors import PassageGroups, ShardedVectors
+    from densekit.retrieve.pipeline import Pipeline
     from densekit.retrieve.ranking import Hit
 
 
@@ -243,14 +244,23 @@ class Collection:
         return info
 
     def search(
-        self, query: str, k: int = 10, *, retriever: str | None = None, **index_params: int
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        retriever: str | None = None,
+        pipeline: Pipeline | None = None,
+        **index_params: int,
     ) -> list[Hit]:
         """The top ``k`` documents for ``query``, with their ids, scores, titles and texts.
 
+        ``pipeline`` runs candidate, fusion and rerank stages instead of one ``retriever``.
         ``index_params`` tune an approximate index per search: ``efSearch``, ``nprobe``,
         ``rescore`` (candidate multiplier).
         """
-        return self.search_many([query], k, retriever=retriever, **index_params)[0]
+        return self.search_many([query], k, retriever=retriever, pipeline=pipeline, **index_params)[
+            0
+        ]
 
     def search_many(
         self,
@@ -258,11 +268,13 @@ class Collection:
         k: int = 10,
         *,
         retriever: str | None = None,
+        pipeline: Pipeline | None = None,
         **index_params: int,
     ) -> list[list[Hit]]:
         from densekit.retrieve.searcher import Searcher
 
-        return Searcher(self, retriever, index_params=index_params).search(queries, k)
+        searcher = Searcher(self, retriever, index_params=index_params, pipeline=pipeline)
+        return searcher.search(queries, k)
 
     def info(self) -> dict[str, Any]:
         """What the collection holds, for `densekit info` and for people."""

@@ -1,0 +1,245 @@
+"""Retrieval pipelines: candidate stages, one fusion, rerank stages; from TOML or Python.
+
+A pipeline file::
+
+    [[candidates]]
+    retriever = "dense"        # dense | bm25 (the collection's own indexes)
+    k = 100                    # candidates this stage gives
+
+    [[candidates]]
+    retriever = "bm25"
+    k = 100
+
+    [fusion]                   # with two or more candidate stages (default: rrf, k = 60)
+    method = "rrf"             # rrf | convex
+    k = 60                     # rrf: the rank offset
+    # weights = [0.4, 0.6]     # convex: one per candidate stage, on min-max normalised scores
+
+    [[rerank]]
+    model = "models/scifact-reranker"  # a CrossEncoder path or hub name
+    kind = "cross-encoder"     # cross-encoder
+    top_n = 100                # rerank this many of the fused candidates
+    batch = 32
+
+Every key is checked; a mistake is reported with the stage it is in (``candidates[2].k``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from densekit.errors import InputError
+
+CANDIDATE_RETRIEVERS = ("dense", "bm25")
+RERANK_KINDS = ("cross-encoder",)
+FusionName = Literal["rrf", "convex"]
+
+
+@dataclass(frozen=True)
+class CandidateStage:
+    """A first-stage retriever and how many candidates it gives."""
+
+    retriever: str
+    k: int = 100
+
+
+@dataclass(frozen=True)
+class FusionStage:
+    """How candidate lists combine: reciprocal rank fusion, or a weighted sum of min-max
+    normalised scores (one weight per candidate stage)."""
+
+    method: FusionName = "rrf"
+    k: int = 60
+    weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RerankStage:
+    """A model that rescores the ``top_n`` best candidates of the stage before it."""
+
+    model: str
+    kind: str = "cross-encoder"
+    top_n: int = 100
+    batch: int = 32
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    candidates: tuple[CandidateStage, ...]
+    fusion: FusionStage | None = None
+    rerank: tuple[RerankStage, ...] = field(default_factory=tuple)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def depth(self) -> int:
+        """Candidates the first stages produce (the most any later stage can rank)."""
+        return max(stage.k for stage in self.candidates)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Pipeline:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such pipeline file")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not a valid TOML file ({exc})") from None
+        return cls.from_dict(data, where=str(path), default_name=path.stem)
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, where: str = "pipeline", default_name: str = ""
+    ) -> Pipeline:
+        _known_keys(data, {"name", "candidates", "fusion", "rerank"}, where)
+        candidates = [
+            _stage(CandidateStage, entry, f"{where}: candidates[{i}]")
+            for i, entry in enumerate(_tables(data, "candidates", where), 1)
+        ]
+        if not candidates:
+            raise InputError(f'{where}: no [[candidates]] stage; add one, e.g. retriever = "dense"')
+        fusion = None
+        if "fusion" in data:
+            if not isinstance(data["fusion"], Mapping):
+                raise InputError(f"{where}: [fusion] must be a table")
+            fusion = _stage(FusionStage, data["fusion"], f"{where}: fusion")
+        rerank = [
+            _stage(RerankStage, entry, f"{where}: rerank[{i}]")
+            for i, entry in enumerate(_tables(data, "rerank", where), 1)
+        ]
+        try:
+            return cls(
+                tuple(candidates),
+                fusion,
+                tuple(rerank),
+                str(data.get("name", default_name)),
+            )
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        data["candidates"] = [asdict(stage) for stage in self.candidates]
+        if self.fusion is not None:
+            data["fusion"] = {k: v for k, v in asdict(self.fusion).items() if v is not None}
+        data["rerank"] = [
+            {k: v for k, v in asdict(stage).items() if v is not None} for stage in self.rerank
+        ]
+        return data
+
+    def explain(self) -> str:
+        """What the pipeline does, step by step, for `densekit pipeline show`."""
+        lines = [f"pipeline {self.name or '(unnamed)'}:"]
+        for i, stage in enumerate(self.candidates, 1):
+            lines.append(f"  {i}. {stage.retriever}: the top {stage.k} documents")
+        step = len(self.candidates)
+        if len(self.candidates) > 1:
+            fusion = self.fusion or FusionStage()
+            step += 1
+            if fusion.method == "rrf":
+                how = f"reciprocal rank fusion, sum of 1 / ({fusion.k} + rank)"
+            else:
+                weights = fusion.weights or tuple(1.0 / step for _ in self.candidates)
+                parts = ", ".join(
+                    f"{w:g} × {s.retriever}" for w, s in zip(weights, self.candidates, strict=True)
+                )
+                how = f"convex sum of min-max normalised scores: {parts}"
+            lines.append(f"  {step}. fuse the {len(self.candidates)} lists by {how}")
+        for stage in self.rerank:
+            step += 1
+            lines.append(
+                f"  {step}. rerank the top {stage.top_n} with {stage.kind} {stage.model!r} "
+                f"(batches of {stage.batch})"
+            )
+        return "\n".join(lines)
+
+
+def _validate(pipeline: Pipeline) -> None:
+    seen: set[str] = set()
+    for i, stage in enumerate(pipeline.candidates, 1):
+        if stage.retriever not in CANDIDATE_RETRIEVERS:
+            raise InputError(
+                f"candidates[{i}]: unknown retriever {stage.retriever!r}; choose one of "
+                f"{', '.join(CANDIDATE_RETRIEVERS)}"
+            )
+        if stage.retriever in seen:
+            raise InputError(f"candidates[{i}]: {stage.retriever!r} is already a stage")
+        seen.add(stage.retriever)
+        _at_least_one(stage.k, f"candidates[{i}].k")
+    fusion = pipeline.fusion
+    if fusion is not None:
+        if fusion.method not in ("rrf", "convex"):
+            raise InputError(f"fusion.method: unknown {fusion.method!r}; choose rrf or convex")
+        if fusion.k < 0:
+            raise InputError(f"fusion.k must be 0 or more, got {fusion.k}")
+        if fusion.weights is not None:
+            if fusion.method != "convex":
+                raise InputError('fusion.weights apply to method = "convex" only')
+            if len(fusion.weights) != len(pipeline.candidates):
+                raise InputError(
+                    f"fusion.weights has {len(fusion.weights)} weights for "
+                    f"{len(pipeline.candidates)} candidate stages; give one per stage, in order"
+                )
+            if any(w < 0 for w in fusion.weights) or sum(fusion.weights) <= 0:
+                raise InputError(
+                    f"fusion.weights must be non-negative and not all 0, got {fusion.weights}"
+                )
+    for i, stage in enumerate(pipeline.rerank, 1):
+        if stage.kind not in RERANK_KINDS:
+            raise InputError(
+                f"rerank[{i}].kind: unknown {stage.kind!r}; choose one of {', '.join(RERANK_KINDS)}"
+            )
+        if not stage.model:
+            raise InputError(f"rerank[{i}].model: no model given (a path or a hub name)")
+        _at_least_one(stage.top_n, f"rerank[{i}].top_n")
+        _at_least_one(stage.batch, f"rerank[{i}].batch")
+        if stage.max_length is not None:
+            _at_least_one(stage.max_length, f"rerank[{i}].max_length")
+
+
+def _at_least_one(value: int, where: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(f"{where} must be a whole number of at least 1, got {value!r}")
+
+
+def _tables(data: Mapping[str, Any], key: str, where: str) -> Sequence[Mapping[str, Any]]:
+    entries = data.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise InputError(f"{where}: {key} must be a list of tables ([[{key}]] in TOML)")
+    return entries
+
+
+def _known_keys(data: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(sorted(known))}"
+        )
+
+
+def _stage(kind: type, entry: Mapping[str, Any], where: str) -> Any:
+    fields = set(kind.__dataclass_fields__)
+    _known_keys(entry, fields, where)
+    values = dict(entry)
+    if "weights" in values:
+        weights = values["weights"]
+        if not isinstance(weights, list | tuple) or not all(
+            isinstance(w, int | float) and not isinstance(w, bool) for w in weights
+        ):
+            raise InputError(f"{where}.weights must be a list of numbers, got {weights!r}")
+        values["weights"] = tuple(float(w) for w in weights)
+    for name in ("retriever", "model", "kind", "method"):
+        if name in values and not isinstance(values[name], str):
+            raise InputError(f"{where}.{name} must be a string, got {values[name]!r}")
+    if "retriever" not in values and kind is CandidateStage:
+        raise InputError(f"{where}: no retriever given; choose one of dense, bm25")
+    if "model" not in values and kind is RerankStage:
+        raise InputError(f"{where}: no model given (a CrossEncoder path or hub name)")
+    return kind(**values)

@@ -1,0 +1,153 @@
+"""Run a :class:`Pipeline` against a collection: candidates, fusion, reranking, with costs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from densekit.errors import CollectionError
+from densekit.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
+from densekit.retrieve.pipeline import FusionStage, Pipeline, RerankStage
+from densekit.retrieve.ranking import Ranking
+from densekit.retrieve.rerankers import Reranker, load_reranker
+from densekit.retrieve.searcher import dense_rankings, lexical_rankings
+
+if TYPE_CHECKING:
+    from densekit.store.collection import Collection
+
+
+@dataclass
+class StageCost:
+    """Time a stage took over every query run so far, and for rerankers, the pairs scored."""
+
+    stage: str
+    seconds: float = 0.0
+    queries: int = 0
+    passages: int = 0
+
+    def to_dict(self) -> dict[str, float | int | str | None]:
+        return {
+            "stage": self.stage,
+            "seconds": round(self.seconds, 3),
+            "ms_per_query": round(1000 * self.seconds / self.queries, 2) if self.queries else None,
+            "passages": self.passages,
+            "passages_per_second": round(self.passages / self.seconds, 1)
+            if self.passages and self.seconds
+            else None,
+        }
+
+
+@dataclass
+class PipelineRunner:
+    """A pipeline bound to a collection, with its rerankers loaded once."""
+
+    collection: Collection
+    pipeline: Pipeline
+    index_params: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        available = self.collection.retrievers
+        for i, stage in enumerate(self.pipeline.candidates, 1):
+            if stage.retriever not in available:
+                raise CollectionError(
+                    f"candidates[{i}]: {self.collection.directory} has no {stage.retriever!r} "
+                    f"index (it supports {', '.join(available)}); rebuild it with one, or drop "
+                    "the stage"
+                )
+        self.rerankers: list[Reranker] = [
+            load_reranker(stage, f"rerank[{i}]") for i, stage in enumerate(self.pipeline.rerank, 1)
+        ]
+        self.costs = [StageCost(s.retriever) for s in self.pipeline.candidates]
+        self.costs += [
+            StageCost(f"rerank[{i}] {s.model}") for i, s in enumerate(self.pipeline.rerank, 1)
+        ]
+
+    def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        lists = [self._candidates(i, queries) for i in range(len(self.pipeline.candidates))]
+        if len(lists) == 1:
+            rankings = lists[0]
+        else:
+            fusion = self.pipeline.fusion or FusionStage()
+            rankings = [_fuse(per_query, fusion) for per_query in zip(*lists, strict=True)]
+        offset = len(self.pipeline.candidates)
+        for number, (stage, reranker) in enumerate(
+            zip(self.pipeline.rerank, self.rerankers, strict=True)
+        ):
+            rankings = self._rerank(stage, reranker, self.costs[offset + number], queries, rankings)
+        return [ranking.top(k) for ranking in rankings]
+
+    def _candidates(self, index: int, queries: Sequence[str]) -> list[Ranking]:
+        stage, cost = self.pipeline.candidates[index], self.costs[index]
+        started = time.perf_counter()
+        if stage.retriever == "dense":
+            rankings = dense_rankings(self.collection, queries, stage.k, self.index_params)
+        else:
+            rankings = lexical_rankings(self.collection, queries, stage.k)
+        cost.seconds += time.perf_counter() - started
+        cost.queries += len(queries)
+        return rankings
+
+    def _rerank(
+        self,
+        stage: RerankStage,
+        reranker: Reranker,
+        cost: StageCost,
+        queries: Sequence[str],
+        rankings: list[Ranking],
+    ) -> list[Ranking]:
+        """Rescore each query's top ``top_n``; the rest keep their order, below every one of
+        them (a reranker's scores are not comparable with the first stages')."""
+        started = time.perf_counter()
+        heads = [ranking.top(stage.top_n) for ranking in rankings]
+        short = min((len(head) for head in heads), default=0)
+        if short < stage.top_n and not any(stage.model in note for note in self.notes):
+            self.notes.append(
+                f"{stage.model}: top_n {stage.top_n} is more than the {short} candidates some "
+                f"queries have; those rerank all their candidates"
+            )
+        rows = np.concatenate([head.rows for head in heads]) if heads else np.empty(0, np.int64)
+        texts = {
+            row: document.content
+            for row, document in zip(
+                np.unique(rows).tolist(),
+                self.collection.documents.get_rows(np.unique(rows).tolist()),
+                strict=True,
+            )
+        }
+        pairs = [
+            (query, texts[row])
+            for query, head in zip(queries, heads, strict=True)
+            for row in head.rows.tolist()
+        ]
+        scores = reranker.score(pairs)
+        reranked, start = [], 0
+        for head, ranking in zip(heads, rankings, strict=True):
+            head_scores = scores[start : start + len(head)]
+            start += len(head)
+            order = np.argsort(-head_scores, kind="stable")
+            tail = ranking.rows[len(head) :]
+            floor = float(head_scores.min()) if len(head_scores) else 0.0
+            reranked.append(
+                Ranking(
+                    np.concatenate([head.rows[order], tail]),
+                    np.concatenate(
+                        [head_scores[order], floor - 1.0 - np.arange(len(tail), dtype=np.float32)]
+                    ).astype(np.float32),
+                )
+            )
+        cost.seconds += time.perf_counter() - started
+        cost.queries += len(queries)
+        cost.passages += len(pairs)
+        return reranked
+
+
+def _fuse(rankings: Sequence[Ranking], fusion: FusionStage) -> Ranking:
+    if fusion.method == "rrf":
+        return reciprocal_rank_fusion(rankings, fusion.k)
+    weights = fusion.weights or tuple(1.0 / len(rankings) for _ in rankings)
+    return convex_fusion(rankings, weights)

@@ -1,0 +1,56 @@
+"""Rerankers: models that score (query, passage) pairs, loaded from a pipeline's rerank stage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from densekit.errors import InputError
+from densekit.retrieve.pipeline import RerankStage
+
+
+class Reranker(Protocol):
+    name: str
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Relevance of each (query, passage) pair; higher is better."""
+        ...
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers CrossEncoder: query and passage read together by one model."""
+
+    def __init__(self, model: str, *, batch: int = 32, max_length: int | None = None) -> None:
+        from sentence_transformers import CrossEncoder
+
+        logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+        self.name = model
+        self.batch = batch
+        self.model = CrossEncoder(model, max_length=max_length, device="cpu")
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not pairs:
+            return np.empty(0, dtype=np.float32)
+        scores = self.model.predict(
+            list(pairs), batch_size=self.batch, show_progress_bar=False, convert_to_numpy=True
+        )
+        return np.asarray(scores, dtype=np.float32).reshape(len(pairs))
+
+
+def load_reranker(stage: RerankStage, where: str) -> Reranker:
+    """The reranker of ``stage``; a model that fails to load is reported with ``where``."""
+    local = Path(stage.model)
+    if local.exists() and not local.is_dir():
+        raise InputError(f"{where}: model {stage.model!r} is a file; give the model folder")
+    try:
+        return CrossEncoderReranker(stage.model, batch=stage.batch, max_length=stage.max_length)
+    except (OSError, ValueError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{where}: could not load the {stage.kind} model {stage.model!r} ({reason}); give a "
+            "CrossEncoder folder (densekit train-reranker makes one) or a hub name"
+        ) from None

@@ -1,0 +1,99 @@
+"""Pipeline specs: parsing TOML and dicts, explaining, and refusing mistakes with their place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from densekit.errors import InputError
+from densekit.retrieve.pipeline import CandidateStage, FusionStage, Pipeline, RerankStage
+
+FULL = """
+name = "hybrid-rerank"
+
+[[candidates]]
+retriever = "dense"
+k = 50
+
+[[candidates]]
+retriever = "bm25"
+
+[fusion]
+method = "convex"
+weights = [0.4, 0.6]
+
+[[rerank]]
+model = "models/reranker"
+top_n = 20
+batch = 8
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pipeline.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_full_file_parses_into_stages_and_back(tmp_path: Path) -> None:
+    pipeline = Pipeline.from_toml(write(tmp_path, FULL))
+    assert pipeline == Pipeline(
+        (CandidateStage("dense", 50), CandidateStage("bm25", 100)),
+        FusionStage("convex", weights=(0.4, 0.6)),
+        (RerankStage("models/reranker", top_n=20, batch=8),),
+        name="hybrid-rerank",
+    )
+    assert pipeline.depth == 100
+    assert Pipeline.from_dict(pipeline.to_dict()) == pipeline
+    explained = pipeline.explain()
+    assert "convex sum of min-max normalised scores: 0.4 × dense, 0.6 × bm25" in explained
+    assert "rerank the top 20 with cross-encoder 'models/reranker'" in explained
+
+
+def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) -> None:
+    text = '[[candidates]]\nretriever = "dense"\n[[candidates]]\nretriever = "bm25"\n'
+    pipeline = Pipeline.from_toml(write(tmp_path, text))
+    assert pipeline.name == "pipeline" and pipeline.fusion is None
+    assert "reciprocal rank fusion, sum of 1 / (60 + rank)" in pipeline.explain()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[candidates]]\nretriever = "splode"\n', "candidates[1]: unknown retriever 'splode'"),
+        ('[[candidates]]\nretriever = "dense"\nkk = 3\n', "candidates[1]: unknown key 'kk'"),
+        ('[[candidates]]\nretriever = "dense"\nk = 0\n', "candidates[1].k must be"),
+        ("[[candidates]]\nk = 5\n", "candidates[1]: no retriever given"),
+        ("name = 'x'\n", "no [[candidates]] stage"),
+        ('stages = 1\n[[candidates]]\nretriever = "dense"\n', "unknown key 'stages'"),
+        (
+            '[[candidates]]\nretriever = "dense"\n[[candidates]]\nretriever = "bm25"\n'
+            '[fusion]\nmethod = "convex"\nweights = [1.0]\n',
+            "fusion.weights has 1 weights for 2 candidate stages",
+        ),
+        (
+            '[[candidates]]\nretriever = "dense"\n[fusion]\nmethod = "rrf"\nweights = [1.0]\n',
+            'fusion.weights apply to method = "convex" only',
+        ),
+        ('[[candidates]]\nretriever = "dense"\n[fusion]\nmethod = "max"\n', "unknown 'max'"),
+        ('[[candidates]]\nretriever = "dense"\n[[rerank]]\ntop_n = 5\n', "rerank[1]: no model"),
+        (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nkind = "oracle"\n',
+            "rerank[1].kind: unknown 'oracle'",
+        ),
+        ('[[candidates]]\nretriever = "dense"\n[[candidates]]\nretriever = "dense"\n', "already"),
+        ("[[candidates]\n", "not a valid TOML file"),
+    ],
+)
+def test_mistakes_are_refused_with_their_place(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as error:
+        Pipeline.from_toml(path)
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such pipeline file"):
+        Pipeline.from_toml(tmp_path / "nope.toml")

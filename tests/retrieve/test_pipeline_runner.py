@@ -1,0 +1,125 @@
+"""Running pipelines on a collection: candidates, N-way fusion, reranking order, costs, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from densekit.errors import CollectionError, InputError
+from densekit.retrieve import pipeline_runner
+from densekit.retrieve.fusion import reciprocal_rank_fusion
+from densekit.retrieve.pipeline import CandidateStage, FusionStage, Pipeline, RerankStage
+from densekit.retrieve.searcher import Searcher
+from densekit.store import BuildOptions, build_collection
+
+QUERIES = ["vitamin D and bones", "loyal dogs", "salmon rivers"]
+
+
+@pytest.fixture
+def collection(hashing_collection):
+    return hashing_collection
+
+
+class ShortestFirst:
+    """A stand-in reranker: prefers short passages, which no first stage does."""
+
+    name = "shortest"
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        self.pairs += list(pairs)
+        return np.array([-len(passage) for _, passage in pairs], dtype=np.float32)
+
+
+def test_one_stage_pipelines_equal_the_plain_retrievers(collection) -> None:
+    for retriever in ("dense", "bm25"):
+        pipeline = Pipeline((CandidateStage(retriever, 5),))
+        ran = Searcher(collection, pipeline=pipeline).rank(QUERIES, 5)
+        plain = Searcher(collection, retriever).rank(QUERIES, 5)
+        for a, b in zip(ran, plain, strict=True):
+            assert a.rows.tolist() == b.rows.tolist()
+
+
+def test_rrf_fusion_of_two_stages(collection) -> None:
+    pipeline = Pipeline(
+        (CandidateStage("dense", 5), CandidateStage("bm25", 5)), FusionStage("rrf", k=10)
+    )
+    ran = Searcher(collection, pipeline=pipeline).rank(QUERIES, 5)
+    dense = Searcher(collection, "dense").rank(QUERIES, 5)
+    bm25 = Searcher(collection, "bm25").rank(QUERIES, 5)
+    for got, d, b in zip(ran, dense, bm25, strict=True):
+        expected = reciprocal_rank_fusion([d, b], 10)
+        assert got.rows.tolist() == expected.rows.tolist()
+        np.testing.assert_allclose(got.scores, expected.scores)
+
+
+def test_reranking_reorders_the_top_n_and_keeps_the_rest_below(
+    collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = ShortestFirst()
+    monkeypatch.setattr(pipeline_runner, "load_reranker", lambda stage, where: fake)
+    pipeline = Pipeline((CandidateStage("dense", 5),), rerank=(RerankStage("m", top_n=3),))
+    searcher = Searcher(collection, pipeline=pipeline)
+    first = Searcher(collection, "dense").rank(QUERIES, 5)
+    ran = searcher.rank(QUERIES, 5)
+    documents = collection.documents
+    for got, before in zip(ran, first, strict=True):
+        head = documents.get_rows(got.rows[:3].tolist())
+        lengths = [len(d.content) for d in head]
+        assert lengths == sorted(lengths)
+        assert set(got.rows[:3].tolist()) == set(before.rows[:3].tolist())
+        assert got.rows[3:].tolist() == before.rows[3:].tolist()
+        assert np.all(np.diff(got.scores) <= 0)
+    assert len(fake.pairs) == 3 * len(QUERIES)
+    rerank_cost = searcher.runner.costs[-1].to_dict()
+    assert rerank_cost["passages"] == 9 and rerank_cost["ms_per_query"] is not None
+
+
+def test_top_n_beyond_the_candidates_is_clamped_with_a_note(
+    collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_runner, "load_reranker", lambda stage, where: ShortestFirst())
+    pipeline = Pipeline((CandidateStage("dense", 4),), rerank=(RerankStage("m", top_n=50),))
+    searcher = Searcher(collection, pipeline=pipeline)
+    assert all(len(r) == 4 for r in searcher.rank(QUERIES, 10))
+    assert "top_n 50 is more than the 4 candidates" in searcher.runner.notes[0]
+
+
+def test_a_real_cross_encoder_reranks(collection, tmp_path: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from densekit.encode import resolve_model
+
+    model = CrossEncoder(resolve_model("minilm").location, num_labels=1, device="cpu")
+    model.save_pretrained(str(tmp_path / "reranker"))
+    pipeline = Pipeline(
+        (CandidateStage("bm25", 5),), rerank=(RerankStage(str(tmp_path / "reranker"), top_n=5),)
+    )
+    hits = collection.search_many(QUERIES, 3, pipeline=pipeline)
+    assert all(len(h) >= 1 for h in hits)
+
+
+def test_bad_pipelines_name_their_stage(collection, tmp_path: Path) -> None:
+    bm25_only = build_collection(
+        collection.manifest.source,
+        tmp_path / "bm25",
+        BuildOptions(progress=False, retriever="bm25"),
+    )
+    with pytest.raises(CollectionError, match=r"candidates\[1\]: .* has no 'dense' index"):
+        Searcher(bm25_only, pipeline=Pipeline((CandidateStage("dense", 5),)))
+    missing = Pipeline(
+        (CandidateStage("bm25", 5),), rerank=(RerankStage(str(tmp_path / "nowhere")),)
+    )
+    with pytest.raises(InputError, match=r"rerank\[1\]: could not load the cross-encoder model"):
+        Searcher(collection, pipeline=missing)
+    with pytest.raises(InputError, match="names its own retrievers"):
+        Searcher(collection, "dense", pipeline=Pipeline((CandidateStage("bm25", 5),)))
+    with pytest.raises(InputError, match="query 2 is empty"):
+        Searcher(collection, pipeline=Pipeline((CandidateStage("bm25", 5),))).rank(
+            ["dogs", "  "], 5
+        )

@@ -1,0 +1,46 @@
+"""Hard-negative mining: known positives never come back, every retriever contributes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from densekit.errors import InputError
+from densekit.store import BuildOptions, build_collection
+from densekit.train import MiningConfig, mine_negatives
+
+
+@pytest.fixture
+def collection(hashing_collection):
+    return hashing_collection
+
+
+def test_negatives_skip_positives_and_are_reproducible(collection) -> None:
+    queries = {"q1": "vitamin D bones", "q2": "dogs"}
+    positives = {"q1": {"d3", "d5"}, "q2": {"d2"}}
+    config = MiningConfig(per_query=3, depth=5)
+    mined = mine_negatives(collection, queries, positives, config)
+    assert mined == mine_negatives(collection, queries, positives, config)
+    for query_id, negatives in mined.items():
+        assert len(negatives) == 3 and len(set(negatives)) == 3
+        assert not set(negatives) & positives[query_id]
+
+
+def test_skip_leaves_out_the_top_ranks(collection) -> None:
+    queries = {"q1": "vitamin D bones"}
+    top = mine_negatives(collection, queries, {}, MiningConfig(per_query=1, depth=1))["q1"]
+    rest = mine_negatives(
+        collection, queries, {}, MiningConfig(per_query=4, depth=5, skip=1, retrievers=("dense",))
+    )["q1"]
+    assert top[0] not in rest
+
+
+def test_bad_mining_settings_are_refused(collection, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="skip < depth"):
+        MiningConfig(depth=5, skip=5)
+    bm25_only = build_collection(
+        collection.manifest.source, tmp_path / "b", BuildOptions(progress=False, retriever="bm25")
+    )
+    with pytest.raises(InputError, match="no 'dense' retriever to mine negatives with"):
+        mine_negatives(bm25_only, {"q": "dogs"}, {}, MiningConfig())
