@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to the CPU build, so nothing pulls a CUDA build behind our back
 	$(BIN)/pip install --quiet -c constraints.txt torch
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,static,onnx,train]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,static,onnx,train,splade]'
 	touch $(STAMP)
 
 demo: $(STAMP)

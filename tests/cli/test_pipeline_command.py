@@ -66,3 +66,26 @@ def test_pipeline_mistakes_exit_2(capsys, tiny_beir: Path, tmp_path: Path) -> No
     assert code == 2 and "--pipeline names its own retrievers" in err
     code, _, err = run_cli(capsys, "search", collection, " ", "--pipeline", good)
     assert code == 2 and "query 1 is empty" in err
+
+
+def test_sparse_index_from_the_cli(capsys, tiny_beir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("cognition")
+    collection = tmp_path / "c"
+    flags = ["--retriever", "bm25", "--sparse", "splade-tiny", "--quiet"]
+    code, _, err = run_cli(capsys, "index", tiny_beir / "corpus.jsonl", "--out", collection, *flags)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "search", collection, "puppies", "--retriever", "splade")
+    assert code == 0 and "d2" in out.splitlines()[0], err
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(
+        '[[candidates]]\nretriever = "splade"\n[[candidates]]\nretriever = "bm25"\n',
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(
+        capsys, "eval", tiny_beir, "--collection", collection, "--pipeline", pipeline
+    )
+    assert code == 0 and "nDCG@10" in out, err
+    code, _, err = run_cli(
+        capsys, "index", tiny_beir / "corpus.jsonl", "--out", tmp_path / "x", "--sparse", "minilm"
+    )
+    assert code == 2 and "could not load sparse model" in err

@@ -377,3 +377,22 @@ def test_an_older_snapshot_keeps_its_vectors(tmp_path: Path) -> None:
     compact_collection(tmp_path / "c")
     vectors, groups = reader.dense_vectors()
     assert vectors.rows == 30 and groups.deleted is None
+
+
+def test_sparse_indexes_follow_changes_and_compaction(tmp_path: Path) -> None:
+    pytest.importorskip("cognition")
+    base = make_documents(0, 30)
+    build(tmp_path, "c", base, sparse="splade-tiny")
+    added = [Document("new", "zebra giraffe okapi savanna")]
+    change(tmp_path / "c", add=added, delete=["d1", "d2"])
+    fresh = build(
+        tmp_path,
+        "fresh",
+        [d for d in base if d.id not in {"d1", "d2"}] + added,
+        sparse="splade-tiny",
+    )
+    changed = opened(tmp_path / "c")
+    assert "splade" in changed.retrievers
+    assert results(changed, "splade") == results(fresh, "splade")
+    compact_collection(tmp_path / "c")
+    assert results(opened(tmp_path / "c"), "splade") == results(fresh, "splade")

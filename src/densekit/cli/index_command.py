@@ -36,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dense index: flat (exact, default), HNSW32, IVF256,PQ48, binary+rescore*4, "
         "int8+rescore*4, dim128:HNSW32+rescore*4 ... (grammar in the README)",
     )
+    parser.add_argument(
+        "--sparse",
+        metavar="MODEL",
+        help="also build a learned sparse (SPLADE) index with this model: splade-tiny "
+        "(bundled), a SPLADE folder or hub name",
+    )
     add_fusion_arguments(
         parser,
         f"saved as the collection default; default {DEFAULT_FUSION.method}, "
@@ -51,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             retriever=args.retriever,
             fusion=fusion_from(args, DEFAULT_FUSION),
             index=args.index,
+            sparse=args.sparse,
         )
     )
     collection = build_collection(args.corpus, args.out, options, overwrite=args.overwrite)

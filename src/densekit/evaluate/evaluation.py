@@ -104,7 +104,7 @@ def evaluate(
         dataset=data.name,
         split=data.split,
         retriever=searcher.name,
-        model=model_name if searcher.retriever != "bm25" else None,
+        model=model_name if searcher.uses_dense_model else None,
         queries=len(query_ids),
         metrics=result.aggregate,
         per_query=result.per_query,

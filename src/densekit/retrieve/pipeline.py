@@ -3,7 +3,7 @@
 A pipeline file::
 
     [[candidates]]
-    retriever = "dense"        # dense | bm25 (the collection's own indexes)
+    retriever = "dense"        # dense | bm25 | splade (the collection's own indexes)
     k = 100                    # candidates this stage gives
 
     [[candidates]]
@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from densekit.errors import InputError
 
-CANDIDATE_RETRIEVERS = ("dense", "bm25")
+CANDIDATE_RETRIEVERS = ("dense", "bm25", "splade")
 RERANK_KINDS = ("cross-encoder",)
 FusionName = Literal["rrf", "convex"]
 
@@ -239,7 +239,9 @@ def _stage(kind: type, entry: Mapping[str, Any], where: str) -> Any:
         if name in values and not isinstance(values[name], str):
             raise InputError(f"{where}.{name} must be a string, got {values[name]!r}")
     if "retriever" not in values and kind is CandidateStage:
-        raise InputError(f"{where}: no retriever given; choose one of dense, bm25")
+        raise InputError(
+            f"{where}: no retriever given; choose one of {', '.join(CANDIDATE_RETRIEVERS)}"
+        )
     if "model" not in values and kind is RerankStage:
         raise InputError(f"{where}: no model given (a CrossEncoder path or hub name)")
     return kind(**values)

@@ -14,7 +14,7 @@ from densekit.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
 from densekit.retrieve.pipeline import FusionStage, Pipeline, RerankStage
 from densekit.retrieve.ranking import Ranking
 from densekit.retrieve.rerankers import Reranker, load_reranker
-from densekit.retrieve.searcher import dense_rankings, lexical_rankings
+from densekit.retrieve.searcher import dense_rankings, lexical_rankings, sparse_rankings
 
 if TYPE_CHECKING:
     from densekit.store.collection import Collection
@@ -86,6 +86,8 @@ class PipelineRunner:
         started = time.perf_counter()
         if stage.retriever == "dense":
             rankings = dense_rankings(self.collection, queries, stage.k, self.index_params)
+        elif stage.retriever == "splade":
+            rankings = sparse_rankings(self.collection, queries, stage.k)
         else:
             rankings = lexical_rankings(self.collection, queries, stage.k)
         cost.seconds += time.perf_counter() - started

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from densekit.retrieve.pipeline_runner import PipelineRunner
     from densekit.store.collection import Collection
 
-RetrieverName = Literal["dense", "bm25", "hybrid"]
-RETRIEVER_NAMES: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid")
+RetrieverName = Literal["dense", "bm25", "hybrid", "splade"]
+RETRIEVER_NAMES: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid", "splade")
 
 
 class Searcher:
@@ -43,25 +43,38 @@ class Searcher:
                     "or the pipeline"
                 )
             self.runner = PipelineRunner(collection, pipeline, self.index_params)
-            retriever = (
-                "hybrid" if len(pipeline.candidates) > 1 else pipeline.candidates[0].retriever
-            )
         self.retriever = retriever or collection.manifest.retriever
-        if self.retriever not in RETRIEVER_NAMES:
-            raise InputError(
-                f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
-            )
-        if self.retriever not in collection.retrievers:
-            raise CollectionError(
-                f"{collection.directory}: cannot search with {self.retriever!r}; this collection "
-                f"supports {', '.join(collection.retrievers)}. Rebuild it with "
-                f"--retriever {self.retriever} to add it"
-            )
+        if self.runner is None:  # a runner has checked its own stages against the collection
+            self._check_retriever()
         self.fusion = fusion or FusionConfig.from_dict(collection.manifest.fusion)
         if model is not None:  # checked even for BM25: naming the wrong model is always a mistake
             from densekit.encode import load_encoder
 
             collection.use_encoder(load_encoder(model) if isinstance(model, str) else model)
+
+    def _check_retriever(self) -> None:
+        if self.retriever not in RETRIEVER_NAMES:
+            raise InputError(
+                f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
+            )
+        supported = self.collection.retrievers
+        if self.retriever not in supported:
+            hint = (
+                "--sparse splade-tiny"
+                if self.retriever == "splade"
+                else f"--retriever {self.retriever}"
+            )
+            raise CollectionError(
+                f"{self.collection.directory}: cannot search with {self.retriever!r}; this "
+                f"collection supports {', '.join(supported)}. Rebuild it with {hint} to add it"
+            )
+
+    @property
+    def uses_dense_model(self) -> bool:
+        """Whether queries go through the collection's dense model."""
+        if self.runner is not None:
+            return any(s.retriever == "dense" for s in self.runner.pipeline.candidates)
+        return self.retriever in ("dense", "hybrid")
 
     @property
     def name(self) -> str:
@@ -82,6 +95,8 @@ class Searcher:
             return self._dense(queries, k)
         if self.retriever == "bm25":
             return self._lexical(queries, k)
+        if self.retriever == "splade":
+            return sparse_rankings(self.collection, queries, k)
         depth = max(k, self.fusion.depth)
         pairs = zip(self._dense(queries, depth), self._lexical(queries, depth), strict=True)
         return [fuse(dense, lexical, self.fusion).top(k) for dense, lexical in pairs]
@@ -119,3 +134,8 @@ def dense_rankings(
 
 def lexical_rankings(collection: Collection, queries: Sequence[str], k: int) -> list[Ranking]:
     return [Ranking(r, s) for r, s in collection.lexical_index.search(queries, k)]
+
+
+def sparse_rankings(collection: Collection, queries: Sequence[str], k: int) -> list[Ranking]:
+    vectors = collection.sparse_encoder.encode_queries(queries)
+    return [Ranking(r, s) for r, s in collection.sparse_index.search(vectors, k)]

@@ -19,6 +19,7 @@ from densekit.corpus.readers import CorpusFormat, CorpusReader, EmptyPolicy, Fie
 from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
+from densekit.encode.sparse import SparseTextEncoder
 from densekit.errors import InputError
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1
 from densekit.index.spec import parse_spec
@@ -30,7 +31,7 @@ from densekit.store.collection import Collection
 from densekit.store.commit import publish
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.encoding_run import Passage, encode_passages
-from densekit.store.indexing import build_ann_index, index_lexical
+from densekit.store.indexing import build_ann_index, index_lexical, index_sparse
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest
 from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
 
@@ -54,6 +55,7 @@ class BuildOptions:
     bm25_b: float = DEFAULT_B
     fusion: FusionConfig = DEFAULT_FUSION
     index: str = "flat"
+    sparse: str | None = None  # a learned sparse model (e.g. "splade-tiny") adds a SPLADE index
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -97,6 +99,7 @@ def build_collection(
             options.model, backend=options.backend, batch_tokens=options.batch_tokens
         )
         check_chunking(options.chunk, encoder)
+    sparse_encoder = SparseTextEncoder(options.sparse) if options.sparse is not None else None
     key = _build_key(reader, options, encoder)
     with layout.claimed_output(directory, overwrite=overwrite) as created:
         generation = layout.unfinished_generation(directory, key) or layout.start_generation(
@@ -105,7 +108,9 @@ def build_collection(
         root = directory / generation
         layout.remove_stale_generations(directory, keep=generation)
         try:
-            manifest = _build_generation(reader, directory, generation, options, encoder)
+            manifest = _build_generation(
+                reader, directory, generation, options, encoder, sparse_encoder
+            )
         except BaseException:
             # Finished shards are kept for the next run to resume from; nothing else is.
             if not layout.has_committed_shards(root):
@@ -129,6 +134,7 @@ def _build_key(reader: CorpusReader, options: BuildOptions, encoder: Encoder | N
         "chunk": asdict(options.chunk) if options.chunk else None,
         "rows_per_shard": options.rows_per_shard,
         "dtype": options.dtype,
+        "sparse": options.sparse,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
@@ -148,6 +154,7 @@ def _build_generation(
     generation: str,
     options: BuildOptions,
     encoder: Encoder | None,
+    sparse_encoder: SparseTextEncoder | None = None,
 ) -> Manifest:
     root = directory / generation
     started = time.perf_counter()
@@ -171,7 +178,7 @@ def _build_generation(
     }
     store = DocumentStore(root / layout.DOCUMENTS_FILE)
     try:
-        encoder_info = dense = lexical = None
+        encoder_info = dense = lexical = sparse = None
         if options.retriever != "bm25":
             assert encoder is not None  # loaded by build_collection
             encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
@@ -180,6 +187,16 @@ def _build_generation(
             settings = LexicalInfo(directory="", k1=options.bm25_k1, b=options.bm25_b)
             lexical = index_lexical(store, root, generation, settings, progress=options.progress)
             stats["bm25_seconds"] = round(time.perf_counter() - started, 3)
+        if sparse_encoder is not None:
+            started = time.perf_counter()
+            sparse = index_sparse(
+                list(store.iter_documents()),
+                root,
+                generation,
+                sparse_encoder,
+                progress=options.progress,
+            )
+            stats["sparse_seconds"] = round(time.perf_counter() - started, 3)
     finally:
         store.close()
     return Manifest(
@@ -192,6 +209,7 @@ def _build_generation(
         encoder=encoder_info,
         dense=dense,
         lexical=lexical,
+        sparse=sparse,
         fusion=options.fusion.to_dict(),
         stats=stats,
     )

@@ -35,8 +35,8 @@ from densekit.store.commit import open_for_writing, publish, staged_generation
 from densekit.store.compaction import compact_collection
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.encoding_run import Passage, encode_passages
-from densekit.store.indexing import index_lexical
-from densekit.store.manifest import DenseInfo, Manifest
+from densekit.store.indexing import index_lexical, index_sparse
+from densekit.store.manifest import DenseInfo, Manifest, SparseInfo
 from densekit.store.shards import open_shards
 
 _PREVIEW = 5
@@ -266,6 +266,17 @@ class _ChangeWriter:
         if dense is not None and plan.append:
             assert encoder is not None  # loaded by update_collection for dense collections
             dense = self._extend_dense(dense, plan.append, encoder, cache_dir)
+        sparse = old.sparse
+        if sparse is not None and plan.append:
+            earlier = self.current.sparse_index.document_vectors()
+            sparse = index_sparse(
+                plan.append,
+                self.root,
+                self.generation,
+                self.current.sparse_encoder,
+                earlier=earlier,
+                progress=self.progress,
+            )
         lexical = old.lexical
         if lexical is not None:
             store = DocumentStore(documents)
@@ -277,7 +288,7 @@ class _ChangeWriter:
                 store.close()
         live = old.documents - len(plan.remove) + len(plan.append)
         files = {
-            **{name: size for name, size in old.files.items() if name in _shared(dense)},
+            **{name: size for name, size in old.files.items() if _shared(name, dense, sparse)},
             **layout.files_with_sizes(self.directory, self.generation),
         }
         change = {"added": plan.added, "updated": plan.updated, "deleted": plan.deleted}
@@ -291,6 +302,7 @@ class _ChangeWriter:
             files=files,
             dense=dense,
             lexical=lexical,
+            sparse=sparse,
             stats={**old.stats, "last_change": change},
         )
 
@@ -354,10 +366,13 @@ class _ChangeWriter:
         return dataclasses.replace(dense, **changed)
 
 
-def _shared(dense: DenseInfo | None) -> set[str]:
-    """Files of earlier generations the new manifest still names: shards (with their sidecars),
-    and the passage offsets and index when this change did not rewrite them."""
+def _shared(name: str, dense: DenseInfo | None, sparse: SparseInfo | None) -> bool:
+    """Whether the new manifest still names this file of an earlier generation: a shard (or its
+    sidecar), or the passage offsets, index or sparse index when the change did not rewrite
+    them."""
+    if sparse is not None and name.startswith(f"{sparse.directory}/"):
+        return True
     if dense is None:
-        return set()
+        return False
     named = {*dense.shards, *(shard.removesuffix(".npy") + ".json" for shard in dense.shards)}
-    return named | {name for name in (dense.passage_offsets, dense.index_file) if name}
+    return name in named or name in (dense.passage_offsets, dense.index_file)

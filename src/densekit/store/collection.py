@@ -22,8 +22,10 @@ _OPEN_ATTEMPTS = 3
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
+    from densekit.encode.sparse import SparseTextEncoder
     from densekit.index import FlatIndex, LexicalIndex
     from densekit.index.ann import AnnIndex
+    from densekit.index.sparse import SparseIndex
     from densekit.index.vectors import PassageGroups, ShardedVectors
     from densekit.retrieve.pipeline import Pipeline
     from densekit.retrieve.ranking import Hit
@@ -61,6 +63,8 @@ class Collection:
         self.documents = self._open_documents()
         self._dense = self._open_dense()
         self._lexical = self._open_lexical()
+        self._sparse = self._open_sparse()
+        self._sparse_encoder: SparseTextEncoder | None = None
 
     def _superseded(self) -> bool:
         try:
@@ -211,6 +215,52 @@ class Collection:
             )
         return index
 
+    def _open_sparse(self) -> SparseIndex | None:
+        from densekit.index.sparse import SparseIndex
+
+        sparse = self.manifest.sparse
+        if sparse is None:
+            return None
+        index = SparseIndex.load(self.directory / sparse.directory, self.deleted)
+        if index.documents != self.manifest.document_rows:
+            raise self._corrupt(
+                f"the sparse index holds {index.documents} documents, the manifest says "
+                f"{self.manifest.document_rows}"
+            )
+        return index
+
+    @property
+    def sparse_index(self) -> SparseIndex:
+        if self._sparse is None:
+            raise CollectionError(
+                f"{self.directory}: built without a sparse index; rebuild with --sparse "
+                "splade-tiny (or another SPLADE model)"
+            )
+        return self._sparse
+
+    @property
+    def sparse_encoder(self) -> SparseTextEncoder:
+        """The collection's sparse model, loaded on first use and checked by fingerprint."""
+        if self._sparse_encoder is None:
+            from densekit.encode.registry import REGISTRY, ModelSpec
+            from densekit.encode.sparse import SparseTextEncoder
+
+            info = self.manifest.sparse
+            if info is None:
+                raise CollectionError(f"{self.directory}: built without a sparse index")
+            entry = REGISTRY.get(info.name)
+            location = entry.locate() if entry is not None else info.location
+            spec = ModelSpec(name=info.name, location=location, backend="sparse")
+            encoder = SparseTextEncoder(spec, max_tokens=info.max_tokens)
+            if encoder.fingerprint != info.fingerprint:
+                raise ModelMismatchError(
+                    f"{self.directory}: the sparse model at {location} is not the one the "
+                    f"collection was built with (fingerprint {encoder.fingerprint[:12]} vs "
+                    f"{info.fingerprint[:12]}); rebuild the collection"
+                )
+            self._sparse_encoder = encoder
+        return self._sparse_encoder
+
     @property
     def encoder(self) -> Encoder:
         """The collection's own model, loaded on first use and checked against the fingerprint."""
@@ -301,6 +351,9 @@ class Collection:
                 "overlap": manifest.dense.chunk_overlap,
             },
             "index": manifest.dense.index if manifest.dense else None,
+            "sparse": None
+            if manifest.sparse is None
+            else {"model": manifest.sparse.name, "fingerprint": manifest.sparse.fingerprint},
             "bm25": None
             if manifest.lexical is None
             else {

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from densekit.index.ann import extend_saved_index
 from densekit.index.codes import training_minimum
+from densekit.index.sparse import SparseIndex
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import ShardedVectors
 from densekit.store import layout
@@ -64,6 +65,12 @@ def compact_collection(
             dense = old.dense
             if dense is not None:
                 dense = _compact_dense(current, dense, generation, root, rows_per_shard, progress)
+            sparse = old.sparse
+            if sparse is not None:
+                live = np.flatnonzero(~current.deleted)  # type: ignore[operator]
+                vectors = current.sparse_index.document_vectors()[live]
+                SparseIndex.from_documents(vectors).save(root / layout.SPARSE_DIR)
+                sparse = dataclasses.replace(sparse, directory=f"{generation}/{layout.SPARSE_DIR}")
             lexical = old.lexical
             if lexical is not None:
                 store = DocumentStore(documents)
@@ -81,6 +88,7 @@ def compact_collection(
                 files=files,
                 dense=dense,
                 lexical=lexical,
+                sparse=sparse,
                 stats={**old.stats, "compacted": old.deleted},
             )
             publish(directory, manifest)

@@ -4,18 +4,25 @@ compaction."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from densekit.corpus.document import Document
+from densekit.encode.sparse import SparseTextEncoder
 from densekit.index.ann import AnnIndex
 from densekit.index.lexical import LexicalIndex
+from densekit.index.sparse import SparseIndex
 from densekit.index.spec import IndexSpec
 from densekit.index.vectors import PassageGroups, ShardedVectors
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
-from densekit.store.manifest import LexicalInfo
+from densekit.store.manifest import LexicalInfo, SparseInfo
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 
 def index_lexical(
@@ -52,3 +59,29 @@ def build_ann_index(
     index = AnnIndex.build(spec, vectors, PassageGroups(vectors.rows, offsets))
     record = index.save(root)
     return {**record, "file": f"{generation}/{record['file']}"}
+
+
+def index_sparse(
+    documents: Sequence[Document],
+    root: Path,
+    generation: str,
+    encoder: SparseTextEncoder,
+    *,
+    earlier: csr_matrix | None = None,
+    progress: bool,
+) -> SparseInfo:
+    """Encode ``documents`` with the sparse model and save the inverted index in ``root``,
+    after the document vectors of ``earlier`` rows when a change extends an index."""
+    from scipy.sparse import vstack
+
+    vectors = encoder.encode_documents([d.content for d in documents], progress=progress)
+    if earlier is not None:
+        vectors = vstack([earlier, vectors], format="csr")
+    SparseIndex.from_documents(vectors).save(root / layout.SPARSE_DIR)
+    return SparseInfo(
+        directory=f"{generation}/{layout.SPARSE_DIR}",
+        name=encoder.name,
+        location=encoder.spec.location,
+        fingerprint=encoder.fingerprint,
+        max_tokens=encoder.max_tokens,
+    )

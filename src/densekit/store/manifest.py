@@ -92,6 +92,17 @@ class LexicalInfo:
 
 
 @dataclass(frozen=True)
+class SparseInfo:
+    """A learned sparse (SPLADE) index and the model its queries must be encoded with."""
+
+    directory: str
+    name: str
+    location: str
+    fingerprint: str
+    max_tokens: int
+
+
+@dataclass(frozen=True)
 class Manifest:
     generation: str
     documents: int
@@ -102,6 +113,7 @@ class Manifest:
     encoder: EncoderInfo | None = None
     dense: DenseInfo | None = None
     lexical: LexicalInfo | None = None
+    sparse: SparseInfo | None = None
     fusion: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     # Tombstones: document rows deleted since the last compaction, kept in the vector row
@@ -119,7 +131,9 @@ class Manifest:
     @property
     def retrievers(self) -> list[str]:
         available = [name for name, part in (("dense", self.dense), ("bm25", self.lexical)) if part]
-        return [*available, "hybrid"] if len(available) == 2 else available
+        if len(available) == 2:
+            available.append("hybrid")
+        return [*available, "splade"] if self.sparse else available
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -130,6 +144,7 @@ class Manifest:
             "encoder": EncoderInfo,
             "dense": DenseInfo,
             "lexical": LexicalInfo,
+            "sparse": SparseInfo,
         }
         values = dict(data)
         for key, kind in sections.items():

@@ -1,0 +1,27 @@
+"""The bundled SPLADE-tiny model: sparse vectors over the vocabulary, stable fingerprints."""
+
+from __future__ import annotations
+
+import pytest
+
+from densekit.encode import load_encoder
+from densekit.errors import InputError
+
+pytest.importorskip("cognition")
+
+
+def test_splade_tiny_expands_texts_into_vocabulary_weights() -> None:
+    from densekit.encode.sparse import SparseTextEncoder
+
+    encoder = SparseTextEncoder("splade-tiny")
+    vectors = encoder.encode_documents(["Vitamin D keeps bones strong.", "Dogs love to run."])
+    assert vectors.shape == (2, encoder.vocabulary) and encoder.vocabulary == 30522
+    assert 0 < vectors[0].nnz < 500 and (vectors.data > 0).all()
+    vocabulary = encoder.model.tokenizer.get_vocab()
+    assert vectors[0, vocabulary["vitamin"]] > 0 and vectors[1, vocabulary["vitamin"]] == 0
+    assert encoder.fingerprint == SparseTextEncoder("splade-tiny").fingerprint
+
+
+def test_a_sparse_model_is_refused_as_a_dense_encoder() -> None:
+    with pytest.raises(InputError, match="learned sparse model, not a dense encoder"):
+        load_encoder("splade-tiny")
