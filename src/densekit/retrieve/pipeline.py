@@ -16,8 +16,8 @@ A pipeline file::
     # weights = [0.4, 0.6]     # convex: one per candidate stage, on min-max normalised scores
 
     [[rerank]]
-    model = "models/scifact-reranker"  # a CrossEncoder path or hub name
-    kind = "cross-encoder"     # cross-encoder
+    model = "models/scifact-reranker"  # a CrossEncoder, or for kind = "llm" a causal LM
+    kind = "cross-encoder"     # cross-encoder | llm (log p(query | passage); "smollm2" bundled)
     top_n = 100                # rerank this many of the fused candidates
     batch = 32
 
@@ -35,7 +35,7 @@ from typing import Any, Literal
 from densekit.errors import InputError
 
 CANDIDATE_RETRIEVERS = ("dense", "bm25", "splade")
-RERANK_KINDS = ("cross-encoder",)
+RERANK_KINDS = ("cross-encoder", "llm")
 FusionName = Literal["rrf", "convex"]
 
 

