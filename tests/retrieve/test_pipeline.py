@@ -84,6 +84,15 @@ def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) ->
         ),
         ('[[candidates]]\nretriever = "dense"\n[[candidates]]\nretriever = "dense"\n', "already"),
         ("[[candidates]\n", "not a valid TOML file"),
+        (
+            '[[candidates]]\nretriever = "dense"\n[fusion]\nmethod = "rrf"\nk = "60"\n',
+            "fusion.k must be a whole number",
+        ),
+        (
+            '[[candidates]]\nretriever = "dense"\n[[candidates]]\nretriever = "bm25"\n'
+            '[fusion]\nmethod = "convex"\nweights = [nan, 1.0]\n',
+            "must be non-negative",
+        ),
     ],
 )
 def test_mistakes_are_refused_with_their_place(tmp_path: Path, text: str, message: str) -> None:
@@ -97,3 +106,13 @@ def test_mistakes_are_refused_with_their_place(tmp_path: Path, text: str, messag
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such pipeline file"):
         Pipeline.from_toml(tmp_path / "nope.toml")
+
+
+def test_default_convex_weights_are_equal_shares() -> None:
+    pipeline = Pipeline.from_dict(
+        {
+            "candidates": [{"retriever": "dense"}, {"retriever": "bm25"}],
+            "fusion": {"method": "convex"},
+        }
+    )
+    assert "0.5 × dense, 0.5 × bm25" in pipeline.explain()

@@ -9,6 +9,7 @@ name works the same way.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from densekit.errors import InputError, MissingDependencyError
+from densekit.store.durability import fsync_tree
 
 SMOLLM2 = "smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,7 +48,12 @@ def causal_lm_location(name: str) -> str:
     stamp = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode())
     target = models_cache_dir() / f"smollm2-135m-instruct-{stamp.hexdigest()[:12]}"
     if not (target / "config.json").exists():
-        _dequantise(gguf, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # One process dequantises; others wait for it and then use its result.
+        with (target.parent / f".{target.name}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (target / "config.json").exists():
+                _dequantise(gguf, target)
     return str(target)
 
 
@@ -56,7 +63,6 @@ def _dequantise(gguf: Path, target: Path) -> None:
         raise MissingDependencyError("gguf", "llm")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -72,6 +78,9 @@ def _dequantise(gguf: Path, target: Path) -> None:
         config.save_pretrained(str(staging))
         save_model(model, str(staging / "model.safetensors"))
         tokenizer.save_pretrained(str(staging))
+        staging.chmod(0o755)
+        fsync_tree(staging)
+        shutil.rmtree(target, ignore_errors=True)  # a folder left without its config
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -139,12 +148,13 @@ class CausalLM:
             ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
             mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
             with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
-            for row, (begin, end) in enumerate(query_spans):
-                # The token at position t is predicted by the logits at t - 1.
-                targets = ids[row, begin:end]
-                predicted = log_probs[row, begin - 1 : end - 1]
-                chosen = predicted.gather(1, targets[:, None]).squeeze(1)
-                scores[start + row] = float(chosen.mean())
+                hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask)
+                states = hidden.last_hidden_state
+                head = self.model.get_output_embeddings()
+                for row, (begin, end) in enumerate(query_spans):
+                    # The token at position t is predicted from the state at t - 1; only those
+                    # states go through the vocabulary-wide head (not every position's).
+                    logits = head(states[row, begin - 1 : end - 1]).float()
+                    chosen = torch.log_softmax(logits, dim=-1).gather(1, ids[row, begin:end, None])
+                    scores[start + row] = float(chosen.mean())
         return scores

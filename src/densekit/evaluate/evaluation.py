@@ -70,6 +70,8 @@ def evaluate(
     if run_out is not None and not Path(run_out).resolve().parent.is_dir():
         raise InputError(f"{run_out}: its folder does not exist; create it or pick another path")
     with ExitStack() as stack:
+        if build_options is None and collection is None and pipeline is not None:
+            build_options = _options_for(pipeline, model)
         opened = _open_or_build(data, collection, model, retriever, build_options, stack)
         check_model = model if collection is not None else None  # a fresh build used it already
         searcher = Searcher(
@@ -152,6 +154,20 @@ def evaluate_run(
         run=ranked,
         seconds=round(time.perf_counter() - started, 3),
         warnings=warnings,
+    )
+
+
+def _options_for(pipeline: Pipeline, model: str | None) -> BuildOptions:
+    """What a temporary collection needs to run ``pipeline``."""
+    from densekit.encode.sparse import DEFAULT_SPARSE_MODEL
+
+    stages = {stage.retriever for stage in pipeline.candidates}
+    dense, lexical = "dense" in stages, "bm25" in stages
+    retriever: RetrieverName = "hybrid" if dense == lexical else ("dense" if dense else "bm25")
+    return BuildOptions(
+        model=model or DEFAULT_MODEL,
+        retriever=retriever,
+        sparse=DEFAULT_SPARSE_MODEL if "splade" in stages else None,
     )
 
 

@@ -26,6 +26,7 @@ Every key is checked; a mistake is reported with the stage it is in (``candidate
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -146,7 +147,9 @@ class Pipeline:
             if fusion.method == "rrf":
                 how = f"reciprocal rank fusion, sum of 1 / ({fusion.k} + rank)"
             else:
-                weights = fusion.weights or tuple(1.0 / step for _ in self.candidates)
+                weights = fusion.weights or tuple(
+                    1.0 / len(self.candidates) for _ in self.candidates
+                )
                 parts = ", ".join(
                     f"{w:g} × {s.retriever}" for w, s in zip(weights, self.candidates, strict=True)
                 )
@@ -177,8 +180,8 @@ def _validate(pipeline: Pipeline) -> None:
     if fusion is not None:
         if fusion.method not in ("rrf", "convex"):
             raise InputError(f"fusion.method: unknown {fusion.method!r}; choose rrf or convex")
-        if fusion.k < 0:
-            raise InputError(f"fusion.k must be 0 or more, got {fusion.k}")
+        if not isinstance(fusion.k, int) or isinstance(fusion.k, bool) or fusion.k < 0:
+            raise InputError(f"fusion.k must be a whole number, 0 or more, got {fusion.k!r}")
         if fusion.weights is not None:
             if fusion.method != "convex":
                 raise InputError('fusion.weights apply to method = "convex" only')
@@ -187,7 +190,8 @@ def _validate(pipeline: Pipeline) -> None:
                     f"fusion.weights has {len(fusion.weights)} weights for "
                     f"{len(pipeline.candidates)} candidate stages; give one per stage, in order"
                 )
-            if any(w < 0 for w in fusion.weights) or sum(fusion.weights) <= 0:
+            finite = all(math.isfinite(w) for w in fusion.weights)
+            if not finite or any(w < 0 for w in fusion.weights) or sum(fusion.weights) <= 0:
                 raise InputError(
                     f"fusion.weights must be non-negative and not all 0, got {fusion.weights}"
                 )

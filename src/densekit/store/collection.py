@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from densekit.index.vectors import PassageGroups, ShardedVectors
     from densekit.retrieve.pipeline import Pipeline
     from densekit.retrieve.ranking import Hit
+    from densekit.retrieve.searcher import Searcher
 
 
 class Collection:
@@ -60,6 +61,7 @@ class Collection:
         # after a change or a rebuild publishes another.
         self.deleted = self._open_tombstones()
         self._dense_parts: tuple[ShardedVectors, PassageGroups] | None = None
+        self._searchers: dict[tuple[object, ...], Searcher] = {}
         self.documents = self._open_documents()
         self._dense = self._open_dense()
         self._lexical = self._open_lexical()
@@ -323,8 +325,13 @@ class Collection:
     ) -> list[list[Hit]]:
         from densekit.retrieve.searcher import Searcher
 
-        searcher = Searcher(self, retriever, index_params=index_params, pipeline=pipeline)
-        return searcher.search(queries, k)
+        # Kept per setting, so a pipeline's rerankers load once, not on every search.
+        key = (retriever, pipeline, tuple(sorted(index_params.items())))
+        if key not in self._searchers:
+            self._searchers[key] = Searcher(
+                self, retriever, index_params=index_params, pipeline=pipeline
+            )
+        return self._searchers[key].search(queries, k)
 
     def info(self) -> dict[str, Any]:
         """What the collection holds, for `densekit info` and for people."""

@@ -24,6 +24,7 @@ from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.store.collection import Collection
+from densekit.store.durability import fsync_tree
 from densekit.train.negatives import MiningConfig, mine_negatives
 
 TRAINING_FILE = "densekit_training.json"
@@ -93,9 +94,16 @@ def train_reranker(
         (staging / TRAINING_FILE).write_text(
             json.dumps({"dataset": data.name, "split": data.split, **report.to_dict()}, indent=2)
         )
-        if out.exists():
-            shutil.rmtree(out)
+        staging.chmod(0o755)
+        fsync_tree(staging)
+        # The old model moves aside until the new one is in place: a crash keeps one of them.
+        previous = out.with_name(f".{out.name}.previous") if out.exists() else None
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(out, previous)
         os.replace(staging, out)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
