@@ -6,10 +6,11 @@ The cross-encoder is fine-tuned by `densekit train-reranker` from the bundled Mi
 train split only (negatives mined from the SciFact collection with BM25 and dense retrieval),
 never on test queries; it is trained once and reused (`--retrain` trains again). Per pipeline:
 nDCG@10 and R@100 on SciFact test (300 queries), latency per query on this CPU (each query
-searched alone, one at a time, after a warm-up), and each rerank stage's passages/s, including
-an LLM likelihood reranker (SmolLM2-135M, UPR scoring of the top 20); R@2 and
-R@10 on LIMIT-small and nDCG@10 on Cranfield (graded 0-4) for the pipelines without the
-SciFact-trained reranker and the best one with it.
+searched alone, one at a time, over 20 queries after a warm-up), and each rerank stage's
+passages/s, including an LLM likelihood reranker (SmolLM2-135M, UPR scoring of the top 10);
+R@2 and R@10 on LIMIT-small and nDCG@10 on Cranfield (graded 0-4) for the pipelines without
+rerankers. Results are saved after each pipeline; a rerun measures only what is missing
+(`--fresh` measures everything again).
 
 Writes benchmarks/results/pipeline.json.
 """
@@ -21,7 +22,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import BUILD, build_or_open, dataset, environment, write_json
+from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
 
 import densekit
 from densekit.evaluate.beir import load_beir
@@ -29,36 +30,33 @@ from densekit.retrieve import CandidateStage, FusionStage, Pipeline, RerankStage
 from densekit.train import RerankerTraining, train_reranker
 
 RERANKER = BUILD / "scifact-reranker"
-LATENCY_QUERIES = 50
+LATENCY_QUERIES = 20
 
 
-def pipelines(reranker: Path | None) -> dict[str, Pipeline]:
+def pipelines(reranker: Path) -> dict[str, Pipeline]:
     dense, bm25 = CandidateStage("dense", 100), CandidateStage("bm25", 100)
     splade = CandidateStage("splade", 100)
     rrf = FusionStage("rrf", k=60)
     convex = FusionStage("convex", weights=(0.4, 0.6))
     convex3 = FusionStage("convex", weights=(0.4, 0.4, 0.2))
-    found = {
+    three = (dense, bm25, splade)
+    return {
         "bm25": Pipeline((bm25,), name="bm25"),
         "dense": Pipeline((dense,), name="dense"),
         "splade": Pipeline((splade,), name="splade"),
         "dense+bm25 rrf": Pipeline((dense, bm25), rrf, name="dense+bm25 rrf"),
         "dense+bm25 convex": Pipeline((dense, bm25), convex, name="dense+bm25 convex"),
-        "dense+bm25+splade rrf": Pipeline((dense, bm25, splade), rrf, name="3-way rrf"),
-        "dense+bm25+splade convex": Pipeline((dense, bm25, splade), convex3, name="3-way convex"),
+        "dense+bm25+splade rrf": Pipeline(three, rrf, name="3-way rrf"),
+        "dense+bm25+splade convex": Pipeline(three, convex3, name="3-way convex"),
+        # Rerankers over the best first stage. The cross-encoder reranks the top 50; UPR with
+        # SmolLM2-135M (an LLM pass per pair) the top 10.
+        "3-way convex + ce": Pipeline(
+            three, convex3, (RerankStage(str(reranker), top_n=50, batch=32),), name="+ ce"
+        ),
+        "3-way convex + llm": Pipeline(
+            three, convex3, (RerankStage("smollm2", kind="llm", top_n=10, batch=8),), name="+ llm"
+        ),
     }
-    if reranker is not None:
-        rerank = (RerankStage(str(reranker), top_n=100, batch=32),)
-        found["bm25 + ce"] = Pipeline((bm25,), rerank=rerank, name="bm25 + ce")
-        found["dense+bm25 convex + ce"] = Pipeline(
-            (dense, bm25), convex, rerank, name="dense+bm25 convex + ce"
-        )
-    # UPR with SmolLM2-135M: log p(query | passage) over the top 20 (an LLM pass per pair).
-    llm = RerankStage("smollm2", kind="llm", top_n=20, batch=8)
-    found["dense+bm25 convex + llm"] = Pipeline(
-        (dense, bm25), convex, (llm,), name="dense+bm25 convex + llm"
-    )
-    return found
 
 
 def ensure_reranker(retrain: bool) -> Path:
@@ -84,52 +82,53 @@ def latency_ms(collection: densekit.Collection, pipeline: Pipeline, queries: lis
     return round(1000 * (time.perf_counter() - started) / len(queries), 1)
 
 
-def evaluate_all(name: str, found: dict[str, Pipeline], metrics: list[str]) -> dict:
+def evaluate_all(
+    name: str, found: dict[str, Pipeline], metrics: list[str], done: dict[str, dict]
+) -> dict:
+    """Each pipeline's metrics and costs; ``done`` holds results of an interrupted run."""
     collection = build_or_open(name, sparse="splade-tiny")
     data = load_beir(dataset(name), "test")
     queries = list(data.queries.values())[:LATENCY_QUERIES]
-    results = {}
     for label, pipeline in found.items():
+        if label in done:
+            continue
         report = densekit.evaluate(data, collection=collection, metrics=metrics, pipeline=pipeline)
         entry = {m: round(v, 4) for m, v in report.metrics.items()}
         entry["latency_ms_per_query"] = latency_ms(collection, pipeline, queries)
         entry["stages"] = report.stages
-        results[label] = entry
+        done[label] = entry
         print(f"{name} {label}: {json.dumps(entry)}", flush=True)
-    return results
+        save()
+    return done
+
+
+RESULTS_DATA: dict = {}
+
+
+def save() -> None:
+    write_json("pipeline", RESULTS_DATA)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--retrain", action="store_true", help="train the reranker again")
+    parser.add_argument("--fresh", action="store_true", help="measure everything again")
     args = parser.parse_args()
     reranker = ensure_reranker(args.retrain)
-    training = json.loads((reranker / "densekit_training.json").read_text())
+    previous = RESULTS / "pipeline.json"
+    if previous.exists() and not args.fresh and not args.retrain:
+        RESULTS_DATA.update(json.loads(previous.read_text()))
+    RESULTS_DATA["environment"] = environment()
+    RESULTS_DATA["reranker_training"] = json.loads(
+        (reranker / "densekit_training.json").read_text()
+    )
     every = pipelines(reranker)
-    scifact = evaluate_all("scifact", every, ["nDCG@10", "R@100"])
-    best = max(
-        (label for label in every if "+ ce" in label), key=lambda label: scifact[label]["nDCG@10"]
-    )
-    # Rerankers are costly (and the cross-encoder SciFact-trained): elsewhere only the best
-    # cross-encoder pipeline runs.
-    others = {
-        label: p
-        for label, p in every.items()
-        if ("+ ce" not in label or label == best) and "+ llm" not in label
-    }
-    limit = evaluate_all("limit-small", others, ["R@2", "R@10"])
-    cranfield = evaluate_all("cranfield", others, ["nDCG@10"])
-    write_json(
-        "pipeline",
-        {
-            "environment": environment(),
-            "reranker_training": training,
-            "scifact": scifact,
-            "limit_small": limit,
-            "cranfield": cranfield,
-            "best_reranked_pipeline": best,
-        },
-    )
+    scifact = RESULTS_DATA.setdefault("scifact", {})
+    evaluate_all("scifact", every, ["nDCG@10", "R@100"], scifact)
+    # The rerankers run on SciFact only: the cross-encoder is SciFact-trained, UPR is costly.
+    others = {label: p for label, p in every.items() if not p.rerank}
+    evaluate_all("limit-small", others, ["R@2", "R@10"], RESULTS_DATA.setdefault("limit_small", {}))
+    evaluate_all("cranfield", others, ["nDCG@10"], RESULTS_DATA.setdefault("cranfield", {}))
     print("wrote benchmarks/results/pipeline.json")
 
 
