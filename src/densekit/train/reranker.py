@@ -182,7 +182,7 @@ def _train(columns: dict[str, list], settings: RerankerTraining, progress: bool)
             num_train_epochs=settings.epochs,
             per_device_train_batch_size=settings.batch,
             learning_rate=settings.learning_rate,
-            warmup_ratio=settings.warmup,
+            **_warmup(settings.warmup),
             seed=settings.seed,
             save_strategy="no",
             logging_strategy="no",
@@ -195,6 +195,14 @@ def _train(columns: dict[str, list], settings: RerankerTraining, progress: bool)
         )
         trainer.train()
     return model
+
+
+def _warmup(share: float) -> dict[str, float]:
+    """transformers 5 takes the warm-up share as a float ``warmup_steps``; 4 as ``warmup_ratio``."""
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return {"warmup_steps": share} if major >= 5 else {"warmup_ratio": share}
 
 
 def _settings_dict(settings: RerankerTraining) -> dict[str, Any]:
