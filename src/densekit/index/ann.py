@@ -97,7 +97,7 @@ class AnnIndex:
         if self._live is not None:
             rows, scores = self.codes.search(queries, wanted, params, allowed=self._live)
             return self._complete_short_lists(queries, rows, scores)
-        live_share = max(1.0 - float(deleted.mean()), 1e-3)
+        live_share = max(self.groups.live_rows / self.rows, 1e-3)
         n = min(self.rows, int(wanted / live_share * 1.2) + 8)
         while True:
             rows, scores = self.codes.search(queries, n, dict(params))
@@ -116,8 +116,7 @@ class AnnIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """When most rows are deleted, a filtered HNSW or IVF search can reach fewer live rows
         than asked for; those queries are answered exactly over the live rows instead."""
-        live_rows = int(self.rows - self.groups.deleted_rows.sum())  # type: ignore[union-attr]
-        short = (rows >= 0).sum(axis=1) < min(rows.shape[1], live_rows)
+        short = (rows >= 0).sum(axis=1) < min(rows.shape[1], self.groups.live_rows)
         if short.any():
             rows, scores = rows.copy(), scores.copy()
             rows[short], scores[short] = self._exact_live(queries[short], rows.shape[1])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from densekit.errors import InputError
-from densekit.index.vectors import PassageGroups, ShardedVectors
+from densekit.index.vectors import PassageGroups, ShardedVectors, tombstones
 
 # Bound on the (queries x documents) score matrix held at once.
 _SCORE_BUDGET_BYTES = 256 * 1024 * 1024
@@ -45,10 +45,7 @@ class FlatIndex:
         self.rows = sum(len(s) for s in self.shards)
         self.passage_offsets = passage_offsets
         self.documents = self.rows if passage_offsets is None else len(passage_offsets) - 1
-        self.deleted = deleted if deleted is not None and deleted.any() else None
-        self.live_documents = self.documents - (
-            0 if self.deleted is None else int(self.deleted.sum())
-        )
+        self.deleted, self.live_documents = tombstones(deleted, self.documents)
 
     @classmethod
     def over(cls, vectors: ShardedVectors, groups: PassageGroups) -> FlatIndex:

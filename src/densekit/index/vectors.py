@@ -62,16 +62,14 @@ class PassageGroups:
         self.offsets = offsets
         self.documents = rows if offsets is None else len(offsets) - 1
         self.row_document = None if offsets is None else _row_documents(offsets)
-        self.deleted = deleted if deleted is not None and deleted.any() else None
-        self.live_documents = self.documents - (
-            0 if self.deleted is None else int(self.deleted.sum())
-        )
+        self.deleted, self.live_documents = tombstones(deleted, self.documents)
         # The same marks per passage row, for indexes that return passages.
         self.deleted_rows: np.ndarray | None = None
         if self.deleted is not None:
             self.deleted_rows = (
                 self.deleted if self.row_document is None else self.deleted[self.row_document]
             )
+        _, self.live_rows = tombstones(self.deleted_rows, rows)
         # The most passages any document has (at least 1): how far searches must over-fetch.
         self.passages_per_document = (
             1 if offsets is None or self.documents == 0 else max(1, int(np.diff(offsets).max()))
@@ -100,6 +98,13 @@ class PassageGroups:
             out_rows[q, : len(first)] = docs[first]
             out_scores[q, : len(first)] = best[first]
         return out_rows, out_scores
+
+
+def tombstones(deleted: np.ndarray | None, total: int) -> tuple[np.ndarray | None, int]:
+    """``deleted`` (a boolean per row), or ``None`` when no row is deleted; and the live count."""
+    if deleted is None or not deleted.any():
+        return None, total
+    return deleted, total - int(deleted.sum())
 
 
 def deletion_mask(deleted_rows: np.ndarray, documents: int) -> np.ndarray:

@@ -113,14 +113,9 @@ class PipelineRunner:
                 f"queries have; those rerank all their candidates"
             )
         rows = np.concatenate([head.rows for head in heads]) if heads else np.empty(0, np.int64)
-        texts = {
-            row: document.content
-            for row, document in zip(
-                np.unique(rows).tolist(),
-                self.collection.documents.get_rows(np.unique(rows).tolist()),
-                strict=True,
-            )
-        }
+        unique = np.unique(rows).tolist()
+        documents = self.collection.documents.get_rows(unique)
+        texts = {row: document.content for row, document in zip(unique, documents, strict=True)}
         pairs = [
             (query, texts[row])
             for query, head in zip(queries, heads, strict=True)
