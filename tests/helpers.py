@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from densekit.encode import ModelSpec
+from densekit.store import Collection
 
 _WORD = re.compile(r"\w+")
 
@@ -90,3 +91,21 @@ def kill_once_writing(arguments: Sequence[object], directory: Path, after: float
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def judged_hashing_collection(dataset: Path, out: Path) -> Collection:
+    """Give ``dataset`` train judgements (q1 -> d3; q2 -> d2 and a document not in the corpus)
+    and build a HashingEncoder collection of its corpus at ``out``."""
+    from densekit.store import BuildOptions, build_collection
+
+    (dataset / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\nq2\tgone\t1\n", encoding="utf-8"
+    )
+    collection = build_collection(
+        dataset / "corpus.jsonl",
+        out,
+        BuildOptions(progress=False, cache_dir=None),
+        encoder=HashingEncoder(),
+    )
+    collection.use_encoder(HashingEncoder())
+    return collection

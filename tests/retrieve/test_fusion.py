@@ -5,6 +5,7 @@ import pytest
 
 from densekit.errors import InputError
 from densekit.retrieve import FusionConfig, Ranking, convex_fusion, fuse, reciprocal_rank_fusion
+from densekit.retrieve.fusion import blend
 
 
 def ranking(rows: list[int], scores: list[float]) -> Ranking:
@@ -25,6 +26,15 @@ def test_convex_fusion_min_max_normalises_each_list() -> None:
     scores = dict(zip(fused.rows.tolist(), fused.scores.tolist(), strict=True))
     assert scores == pytest.approx({1: 0.6, 2: 0.3, 3: 0.4, 4: 0.0})
     assert fused.rows.tolist() == [1, 3, 2, 4]
+
+
+def test_blend_min_max_normalises_both_sides() -> None:
+    new = np.array([10.0, 0.0, 5.0], dtype=np.float32)  # normalised: 1, 0, 0.5
+    old = np.array([0.3, 0.2, 0.1], dtype=np.float32)  # normalised: 1, 0.5, 0
+    np.testing.assert_allclose(blend(new, old, 0.25), [1.0, 0.375, 0.125])
+    np.testing.assert_allclose(blend(new, old, 1.0), [1.0, 0.0, 0.5])
+    # A constant side counts as all equally good: the other side decides the order.
+    assert np.argsort(-blend(new, np.ones(3, np.float32), 0.5)).tolist() == [0, 2, 1]
 
 
 def test_fuse_dispatches_on_method_and_validates() -> None:

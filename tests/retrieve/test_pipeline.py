@@ -27,6 +27,7 @@ weights = [0.4, 0.6]
 model = "models/reranker"
 top_n = 20
 batch = 8
+weight = 0.5
 """
 
 
@@ -41,7 +42,7 @@ def test_a_full_file_parses_into_stages_and_back(tmp_path: Path) -> None:
     assert pipeline == Pipeline(
         (CandidateStage("dense", 50), CandidateStage("bm25", 100)),
         FusionStage("convex", weights=(0.4, 0.6)),
-        (RerankStage("models/reranker", top_n=20, batch=8),),
+        (RerankStage("models/reranker", top_n=20, batch=8, weight=0.5),),
         name="hybrid-rerank",
     )
     assert pipeline.depth == 100
@@ -49,6 +50,7 @@ def test_a_full_file_parses_into_stages_and_back(tmp_path: Path) -> None:
     explained = pipeline.explain()
     assert "convex sum of min-max normalised scores: 0.4 × dense, 0.6 × bm25" in explained
     assert "rerank the top 20 with cross-encoder 'models/reranker'" in explained
+    assert "score = 0.5 × reranker + 0.5 × incoming score" in explained
 
 
 def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) -> None:
@@ -84,6 +86,14 @@ def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) ->
         ),
         ('[[candidates]]\nretriever = "dense"\n[[candidates]]\nretriever = "dense"\n', "already"),
         ("[[candidates]\n", "not a valid TOML file"),
+        (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nweight = 0\n',
+            "rerank[1].weight must be above 0 and at most 1",
+        ),
+        (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nweight = "half"\n',
+            "rerank[1].weight must be a number",
+        ),
         (
             '[[candidates]]\nretriever = "dense"\n[fusion]\nmethod = "rrf"\nk = "60"\n',
             "fusion.k must be a whole number",

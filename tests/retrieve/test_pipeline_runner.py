@@ -10,7 +10,7 @@ import pytest
 
 from densekit.errors import CollectionError, InputError
 from densekit.retrieve import pipeline_runner
-from densekit.retrieve.fusion import reciprocal_rank_fusion
+from densekit.retrieve.fusion import blend, reciprocal_rank_fusion
 from densekit.retrieve.pipeline import CandidateStage, FusionStage, Pipeline, RerankStage
 from densekit.retrieve.searcher import Searcher
 from densekit.store import BuildOptions, build_collection
@@ -78,6 +78,24 @@ def test_reranking_reorders_the_top_n_and_keeps_the_rest_below(
     assert len(fake.pairs) == 3 * len(QUERIES)
     rerank_cost = searcher.runner.costs[-1].to_dict()
     assert rerank_cost["passages"] == 9 and rerank_cost["ms_per_query"] is not None
+
+
+def test_a_weighted_rerank_blends_with_the_incoming_scores(
+    collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline_runner, "load_reranker", lambda stage, where: ShortestFirst())
+    stage = RerankStage("m", top_n=4, weight=0.3)
+    ran = Searcher(collection, pipeline=Pipeline((CandidateStage("dense", 6),), rerank=(stage,)))
+    first = Searcher(collection, "dense").rank(QUERIES, 6)
+    for got, before in zip(ran.rank(QUERIES, 6), first, strict=True):
+        head_rows = before.rows[:4]
+        passages = collection.documents.get_rows(head_rows.tolist())
+        lengths = np.array([-len(d.content) for d in passages], dtype=np.float32)
+        expected = blend(lengths, before.scores[:4], 0.3)
+        order = np.argsort(-expected, kind="stable")
+        assert got.rows[:4].tolist() == head_rows[order].tolist()
+        np.testing.assert_allclose(got.scores[:4], expected[order], rtol=1e-6)
+        assert got.rows[4:].tolist() == before.rows[4:].tolist()
 
 
 def test_top_n_beyond_the_candidates_is_clamped_with_a_note(

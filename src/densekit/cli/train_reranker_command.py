@@ -25,18 +25,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--base", default=defaults.base, help="starting model (default: %(default)s)"
     )
-    parser.add_argument("--epochs", type=float, default=defaults.epochs)
-    parser.add_argument("--batch", type=positive_int, default=defaults.batch)
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    parser.add_argument(
+        "--batch", type=positive_int, default=defaults.batch, help="queries per step"
+    )
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
     parser.add_argument("--max-length", type=positive_int, default=defaults.max_length)
     parser.add_argument(
-        "--negatives", type=positive_int, default=defaults.mining.per_query, help="per query"
+        "--negatives",
+        type=positive_int,
+        default=defaults.negatives,
+        help="hard negatives per query and epoch (default: %(default)s)",
     )
     parser.add_argument(
         "--depth", type=positive_int, default=defaults.mining.depth, help="mining depth"
     )
     parser.add_argument(
         "--skip", type=int, default=defaults.mining.skip, help="top ranks never used as negatives"
+    )
+    parser.add_argument(
+        "--dev-share",
+        type=float,
+        default=defaults.dev_share,
+        help="share of queries held out to check the trained model (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--overwrite", action="store_true", help="replace a model at --out")
@@ -46,16 +57,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    mining = MiningConfig(
-        per_query=args.negatives, depth=args.depth, skip=args.skip, seed=args.seed
-    )
+    mining = MiningConfig(depth=args.depth, skip=args.skip, seed=args.seed)
     settings = RerankerTraining(
         base=args.base,
         epochs=args.epochs,
         batch=args.batch,
         learning_rate=args.lr,
         max_length=args.max_length,
+        negatives=args.negatives,
         mining=mining,
+        dev_share=args.dev_share,
         seed=args.seed,
     )
     report = train_reranker(
@@ -71,11 +82,23 @@ def run(args: argparse.Namespace) -> int:
         warn(f"{report.skipped_queries} queries have no relevant document in the collection")
     if report.unknown_documents:
         warn(f"{report.unknown_documents} judged documents are not in the collection; skipped")
+    if report.dev is not None and not report.dev.learned:
+        warn(
+            f"on {report.dev.queries} held-out queries the model orders only "
+            f"{report.dev.pair_accuracy:.0%} of positive/negative pairs correctly; it has not "
+            "learned to rank: train longer (--epochs) or with another --lr"
+        )
     if args.json:
         print_json(report.to_dict())
     else:
         print(
-            f"trained {args.out}: {report.queries} queries, {report.positives} positive and "
-            f"{report.negatives} negative pairs, in {report.seconds:.0f} s"
+            f"trained {args.out}: {report.queries} queries, {report.rows} rows "
+            f"({report.positives} positive and {report.negatives} negative passages), "
+            f"in {report.seconds:.0f} s"
         )
+        if report.dev is not None:
+            print(
+                f"held-out check: {report.dev.queries} queries, pair accuracy "
+                f"{report.dev.pair_accuracy:.3f}, MRR {report.dev.mrr:.3f}"
+            )
     return 0

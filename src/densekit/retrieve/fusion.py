@@ -59,6 +59,11 @@ def min_max(scores: np.ndarray) -> np.ndarray:
     return ((scores - low) / (high - low)).astype(np.float32)
 
 
+def blend(new: np.ndarray, old: np.ndarray, weight: float) -> np.ndarray:
+    """``weight`` × min-max(new) + (1 - weight) × min-max(old), for the same candidates."""
+    return (weight * min_max(new) + (1.0 - weight) * min_max(old)).astype(np.float32)
+
+
 def convex_fusion(rankings: Sequence[Ranking], weights: Sequence[float]) -> Ranking:
     """Sum of min-max normalised scores; a document missing from a list scores 0 there."""
     fused: dict[int, float] = {}

@@ -67,6 +67,9 @@ class RerankStage:
     top_n: int = 100
     batch: int = 32
     max_length: int | None = None
+    # The reranker's share of the final score; the rest is the incoming score, both min-max
+    # normalised per query. 1.0 orders by the reranker alone.
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,16 @@ class Pipeline:
             lines.append(f"  {step}. fuse the {len(self.candidates)} lists by {how}")
         for stage in self.rerank:
             step += 1
-            lines.append(
+            line = (
                 f"  {step}. rerank the top {stage.top_n} with {stage.kind} {stage.model!r} "
                 f"(batches of {stage.batch})"
             )
+            if stage.weight < 1:
+                line += (
+                    f"; score = {stage.weight:g} × reranker + {1 - stage.weight:g} × incoming "
+                    "score, each min-max normalised per query"
+                )
+            lines.append(line)
         return "\n".join(lines)
 
 
@@ -206,6 +215,14 @@ def _validate(pipeline: Pipeline) -> None:
         _at_least_one(stage.batch, f"rerank[{i}].batch")
         if stage.max_length is not None:
             _at_least_one(stage.max_length, f"rerank[{i}].max_length")
+        weight = stage.weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise InputError(f"rerank[{i}].weight must be a number, got {weight!r}")
+        if not (math.isfinite(weight) and 0 < weight <= 1):
+            raise InputError(
+                f"rerank[{i}].weight must be above 0 and at most 1 (the reranker's share of "
+                f"the score), got {weight!r}"
+            )
 
 
 def _at_least_one(value: int, where: str) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from densekit.errors import CollectionError
-from densekit.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
+from densekit.retrieve.fusion import blend, convex_fusion, reciprocal_rank_fusion
 from densekit.retrieve.pipeline import FusionStage, Pipeline, RerankStage
 from densekit.retrieve.ranking import Ranking
 from densekit.retrieve.rerankers import Reranker, load_reranker
@@ -126,6 +126,8 @@ class PipelineRunner:
         for head, ranking in zip(heads, rankings, strict=True):
             head_scores = scores[start : start + len(head)]
             start += len(head)
+            if stage.weight < 1:
+                head_scores = blend(head_scores, head.scores, stage.weight)
             order = np.argsort(-head_scores, kind="stable")
             tail = ranking.rows[len(head) :]
             floor = float(head_scores.min()) if len(head_scores) else 0.0

@@ -25,18 +25,26 @@ class CrossEncoderReranker:
     """A sentence-transformers CrossEncoder: query and passage read together by one model."""
 
     def __init__(self, model: str, *, batch: int = 32, max_length: int | None = None) -> None:
+        import torch
         from sentence_transformers import CrossEncoder
 
         logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
         self.name = model
         self.batch = batch
         self.model = CrossEncoder(model, max_length=max_length, device="cpu")
+        self._identity = torch.nn.Identity()
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not pairs:
             return np.empty(0, dtype=np.float32)
+        # Raw logits, whatever activation the model was saved with: a sigmoid would squash the
+        # scale that a blend with the incoming scores (``weight`` < 1) relies on.
         scores = self.model.predict(
-            list(pairs), batch_size=self.batch, show_progress_bar=False, convert_to_numpy=True
+            list(pairs),
+            batch_size=self.batch,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            activation_fn=self._identity,
         )
         return np.asarray(scores, dtype=np.float32).reshape(len(pairs))
 

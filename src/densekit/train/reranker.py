@@ -1,60 +1,99 @@
 """Fine-tune a cross-encoder reranker on a dataset's training judgements.
 
-Each judged query gives (query, positive, 1) pairs and (query, hard negative, 0) pairs, the
-negatives mined from a collection of the dataset's corpus (BM25 and dense, known positives
-skipped). The model starts from a bi-encoder's transformer (the bundled MiniLM by default) with
-a fresh one-logit head, and trains with sentence-transformers' CrossEncoderTrainer and binary
-cross-entropy (positives up-weighted by the negatives per positive). The result is a normal
-CrossEncoder folder: ``[[rerank]] model = "DIR"`` in a pipeline.
+The model starts from a bi-encoder's transformer (the bundled MiniLM by default): query and
+passage are read together, their token states mean-pooled (the pooling the bi-encoder was
+trained with, so training starts from meaningful features rather than an untrained [CLS] head)
+and mapped to one relevance logit. It learns, per judged query, to pick the positive out of
+hard negatives mined from a collection (BM25 and dense, known positives skipped), with a softmax
+over raw logits (:class:`HardNegativeSoftmaxLoss`) in sentence-transformers' CrossEncoderTrainer.
+Pointwise binary cross-entropy from a fresh [CLS] head stays near a constant score on a few
+hundred queries; this recipe ranks. Held-out queries measure it after training. The result is a
+normal CrossEncoder folder: ``[[rerank]] model = "DIR"`` in a pipeline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.store.collection import Collection
 from densekit.store.durability import fsync_tree
-from densekit.train.negatives import MiningConfig, mine_negatives
+from densekit.train.negatives import MiningConfig
+from densekit.train.reranker_data import Group, TrainingGroups, training_groups
 
 TRAINING_FILE = "densekit_training.json"
 
 
 @dataclass(frozen=True)
 class RerankerTraining:
-    """How to train; the defaults fit SciFact's train split on a CPU in minutes."""
+    """How to train. The defaults train on SciFact's 809 train queries in about 20 minutes on
+    a 2-core CPU; on held-out train queries they were the best of the recipes tried for that
+    budget (pooling, loss, learning rate, negatives and epochs)."""
 
     base: str = "minilm"
-    epochs: float = 1.0
-    batch: int = 16
-    learning_rate: float = 3e-5
+    epochs: int = 3
+    batch: int = 4  # queries per step, each read with its positive and negatives
+    learning_rate: float = 1e-4
     warmup: float = 0.1
     max_length: int = 256
-    mining: MiningConfig = field(default_factory=lambda: MiningConfig(per_query=3))
+    negatives: int = 3  # per query and epoch, fresh each epoch
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    dev_share: float = 0.05
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch", "max_length", "negatives"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if not self.learning_rate > 0 or not 0 <= self.warmup < 1:
+            raise InputError(
+                f"learning_rate must be > 0 and warmup in [0, 1), got {self.learning_rate} "
+                f"and {self.warmup}"
+            )
+        if not 0 <= self.dev_share < 1:
+            raise InputError(f"dev_share must be in [0, 1), got {self.dev_share}")
+
+
+@dataclass(frozen=True)
+class DevCheck:
+    """How the trained model ranks held-out queries' positives among their mined negatives."""
+
+    queries: int
+    pair_accuracy: float  # share of (positive, negative) pairs ordered correctly
+    mrr: float  # of the first positive
+
+    @property
+    def learned(self) -> bool:
+        return self.pair_accuracy > 0.6
 
 
 @dataclass(frozen=True)
 class TrainingReport:
     out: str
     queries: int
-    pairs: int
+    rows: int
     positives: int
     negatives: int
     skipped_queries: int
     unknown_documents: int
     seconds: float
     settings: dict[str, Any]
+    dev: DevCheck | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,108 +117,52 @@ def train_reranker(
     data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
     opened = collection if isinstance(collection, Collection) else Collection(collection)
     started = time.perf_counter()
-    examples, counts = _examples(data, opened, settings.mining)
-    model = _train(examples, settings, progress)
+    groups = training_groups(
+        data,
+        opened,
+        negatives=settings.negatives,
+        epochs=settings.epochs,
+        mining=settings.mining,
+        dev_share=settings.dev_share,
+    )
+    rows = groups.rows(settings.negatives, settings.epochs)
+    model = _train(rows, settings, progress)
     report = TrainingReport(
         out=str(out),
+        queries=len(groups.train),
+        rows=len(rows["query"]),
+        positives=len({doc for group in groups.train for doc in group.positives}),
+        negatives=len({doc for group in groups.train for doc in group.negatives}),
+        skipped_queries=groups.skipped_queries,
+        unknown_documents=groups.unknown_documents,
         seconds=round(time.perf_counter() - started, 1),
         settings=_settings_dict(settings),
-        **counts,
+        dev=_dev_check(model, groups, settings.negatives) if groups.dev else None,
     )
-    # Written beside the target and renamed: an interrupted run leaves no half model at ``out``.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(str(staging))
-        (staging / TRAINING_FILE).write_text(
-            json.dumps({"dataset": data.name, "split": data.split, **report.to_dict()}, indent=2)
-        )
-        staging.chmod(0o755)
-        fsync_tree(staging)
-        # The old model moves aside until the new one is in place: a crash keeps one of them.
-        previous = out.with_name(f".{out.name}.previous") if out.exists() else None
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
-            os.replace(out, previous)
-        os.replace(staging, out)
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    _save(model, out, {"dataset": data.name, "split": data.split, **report.to_dict()})
     return report
 
 
-def _examples(
-    data: BeirDataset, collection: Collection, mining: MiningConfig
-) -> tuple[dict[str, list], dict[str, int]]:
-    """(query, passage, label) columns, and what was used and skipped."""
-    stored = set(collection.doc_ids)
-    positives: dict[str, set[str]] = {}
-    unknown = 0
-    for query_id, judged in data.qrels.items():
-        if query_id not in data.queries:
-            continue
-        relevant = {doc for doc, grade in judged.items() if grade > 0}
-        unknown += len(relevant - stored)
-        if relevant & stored:
-            positives[query_id] = relevant & stored
-    skipped = len(data.queries) - len(positives)
-    if not positives:
-        raise InputError(
-            f"{data.root}: no {data.split} query has a relevant document in "
-            f"{collection.directory}; is the collection built from this dataset's corpus?"
-        )
-    queries = {query_id: data.queries[query_id] for query_id in positives}
-    negatives = mine_negatives(collection, queries, positives, mining)
-    columns: dict[str, list] = {"query": [], "passage": [], "label": []}
-    needed = {doc for docs in positives.values() for doc in docs}
-    needed |= {doc for docs in negatives.values() for doc in docs}
-    texts = {doc: collection.documents.get(doc).content for doc in needed}  # type: ignore[union-attr]
-    counts = {"positives": 0, "negatives": 0}
-    for query_id, text in queries.items():
-        for doc, label in [
-            *((doc, 1.0) for doc in sorted(positives[query_id])),
-            *((doc, 0.0) for doc in negatives[query_id]),
-        ]:
-            columns["query"].append(text)
-            columns["passage"].append(texts[doc])
-            columns["label"].append(label)
-            counts["positives" if label else "negatives"] += 1
-    return columns, {
-        "queries": len(queries),
-        "pairs": len(columns["label"]),
-        "skipped_queries": skipped,
-        "unknown_documents": unknown,
-        **counts,
-    }
-
-
-def _train(columns: dict[str, list], settings: RerankerTraining, progress: bool) -> Any:
+def _train(columns: dict[str, list[str]], settings: RerankerTraining, progress: bool) -> Any:
     try:
         from datasets import Dataset
-        from sentence_transformers import CrossEncoder
         from sentence_transformers.cross_encoder import (
             CrossEncoderTrainer,
             CrossEncoderTrainingArguments,
         )
-        from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     except ImportError:
         raise MissingDependencyError("datasets", "train") from None
     import torch
 
+    from densekit.train.ranking_loss import HardNegativeSoftmaxLoss
+
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     torch.manual_seed(settings.seed)
-    spec = resolve_model(settings.base)
-    model = CrossEncoder(spec.location, num_labels=1, max_length=settings.max_length, device="cpu")
-    negatives_per_positive = max(
-        1.0, columns["label"].count(0.0) / max(1, columns["label"].count(1.0))
-    )
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(negatives_per_positive))
+    model = mean_pooled_cross_encoder(resolve_model(settings.base).location, settings.max_length)
     with tempfile.TemporaryDirectory(prefix="densekit-train-") as scratch:
         arguments = CrossEncoderTrainingArguments(
             output_dir=scratch,
-            num_train_epochs=settings.epochs,
+            num_train_epochs=1,  # the rows already hold one pass per epoch, fresh negatives each
             per_device_train_batch_size=settings.batch,
             learning_rate=settings.learning_rate,
             **_warmup(settings.warmup),
@@ -191,10 +174,85 @@ def _train(columns: dict[str, list], settings: RerankerTraining, progress: bool)
             use_cpu=True,
         )
         trainer = CrossEncoderTrainer(
-            model=model, args=arguments, train_dataset=Dataset.from_dict(columns), loss=loss
+            model=model,
+            args=arguments,
+            train_dataset=Dataset.from_dict(columns),
+            loss=HardNegativeSoftmaxLoss(model),
         )
-        trainer.train()
+        # The trainer prints its closing metrics to stdout, where a --json report goes.
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer.train()
     return model
+
+
+def mean_pooled_cross_encoder(location: str, max_length: int) -> Any:
+    """A CrossEncoder of ``location``'s transformer, mean pooling and a one-logit linear head;
+    scores are raw logits (no sigmoid), so they blend linearly with retrieval scores."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.base.modules import Dense, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    transformer = Transformer(
+        location,
+        transformer_task="feature-extraction",
+        processor_kwargs={"model_max_length": max_length},
+    )
+    width = transformer.get_embedding_dimension()
+    head = Dense(width, 1, activation_function=None, module_output_name="scores")
+    return CrossEncoder(
+        modules=[transformer, Pooling(width, "mean"), head],
+        activation_fn=torch.nn.Identity(),
+        device="cpu",
+    )
+
+
+def _dev_check(model: Any, groups: TrainingGroups, negatives: int) -> DevCheck:
+    accuracies, reciprocal_ranks = [], []
+    for group in groups.dev:
+        shown = _dev_candidates(group, negatives)
+        scores = np.asarray(
+            model.predict(
+                [(group.query, groups.texts[doc]) for doc in shown], show_progress_bar=False
+            ),
+            dtype=np.float64,
+        ).reshape(len(shown))
+        relevant = np.array([doc in group.positives for doc in shown])
+        wins = scores[relevant][:, None] > scores[~relevant][None, :]
+        accuracies.append(float(wins.mean()))
+        order = np.argsort(-scores, kind="stable")
+        reciprocal_ranks.append(1.0 / (1 + int(np.flatnonzero(relevant[order])[0])))
+    return DevCheck(
+        queries=len(groups.dev),
+        pair_accuracy=round(float(np.mean(accuracies)), 4),
+        mrr=round(float(np.mean(reciprocal_ranks)), 4),
+    )
+
+
+def _dev_candidates(group: Group, negatives: int) -> list[str]:
+    return [*group.positives, *group.negatives[: 2 * negatives + 1]]
+
+
+def _save(model: Any, out: Path, card: dict[str, Any]) -> None:
+    """Written beside the target and renamed: an interrupted run leaves no half model at
+    ``out``, and a crash while replacing keeps the old or the new one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(str(staging))
+        (staging / TRAINING_FILE).write_text(json.dumps(card, indent=2))
+        staging.chmod(0o755)
+        fsync_tree(staging)
+        previous = out.with_name(f".{out.name}.previous") if out.exists() else None
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(out, previous)
+        os.replace(staging, out)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _warmup(share: float) -> dict[str, float]:
@@ -208,4 +266,5 @@ def _warmup(share: float) -> dict[str, float]:
 def _settings_dict(settings: RerankerTraining) -> dict[str, Any]:
     data = asdict(settings)
     data["mining"]["retrievers"] = list(settings.mining.retrievers)
+    del data["mining"]["per_query"]  # set from negatives x epochs
     return data

@@ -1,0 +1,41 @@
+"""`densekit train-reranker` as a user runs it: a model that a pipeline can load, and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_cli import run_cli
+
+pytest.importorskip("datasets")
+
+
+def test_train_then_rerank_with_the_model(capsys, tiny_beir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("static_model")
+    (tiny_beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n", encoding="utf-8"
+    )
+    collection, model = tmp_path / "c", tmp_path / "reranker"
+    flags = ["--model", "static", "--quiet", "--no-cache"]
+    assert run_cli(capsys, "index", tiny_beir / "corpus.jsonl", "--out", collection, *flags)[0] == 0
+    train = ["train-reranker", tiny_beir, "--collection", collection, "--out", model]
+    small = ["--epochs", "1", "--negatives", "2", "--depth", "4", "--max-length", "64", "--quiet"]
+    code, out, err = run_cli(capsys, *train, *small, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["queries"] == 2 and report["rows"] == 2 and report["dev"] is None
+    assert json.loads((model / "densekit_training.json").read_text())["split"] == "train"
+
+    pipeline = tmp_path / "rerank.toml"
+    pipeline.write_text(
+        f'[[candidates]]\nretriever = "bm25"\n[[rerank]]\nmodel = "{model}"\nweight = 0.5\n',
+        encoding="utf-8",
+    )
+    code, out, err = run_cli(capsys, "search", collection, "loyal dogs", "--pipeline", pipeline)
+    assert code == 0, err
+
+    code, _, err = run_cli(capsys, *train, *small)
+    assert code == 2 and "pass --overwrite" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, *train, "--overwrite", "--split", "dev", "--quiet")
+    assert code == 2 and "Traceback" not in err
