@@ -17,6 +17,7 @@ from densekit.cli import (
     models_command,
     pipeline_command,
     search_command,
+    soup_command,
     train_reranker_command,
 )
 from densekit.errors import DensekitError
@@ -32,6 +33,7 @@ COMMANDS = (
     info_command,
     bench_index_command,
     train_reranker_command,
+    soup_command,
 )
 
 

@@ -6,7 +6,8 @@ import argparse
 
 from densekit.cli.arguments import positive_int
 from densekit.cli.output import print_json, warn
-from densekit.train import MiningConfig, RerankerTraining, train_reranker
+from densekit.train.negatives import MiningConfig
+from densekit.train.reranker import RerankerTraining, train_reranker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -27,13 +27,13 @@ Every key is checked; a mistake is reported with the stage it is in (``candidate
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from densekit.errors import InputError
+from densekit.tomlfile import read_toml, refuse_unknown_keys
 
 CANDIDATE_RETRIEVERS = ("dense", "bm25", "splade")
 RERANK_KINDS = ("cross-encoder", "llm")
@@ -90,19 +90,14 @@ class Pipeline:
     @classmethod
     def from_toml(cls, path: str | Path) -> Pipeline:
         path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such pipeline file")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a valid TOML file ({exc})") from None
+        data = read_toml(path, "pipeline")
         return cls.from_dict(data, where=str(path), default_name=path.stem)
 
     @classmethod
     def from_dict(
         cls, data: Mapping[str, Any], *, where: str = "pipeline", default_name: str = ""
     ) -> Pipeline:
-        _known_keys(data, {"name", "candidates", "fusion", "rerank"}, where)
+        refuse_unknown_keys(data, {"name", "candidates", "fusion", "rerank"}, where)
         candidates = [
             _stage(CandidateStage, entry, f"{where}: candidates[{i}]")
             for i, entry in enumerate(_tables(data, "candidates", where), 1)
@@ -237,17 +232,9 @@ def _tables(data: Mapping[str, Any], key: str, where: str) -> Sequence[Mapping[s
     return entries
 
 
-def _known_keys(data: Mapping[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InputError(
-            f"{where}: unknown key {unknown[0]!r}; expected one of {', '.join(sorted(known))}"
-        )
-
-
 def _stage(kind: type, entry: Mapping[str, Any], where: str) -> Any:
     fields = set(kind.__dataclass_fields__)
-    _known_keys(entry, fields, where)
+    refuse_unknown_keys(entry, fields, where)
     values = dict(entry)
     if "weights" in values:
         weights = values["weights"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -36,3 +39,28 @@ def fsync_tree(root: Path) -> None:
                 os.fsync(handle.fileno())
     for directory in reversed(directories):
         fsync_directory(directory)
+
+
+def publish_folder(out: Path, write: Callable[[Path], None]) -> None:
+    """Let ``write`` fill a staging folder beside ``out``, then rename it into place.
+
+    An interrupted run leaves no half folder at ``out``; replacing an existing one moves it
+    aside first, so a crash keeps the old folder or the new one, never neither.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write(staging)
+        staging.chmod(0o755)
+        fsync_tree(staging)
+        previous = out.with_name(f".{out.name}.previous") if out.exists() else None
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(out, previous)
+        os.replace(staging, out)
+        fsync_directory(out.parent)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

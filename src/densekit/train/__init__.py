@@ -1,6 +1,35 @@
-"""Training: hard-negative mining and model fine-tuning."""
+"""Training: hard-negative mining, reranker fine-tuning, contrastive losses, recipes, soups.
 
-from densekit.train.negatives import MiningConfig, mine_negatives
-from densekit.train.reranker import RerankerTraining, TrainingReport, train_reranker
+Names load on first use: most of them pull in torch, which the CLI should pay for only when a
+command trains.
+"""
 
-__all__ = ["MiningConfig", "RerankerTraining", "TrainingReport", "mine_negatives", "train_reranker"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "ContrastiveLoss": "contrastive",
+    "Mixing": "contrastive",
+    "info_nce": "contrastive",
+    "MiningConfig": "negatives",
+    "mine_negatives": "negatives",
+    "DataRecipe": "recipe",
+    "LossRecipe": "recipe",
+    "Recipe": "recipe",
+    "TrainRecipe": "recipe",
+    "RerankerTraining": "reranker",
+    "TrainingReport": "reranker",
+    "train_reranker": "reranker",
+    "SoupReport": "soup",
+    "soup_models": "soup",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'densekit.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"densekit.train.{_HOMES[name]}"), name)

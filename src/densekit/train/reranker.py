@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -31,7 +29,7 @@ from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.store.collection import Collection
-from densekit.store.durability import fsync_tree
+from densekit.store.durability import publish_folder
 from densekit.train.negatives import MiningConfig
 from densekit.train.reranker_data import Group, TrainingGroups, training_groups
 
@@ -234,25 +232,11 @@ def _dev_candidates(group: Group, negatives: int) -> list[str]:
 
 
 def _save(model: Any, out: Path, card: dict[str, Any]) -> None:
-    """Written beside the target and renamed: an interrupted run leaves no half model at
-    ``out``, and a crash while replacing keeps the old or the new one."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(str(staging))
-        (staging / TRAINING_FILE).write_text(json.dumps(card, indent=2))
-        staging.chmod(0o755)
-        fsync_tree(staging)
-        previous = out.with_name(f".{out.name}.previous") if out.exists() else None
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
-            os.replace(out, previous)
-        os.replace(staging, out)
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    def write(folder: Path) -> None:
+        model.save_pretrained(str(folder))
+        (folder / TRAINING_FILE).write_text(json.dumps(card, indent=2))
+
+    publish_folder(out, write)
 
 
 def _warmup(share: float) -> dict[str, float]:

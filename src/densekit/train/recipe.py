@@ -1,0 +1,161 @@
+"""Training recipes for bi-encoders: a TOML file (or the same dataclasses) with three tables.
+
+```toml
+[data]                 # where the contrast comes from
+negatives = 3          # mined hard negatives per query (0: in-batch negatives only)
+ranks = [30, 100]      # mining window: ranks 30-100 of each retriever (KaLM samples 50-100)
+retrievers = ["bm25", "dense"]
+margin = 0.95          # drop a negative whose dense score is >= margin x the positive's
+
+[loss]
+temperature = 0.05
+focal_gamma = 0.0      # > 0: focal InfoNCE (KaLM-Embedding-V2)
+cached = false         # GradCache: large batches in little memory (plain InfoNCE only)
+mini_batch = 16        # cached: texts per forward pass
+[loss.mixing]          # synthetic hard negatives (MoCHi); keys of densekit.train.Mixing
+pairs = 8
+
+[train]
+epochs = 1
+batch = 32
+learning_rate = 2e-5
+```
+
+Every key is checked; a mistake names its table and key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from densekit.errors import InputError
+from densekit.tomlfile import read_toml, refuse_unknown_keys
+from densekit.train.contrastive import Mixing
+
+
+@dataclass(frozen=True)
+class DataRecipe:
+    negatives: int = 3
+    ranks: tuple[int, int] = (10, 60)
+    retrievers: tuple[str, ...] = ("bm25", "dense")
+    margin: float | None = 0.95
+
+
+@dataclass(frozen=True)
+class LossRecipe:
+    temperature: float = 0.05
+    focal_gamma: float = 0.0
+    cached: bool = False
+    mini_batch: int = 16
+    mixing: Mixing | None = None
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    epochs: int = 1
+    batch: int = 32
+    learning_rate: float = 2e-5
+    warmup: float = 0.1
+    max_length: int = 256
+    seed: int = 0
+    dev_share: float = 0.1  # of the judged queries, held out for dev evaluation
+    eval_steps: int = 0  # 0: evaluate at the end of each epoch only
+    checkpoint_steps: int = 100
+
+
+@dataclass(frozen=True)
+class Recipe:
+    data: DataRecipe = field(default_factory=DataRecipe)
+    loss: LossRecipe = field(default_factory=LossRecipe)
+    train: TrainRecipe = field(default_factory=TrainRecipe)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Recipe:
+        return cls.from_dict(read_toml(Path(path), "recipe"), where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "recipe") -> Recipe:
+        try:
+            refuse_unknown_keys(data, {"data", "loss", "train"}, "the recipe")
+            loss = dict(_table(data, "loss"))
+            if "mixing" in loss:
+                loss["mixing"] = _build(Mixing, _table(loss, "mixing"), "[loss.mixing]")
+            return cls(
+                data=_build(DataRecipe, _table(data, "data"), "[data]"),
+                loss=_build(LossRecipe, loss, "[loss]"),
+                train=_build(TrainRecipe, _table(data, "train"), "[train]"),
+            )
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _validate(recipe: Recipe) -> None:
+    data, loss, train = recipe.data, recipe.loss, recipe.train
+    _whole(data.negatives, "data.negatives", minimum=0)
+    low, high = data.ranks
+    _whole(low, "data.ranks", minimum=1)
+    if not isinstance(high, int) or high <= low:
+        raise InputError(f"data.ranks must be [first, last] with last > first, got {data.ranks}")
+    if not data.retrievers:
+        raise InputError("data.retrievers names no retriever; use bm25, dense or splade")
+    if data.margin is not None and not 0 < data.margin <= 1:
+        raise InputError(f"data.margin must be in (0, 1], got {data.margin}")
+    _positive(loss.temperature, "loss.temperature")
+    if not math.isfinite(loss.focal_gamma) or loss.focal_gamma < 0:
+        raise InputError(f"loss.focal_gamma must be 0 or more, got {loss.focal_gamma}")
+    _whole(loss.mini_batch, "loss.mini_batch", minimum=1)
+    if loss.cached and (loss.focal_gamma or loss.mixing is not None):
+        raise InputError(
+            "loss.cached works with plain InfoNCE only: focal weighting and mixing need the "
+            "whole batch's embeddings at once; drop cached or use a smaller batch"
+        )
+    for name in ("epochs", "batch", "max_length", "checkpoint_steps"):
+        _whole(getattr(train, name), f"train.{name}", minimum=1)
+    _whole(train.eval_steps, "train.eval_steps", minimum=0)
+    _positive(train.learning_rate, "train.learning_rate")
+    if not 0 <= train.warmup < 1 or not 0 <= train.dev_share < 1:
+        raise InputError("train.warmup and train.dev_share must be in [0, 1)")
+
+
+def _whole(value: Any, where: str, *, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InputError(f"{where} must be a whole number of at least {minimum}, got {value!r}")
+
+
+def _positive(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InputError(f"{where} must be a number above 0, got {value!r}")
+    if not math.isfinite(value):
+        raise InputError(f"{where} must be finite, got {value!r}")
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise InputError(f"{key} must be a table ([{key}] in TOML)")
+    return value
+
+
+def _build(kind: type, values: Mapping[str, Any], where: str) -> Any:
+    refuse_unknown_keys(values, {f.name for f in fields(kind)}, where)
+    converted = dict(values)
+    for name in ("ranks", "retrievers"):
+        if name in converted:
+            if not isinstance(converted[name], list | tuple):
+                raise InputError(f"{where} {name} must be a list, got {converted[name]!r}")
+            converted[name] = tuple(converted[name])
+    for name in ("temperature", "learning_rate", "warmup", "dev_share", "focal_gamma", "margin"):
+        value = converted.get(name)
+        if isinstance(value, bool) or (value is not None and not isinstance(value, int | float)):
+            raise InputError(f"{where} {name} must be a number, got {value!r}")
+    return kind(**converted)
