@@ -18,6 +18,18 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, out, err
 
 
+def judged_static_collection(capsys: pytest.CaptureFixture[str], dataset: Path, out: Path) -> Path:
+    """Give ``dataset`` train judgements (q1 -> d3, q2 -> d2) and index its corpus with the
+    static model at ``out``, as training commands need."""
+    pytest.importorskip("static_model")
+    (dataset / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n", encoding="utf-8"
+    )
+    flags = ["--model", "static", "--quiet", "--no-cache"]
+    assert run_cli(capsys, "index", dataset / "corpus.jsonl", "--out", out, *flags)[0] == 0
+    return out
+
+
 def test_models_lists_the_bundled_default(capsys) -> None:
     code, out, _ = run_cli(capsys, "models", "--json")
     rows = {row["name"]: row for row in json.loads(out)}

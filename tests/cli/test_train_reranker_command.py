@@ -6,19 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import run_cli
+from test_cli import judged_static_collection, run_cli
 
 pytest.importorskip("datasets")
 
 
 def test_train_then_rerank_with_the_model(capsys, tiny_beir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("static_model")
-    (tiny_beir / "qrels" / "train.tsv").write_text(
-        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n", encoding="utf-8"
-    )
     collection, model = tmp_path / "c", tmp_path / "reranker"
-    flags = ["--model", "static", "--quiet", "--no-cache"]
-    assert run_cli(capsys, "index", tiny_beir / "corpus.jsonl", "--out", collection, *flags)[0] == 0
+    judged_static_collection(capsys, tiny_beir, collection)
     train = ["train-reranker", tiny_beir, "--collection", collection, "--out", model]
     small = ["--epochs", "1", "--negatives", "2", "--depth", "4", "--max-length", "64", "--quiet"]
     code, out, err = run_cli(capsys, *train, *small, "--json")

@@ -14,10 +14,12 @@ from densekit.cli import (
     eval_command,
     index_command,
     info_command,
+    mine_negatives_command,
     models_command,
     pipeline_command,
     search_command,
     soup_command,
+    train_command,
     train_reranker_command,
 )
 from densekit.errors import DensekitError
@@ -32,6 +34,8 @@ COMMANDS = (
     pipeline_command,
     info_command,
     bench_index_command,
+    mine_negatives_command,
+    train_command,
     train_reranker_command,
     soup_command,
 )

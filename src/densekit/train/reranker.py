@@ -32,6 +32,7 @@ from densekit.store.collection import Collection
 from densekit.store.durability import publish_folder
 from densekit.train.negatives import MiningConfig
 from densekit.train.reranker_data import Group, TrainingGroups, training_groups
+from densekit.train.trainer_arguments import warmup_arguments
 
 TRAINING_FILE = "densekit_training.json"
 
@@ -163,7 +164,7 @@ def _train(columns: dict[str, list[str]], settings: RerankerTraining, progress: 
             num_train_epochs=1,  # the rows already hold one pass per epoch, fresh negatives each
             per_device_train_batch_size=settings.batch,
             learning_rate=settings.learning_rate,
-            **_warmup(settings.warmup),
+            **warmup_arguments(settings.warmup),
             seed=settings.seed,
             save_strategy="no",
             logging_strategy="no",
@@ -237,14 +238,6 @@ def _save(model: Any, out: Path, card: dict[str, Any]) -> None:
         (folder / TRAINING_FILE).write_text(json.dumps(card, indent=2))
 
     publish_folder(out, write)
-
-
-def _warmup(share: float) -> dict[str, float]:
-    """transformers 5 takes the warm-up share as a float ``warmup_steps``; 4 as ``warmup_ratio``."""
-    import transformers
-
-    major = int(transformers.__version__.split(".")[0])
-    return {"warmup_steps": share} if major >= 5 else {"warmup_ratio": share}
 
 
 def _settings_dict(settings: RerankerTraining) -> dict[str, Any]:

@@ -1,0 +1,86 @@
+"""`densekit train`: fine-tune a bi-encoder on a dataset's training judgements by a recipe."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from densekit.cli.arguments import positive_int
+from densekit.cli.output import print_json, warn
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="fine-tune an embedding model on training qrels (recipe in TOML)"
+    )
+    parser.add_argument(
+        "dataset", nargs="?", help="BEIR-layout dataset directory (or give --triplets)"
+    )
+    parser.add_argument(
+        "--triplets", help="train on a pairs/triplets JSONL file (densekit mine-negatives)"
+    )
+    parser.add_argument("--out", required=True, help="folder for the trained model")
+    parser.add_argument("--split", default="train", help="qrels split (default: %(default)s)")
+    parser.add_argument("--base", default="minilm", help="starting model (default: minilm)")
+    parser.add_argument("--config", help="recipe TOML ([data], [loss], [train]); default recipe")
+    parser.add_argument(
+        "--collection", help="a collection of the dataset's corpus, to mine hard negatives from"
+    )
+    parser.add_argument("--epochs", type=positive_int, help="overrides [train] epochs")
+    parser.add_argument("--batch", type=positive_int, help="overrides [train] batch")
+    parser.add_argument("--lr", type=float, help="overrides [train] learning_rate")
+    parser.add_argument("--seed", type=int, help="overrides [train] seed")
+    parser.add_argument("--overwrite", action="store_true", help="replace a model at --out")
+    parser.add_argument(
+        "--restart", action="store_true", help="discard checkpoints of an earlier run"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from densekit.train.bi_encoder import train_model
+    from densekit.train.recipe import Recipe
+
+    recipe = Recipe.from_toml(args.config) if args.config else Recipe()
+    overrides = {
+        name: value
+        for name, value in (
+            ("epochs", args.epochs),
+            ("batch", args.batch),
+            ("learning_rate", args.lr),
+            ("seed", args.seed),
+        )
+        if value is not None
+    }
+    if overrides:
+        recipe = replace(recipe, train=replace(recipe.train, **overrides))
+    report = train_model(
+        args.dataset,
+        args.out,
+        base=args.base,
+        split=args.split,
+        recipe=recipe,
+        collection=args.collection,
+        triplets=args.triplets,
+        overwrite=args.overwrite,
+        restart=args.restart,
+        progress=not args.quiet,
+    )
+    if report.skipped_queries:
+        warn(f"{report.skipped_queries} judged queries have no relevant document; skipped")
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    resumed = f", resumed from {report.resumed_from}" if report.resumed_from else ""
+    print(
+        f"trained {report.out} from {report.base}: {report.queries} queries, {report.rows} "
+        f"rows, {report.seconds:.0f} s{resumed}"
+    )
+    if report.dev_after is not None:
+        before = f"{report.dev_before:.4f} -> " if report.dev_before is not None else ""
+        print(
+            f"dev nDCG@10 ({report.dev_queries} held-out queries): {before}{report.dev_after:.4f}"
+        )
+    return 0

@@ -1,0 +1,269 @@
+"""Fine-tune a bi-encoder on a dataset's judgements with a recipe (sentence-transformers'
+trainer, densekit's losses), resumable, and saved as a model folder `densekit index --model DIR`
+takes.
+
+Checkpoints go to a hidden folder beside the output (``.NAME.checkpoints``) with the run's
+description; running the same command again after an interruption resumes from the latest
+one, and a run with another recipe, data or base is refused until ``restart``. The finished
+model is published atomically with a card (``densekit_training.json``: data, recipe, dev
+metrics before and after).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from densekit.encode.registry import resolve_model
+from densekit.errors import InputError, MissingDependencyError
+from densekit.evaluate.beir import BeirDataset, load_beir
+from densekit.store.collection import Collection
+from densekit.store.durability import atomic_write_text, publish_folder
+from densekit.train.pairs import Examples, read_triplets, training_examples
+from densekit.train.recipe import LossRecipe, Recipe
+from densekit.train.trainer_arguments import warmup_arguments
+
+CARD_FILE = "densekit_training.json"
+RUN_FILE = "densekit_run.json"
+
+
+@dataclass(frozen=True)
+class ModelTrainingReport:
+    out: str
+    base: str
+    queries: int
+    rows: int
+    skipped_queries: int
+    dropped_by_margin: int
+    dev_queries: int
+    dev_before: float | None  # dev nDCG@10 of the base model
+    dev_after: float | None
+    resumed_from: str | None
+    seconds: float
+    recipe: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train_model(
+    dataset: str | Path | BeirDataset | None,
+    out: str | Path,
+    *,
+    base: str = "minilm",
+    split: str = "train",
+    recipe: Recipe | None = None,
+    collection: str | Path | Collection | None = None,
+    triplets: str | Path | None = None,
+    overwrite: bool = False,
+    restart: bool = False,
+    progress: bool = True,
+) -> ModelTrainingReport:
+    """Train ``base`` on ``split`` of ``dataset`` by ``recipe`` into the folder ``out``; with
+    ``triplets`` (a pairs/triplets JSONL file, e.g. from `densekit mine-negatives`) the rows
+    come from that file instead, and there is no dev evaluation."""
+    recipe = recipe or Recipe()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
+    started = time.perf_counter()
+    spec = resolve_model(base)
+    if triplets is not None:
+        examples = read_triplets(Path(triplets))
+        source = str(triplets)
+    else:
+        if dataset is None:
+            raise InputError("give a dataset directory, or --triplets FILE")
+        data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
+        source = f"{data.root} ({data.split})"
+        opened = (
+            collection
+            if collection is None or isinstance(collection, Collection)
+            else Collection(collection)
+        )
+        examples = training_examples(
+            data,
+            recipe.data,
+            collection=opened,
+            dev_share=recipe.train.dev_share,
+            seed=recipe.train.seed,
+        )
+    if not examples.rows:
+        raise InputError(f"{source}: no training rows: no query got a mined negative; widen ranks")
+    run = {
+        "data": source,
+        "base": spec.location,
+        "recipe": recipe.to_dict(),
+        "rows": len(examples.rows),
+    }
+    checkpoints = out.with_name(f".{out.name}.checkpoints")
+    resume = _prepare_checkpoints(checkpoints, run, restart)
+    model, dev_before, dev_after = _fit(spec, examples, recipe, checkpoints, resume, progress)
+    report = ModelTrainingReport(
+        out=str(out),
+        base=spec.name,
+        queries=examples.queries,
+        rows=len(examples.rows),
+        skipped_queries=examples.skipped_queries,
+        dropped_by_margin=examples.dropped_by_margin,
+        dev_queries=len(examples.dev),
+        dev_before=dev_before,
+        dev_after=dev_after,
+        resumed_from=resume,
+        seconds=round(time.perf_counter() - started, 1),
+        recipe=recipe.to_dict(),
+    )
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(str(folder))
+        card = {"data": source, **report.to_dict()}
+        (folder / CARD_FILE).write_text(json.dumps(card, indent=2))
+
+    publish_folder(out, write)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return report
+
+
+def _prepare_checkpoints(folder: Path, run: dict[str, Any], restart: bool) -> str | None:
+    """The checkpoint to resume from, if an earlier run of this very training left one."""
+    recorded = folder / RUN_FILE
+    if folder.exists() and (restart or not recorded.exists()):
+        shutil.rmtree(folder)
+    if folder.exists():
+        if json.loads(recorded.read_text()) != run:
+            raise InputError(
+                f"{folder} holds checkpoints of a training with another recipe, data or base; "
+                "pass --restart to discard them and start over"
+            )
+        found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+        return str(found[-1]) if found else None
+    folder.mkdir(parents=True)
+    atomic_write_text(recorded, json.dumps(run, indent=2, sort_keys=True))
+    return None
+
+
+def _fit(
+    spec: Any,
+    examples: Examples,
+    recipe: Recipe,
+    checkpoints: Path,
+    resume: str | None,
+    progress: bool,
+) -> tuple[Any, float | None, float | None]:
+    try:
+        from datasets import Dataset
+        from sentence_transformers import (
+            SentenceTransformer,
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+        )
+        from sentence_transformers.base.sampler import BatchSamplers
+    except ImportError:
+        raise MissingDependencyError("datasets", "train") from None
+    import torch
+
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    settings = recipe.train
+    torch.manual_seed(settings.seed)
+    model = SentenceTransformer(spec.location)
+    model.max_seq_length = settings.max_length
+    columns = examples.columns(examples.negatives_per_row)
+    evaluator = _dev_evaluator(examples, spec)
+    dev_before = _ndcg(evaluator, model) if evaluator is not None and resume is None else None
+    per_epoch = max(1, len(examples.rows) // settings.batch)
+    evaluate_every = settings.eval_steps or per_epoch
+    arguments = SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch,
+        learning_rate=settings.learning_rate,
+        **warmup_arguments(settings.warmup),
+        seed=settings.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="steps",
+        save_steps=settings.checkpoint_steps,
+        save_total_limit=1,
+        eval_strategy="steps" if evaluator is not None else "no",
+        eval_steps=evaluate_every,
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        prompts=_prompts(spec, columns),
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=arguments,
+        train_dataset=Dataset.from_dict(columns),
+        loss=build_loss(model, recipe.loss, settings.seed),
+        evaluator=evaluator,
+    )
+    # The trainer prints its closing metrics to stdout, where a --json report goes.
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train(resume_from_checkpoint=resume)
+    dev_after = _ndcg(evaluator, model) if evaluator is not None else None
+    return model, dev_before, dev_after
+
+
+def build_loss(model: Any, loss: LossRecipe, seed: int) -> Any:
+    if loss.cached:
+        from sentence_transformers.sentence_transformer.losses import (
+            CachedMultipleNegativesRankingLoss,
+        )
+
+        return CachedMultipleNegativesRankingLoss(
+            model, scale=1.0 / loss.temperature, mini_batch_size=loss.mini_batch
+        )
+    from densekit.train.contrastive import ContrastiveLoss
+
+    return ContrastiveLoss(
+        model,
+        temperature=loss.temperature,
+        focal_gamma=loss.focal_gamma,
+        mixing=loss.mixing,
+        seed=seed,
+    )
+
+
+def _dev_evaluator(examples: Examples, spec: Any) -> Any:
+    if not examples.dev:
+        return None
+    from sentence_transformers.sentence_transformer.evaluation import (
+        InformationRetrievalEvaluator,
+    )
+
+    return InformationRetrievalEvaluator(
+        queries=examples.dev_queries,
+        corpus=examples.texts,
+        relevant_docs={q: set(docs) for q, docs in examples.dev.items()},
+        name="dev",
+        ndcg_at_k=[10],
+        mrr_at_k=[10],
+        accuracy_at_k=[1],
+        precision_recall_at_k=[10],
+        map_at_k=[100],
+        show_progress_bar=False,
+        query_prompt=spec.query_prompt or None,
+        corpus_prompt=spec.document_prompt or None,
+    )
+
+
+def _ndcg(evaluator: Any, model: Any) -> float:
+    with contextlib.redirect_stdout(sys.stderr):
+        results = evaluator(model)
+    return round(float(next(v for k, v in results.items() if k.endswith("ndcg@10"))), 4)
+
+
+def _prompts(spec: Any, columns: dict[str, list[str]]) -> dict[str, str] | None:
+    if not (spec.query_prompt or spec.document_prompt):
+        return None
+    return {
+        name: spec.query_prompt if name == "anchor" else spec.document_prompt for name in columns
+    }

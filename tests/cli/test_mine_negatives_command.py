@@ -1,0 +1,37 @@
+"""`densekit mine-negatives` then `densekit train --triplets`, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_cli import judged_static_collection, run_cli
+
+pytest.importorskip("datasets")
+
+
+def test_mine_then_train_on_the_triplets(capsys, tiny_beir: Path, tmp_path: Path) -> None:
+    collection, triplets = tmp_path / "c", tmp_path / "triplets.jsonl"
+    judged_static_collection(capsys, tiny_beir, collection)
+    mine = ["mine-negatives", tiny_beir, "--collection", collection, "--out", triplets]
+    code, out, err = run_cli(capsys, *mine, "--ranks", "1:4", "--negatives", "2", "--margin", "0")
+    assert code == 0 and "2 rows for 2 queries" in out, err
+    rows = [json.loads(line) for line in triplets.read_text().splitlines()]
+    assert [row["query_id"] for row in rows] == ["q1", "q2"]
+    assert all(len(row["negatives"]) == 2 for row in rows)
+
+    model = tmp_path / "model"
+    code, out, err = run_cli(
+        capsys, "train", "--triplets", triplets, "--out", model, "--batch", "2", "--quiet"
+    )
+    assert code == 0 and "2 rows" in out, err
+    assert (model / "densekit_training.json").exists()
+
+    code, _, err = run_cli(capsys, *mine)
+    assert code == 2 and "pass --overwrite" in err
+    code, _, err = run_cli(capsys, *mine, "--overwrite", "--ranks", "5:2")
+    assert code == 2 and "data.ranks must be [first, last]" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exit_status:
+        run_cli(capsys, *mine, "--ranks", "2-5")
+    assert exit_status.value.code == 2 and "expected FIRST:LAST ranks" in capsys.readouterr().err

@@ -1,0 +1,58 @@
+"""Training a bi-encoder end to end on a tiny dataset with the real MiniLM: the model indexes,
+the card records the run, and checkpoints of another recipe are refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import judged_hashing_collection
+
+from densekit.errors import InputError
+from densekit.store import BuildOptions, build_collection
+from densekit.train.bi_encoder import CARD_FILE, RUN_FILE, train_model
+from densekit.train.recipe import DataRecipe, Recipe, TrainRecipe
+
+pytest.importorskip("datasets")
+
+SMALL = Recipe(
+    DataRecipe(negatives=1, ranks=(1, 4), margin=None),
+    train=TrainRecipe(epochs=2, batch=2, max_length=64, dev_share=0.0, checkpoint_steps=1),
+)
+
+
+def test_a_trained_model_indexes_and_carries_its_card(tiny_beir: Path, tmp_path: Path) -> None:
+    collection = judged_hashing_collection(tiny_beir, tmp_path / "c")
+    (tiny_beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\nq2\td5\t0\n", encoding="utf-8"
+    )
+    out = tmp_path / "model"
+    report = train_model(tiny_beir, out, recipe=SMALL, collection=collection, progress=False)
+    assert (report.queries, report.rows, report.resumed_from) == (2, 2, None)
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["recipe"]["data"]["negatives"] == 1 and card["data"].endswith("(train)")
+    assert not out.with_name(".model.checkpoints").exists()
+    built = build_collection(
+        tiny_beir / "corpus.jsonl",
+        tmp_path / "trained",
+        BuildOptions(model=str(out), retriever="dense", progress=False, cache_dir=None),
+    )
+    assert built.search("loyal dogs", 1)[0].id == "d2"
+
+
+def test_bad_training_input_is_refused(tiny_beir: Path, tmp_path: Path) -> None:
+    collection = judged_hashing_collection(tiny_beir, tmp_path / "c")  # names a missing doc
+    with pytest.raises(InputError, match="judged documents are not in"):
+        train_model(tiny_beir, tmp_path / "m", recipe=SMALL, collection=collection)
+    (tiny_beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\n", encoding="utf-8"
+    )
+    with pytest.raises(InputError, match="pass --collection"):
+        train_model(tiny_beir, tmp_path / "m", recipe=SMALL)
+    stale = tmp_path / ".m.checkpoints"
+    stale.mkdir()
+    (stale / RUN_FILE).write_text(json.dumps({"recipe": "another"}))
+    with pytest.raises(InputError, match="pass --restart"):
+        train_model(tiny_beir, tmp_path / "m", recipe=SMALL, collection=collection)
+    assert not (tmp_path / "m").exists()
