@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +77,22 @@ def kill_once_writing(arguments: Sequence[object], directory: Path, after: float
     """Run `densekit ARGUMENTS`, wait until it writes a new generation's documents into
     ``directory``, then SIGKILL it ``after`` seconds later."""
     before = {p.name for p in directory.glob("gen-*")} if directory.exists() else set()
+
+    def writing() -> bool:
+        fresh = [p for p in directory.glob("gen-*") if p.name not in before]
+        return bool(fresh) and (fresh[0] / "documents.sqlite").exists()
+
+    kill_when(arguments, writing, after)
+
+
+def kill_when(arguments: Sequence[object], ready: Callable[[], bool], after: float = 0.2) -> None:
+    """Run `densekit ARGUMENTS` and SIGKILL it ``after`` seconds once ``ready()`` holds."""
     command = [sys.executable, "-m", "densekit.cli.main", *(str(a) for a in arguments)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
-            fresh = [p for p in directory.glob("gen-*") if p.name not in before]
-            if fresh and (fresh[0] / "documents.sqlite").exists():
+            if ready():
                 time.sleep(after)
                 break
             assert process.poll() is None, "the command finished before it could be killed"

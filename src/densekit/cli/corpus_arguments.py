@@ -50,6 +50,14 @@ def add_encoding_arguments(parser: argparse.ArgumentParser) -> None:
         help="runtime for the model (default: the model's own; torch-int8 is the fastest on CPU)",
     )
     parser.add_argument(
+        "--layers",
+        type=positive_int,
+        help="encode with the model's first LAYERS transformer layers (2D Matryoshka models)",
+    )
+    parser.add_argument(
+        "--dim", type=positive_int, help="keep the first DIM dimensions of each vector (Matryoshka)"
+    )
+    parser.add_argument(
         "--chunk-tokens", type=positive_int, help="split documents into windows of this many tokens"
     )
     parser.add_argument(
@@ -99,6 +107,8 @@ def build_options_from(args: argparse.Namespace, **extra: Any) -> dict[str, Any]
     return {
         "model": args.model,
         "backend": args.backend,
+        "layers": args.layers,
+        "dim": args.dim,
         "chunk": chunk,
         "corpus_format": args.format,
         "fields": FieldNames(args.id_field, args.text_field, args.title_field),

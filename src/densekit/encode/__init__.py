@@ -12,16 +12,31 @@ BACKENDS = ("sentence-transformers", "torch-int8", "onnx", "onnx-int8", "static"
 
 
 def load_encoder(
-    model: str | ModelSpec = DEFAULT_MODEL, *, backend: str | None = None, **options: object
+    model: str | ModelSpec = DEFAULT_MODEL,
+    *,
+    backend: str | None = None,
+    layers: int | None = None,
+    dim: int | None = None,
+    **options: object,
 ) -> Encoder:
     """Load an encoder from a registry name, a local path, a hub name or a :class:`ModelSpec`.
 
-    ``backend`` overrides the model's own (see ``BACKENDS``); ``options`` go to the
-    transformer backends (``batch_tokens``, ``device``, ...).
+    ``backend`` overrides the model's own (see ``BACKENDS``); ``layers`` and ``dim`` encode
+    with the first layers and keep the first dimensions (2D Matryoshka); ``options`` go to
+    the transformer backends (``batch_tokens``, ``device``, ...).
     """
     spec = resolve_model(model) if isinstance(model, str) else model
     if backend is not None:
         spec = replace(spec, backend=backend)
+    if layers is not None or dim is not None:
+        spec = replace(spec, layers=layers, dim=dim)
+    if (spec.layers is not None or spec.dim is not None) and spec.backend != (
+        "sentence-transformers"
+    ):
+        raise InputError(
+            f"{spec.name!r}: --layers and --dim work with the sentence-transformers backend, "
+            f"not {spec.backend!r}"
+        )
     if spec.backend == "static":
         from densekit.encode.static import StaticEncoder
 

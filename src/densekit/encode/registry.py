@@ -26,6 +26,8 @@ class ModelSpec:
     normalize: bool = True
     description: str = ""
     backend: str = "sentence-transformers"
+    layers: int | None = None  # encode with the first layers only (2D Matryoshka)
+    dim: int | None = None  # keep the first dimensions of each embedding (Matryoshka)
 
 
 @dataclass(frozen=True)

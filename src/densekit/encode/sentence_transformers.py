@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from densekit.encode.allocator import keep_freed_memory
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
+from densekit.encode.depth import check_dimension, keep_first_layers
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.registry import ModelSpec
 from densekit.errors import InputError
@@ -47,6 +48,10 @@ class SentenceTransformerEncoder:
             ) from None
         if max_tokens is not None:
             self.model.max_seq_length = max_tokens
+        if spec.layers is not None:
+            keep_first_layers(self.model, spec.layers, spec.name)
+        if spec.dim is not None:
+            check_dimension(spec.dim, self._full_dimension(), spec.name)
         if self.model.device.type == "cpu":
             keep_freed_memory()
         # Long documents are truncated on purpose; the tokenizer's warning per text is noise.
@@ -58,13 +63,17 @@ class SentenceTransformerEncoder:
 
     @cached_property
     def dimension(self) -> int:
+        return self.spec.dim if self.spec.dim is not None else self._full_dimension()
+
+    def _full_dimension(self) -> int:
         get_dimension = (
             getattr(self.model, "get_embedding_dimension", None)
             or self.model.get_sentence_embedding_dimension
         )
         dim = get_dimension()
         if dim is None:
-            dim = int(self.encode_documents(["dimension probe"]).shape[1])
+            features = self._features(["dimension probe"])
+            dim = int(self._embed_batch(features).shape[1])
         return int(dim)
 
     @property
@@ -86,6 +95,8 @@ class SentenceTransformerEncoder:
             "query_prompt": self.spec.query_prompt,
             "document_prompt": self.spec.document_prompt,
         }
+        if self.spec.layers is not None or self.spec.dim is not None:
+            settings |= {"layers": self.spec.layers, "dim": self.spec.dim}
         return settings_digest(weights_digest(self.model.state_dict().items()), settings)
 
     @cached_property
@@ -133,6 +144,7 @@ class SentenceTransformerEncoder:
             vectors = self.model.encode(
                 list(texts),
                 prompt=prompt,
+                truncate_dim=self.spec.dim,
                 normalize_embeddings=self.spec.normalize,
                 convert_to_numpy=True,
                 show_progress_bar=progress,
@@ -147,7 +159,8 @@ class SentenceTransformerEncoder:
         vectors = np.empty((len(prompted), self.dimension), dtype=np.float32)
         batches = token_budget_batches(lengths, self.max_tokens, self.batch_tokens, self.max_batch)
         for rows in tqdm(batches, desc="encoding", unit="batch", disable=not progress):
-            vectors[rows] = self._embed_batch(self._features([prompted[i] for i in rows]))
+            embedded = self._embed_batch(self._features([prompted[i] for i in rows]))
+            vectors[rows] = embedded[:, : self.dimension]  # the first dims, when --dim cuts
         if self.spec.normalize:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors

@@ -56,6 +56,8 @@ class BuildOptions:
     fusion: FusionConfig = DEFAULT_FUSION
     index: str = "flat"
     sparse: str | None = None  # a learned sparse model (e.g. "splade-tiny") adds a SPLADE index
+    layers: int | None = None  # encode with the model's first layers (2D Matryoshka)
+    dim: int | None = None  # keep the first dimensions of each vector (Matryoshka)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -96,7 +98,11 @@ def build_collection(
     )
     if options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
         encoder = encoder or load_encoder(
-            options.model, backend=options.backend, batch_tokens=options.batch_tokens
+            options.model,
+            backend=options.backend,
+            layers=options.layers,
+            dim=options.dim,
+            batch_tokens=options.batch_tokens,
         )
         check_chunking(options.chunk, encoder)
     sparse_encoder = SparseTextEncoder(options.sparse) if options.sparse is not None else None

@@ -349,6 +349,8 @@ class Collection:
                 "location": manifest.encoder.location,
                 "dimension": manifest.encoder.dimension,
                 "fingerprint": manifest.encoder.fingerprint,
+                "layers": manifest.encoder.layers,
+                "dim": manifest.encoder.dim,
             },
             "passages": manifest.dense.rows if manifest.dense else None,
             "chunking": None

@@ -53,7 +53,11 @@ def encode_corpus(
         corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
     )
     encoder = encoder or load_encoder(
-        options.model, backend=options.backend, batch_tokens=options.batch_tokens
+        options.model,
+        backend=options.backend,
+        layers=options.layers,
+        dim=options.dim,
+        batch_tokens=options.batch_tokens,
     )
     check_chunking(options.chunk, encoder)
     _claim(directory, overwrite)

@@ -37,6 +37,8 @@ class EncoderInfo:
     document_prompt: str = ""
     normalize: bool = True
     backend: str = "sentence-transformers"
+    layers: int | None = None
+    dim: int | None = None
 
     @classmethod
     def of(cls, encoder: Encoder) -> EncoderInfo:
@@ -51,6 +53,8 @@ class EncoderInfo:
             document_prompt=spec.document_prompt,
             normalize=spec.normalize,
             backend=spec.backend,
+            layers=spec.layers,
+            dim=spec.dim,
         )
 
     def model_spec(self) -> ModelSpec:
@@ -64,6 +68,8 @@ class EncoderInfo:
             document_prompt=self.document_prompt,
             normalize=self.normalize,
             backend=self.backend,
+            layers=self.layers,
+            dim=self.dim,
         )
 
 

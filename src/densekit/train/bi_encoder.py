@@ -133,6 +133,7 @@ def train_model(
 
 def _prepare_checkpoints(folder: Path, run: dict[str, Any], restart: bool) -> str | None:
     """The checkpoint to resume from, if an earlier run of this very training left one."""
+    run = json.loads(json.dumps(run))  # as read back: tuples become lists
     recorded = folder / RUN_FILE
     if folder.exists() and (restart or not recorded.exists()):
         shutil.rmtree(folder)
@@ -177,8 +178,8 @@ def _fit(
     columns = examples.columns(examples.negatives_per_row)
     evaluator = _dev_evaluator(examples, spec)
     dev_before = _ndcg(evaluator, model) if evaluator is not None and resume is None else None
-    per_epoch = max(1, len(examples.rows) // settings.batch)
-    evaluate_every = settings.eval_steps or per_epoch
+    # Dev evaluation encodes the whole corpus: at the end always, during training on request.
+    evaluate_during = evaluator is not None and settings.eval_steps > 0
     arguments = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
         num_train_epochs=settings.epochs,
@@ -190,8 +191,8 @@ def _fit(
         save_strategy="steps",
         save_steps=settings.checkpoint_steps,
         save_total_limit=1,
-        eval_strategy="steps" if evaluator is not None else "no",
-        eval_steps=evaluate_every,
+        eval_strategy="steps" if evaluate_during else "no",
+        eval_steps=settings.eval_steps or None,
         logging_strategy="no",
         report_to="none",
         disable_tqdm=not progress,
@@ -203,7 +204,7 @@ def _fit(
         args=arguments,
         train_dataset=Dataset.from_dict(columns),
         loss=build_loss(model, recipe.loss, settings.seed),
-        evaluator=evaluator,
+        evaluator=evaluator if evaluate_during else None,
     )
     # The trainer prints its closing metrics to stdout, where a --json report goes.
     with contextlib.redirect_stdout(sys.stderr):

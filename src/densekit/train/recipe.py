@@ -63,7 +63,7 @@ class TrainRecipe:
     max_length: int = 256
     seed: int = 0
     dev_share: float = 0.1  # of the judged queries, held out for dev evaluation
-    eval_steps: int = 0  # 0: evaluate at the end of each epoch only
+    eval_steps: int = 0  # also evaluate every this many steps (0: at the end only)
     checkpoint_steps: int = 100
 
 
