@@ -4,15 +4,17 @@ the card records the run, and checkpoints of another recipe are refused."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from helpers import judged_hashing_collection
 
+from densekit.encode import load_encoder
 from densekit.errors import InputError
 from densekit.store import BuildOptions, build_collection
 from densekit.train.bi_encoder import CARD_FILE, RUN_FILE, train_model
-from densekit.train.recipe import DataRecipe, Recipe, TrainRecipe
+from densekit.train.recipe import DataRecipe, LossRecipe, MatryoshkaRecipe, Recipe, TrainRecipe
 
 pytest.importorskip("datasets")
 
@@ -51,8 +53,25 @@ def test_bad_training_input_is_refused(tiny_beir: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="pass --collection"):
         train_model(tiny_beir, tmp_path / "m", recipe=SMALL)
     stale = tmp_path / ".m.checkpoints"
-    stale.mkdir()
+    (stale / "checkpoint-3").mkdir(parents=True)
+    (stale / "checkpoint-3" / "trainer_state.json").write_text("{}")
     (stale / RUN_FILE).write_text(json.dumps({"recipe": "another"}))
     with pytest.raises(InputError, match="pass --restart"):
         train_model(tiny_beir, tmp_path / "m", recipe=SMALL, collection=collection)
     assert not (tmp_path / "m").exists()
+
+
+def test_two_d_matryoshka_trains_a_model_that_encodes_cut(tiny_beir: Path, tmp_path: Path) -> None:
+    collection = judged_hashing_collection(tiny_beir, tmp_path / "c")
+    (tiny_beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n", encoding="utf-8"
+    )
+    matryoshka = MatryoshkaRecipe(dims=(384, 128, 32), layers=True)
+    recipe = replace(SMALL, loss=LossRecipe(matryoshka=matryoshka))
+    out = tmp_path / "m2d"
+    train_model(tiny_beir, out, recipe=recipe, collection=collection, progress=False)
+    encoder = load_encoder(str(out), layers=3, dim=128)
+    assert encoder.encode_queries(["loyal dogs"]).shape == (1, 128)
+    too_wide = replace(SMALL, loss=LossRecipe(matryoshka=MatryoshkaRecipe(dims=(512, 64))))
+    with pytest.raises(InputError, match="more than the model's 384 dimensions"):
+        train_model(tiny_beir, tmp_path / "wide", recipe=too_wide, collection=collection)

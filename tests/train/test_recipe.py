@@ -8,7 +8,13 @@ import pytest
 
 from densekit.errors import InputError
 from densekit.train.contrastive import Mixing
-from densekit.train.recipe import DataRecipe, LossRecipe, Recipe, TrainRecipe
+from densekit.train.recipe import (
+    DataRecipe,
+    LossRecipe,
+    MatryoshkaRecipe,
+    Recipe,
+    TrainRecipe,
+)
 
 FULL = """
 [data]
@@ -24,6 +30,10 @@ focal_gamma = 2
 [loss.mixing]
 pairs = 4
 with_query = 2
+
+[loss.matryoshka]
+dims = [256, 64]
+layers = true
 
 [train]
 epochs = 2
@@ -42,7 +52,12 @@ def test_a_full_recipe_parses_and_round_trips(tmp_path: Path) -> None:
     recipe = Recipe.from_toml(write(tmp_path, FULL))
     assert recipe == Recipe(
         DataRecipe(negatives=5, ranks=(50, 100), retrievers=("dense",), margin=0.9),
-        LossRecipe(temperature=0.02, focal_gamma=2, mixing=Mixing(pairs=4, with_query=2)),
+        LossRecipe(
+            temperature=0.02,
+            focal_gamma=2,
+            mixing=Mixing(pairs=4, with_query=2),
+            matryoshka=MatryoshkaRecipe(dims=(256, 64), layers=True),
+        ),
         TrainRecipe(epochs=2, batch=16, learning_rate=3e-5),
     )
     assert Recipe.from_toml(write(tmp_path, "")) == Recipe()
@@ -65,6 +80,8 @@ def test_a_full_recipe_parses_and_round_trips(tmp_path: Path) -> None:
         ("[loss.mixing]\nhardest = 1\n", "mixing.hardest must be at least 2"),
         ("[loss.mixing]\nsize = 1\n", "[loss.mixing]: unknown key 'size'"),
         ("[train]\nepochs = 0\n", "train.epochs must be a whole number of at least 1"),
+        ("[loss.matryoshka]\ndims = [64, 256]\n", "must be distinct sizes, largest first"),
+        ("[loss.matryoshka]\nlayers = 'yes'\n", "loss.matryoshka.layers must be true or false"),
         ("[train]\ndev_share = 1.0\n", "train.dev_share must be in [0, 1)"),
         ("train = 3\n", "train must be a table"),
         ("[train\n", "not a valid TOML file"),

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from densekit.encode.depth import transformer_blocks
 from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
@@ -135,16 +136,21 @@ def _prepare_checkpoints(folder: Path, run: dict[str, Any], restart: bool) -> st
     """The checkpoint to resume from, if an earlier run of this very training left one."""
     run = json.loads(json.dumps(run))  # as read back: tuples become lists
     recorded = folder / RUN_FILE
-    if folder.exists() and (restart or not recorded.exists()):
-        shutil.rmtree(folder)
+    # A checkpoint is whole once its trainer state is written (the trainer writes it last);
+    # one cut short by the interruption is passed over.
+    found = sorted(
+        (p.parent for p in folder.glob("checkpoint-*/trainer_state.json")),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    if folder.exists() and (restart or not recorded.exists() or not found):
+        shutil.rmtree(folder)  # nothing worth resuming, or asked to start over
     if folder.exists():
         if json.loads(recorded.read_text()) != run:
             raise InputError(
                 f"{folder} holds checkpoints of a training with another recipe, data or base; "
                 "pass --restart to discard them and start over"
             )
-        found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        return str(found[-1]) if found else None
+        return str(found[-1])
     folder.mkdir(parents=True)
     atomic_write_text(recorded, json.dumps(run, indent=2, sort_keys=True))
     return None
@@ -214,6 +220,39 @@ def _fit(
 
 
 def build_loss(model: Any, loss: LossRecipe, seed: int) -> Any:
+    contrastive = _contrastive_loss(model, loss, seed)
+    matryoshka = loss.matryoshka
+    if matryoshka is None:
+        return contrastive
+    from sentence_transformers.sentence_transformer.losses import (
+        Matryoshka2dLoss,
+        MatryoshkaLoss,
+    )
+
+    full = model.get_embedding_dimension()
+    if matryoshka.dims[0] > full:
+        raise InputError(
+            f"loss.matryoshka.dims: {matryoshka.dims[0]} is more than the model's {full} dimensions"
+        )
+    if not matryoshka.layers:
+        return MatryoshkaLoss(model, contrastive, list(matryoshka.dims))
+    backbone = getattr(model[0], "auto_model", None)
+    if backbone is None or transformer_blocks(backbone) is None:
+        raise InputError(
+            "loss.matryoshka.layers (2D Matryoshka) needs a model with transformer layers to cut; "
+            "this one has none (a static model?): set layers = false"
+        )
+    return Matryoshka2dLoss(
+        model,
+        contrastive,
+        list(matryoshka.dims),
+        n_layers_per_step=matryoshka.layers_per_step,
+        n_dims_per_step=matryoshka.dims_per_step,
+        kl_div_weight=matryoshka.kl_weight,
+    )
+
+
+def _contrastive_loss(model: Any, loss: LossRecipe, seed: int) -> Any:
     if loss.cached:
         from sentence_transformers.sentence_transformer.losses import (
             CachedMultipleNegativesRankingLoss,

@@ -46,12 +46,25 @@ class DataRecipe:
 
 
 @dataclass(frozen=True)
+class MatryoshkaRecipe:
+    """The loss again on each embedding prefix (MRL); with ``layers``, also on sampled
+    shallower layers with a KL term towards the last one (2D Matryoshka, 2DMSE)."""
+
+    dims: tuple[int, ...] = (384, 256, 128, 64, 32)
+    layers: bool = False
+    layers_per_step: int = 1
+    dims_per_step: int = 1  # 2D only; the 1D form uses every prefix each step
+    kl_weight: float = 1.0
+
+
+@dataclass(frozen=True)
 class LossRecipe:
     temperature: float = 0.05
     focal_gamma: float = 0.0
     cached: bool = False
     mini_batch: int = 16
     mixing: Mixing | None = None
+    matryoshka: MatryoshkaRecipe | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,10 @@ class Recipe:
             loss = dict(_table(data, "loss"))
             if "mixing" in loss:
                 loss["mixing"] = _build(Mixing, _table(loss, "mixing"), "[loss.mixing]")
+            if "matryoshka" in loss:
+                loss["matryoshka"] = _build(
+                    MatryoshkaRecipe, _table(loss, "matryoshka"), "[loss.matryoshka]"
+                )
             return cls(
                 data=_build(DataRecipe, _table(data, "data"), "[data]"),
                 loss=_build(LossRecipe, loss, "[loss]"),
@@ -119,12 +136,30 @@ def _validate(recipe: Recipe) -> None:
             "loss.cached works with plain InfoNCE only: focal weighting and mixing need the "
             "whole batch's embeddings at once; drop cached or use a smaller batch"
         )
+    if loss.matryoshka is not None:
+        _validate_matryoshka(loss.matryoshka)
     for name in ("epochs", "batch", "max_length", "checkpoint_steps"):
         _whole(getattr(train, name), f"train.{name}", minimum=1)
     _whole(train.eval_steps, "train.eval_steps", minimum=0)
     _positive(train.learning_rate, "train.learning_rate")
     if not 0 <= train.warmup < 1 or not 0 <= train.dev_share < 1:
         raise InputError("train.warmup and train.dev_share must be in [0, 1)")
+
+
+def _validate_matryoshka(matryoshka: MatryoshkaRecipe) -> None:
+    dims = matryoshka.dims
+    for dim in dims:
+        _whole(dim, "loss.matryoshka.dims", minimum=1)
+    if not dims or list(dims) != sorted(set(dims), reverse=True):
+        raise InputError(
+            f"loss.matryoshka.dims must be distinct sizes, largest first, got {list(dims)}"
+        )
+    _whole(matryoshka.layers_per_step, "loss.matryoshka.layers_per_step", minimum=1)
+    _whole(matryoshka.dims_per_step, "loss.matryoshka.dims_per_step", minimum=1)
+    if not isinstance(matryoshka.layers, bool):
+        raise InputError(f"loss.matryoshka.layers must be true or false, got {matryoshka.layers!r}")
+    if not math.isfinite(matryoshka.kl_weight) or matryoshka.kl_weight < 0:
+        raise InputError(f"loss.matryoshka.kl_weight must be 0 or more, got {matryoshka.kl_weight}")
 
 
 def _whole(value: Any, where: str, *, minimum: int) -> None:
@@ -149,12 +184,13 @@ def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 def _build(kind: type, values: Mapping[str, Any], where: str) -> Any:
     refuse_unknown_keys(values, {f.name for f in fields(kind)}, where)
     converted = dict(values)
-    for name in ("ranks", "retrievers"):
+    for name in ("ranks", "retrievers", "dims"):
         if name in converted:
             if not isinstance(converted[name], list | tuple):
                 raise InputError(f"{where} {name} must be a list, got {converted[name]!r}")
             converted[name] = tuple(converted[name])
-    for name in ("temperature", "learning_rate", "warmup", "dev_share", "focal_gamma", "margin"):
+    numbers = ("temperature", "learning_rate", "warmup", "dev_share", "focal_gamma", "margin")
+    for name in (*numbers, "kl_weight"):
         value = converted.get(name)
         if isinstance(value, bool) or (value is not None and not isinstance(value, int | float)):
             raise InputError(f"{where} {name} must be a number, got {value!r}")
