@@ -14,7 +14,14 @@ from densekit.encode import load_encoder
 from densekit.errors import InputError
 from densekit.store import BuildOptions, build_collection
 from densekit.train.bi_encoder import CARD_FILE, RUN_FILE, train_model
-from densekit.train.recipe import DataRecipe, LossRecipe, MatryoshkaRecipe, Recipe, TrainRecipe
+from densekit.train.recipe import (
+    DataRecipe,
+    DistillRecipe,
+    LossRecipe,
+    MatryoshkaRecipe,
+    Recipe,
+    TrainRecipe,
+)
 
 pytest.importorskip("datasets")
 
@@ -75,3 +82,22 @@ def test_two_d_matryoshka_trains_a_model_that_encodes_cut(tiny_beir: Path, tmp_p
     too_wide = replace(SMALL, loss=LossRecipe(matryoshka=MatryoshkaRecipe(dims=(512, 64))))
     with pytest.raises(InputError, match="more than the model's 384 dimensions"):
         train_model(tiny_beir, tmp_path / "wide", recipe=too_wide, collection=collection)
+
+
+def test_distillation_from_a_cross_encoder_teacher(tiny_beir: Path, tmp_path: Path) -> None:
+    from densekit.encode import resolve_model
+    from densekit.train.reranker import mean_pooled_cross_encoder
+
+    collection = judged_hashing_collection(tiny_beir, tmp_path / "c")
+    (tiny_beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n", encoding="utf-8"
+    )
+    teacher = tmp_path / "teacher"
+    mean_pooled_cross_encoder(resolve_model("minilm").location, 64).save_pretrained(str(teacher))
+    distill = DistillRecipe(teacher=str(teacher), kind="kl")
+    recipe = replace(SMALL, loss=LossRecipe(distill=distill))
+    report = train_model(tiny_beir, tmp_path / "s", recipe=recipe, collection=collection)
+    assert report.recipe["loss"]["distill"]["kind"] == "kl"
+    missing = replace(SMALL, loss=LossRecipe(distill=DistillRecipe(teacher=str(tmp_path / "no"))))
+    with pytest.raises(InputError, match=r"loss\.distill\.teacher: could not load"):
+        train_model(tiny_beir, tmp_path / "t", recipe=missing, collection=collection)

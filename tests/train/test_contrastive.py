@@ -7,7 +7,15 @@ import torch
 import torch.nn.functional as F
 
 from densekit.errors import InputError
-from densekit.train.contrastive import ContrastiveLoss, Mixing, hard_negative_mixes, info_nce
+from densekit.train.contrastive import (
+    ContrastiveLoss,
+    Distillation,
+    Mixing,
+    distillation_loss,
+    hard_negative_mixes,
+    info_nce,
+    own_candidate_scores,
+)
 
 
 def unit(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -79,3 +87,40 @@ def test_the_loss_module_matches_the_function_and_passes_gradients() -> None:
 def test_bad_mixing_settings_are_refused(settings: dict) -> None:
     with pytest.raises(InputError, match="mixing"):
         Mixing(**settings)
+
+
+def test_margin_mse_compares_positive_minus_negative_margins() -> None:
+    student = torch.tensor([[0.9, 0.5, 0.1], [0.4, 0.6, 0.0]])
+    teacher = torch.tensor([[5.0, 2.0, 1.0], [3.0, 1.0, 2.0]])
+    expected = torch.tensor([0.4 - 3.0, 0.8 - 4.0, -0.2 - 2.0, 0.4 - 1.0]).pow(2).mean()
+    got = distillation_loss(student, teacher, Distillation("margin-mse"), temperature=0.05)
+    torch.testing.assert_close(got, expected)
+
+
+def test_kl_distillation_matches_the_definition() -> None:
+    student = torch.tensor([[0.9, 0.5, 0.1]])
+    teacher = torch.tensor([[2.0, 1.0, 0.0]])
+    p = (teacher / 2.0).softmax(dim=1)
+    q = (student / 0.1).softmax(dim=1)
+    expected = (p * (p.log() - q.log())).sum()
+    got = distillation_loss(student, teacher, Distillation("kl", teacher_temperature=2.0), 0.1)
+    torch.testing.assert_close(got, expected)
+
+
+def test_own_candidates_are_read_column_by_column_and_added_to_the_loss() -> None:
+    queries, documents = unit(2, 8), unit(6, 8, seed=7)  # 2 positives, then 2 x 2 negatives
+    own = own_candidate_scores(queries, documents)
+    for i in range(2):
+        expected = torch.stack([queries[i] @ documents[i + 2 * c] for c in range(3)])
+        torch.testing.assert_close(own[i], expected)
+    teacher = torch.tensor([[3.0, 1.0, 0.0], [2.0, 0.0, 1.0]])
+    plain = ContrastiveLoss(model=None, temperature=0.05)
+    distilled = ContrastiveLoss(model=None, temperature=0.05, distillation=Distillation(weight=0.5))
+    columns = [queries, documents[:2], documents[2:4], documents[4:]]
+    extra = 0.5 * distillation_loss(own, teacher, Distillation(), 0.05)
+    torch.testing.assert_close(
+        distilled.compute_loss_from_embeddings(columns, teacher),
+        plain.compute_loss_from_embeddings(columns, None) + extra,
+    )
+    with pytest.raises(InputError, match="teacher's scores"):
+        distilled.compute_loss_from_embeddings(columns, None)

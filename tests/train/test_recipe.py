@@ -81,6 +81,12 @@ def test_a_full_recipe_parses_and_round_trips(tmp_path: Path) -> None:
         ("[loss.mixing]\nsize = 1\n", "[loss.mixing]: unknown key 'size'"),
         ("[train]\nepochs = 0\n", "train.epochs must be a whole number of at least 1"),
         ("[loss.matryoshka]\ndims = [64, 256]\n", "must be distinct sizes, largest first"),
+        ("[loss.distill]\nkind = 'kl'\n", "loss.distill.teacher must name a cross-encoder"),
+        ("[loss.distill]\nteacher = 't'\nkind = 'l2'\n", "distill.kind must be margin-mse or kl"),
+        (
+            "[data]\nnegatives = 0\n[loss.distill]\nteacher = 't'\n",
+            "set data.negatives >= 1",
+        ),
         ("[loss.matryoshka]\nlayers = 'yes'\n", "loss.matryoshka.layers must be true or false"),
         ("[train]\ndev_share = 1.0\n", "train.dev_share must be in [0, 1)"),
         ("train = 3\n", "train must be a table"),

@@ -28,7 +28,7 @@ from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.store.collection import Collection
 from densekit.store.durability import atomic_write_text, publish_folder
 from densekit.train.pairs import Examples, read_triplets, training_examples
-from densekit.train.recipe import LossRecipe, Recipe
+from densekit.train.recipe import DistillRecipe, LossRecipe, Recipe
 from densekit.train.trainer_arguments import warmup_arguments
 
 CARD_FILE = "densekit_training.json"
@@ -182,6 +182,8 @@ def _fit(
     model = SentenceTransformer(spec.location)
     model.max_seq_length = settings.max_length
     columns = examples.columns(examples.negatives_per_row)
+    if recipe.loss.distill is not None:
+        columns["label"] = teacher_scores(columns, recipe.loss.distill)
     evaluator = _dev_evaluator(examples, spec)
     dev_before = _ndcg(evaluator, model) if evaluator is not None and resume is None else None
     # Dev evaluation encodes the whole corpus: at the end always, during training on request.
@@ -268,8 +270,31 @@ def _contrastive_loss(model: Any, loss: LossRecipe, seed: int) -> Any:
         temperature=loss.temperature,
         focal_gamma=loss.focal_gamma,
         mixing=loss.mixing,
+        distillation=None if loss.distill is None else loss.distill.distillation(),
         seed=seed,
     )
+
+
+def teacher_scores(columns: dict[str, list[str]], distill: DistillRecipe) -> list[list[float]]:
+    """The teacher's raw score of each row's positive and negatives, in column order."""
+    from densekit.retrieve.rerankers import CrossEncoderReranker
+
+    candidates = [name for name in columns if name != "anchor"]
+    if len(candidates) < 2:
+        raise InputError("distillation needs rows with negatives; these rows have none")
+    try:
+        teacher = CrossEncoderReranker(distill.teacher, batch=distill.batch)
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"loss.distill.teacher: could not load {distill.teacher!r}: {exc}"
+        ) from None
+    pairs = [
+        (query, columns[name][row])
+        for row, query in enumerate(columns["anchor"])
+        for name in candidates
+    ]
+    scores = teacher.score(pairs).reshape(len(columns["anchor"]), len(candidates))
+    return scores.astype(float).tolist()
 
 
 def _dev_evaluator(examples: Examples, spec: Any) -> Any:

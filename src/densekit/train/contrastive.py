@@ -66,6 +66,47 @@ def info_nce(
     return -positive.mean()
 
 
+@dataclass(frozen=True)
+class Distillation:
+    """Match a teacher's scores of each query's own candidates (positive, then negatives).
+
+    margin-mse (Hofstätter et al.): mean over negatives j of
+        ((s_p - s_j) - (t_p - t_j))^2 on student cosines s and teacher scores t;
+    kl: KL(softmax(t / teacher_temperature) || softmax(s / temperature)).
+    """
+
+    kind: str = "margin-mse"
+    weight: float = 1.0
+    teacher_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("margin-mse", "kl"):
+            raise InputError(f"distill.kind must be margin-mse or kl, got {self.kind!r}")
+        if not self.weight > 0 or not self.teacher_temperature > 0:
+            raise InputError("distill.weight and distill.teacher_temperature must be above 0")
+
+
+def distillation_loss(
+    student: Tensor, teacher: Tensor, distillation: Distillation, temperature: float
+) -> Tensor:
+    """``student`` and ``teacher`` are (B, 1 + k) scores of each query's positive and its k
+    negatives, in the same order."""
+    if distillation.kind == "margin-mse":
+        student_margins = student[:, :1] - student[:, 1:]
+        teacher_margins = teacher[:, :1] - teacher[:, 1:]
+        return F.mse_loss(student_margins, teacher_margins)
+    target = F.softmax(teacher / distillation.teacher_temperature, dim=1)
+    return F.kl_div(F.log_softmax(student / temperature, dim=1), target, reduction="batchmean")
+
+
+def own_candidate_scores(queries: Tensor, documents: Tensor) -> Tensor:
+    """(B, 1 + k) cosines of each query with its own positive and negatives, from documents
+    stacked column by column (positives, then negative_1 for every query, ...)."""
+    batch = len(queries)
+    own = documents.reshape(-1, batch, documents.shape[-1]).transpose(0, 1)  # (B, 1 + k, d)
+    return torch.einsum("bd,bcd->bc", queries, own)
+
+
 def hard_negative_mixes(
     queries: Tensor, documents: Tensor, mixing: Mixing, generator: torch.Generator
 ) -> Tensor:
@@ -105,6 +146,7 @@ class ContrastiveLoss(nn.Module):
         temperature: float = 0.05,
         focal_gamma: float = 0.0,
         mixing: Mixing | None = None,
+        distillation: Distillation | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -114,6 +156,7 @@ class ContrastiveLoss(nn.Module):
         self.temperature = temperature
         self.focal_gamma = focal_gamma
         self.mixing = mixing
+        self.distillation = distillation
         self.generator = torch.Generator().manual_seed(seed)
 
     def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor | None) -> Tensor:
@@ -130,13 +173,21 @@ class ContrastiveLoss(nn.Module):
             synthetic = hard_negative_mixes(
                 queries.detach().cpu(), documents.detach().cpu(), self.mixing, self.generator
             ).to(queries.device)
-        return info_nce(
+        loss = info_nce(
             queries,
             documents,
             temperature=self.temperature,
             focal_gamma=self.focal_gamma,
             synthetic=synthetic,
         )
+        if self.distillation is None:
+            return loss
+        if labels is None or labels.ndim != 2:
+            raise InputError("distillation needs the teacher's scores of each row (a label column)")
+        student = own_candidate_scores(queries, documents)
+        teacher = labels.to(student.device, student.dtype)
+        distilled = distillation_loss(student, teacher, self.distillation, self.temperature)
+        return loss + self.distillation.weight * distilled
 
     @property
     def citation(self) -> str:
@@ -147,4 +198,5 @@ class ContrastiveLoss(nn.Module):
             "temperature": self.temperature,
             "focal_gamma": self.focal_gamma,
             "mixing": None if self.mixing is None else vars(self.mixing),
+            "distillation": None if self.distillation is None else vars(self.distillation),
         }

@@ -34,7 +34,7 @@ from typing import Any
 
 from densekit.errors import InputError
 from densekit.tomlfile import read_toml, refuse_unknown_keys
-from densekit.train.contrastive import Mixing
+from densekit.train.contrastive import Distillation, Mixing
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,21 @@ class MatryoshkaRecipe:
 
 
 @dataclass(frozen=True)
+class DistillRecipe:
+    """Score distillation from a cross-encoder teacher (any CrossEncoder folder or hub name,
+    e.g. one from `densekit train-reranker`), added to the contrastive loss with ``weight``."""
+
+    teacher: str = ""
+    kind: str = "margin-mse"  # or "kl"
+    weight: float = 1.0
+    teacher_temperature: float = 1.0
+    batch: int = 32  # teacher scoring batch
+
+    def distillation(self) -> Distillation:
+        return Distillation(self.kind, self.weight, self.teacher_temperature)
+
+
+@dataclass(frozen=True)
 class LossRecipe:
     temperature: float = 0.05
     focal_gamma: float = 0.0
@@ -65,6 +80,7 @@ class LossRecipe:
     mini_batch: int = 16
     mixing: Mixing | None = None
     matryoshka: MatryoshkaRecipe | None = None
+    distill: DistillRecipe | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,8 @@ class Recipe:
             loss = dict(_table(data, "loss"))
             if "mixing" in loss:
                 loss["mixing"] = _build(Mixing, _table(loss, "mixing"), "[loss.mixing]")
+            if "distill" in loss:
+                loss["distill"] = _build(DistillRecipe, _table(loss, "distill"), "[loss.distill]")
             if "matryoshka" in loss:
                 loss["matryoshka"] = _build(
                     MatryoshkaRecipe, _table(loss, "matryoshka"), "[loss.matryoshka]"
@@ -138,6 +156,8 @@ def _validate(recipe: Recipe) -> None:
         )
     if loss.matryoshka is not None:
         _validate_matryoshka(loss.matryoshka)
+    if loss.distill is not None:
+        _validate_distill(loss.distill, loss, data)
     for name in ("epochs", "batch", "max_length", "checkpoint_steps"):
         _whole(getattr(train, name), f"train.{name}", minimum=1)
     _whole(train.eval_steps, "train.eval_steps", minimum=0)
@@ -160,6 +180,19 @@ def _validate_matryoshka(matryoshka: MatryoshkaRecipe) -> None:
         raise InputError(f"loss.matryoshka.layers must be true or false, got {matryoshka.layers!r}")
     if not math.isfinite(matryoshka.kl_weight) or matryoshka.kl_weight < 0:
         raise InputError(f"loss.matryoshka.kl_weight must be 0 or more, got {matryoshka.kl_weight}")
+
+
+def _validate_distill(distill: DistillRecipe, loss: LossRecipe, data: DataRecipe) -> None:
+    if not isinstance(distill.teacher, str) or not distill.teacher:
+        raise InputError("loss.distill.teacher must name a cross-encoder (a folder or hub name)")
+    _whole(distill.batch, "loss.distill.batch", minimum=1)
+    distill.distillation()  # checks kind, weight and temperature
+    if loss.cached:
+        raise InputError("loss.distill does not combine with loss.cached; drop one of them")
+    if data.negatives == 0:
+        raise InputError(
+            "loss.distill compares each positive with its negatives: set data.negatives >= 1"
+        )
 
 
 def _whole(value: Any, where: str, *, minimum: int) -> None:
@@ -190,7 +223,7 @@ def _build(kind: type, values: Mapping[str, Any], where: str) -> Any:
                 raise InputError(f"{where} {name} must be a list, got {converted[name]!r}")
             converted[name] = tuple(converted[name])
     numbers = ("temperature", "learning_rate", "warmup", "dev_share", "focal_gamma", "margin")
-    for name in (*numbers, "kl_weight"):
+    for name in (*numbers, "kl_weight", "weight", "teacher_temperature"):
         value = converted.get(name)
         if isinstance(value, bool) or (value is not None and not isinstance(value, int | float)):
             raise InputError(f"{where} {name} must be a number, got {value!r}")
