@@ -1,0 +1,207 @@
+"""Fine-tuning MiniLM on SciFact's train split: the recipe ablation, soups, the 2D Matryoshka
+grid and the forgetting guard.
+
+    .venv/bin/python benchmarks/train.py [--only ROW ...] [--fresh]
+
+Every model is trained by `densekit train` (densekit.train.train_model) from the bundled MiniLM
+on SciFact train only (10% of its queries held out as dev), seed 0, on this CPU; negatives are
+mined from the SciFact MiniLM collection. Each ablation row adds one thing to the one above:
+
+  in-batch only -> + mined negatives -> + focal (gamma 2) -> + mixing -> + distillation
+  (MarginMSE from the `train-reranker` cross-encoder of benchmarks/pipeline.py) -> + soup
+  (greedy, by dev nDCG@10, over the rows above).
+
+Per row: SciFact test nDCG@10 and R@100 (dense retrieval with the trained model), dev nDCG@10
+before/after, training seconds. Then 2D Matryoshka: nDCG@10 over layers {2, 4, 6} x dims
+{32, 64, 128, 256, 384} for the 2D-trained model and the base cut the same way; and STS-B test
+Spearman of the best row vs the base. Results are saved after each measurement; a rerun
+measures only what is missing (`--fresh` measures everything again).
+
+Writes benchmarks/results/train.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
+
+import densekit
+from densekit.store import BuildOptions
+from densekit.train import Mixing, soup_models
+from densekit.train.bi_encoder import train_model
+from densekit.train.recipe import (
+    DataRecipe,
+    DistillRecipe,
+    LossRecipe,
+    MatryoshkaRecipe,
+    Recipe,
+    TrainRecipe,
+)
+
+MODELS = BUILD / "train"
+TEACHER = BUILD / "scifact-reranker"
+TRAIN = TrainRecipe(epochs=2, batch=32, learning_rate=3e-5, dev_share=0.1, checkpoint_steps=25)
+MINED = DataRecipe(negatives=3, ranks=(10, 60), margin=0.95)
+
+
+def ablation() -> dict[str, Recipe]:
+    focal = LossRecipe(focal_gamma=2.0)
+    mixing = replace(focal, mixing=Mixing(pairs=8, with_query=4, hardest=16))
+    distill = replace(mixing, distill=DistillRecipe(teacher=str(TEACHER), kind="margin-mse"))
+    return {
+        "in-batch only": Recipe(DataRecipe(negatives=0, margin=None), LossRecipe(), TRAIN),
+        "+ mined negatives": Recipe(MINED, LossRecipe(), TRAIN),
+        "+ focal": Recipe(MINED, focal, TRAIN),
+        "+ mixing": Recipe(MINED, mixing, TRAIN),
+        "+ distillation": Recipe(MINED, distill, TRAIN),
+    }
+
+
+TWO_D = Recipe(MINED, LossRecipe(matryoshka=MatryoshkaRecipe(layers=True)), TRAIN)
+LAYERS, DIMS = (2, 4, 6), (32, 64, 128, 256, 384)
+RESULTS_DATA: dict = {}
+
+
+def save() -> None:
+    write_json("train", RESULTS_DATA)
+
+
+def test_scores(model: str, **cut: int | None) -> dict[str, float]:
+    options = BuildOptions(model=model, retriever="dense", cache_dir=None, progress=False, **cut)
+    report = densekit.evaluate(
+        dataset("scifact"), metrics=["nDCG@10", "R@100"], build_options=options
+    )
+    return {m: round(v, 4) for m, v in report.metrics.items()}
+
+
+def train_row(label: str, recipe: Recipe, folder: Path) -> dict:
+    started = time.perf_counter()
+    report = train_model(
+        dataset("scifact"),
+        folder,
+        recipe=recipe,
+        collection=build_or_open("scifact").directory,
+        overwrite=True,
+        restart=True,
+    )
+    return {
+        **test_scores(str(folder)),
+        "dev_before": report.dev_before,
+        "dev_after": report.dev_after,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "rows": report.rows,
+        "recipe": report.recipe,
+    }
+
+
+def run_ablation(rows: dict, only: set[str]) -> None:
+    if "base" not in rows:
+        rows["base"] = test_scores("minilm")
+        save()
+    for label, recipe in ablation().items():
+        if label in rows or (only and label not in only):
+            continue
+        rows[label] = train_row(label, recipe, MODELS / _slug(label))
+        print(label, json.dumps({k: v for k, v in rows[label].items() if k != "recipe"}))
+        save()
+    trained = [MODELS / _slug(label) for label in ablation() if (MODELS / _slug(label)).exists()]
+    if "+ soup" not in rows and len(trained) >= 2 and (not only or "+ soup" in only):
+        started = time.perf_counter()
+        soup = soup_models(trained, MODELS / "soup", greedy=True, dev=dev_dataset(), overwrite=True)
+        rows["+ soup"] = {
+            **test_scores(str(MODELS / "soup")),
+            "used": [Path(p).name for p in soup.used],
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        save()
+
+
+def dev_dataset() -> Path:
+    """SciFact's corpus and the train queries every row held out (dev_share, seed), as a
+    dataset with a dev split: the soup is chosen on them, never on test."""
+    from densekit.evaluate.beir import load_beir
+    from densekit.train.pairs import split_dev
+
+    train = load_beir(dataset("scifact"), "train")
+    judged = {q: docs for q, docs in train.qrels.items() if any(g > 0 for g in docs.values())}
+    _, dev = split_dev(judged, TRAIN.dev_share, TRAIN.seed)
+    root = BUILD / "scifact-dev"
+    (root / "qrels").mkdir(parents=True, exist_ok=True)
+    corpus = root / "corpus.jsonl"
+    if not corpus.exists():
+        corpus.symlink_to(dataset("scifact") / "corpus.jsonl")
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": train.queries[q]}) + "\n" for q in sorted(dev))
+    )
+    lines = [f"{q}\t{d}\t{g}" for q in sorted(dev) for d, g in sorted(train.qrels[q].items())]
+    (root / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(lines))
+    return root
+
+
+def run_two_d(grid: dict) -> None:
+    folder = MODELS / "two-d"
+    if "training" not in grid:
+        grid["training"] = {k: v for k, v in train_row("2d", TWO_D, folder).items()}
+        save()
+    for name, model in (("trained", str(folder)), ("base", "minilm")):
+        cells = grid.setdefault(name, {})
+        for layers in LAYERS:
+            for dim in DIMS:
+                key = f"L{layers}xD{dim}"
+                if key in cells:
+                    continue
+                cells[key] = test_scores(model, layers=layers, dim=dim)["nDCG@10"]
+                print(name, key, cells[key], flush=True)
+                save()
+
+
+def sts_spearman(model: str) -> float:
+    from scipy.stats import spearmanr
+
+    with (dataset("stsb") / "test.tsv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    encoder = densekit.load_encoder(model)
+    left = encoder.encode_queries([r["sentence1"] for r in rows])
+    right = encoder.encode_queries([r["sentence2"] for r in rows])
+    similarity = np.sum(left * right, axis=1)
+    return round(float(spearmanr(similarity, [float(r["score"]) for r in rows]).statistic), 4)
+
+
+def _slug(label: str) -> str:
+    return label.strip("+ ").replace(" ", "-")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", default=[], help="ablation rows to run")
+    parser.add_argument("--fresh", action="store_true", help="measure everything again")
+    args = parser.parse_args()
+    previous = RESULTS / "train.json"
+    if previous.exists() and not args.fresh:
+        RESULTS_DATA.update(json.loads(previous.read_text()))
+    RESULTS_DATA["environment"] = environment()
+    rows = RESULTS_DATA.setdefault("ablation", {})
+    run_ablation(rows, set(args.only))
+    if args.only:
+        return
+    best = max((name for name in rows if name != "base"), key=lambda name: rows[name]["nDCG@10"])
+    guard = RESULTS_DATA.setdefault("stsb_spearman", {})
+    if "base" not in guard:
+        guard["base"] = sts_spearman("minilm")
+    best_folder = MODELS / ("soup" if best == "+ soup" else _slug(best))
+    if guard.get("best_row") != best:
+        guard.update(best_row=best, fine_tuned=sts_spearman(str(best_folder)))
+    save()
+    run_two_d(RESULTS_DATA.setdefault("matryoshka_2d", {}))
+    print("wrote benchmarks/results/train.json")
+
+
+if __name__ == "__main__":
+    main()
