@@ -66,3 +66,27 @@ def test_bad_triplet_files_name_the_line(tmp_path: Path, lines: list, message: s
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     with pytest.raises(InputError, match=message):
         read_triplets(path)
+
+
+def test_a_cross_encoder_check_drops_negatives_scored_like_the_positive(
+    tiny_beir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from densekit.retrieve import rerankers
+
+    class Undecided:  # scores every passage alike: no negative is safely below the positive
+        def __init__(self, model: str) -> None:
+            self.model = model
+
+        def score(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+            return np.ones(len(pairs), dtype=np.float32)
+
+    monkeypatch.setattr(rerankers, "CrossEncoderReranker", Undecided)
+    collection = judged_hashing_collection(tiny_beir, tmp_path / "c")
+    (tiny_beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n", encoding="utf-8"
+    )
+    recipe = DataRecipe(negatives=1, ranks=(1, 5), margin=None, cross_encoder="teacher")
+    examples = training_examples(load_beir(tiny_beir, "train"), recipe, collection=collection)
+    assert examples.rows == [] and examples.dropped_by_margin >= 2

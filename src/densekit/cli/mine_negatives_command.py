@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.95,
         help="drop negatives the dense model scores >= MARGIN x the positive (0: no filter)",
     )
+    parser.add_argument(
+        "--cross-encoder", help="drop negatives this cross-encoder scores as high as the positive"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.set_defaults(handler=run)
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         ranks=args.ranks,
         retrievers=tuple(r.strip() for r in args.retrievers.split(",") if r.strip()),
         margin=args.margin or None,
+        cross_encoder=args.cross_encoder,
     )
     Recipe(data=recipe)  # checks the window, margin and retrievers like a recipe file's
     with Collection(args.collection) as collection:
@@ -69,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
     write_triplets(examples, out)
     print(
         f"wrote {out}: {len(examples.rows)} rows for {examples.queries} queries, "
-        f"{examples.dropped_by_margin} negatives dropped by the margin"
+        f"{examples.dropped_by_margin} negatives dropped as likely relevant"
     )
     return 0

@@ -154,30 +154,82 @@ def _mine(
     seed: int,
 ) -> tuple[dict[str, list[str]], int]:
     first, last = recipe.ranks
-    # Twice what is needed, so the margin filter still leaves enough.
-    wanted = recipe.negatives * (2 if recipe.margin is not None else 1)
+    filtered = recipe.margin is not None or recipe.cross_encoder is not None
+    # Twice what is needed, so the filters still leave enough.
+    wanted = recipe.negatives * (2 if filtered else 1)
     config = MiningConfig(
         per_query=wanted, depth=last, skip=first - 1, retrievers=recipe.retrievers, seed=seed
     )
     queries = {query: data.queries[query] for query in positives}
     known = {query: set(docs) for query, docs in positives.items()}
     mined = mine_negatives(collection, queries, known, config)
-    if recipe.margin is None:
-        return {q: docs[: recipe.negatives] for q, docs in mined.items()}, 0
+    dropped = 0
+    if recipe.margin is not None:
+        scores = _dense_scores(collection, queries, positives, mined, texts)
+        mined, dropped = _drop_close(mined, positives, scores, recipe.margin)
+    if recipe.cross_encoder is not None:
+        scores = _cross_encoder_scores(recipe.cross_encoder, queries, positives, mined, texts)
+        mined, also = _drop_close(mined, positives, scores, 1.0)
+        dropped += also
+    return {query: docs[: recipe.negatives] for query, docs in mined.items()}, dropped
+
+
+Scores = dict[tuple[str, str], float]
+
+
+def _drop_close(
+    mined: Mapping[str, list[str]],
+    positives: Mapping[str, list[str]],
+    scores: Scores,
+    margin: float,
+) -> tuple[dict[str, list[str]], int]:
+    """Leave out negatives scoring at least ``margin`` x the best positive's score."""
+    kept, dropped = {}, 0
+    for query, docs in mined.items():
+        ceiling = margin * max(scores[query, doc] for doc in positives[query])
+        kept[query] = [doc for doc in docs if scores[query, doc] < ceiling]
+        dropped += len(docs) - len(kept[query])
+    return kept, dropped
+
+
+def _dense_scores(
+    collection: Collection,
+    queries: Mapping[str, str],
+    positives: Mapping[str, list[str]],
+    mined: Mapping[str, list[str]],
+    texts: Mapping[str, str],
+) -> Scores:
     encoder = collection.encoder
     ids = list(queries)
     query_vectors = encoder.encode_queries([queries[q] for q in ids])
     documents = sorted({d for q in ids for d in (*positives[q], *mined[q])})
     encoded = encoder.encode_documents([texts[d] for d in documents])
     vectors = dict(zip(documents, encoded, strict=True))
-    kept: dict[str, list[str]] = {}
-    dropped = 0
-    for query, vector in zip(ids, query_vectors, strict=True):
-        ceiling = recipe.margin * max(float(vector @ vectors[d]) for d in positives[query])
-        close = [d for d in mined[query] if float(vector @ vectors[d]) >= ceiling]
-        dropped += len(close)
-        kept[query] = [d for d in mined[query] if d not in close][: recipe.negatives]
-    return kept, dropped
+    return {
+        (query, doc): float(vector @ vectors[doc])
+        for query, vector in zip(ids, query_vectors, strict=True)
+        for doc in (*positives[query], *mined[query])
+    }
+
+
+def _cross_encoder_scores(
+    model: str,
+    queries: Mapping[str, str],
+    positives: Mapping[str, list[str]],
+    mined: Mapping[str, list[str]],
+    texts: Mapping[str, str],
+) -> Scores:
+    """A cross-encoder's check (as in NV-Retriever and RocketQA's denoising): a negative it
+    scores as high as the positive is more likely an unjudged relevant document."""
+    from densekit.retrieve.rerankers import CrossEncoderReranker
+
+    try:
+        reranker = CrossEncoderReranker(model)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"data.cross_encoder: could not load {model!r}: {exc}") from None
+    keys = [(q, d) for q in queries for d in (*positives[q], *mined[q])]
+    values = reranker.score([(queries[q], texts[d]) for q, d in keys])
+    return dict(zip(keys, values.tolist(), strict=True))
 
 
 def split_dev(

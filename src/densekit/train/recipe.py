@@ -43,6 +43,7 @@ class DataRecipe:
     ranks: tuple[int, int] = (10, 60)
     retrievers: tuple[str, ...] = ("bm25", "dense")
     margin: float | None = 0.95
+    cross_encoder: str | None = None  # drop negatives it scores as high as the positive
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,10 @@ def _validate(recipe: Recipe) -> None:
         raise InputError(f"data.ranks must be [first, last] with last > first, got {data.ranks}")
     if not data.retrievers:
         raise InputError("data.retrievers names no retriever; use bm25, dense or splade")
+    if data.cross_encoder is not None and (
+        not isinstance(data.cross_encoder, str) or not data.cross_encoder
+    ):
+        raise InputError("data.cross_encoder must name a cross-encoder (a folder or hub name)")
     if data.margin is not None and not 0 < data.margin <= 1:
         raise InputError(f"data.margin must be in (0, 1], got {data.margin}")
     _positive(loss.temperature, "loss.temperature")
