@@ -91,6 +91,11 @@ def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) ->
             "rerank[1].weight must be above 0 and at most 1",
         ),
         (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\ntop_n = 5\n'
+            '[[rerank]]\nmodel = "m2"\ntop_n = 9\nweight = 0.5\n',
+            "rerank[2]: a blend (weight < 1) reads the incoming scores",
+        ),
+        (
             '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nweight = "half"\n',
             "rerank[1].weight must be a number",
         ),

@@ -61,7 +61,9 @@ def test_bad_training_input_is_refused(tiny_beir: Path, tmp_path: Path) -> None:
         train_model(tiny_beir, tmp_path / "m", recipe=SMALL)
     stale = tmp_path / ".m.checkpoints"
     (stale / "checkpoint-3").mkdir(parents=True)
-    (stale / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    for name, content in (("trainer_state.json", "{}"), ("model.safetensors", "x")):
+        (stale / "checkpoint-3" / name).write_text(content)
+    (stale / "checkpoint-3" / "optimizer.pt").write_text("x")
     (stale / RUN_FILE).write_text(json.dumps({"recipe": "another"}))
     with pytest.raises(InputError, match="pass --restart"):
         train_model(tiny_beir, tmp_path / "m", recipe=SMALL, collection=collection)
@@ -101,3 +103,16 @@ def test_distillation_from_a_cross_encoder_teacher(tiny_beir: Path, tmp_path: Pa
     missing = replace(SMALL, loss=LossRecipe(distill=DistillRecipe(teacher=str(tmp_path / "no"))))
     with pytest.raises(InputError, match=r"loss\.distill\.teacher: could not load"):
         train_model(tiny_beir, tmp_path / "t", recipe=missing, collection=collection)
+
+
+def test_only_whole_checkpoints_are_resumed(tmp_path: Path) -> None:
+    from densekit.train.bi_encoder import _complete
+
+    whole, cut, torn = tmp_path / "checkpoint-2", tmp_path / "checkpoint-3", tmp_path / "c-4"
+    for folder in (whole, cut, torn):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x")
+        (folder / "optimizer.pt").write_bytes(b"x")
+    (whole / "trainer_state.json").write_text('{"global_step": 2}')
+    (torn / "trainer_state.json").write_text('{"global_st')  # killed while writing it
+    assert _complete(whole) and not _complete(cut) and not _complete(torn)

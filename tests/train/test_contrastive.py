@@ -92,8 +92,10 @@ def test_bad_mixing_settings_are_refused(settings: dict) -> None:
 def test_margin_mse_compares_positive_minus_negative_margins() -> None:
     student = torch.tensor([[0.9, 0.5, 0.1], [0.4, 0.6, 0.0]])
     teacher = torch.tensor([[5.0, 2.0, 1.0], [3.0, 1.0, 2.0]])
-    expected = torch.tensor([0.4 - 3.0, 0.8 - 4.0, -0.2 - 2.0, 0.4 - 1.0]).pow(2).mean()
-    got = distillation_loss(student, teacher, Distillation("margin-mse"), temperature=0.05)
+    # Student margins in logits (cosines / 0.1), teacher margins / teacher temperature 2.
+    expected = torch.tensor([4.0 - 1.5, 8.0 - 2.0, -2.0 - 1.0, 4.0 - 0.5]).pow(2).mean()
+    distillation = Distillation("margin-mse", teacher_temperature=2.0)
+    got = distillation_loss(student, teacher, distillation, temperature=0.1)
     torch.testing.assert_close(got, expected)
 
 

@@ -39,7 +39,7 @@ def test_rows_pair_each_positive_with_negatives_that_are_not_judged_relevant(
     strict = training_examples(
         data, DataRecipe(negatives=2, ranks=(1, 5), margin=1e-6), collection=collection
     )
-    assert strict.dropped_by_margin > 0
+    assert strict.dropped_negatives > 0
     held_out = training_examples(data, recipe, collection=collection, dev_share=0.5)
     assert len(held_out.dev) == 1 and held_out.queries == 1
 
@@ -89,4 +89,4 @@ def test_a_cross_encoder_check_drops_negatives_scored_like_the_positive(
     )
     recipe = DataRecipe(negatives=1, ranks=(1, 5), margin=None, cross_encoder="teacher")
     examples = training_examples(load_beir(tiny_beir, "train"), recipe, collection=collection)
-    assert examples.rows == [] and examples.dropped_by_margin >= 2
+    assert examples.rows == [] and examples.dropped_negatives >= 2

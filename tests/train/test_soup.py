@@ -25,6 +25,7 @@ def tiny_model(folder: Path, tensors: dict[str, torch.Tensor]) -> Path:
 def test_a_uniform_soup_is_the_mean_of_each_float_tensor(tmp_path: Path) -> None:
     ids = torch.arange(4)
     a = tiny_model(tmp_path / "a", {"w": torch.tensor([1.0, 2.0]), "ids": ids})
+    (a / "densekit_training.json").write_text("{}", encoding="utf-8")
     b = tiny_model(tmp_path / "b", {"w": torch.tensor([3.0, 6.0]), "ids": ids})
     c = tiny_model(tmp_path / "c", {"w": torch.tensor([2.0, 1.0]), "ids": ids})
     report = soup_models([a, b, c], tmp_path / "soup")
@@ -32,6 +33,7 @@ def test_a_uniform_soup_is_the_mean_of_each_float_tensor(tmp_path: Path) -> None
     torch.testing.assert_close(weights["w"], torch.tensor([2.0, 3.0]))
     assert torch.equal(weights["ids"], ids)
     assert (tmp_path / "soup" / "config.json").exists()
+    assert not (tmp_path / "soup" / "densekit_training.json").exists()  # a's card, not the soup's
     assert json.loads((tmp_path / "soup" / SOUP_FILE).read_text())["used"] == report.used
     half = average_weights([a / "model.safetensors", b / "model.safetensors"])
     assert half["w"].dtype == torch.float32

@@ -73,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
     write_triplets(examples, out)
     print(
         f"wrote {out}: {len(examples.rows)} rows for {examples.queries} queries, "
-        f"{examples.dropped_by_margin} negatives dropped as likely relevant"
+        f"{examples.dropped_negatives} negatives dropped as likely relevant"
     )
     return 0

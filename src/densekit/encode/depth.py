@@ -11,8 +11,17 @@ from typing import Any
 
 from densekit.errors import InputError
 
-# Where transformers keeps the block list: BERT-likes, decoder LLMs, GPT-2-likes, T5/XLM.
-_BLOCK_PATHS = (("encoder", "layer"), ("layers",), ("h",), ("layer",), ("model", "layers"))
+# Where transformers keeps the block list: BERT-likes, decoder LLMs, GPT-2-likes,
+# DistilBERT, T5 encoders, XLNet-likes, wrapped decoders.
+_BLOCK_PATHS = (
+    ("encoder", "layer"),
+    ("layers",),
+    ("h",),
+    ("transformer", "layer"),
+    ("encoder", "block"),
+    ("layer",),
+    ("model", "layers"),
+)
 
 
 def transformer_blocks(module: Any) -> tuple[Any, list[str]] | None:

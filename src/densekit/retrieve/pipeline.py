@@ -211,6 +211,12 @@ def _validate(pipeline: Pipeline) -> None:
         if stage.max_length is not None:
             _at_least_one(stage.max_length, f"rerank[{i}].max_length")
         weight = stage.weight
+        previous = pipeline.rerank[i - 2] if i > 1 else None
+        if previous is not None and weight != 1 and stage.top_n > previous.top_n:
+            raise InputError(
+                f"rerank[{i}]: a blend (weight < 1) reads the incoming scores, which are real "
+                f"only for rerank[{i - 1}]'s top {previous.top_n}; set top_n <= {previous.top_n}"
+            )
         if isinstance(weight, bool) or not isinstance(weight, int | float):
             raise InputError(f"rerank[{i}].weight must be a number, got {weight!r}")
         if not (math.isfinite(weight) and 0 < weight <= 1):

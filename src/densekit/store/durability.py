@@ -45,15 +45,19 @@ def publish_folder(out: Path, write: Callable[[Path], None]) -> None:
     """Let ``write`` fill a staging folder beside ``out``, then rename it into place.
 
     An interrupted run leaves no half folder at ``out``; replacing an existing one moves it
-    aside first, so a crash keeps the old folder or the new one, never neither.
+    aside first, and a crash between the two renames is repaired by the next call (the old
+    folder comes back before anything else), so ``out`` ends up old or new.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
+    aside = out.with_name(f".{out.name}.previous")
+    if aside.exists() and not out.exists():
+        os.replace(aside, out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write(staging)
         staging.chmod(0o755)
         fsync_tree(staging)
-        previous = out.with_name(f".{out.name}.previous") if out.exists() else None
+        previous = aside if out.exists() else None
         if previous is not None:
             shutil.rmtree(previous, ignore_errors=True)
             os.replace(out, previous)

@@ -12,6 +12,7 @@ metrics before and after).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import shutil
@@ -33,6 +34,7 @@ from densekit.train.trainer_arguments import warmup_arguments
 
 CARD_FILE = "densekit_training.json"
 RUN_FILE = "densekit_run.json"
+DEV_BEFORE_FILE = "densekit_dev_before.json"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class ModelTrainingReport:
     queries: int
     rows: int
     skipped_queries: int
-    dropped_by_margin: int
+    dropped_negatives: int
     dev_queries: int
     dev_before: float | None  # dev nDCG@10 of the base model
     dev_after: float | None
@@ -98,11 +100,13 @@ def train_model(
         )
     if not examples.rows:
         raise InputError(f"{source}: no training rows: no query got a mined negative; widen ranks")
+    rows = hashlib.sha256(json.dumps([asdict(row) for row in examples.rows]).encode())
     run = {
         "data": source,
         "base": spec.location,
         "recipe": recipe.to_dict(),
         "rows": len(examples.rows),
+        "rows_sha256": rows.hexdigest(),  # other rows (another collection, file) never resume
     }
     checkpoints = out.with_name(f".{out.name}.checkpoints")
     resume = _prepare_checkpoints(checkpoints, run, restart)
@@ -113,7 +117,7 @@ def train_model(
         queries=examples.queries,
         rows=len(examples.rows),
         skipped_queries=examples.skipped_queries,
-        dropped_by_margin=examples.dropped_by_margin,
+        dropped_negatives=examples.dropped_negatives,
         dev_queries=len(examples.dev),
         dev_before=dev_before,
         dev_after=dev_after,
@@ -136,10 +140,8 @@ def _prepare_checkpoints(folder: Path, run: dict[str, Any], restart: bool) -> st
     """The checkpoint to resume from, if an earlier run of this very training left one."""
     run = json.loads(json.dumps(run))  # as read back: tuples become lists
     recorded = folder / RUN_FILE
-    # A checkpoint is whole once its trainer state is written (the trainer writes it last);
-    # one cut short by the interruption is passed over.
     found = sorted(
-        (p.parent for p in folder.glob("checkpoint-*/trainer_state.json")),
+        (p for p in folder.glob("checkpoint-*") if _complete(p)),
         key=lambda p: int(p.name.split("-")[-1]),
     )
     if folder.exists() and (restart or not recorded.exists() or not found):
@@ -154,6 +156,17 @@ def _prepare_checkpoints(folder: Path, run: dict[str, Any], restart: bool) -> st
     folder.mkdir(parents=True)
     atomic_write_text(recorded, json.dumps(run, indent=2, sort_keys=True))
     return None
+
+
+def _complete(checkpoint: Path) -> bool:
+    """Whole once its trainer state (written last) reads back and the weights and optimizer
+    state are there; one cut short by an interruption is passed over."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    has_weights = any(checkpoint.glob("*.safetensors")) or any(checkpoint.glob("*.bin"))
+    return has_weights and (checkpoint / "optimizer.pt").exists()
 
 
 def _fit(
@@ -185,7 +198,7 @@ def _fit(
     if recipe.loss.distill is not None:
         columns["label"] = teacher_scores(columns, recipe.loss.distill)
     evaluator = _dev_evaluator(examples, spec)
-    dev_before = _ndcg(evaluator, model) if evaluator is not None and resume is None else None
+    dev_before = _dev_before(evaluator, model, checkpoints)
     # Dev evaluation encodes the whole corpus: at the end always, during training on request.
     evaluate_during = evaluator is not None and settings.eval_steps > 0
     arguments = SentenceTransformerTrainingArguments(
@@ -236,8 +249,10 @@ def build_loss(model: Any, loss: LossRecipe, seed: int) -> Any:
         raise InputError(
             f"loss.matryoshka.dims: {matryoshka.dims[0]} is more than the model's {full} dimensions"
         )
+    # The whole embedding is always one of the trained prefixes.
+    dims = list(matryoshka.dims) if matryoshka.dims[0] == full else [full, *matryoshka.dims]
     if not matryoshka.layers:
-        return MatryoshkaLoss(model, contrastive, list(matryoshka.dims))
+        return MatryoshkaLoss(model, contrastive, dims)
     backbone = getattr(model[0], "auto_model", None)
     if backbone is None or transformer_blocks(backbone) is None:
         raise InputError(
@@ -247,7 +262,7 @@ def build_loss(model: Any, loss: LossRecipe, seed: int) -> Any:
     return Matryoshka2dLoss(
         model,
         contrastive,
-        list(matryoshka.dims),
+        dims,
         n_layers_per_step=matryoshka.layers_per_step,
         n_dims_per_step=matryoshka.dims_per_step,
         kl_div_weight=matryoshka.kl_weight,
@@ -318,6 +333,18 @@ def _dev_evaluator(examples: Examples, spec: Any) -> Any:
         query_prompt=spec.query_prompt or None,
         corpus_prompt=spec.document_prompt or None,
     )
+
+
+def _dev_before(evaluator: Any, model: Any, checkpoints: Path) -> float | None:
+    """The base model's dev score, measured once per run and kept with its checkpoints."""
+    if evaluator is None:
+        return None
+    kept = checkpoints / DEV_BEFORE_FILE
+    if kept.exists():
+        return float(json.loads(kept.read_text()))
+    score = _ndcg(evaluator, model)
+    atomic_write_text(kept, json.dumps(score))
+    return score
 
 
 def _ndcg(evaluator: Any, model: Any) -> float:

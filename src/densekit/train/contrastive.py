@@ -10,7 +10,8 @@ KaLM-Embedding-V2, which shrinks the loss of queries already solved and keeps th
 
 Mixing (MoCHi, Kalantidis et al. 2020) adds synthetic negatives to each query's row: convex
 mixes of pairs of its hardest real negatives, normalised, and mixes of the query itself with one
-of them (β < 0.5, so they stay negatives yet come closer than any real one). They carry no
+of them (β < 0.5, so they stay negatives yet come closer than the negative they were mixed
+from). They carry no
 gradient: they only make the softmax's denominator harder.
 """
 
@@ -70,8 +71,10 @@ def info_nce(
 class Distillation:
     """Match a teacher's scores of each query's own candidates (positive, then negatives).
 
+    Both sides are compared as logits: student cosines s divided by the contrastive
+    temperature, teacher scores t (raw cross-encoder logits) by ``teacher_temperature``.
     margin-mse (Hofstätter et al.): mean over negatives j of
-        ((s_p - s_j) - (t_p - t_j))^2 on student cosines s and teacher scores t;
+        ((s_p - s_j) / temperature - (t_p - t_j) / teacher_temperature)^2;
     kl: KL(softmax(t / teacher_temperature) || softmax(s / temperature)).
     """
 
@@ -91,12 +94,14 @@ def distillation_loss(
 ) -> Tensor:
     """``student`` and ``teacher`` are (B, 1 + k) scores of each query's positive and its k
     negatives, in the same order."""
+    student = student / temperature
+    teacher = teacher / distillation.teacher_temperature
     if distillation.kind == "margin-mse":
         student_margins = student[:, :1] - student[:, 1:]
         teacher_margins = teacher[:, :1] - teacher[:, 1:]
         return F.mse_loss(student_margins, teacher_margins)
-    target = F.softmax(teacher / distillation.teacher_temperature, dim=1)
-    return F.kl_div(F.log_softmax(student / temperature, dim=1), target, reduction="batchmean")
+    target = F.softmax(teacher, dim=1)
+    return F.kl_div(F.log_softmax(student, dim=1), target, reduction="batchmean")
 
 
 def own_candidate_scores(queries: Tensor, documents: Tensor) -> Tensor:

@@ -51,7 +51,7 @@ class Examples:
     rows: list[Example]
     queries: int  # trained on
     skipped_queries: int  # judged, but no positive in the split
-    dropped_by_margin: int
+    dropped_negatives: int  # mined, but left out as likely relevant (margin, cross-encoder)
     dev: dict[str, list[str]]  # held-out query id -> its relevant documents
     dev_queries: dict[str, str]  # held-out query id -> its text
     texts: dict[str, str]  # the corpus, by document id

@@ -138,12 +138,16 @@ class Recipe:
 def _validate(recipe: Recipe) -> None:
     data, loss, train = recipe.data, recipe.loss, recipe.train
     _whole(data.negatives, "data.negatives", minimum=0)
+    if len(data.ranks) != 2:
+        raise InputError(f"data.ranks must be [first, last], got {list(data.ranks)}")
     low, high = data.ranks
     _whole(low, "data.ranks", minimum=1)
     if not isinstance(high, int) or high <= low:
         raise InputError(f"data.ranks must be [first, last] with last > first, got {data.ranks}")
-    if not data.retrievers:
-        raise InputError("data.retrievers names no retriever; use bm25, dense or splade")
+    if not data.retrievers or not all(isinstance(r, str) for r in data.retrievers):
+        raise InputError(
+            f"data.retrievers must name retrievers (bm25, dense, splade), got {data.retrievers}"
+        )
     if data.cross_encoder is not None and (
         not isinstance(data.cross_encoder, str) or not data.cross_encoder
     ):
@@ -154,6 +158,13 @@ def _validate(recipe: Recipe) -> None:
     if not math.isfinite(loss.focal_gamma) or loss.focal_gamma < 0:
         raise InputError(f"loss.focal_gamma must be 0 or more, got {loss.focal_gamma}")
     _whole(loss.mini_batch, "loss.mini_batch", minimum=1)
+    if not isinstance(loss.cached, bool):
+        raise InputError(f"loss.cached must be true or false, got {loss.cached!r}")
+    if loss.cached and loss.matryoshka is not None and loss.matryoshka.layers:
+        raise InputError(
+            "loss.cached does not combine with 2D Matryoshka (matryoshka.layers): the layer "
+            "loss cannot wrap the gradient cache; drop one of them"
+        )
     if loss.cached and (loss.focal_gamma or loss.mixing is not None):
         raise InputError(
             "loss.cached works with plain InfoNCE only: focal weighting and mixing need the "
@@ -166,6 +177,7 @@ def _validate(recipe: Recipe) -> None:
     for name in ("epochs", "batch", "max_length", "checkpoint_steps"):
         _whole(getattr(train, name), f"train.{name}", minimum=1)
     _whole(train.eval_steps, "train.eval_steps", minimum=0)
+    _whole(train.seed, "train.seed", minimum=0)
     _positive(train.learning_rate, "train.learning_rate")
     if not 0 <= train.warmup < 1 or not 0 <= train.dev_share < 1:
         raise InputError("train.warmup and train.dev_share must be in [0, 1)")
@@ -232,4 +244,11 @@ def _build(kind: type, values: Mapping[str, Any], where: str) -> Any:
         value = converted.get(name)
         if isinstance(value, bool) or (value is not None and not isinstance(value, int | float)):
             raise InputError(f"{where} {name} must be a number, got {value!r}")
+    if kind is Mixing:
+        for name in ("pairs", "with_query", "hardest"):
+            if name in converted:
+                _whole(converted[name], f"mixing.{name}", minimum=0)
+        share = converted.get("max_query_share", 0.5)
+        if isinstance(share, bool) or not isinstance(share, int | float):
+            raise InputError(f"mixing.max_query_share must be a number, got {share!r}")
     return kind(**converted)

@@ -137,6 +137,8 @@ def _write_soup(
 
     def write(folder: Path) -> None:
         shutil.copytree(folders[0], folder, dirs_exist_ok=True)
+        for card in ("densekit_training.json", SOUP_FILE):  # the first ingredient's, not ours
+            (folder / card).unlink(missing_ok=True)
         for name in files:
             save_file(average_weights([f / name for f in folders]), str(folder / name))
         if report is not None:
