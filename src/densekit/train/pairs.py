@@ -165,11 +165,12 @@ def _mine(
     mined = mine_negatives(collection, queries, known, config)
     dropped = 0
     if recipe.margin is not None:
-        scores = _dense_scores(collection, queries, positives, mined, texts)
-        mined, dropped = _drop_close(mined, positives, scores, recipe.margin)
+        candidates = _Candidates(queries, positives, mined, texts)
+        mined, dropped = candidates.drop_close(_dense_scores(collection, candidates), recipe.margin)
     if recipe.cross_encoder is not None:
-        scores = _cross_encoder_scores(recipe.cross_encoder, queries, positives, mined, texts)
-        mined, also = _drop_close(mined, positives, scores, 1.0)
+        candidates = _Candidates(queries, positives, mined, texts)
+        scores = _cross_encoder_scores(recipe.cross_encoder, candidates)
+        mined, also = candidates.drop_close(scores, 1.0)
         dropped += also
     return {query: docs[: recipe.negatives] for query, docs in mined.items()}, dropped
 
@@ -177,48 +178,43 @@ def _mine(
 Scores = dict[tuple[str, str], float]
 
 
-def _drop_close(
-    mined: Mapping[str, list[str]],
-    positives: Mapping[str, list[str]],
-    scores: Scores,
-    margin: float,
-) -> tuple[dict[str, list[str]], int]:
-    """Leave out negatives scoring at least ``margin`` x the best positive's score."""
-    kept, dropped = {}, 0
-    for query, docs in mined.items():
-        ceiling = margin * max(scores[query, doc] for doc in positives[query])
-        kept[query] = [doc for doc in docs if scores[query, doc] < ceiling]
-        dropped += len(docs) - len(kept[query])
-    return kept, dropped
+@dataclass(frozen=True)
+class _Candidates:
+    """Each query's positives and mined negatives, and the texts to score them by."""
+
+    queries: Mapping[str, str]
+    positives: Mapping[str, list[str]]
+    mined: Mapping[str, list[str]]
+    texts: Mapping[str, str]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(query id, document id) of every positive and mined negative."""
+        return [(q, d) for q in self.queries for d in (*self.positives[q], *self.mined[q])]
+
+    def drop_close(self, scores: Scores, margin: float) -> tuple[dict[str, list[str]], int]:
+        """Leave out negatives scoring at least ``margin`` x the best positive's score."""
+        kept, dropped = {}, 0
+        for query, docs in self.mined.items():
+            ceiling = margin * max(scores[query, doc] for doc in self.positives[query])
+            kept[query] = [doc for doc in docs if scores[query, doc] < ceiling]
+            dropped += len(docs) - len(kept[query])
+        return kept, dropped
 
 
-def _dense_scores(
-    collection: Collection,
-    queries: Mapping[str, str],
-    positives: Mapping[str, list[str]],
-    mined: Mapping[str, list[str]],
-    texts: Mapping[str, str],
-) -> Scores:
+def _dense_scores(collection: Collection, candidates: _Candidates) -> Scores:
     encoder = collection.encoder
-    ids = list(queries)
-    query_vectors = encoder.encode_queries([queries[q] for q in ids])
-    documents = sorted({d for q in ids for d in (*positives[q], *mined[q])})
-    encoded = encoder.encode_documents([texts[d] for d in documents])
+    ids = list(candidates.queries)
+    query_vectors = dict(
+        zip(ids, encoder.encode_queries([candidates.queries[q] for q in ids]), strict=True)
+    )
+    pairs = candidates.pairs()
+    documents = sorted({doc for _, doc in pairs})
+    encoded = encoder.encode_documents([candidates.texts[d] for d in documents])
     vectors = dict(zip(documents, encoded, strict=True))
-    return {
-        (query, doc): float(vector @ vectors[doc])
-        for query, vector in zip(ids, query_vectors, strict=True)
-        for doc in (*positives[query], *mined[query])
-    }
+    return {(q, d): float(query_vectors[q] @ vectors[d]) for q, d in pairs}
 
 
-def _cross_encoder_scores(
-    model: str,
-    queries: Mapping[str, str],
-    positives: Mapping[str, list[str]],
-    mined: Mapping[str, list[str]],
-    texts: Mapping[str, str],
-) -> Scores:
+def _cross_encoder_scores(model: str, candidates: _Candidates) -> Scores:
     """A cross-encoder's check (as in NV-Retriever and RocketQA's denoising): a negative it
     scores as high as the positive is more likely an unjudged relevant document."""
     from densekit.retrieve.rerankers import CrossEncoderReranker
@@ -227,9 +223,9 @@ def _cross_encoder_scores(
         reranker = CrossEncoderReranker(model)
     except (OSError, ValueError) as exc:
         raise InputError(f"data.cross_encoder: could not load {model!r}: {exc}") from None
-    keys = [(q, d) for q in queries for d in (*positives[q], *mined[q])]
-    values = reranker.score([(queries[q], texts[d]) for q, d in keys])
-    return dict(zip(keys, values.tolist(), strict=True))
+    pairs = candidates.pairs()
+    texts = [(candidates.queries[q], candidates.texts[d]) for q, d in pairs]
+    return dict(zip(pairs, reranker.score(texts).tolist(), strict=True))
 
 
 def split_dev(
