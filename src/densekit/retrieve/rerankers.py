@@ -31,7 +31,8 @@ class CrossEncoderReranker:
         logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
         self.name = model
         self.batch = batch
-        self.model = CrossEncoder(model, max_length=max_length, device="cpu")
+        # The accelerator when there is one (sentence-transformers picks it), else the CPU.
+        self.model = CrossEncoder(model, max_length=max_length)
         self._identity = torch.nn.Identity()
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

@@ -170,7 +170,7 @@ def _train(columns: dict[str, list[str]], settings: RerankerTraining, progress: 
             logging_strategy="no",
             report_to="none",
             disable_tqdm=not progress,
-            use_cpu=True,
+            dataloader_pin_memory=torch.cuda.is_available(),
         )
         trainer = CrossEncoderTrainer(
             model=model,
@@ -202,7 +202,6 @@ def mean_pooled_cross_encoder(location: str, max_length: int) -> Any:
     return CrossEncoder(
         modules=[transformer, Pooling(width, "mean"), head],
         activation_fn=torch.nn.Identity(),
-        device="cpu",
     )
 
 
