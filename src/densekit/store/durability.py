@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from densekit.errors import InputError
+
 
 def fsync_directory(directory: Path) -> None:
     descriptor = os.open(directory, os.O_RDONLY)
@@ -39,6 +41,12 @@ def fsync_tree(root: Path) -> None:
                 os.fsync(handle.fileno())
     for directory in reversed(directories):
         fsync_directory(directory)
+
+
+def refuse_to_replace(out: Path, overwrite: bool) -> None:
+    """A folder that already holds something is replaced only when asked to."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
 
 
 def publish_folder(out: Path, write: Callable[[Path], None]) -> None:

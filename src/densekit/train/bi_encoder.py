@@ -27,7 +27,7 @@ from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.store.collection import Collection
-from densekit.store.durability import atomic_write_text, publish_folder
+from densekit.store.durability import atomic_write_text, publish_folder, refuse_to_replace
 from densekit.train.pairs import Examples, read_triplets, training_examples
 from densekit.train.recipe import DistillRecipe, LossRecipe, Recipe
 from densekit.train.trainer_arguments import warmup_arguments
@@ -74,8 +74,7 @@ def train_model(
     come from that file instead, and there is no dev evaluation."""
     recipe = recipe or Recipe()
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
+    refuse_to_replace(out, overwrite)
     started = time.perf_counter()
     spec = resolve_model(base)
     if triplets is not None:

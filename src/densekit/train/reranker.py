@@ -29,7 +29,7 @@ from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.store.collection import Collection
-from densekit.store.durability import publish_folder
+from densekit.store.durability import publish_folder, refuse_to_replace
 from densekit.train.negatives import MiningConfig
 from densekit.train.reranker_data import Group, TrainingGroups, training_groups
 from densekit.train.trainer_arguments import warmup_arguments
@@ -111,8 +111,7 @@ def train_reranker(
     """Train a reranker on ``split`` of ``dataset`` with negatives from ``collection``."""
     settings = settings or RerankerTraining()
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
+    refuse_to_replace(out, overwrite)
     data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
     opened = collection if isinstance(collection, Collection) else Collection(collection)
     started = time.perf_counter()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from densekit.errors import InputError
-from densekit.store.durability import publish_folder
+from densekit.store.durability import publish_folder, refuse_to_replace
 
 SOUP_FILE = "densekit_soup.json"
 WEIGHTS = "*.safetensors"
@@ -54,8 +54,7 @@ def soup_models(
         raise InputError("a soup needs at least two models")
     if greedy and dev is None:
         raise InputError("a greedy soup ranks models on a dev set; pass --dev DATASET_DIR")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
+    refuse_to_replace(out, overwrite)
     files = check_same_architecture(folders)
     if not greedy or dev is None:
         report = SoupReport(str(out), _names(folders), _names(folders), greedy=False)
