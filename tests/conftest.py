@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import HashingEncoder
+from serving import serve_state, server  # noqa: F401 - fixtures of tests/serve
 
 # Keep the suite's embedding cache away from the user's (set before any BuildOptions exists).
 os.environ["DENSEKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="densekit-test-cache-")

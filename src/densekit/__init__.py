@@ -28,6 +28,7 @@ from densekit.retrieve import (
     RerankStage,
     Searcher,
 )
+from densekit.serve.client import Client, ServerError
 from densekit.store import (
     BuildOptions,
     ChangeReport,
@@ -48,6 +49,7 @@ __all__ = [
     "CandidateStage",
     "ChangeReport",
     "ChunkConfig",
+    "Client",
     "Collection",
     "CollectionError",
     "CompactionReport",
@@ -68,6 +70,7 @@ __all__ = [
     "Ranking",
     "RerankStage",
     "Searcher",
+    "ServerError",
     "build_collection",
     "compact_collection",
     "compute_metrics",

@@ -18,6 +18,7 @@ from densekit.cli import (
     models_command,
     pipeline_command,
     search_command,
+    serve_command,
     soup_command,
     train_command,
     train_reranker_command,
@@ -38,6 +39,7 @@ COMMANDS = (
     train_command,
     train_reranker_command,
     soup_command,
+    serve_command,
 )
 
 

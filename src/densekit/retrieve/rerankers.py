@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -34,19 +36,21 @@ class CrossEncoderReranker:
         # The accelerator when there is one (sentence-transformers picks it), else the CPU.
         self.model = CrossEncoder(model, max_length=max_length)
         self._identity = torch.nn.Identity()
+        self._lock = threading.Lock()  # tokenizers are not thread-safe; servers call from many
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not pairs:
             return np.empty(0, dtype=np.float32)
         # Raw logits, whatever activation the model was saved with: a sigmoid would squash the
         # scale that a blend with the incoming scores (``weight`` < 1) relies on.
-        scores = self.model.predict(
-            list(pairs),
-            batch_size=self.batch,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-            activation_fn=self._identity,
-        )
+        with self._lock:
+            scores = self.model.predict(
+                list(pairs),
+                batch_size=self.batch,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                activation_fn=self._identity,
+            )
         return np.asarray(scores, dtype=np.float32).reshape(len(pairs))
 
 
@@ -61,22 +65,27 @@ class LikelihoodReranker:
         self.batch = batch
         self.passage_tokens = max_length or 256
         self.lm = CausalLM.load(model)
+        self._lock = threading.Lock()
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        return self.lm.query_log_likelihood(
-            pairs, batch=self.batch, passage_tokens=self.passage_tokens
-        )
+        with self._lock:
+            return self.lm.query_log_likelihood(
+                pairs, batch=self.batch, passage_tokens=self.passage_tokens
+            )
 
 
 def load_reranker(stage: RerankStage, where: str) -> Reranker:
-    """The reranker of ``stage``; a model that fails to load is reported with ``where``."""
+    """The reranker of ``stage``; a model that fails to load is reported with ``where``.
+
+    Loaded once per process, stage and model folder version, so every snapshot of a served
+    collection (and every evaluation of a sweep) shares one copy of the model.
+    """
     local = Path(stage.model)
     if local.exists() and not local.is_dir():
         raise InputError(f"{where}: model {stage.model!r} is a file; give the model folder")
+    version = (local.stat().st_ino, local.stat().st_mtime_ns) if local.exists() else None
     try:
-        if stage.kind == "llm":
-            return LikelihoodReranker(stage.model, batch=stage.batch, max_length=stage.max_length)
-        return CrossEncoderReranker(stage.model, batch=stage.batch, max_length=stage.max_length)
+        return _load_reranker(stage, version)
     except DensekitError as exc:
         raise InputError(f"{where}: {exc}") from None
     except (OSError, ValueError, RuntimeError) as exc:
@@ -85,3 +94,12 @@ def load_reranker(stage: RerankStage, where: str) -> Reranker:
             f"{where}: could not load the {stage.kind} model {stage.model!r} ({reason}); give a "
             "model folder (densekit train-reranker makes cross-encoders) or a hub name"
         ) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _load_reranker(stage: RerankStage, version: tuple[int, int] | None) -> Reranker:
+    """``version`` (the folder's inode and mtime) keys the cache: a model replaced in place
+    is loaded afresh."""
+    if stage.kind == "llm":
+        return LikelihoodReranker(stage.model, batch=stage.batch, max_length=stage.max_length)
+    return CrossEncoderReranker(stage.model, batch=stage.batch, max_length=stage.max_length)

@@ -1,0 +1,185 @@
+"""Request and response bodies of the HTTP API; their limits are part of the OpenAPI spec."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from densekit.serve.catalog import NAME_PATTERN
+
+MAX_K = 1000
+MAX_QUERIES = 256
+MAX_QUERY_CHARS = 4096
+MAX_INPUTS = 2048  # as the OpenAI embeddings API
+MAX_TEXT_CHARS = 100_000  # one document or one embeddings input
+MAX_DOCUMENTS = 1000  # per write request
+MAX_ID_CHARS = 512
+
+CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, description="a served collection")]
+QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
+InputText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+HitField = Literal["id", "score", "rank", "title", "text"]
+HIT_FIELDS: tuple[HitField, ...] = ("id", "score", "rank", "title", "text")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(BaseModel):
+    detail: str = Field(description="what was wrong and what to do")
+
+
+class SearchRequest(Strict):
+    # Optional fields are left out rather than sent as null, and the spec says which go
+    # together, so generated clients and fuzzers know the rules the validator enforces.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": ["query"]}, {"required": ["queries"]}],
+            "not": {"required": ["pipeline", "retriever"]},
+        },
+    )
+
+    collection: CollectionName
+    query: QueryText = Field(None, description="one query (or give `queries`)")  # type: ignore[assignment]
+    queries: Annotated[list[QueryText], Field(min_length=1, max_length=MAX_QUERIES)] = Field(
+        None,  # type: ignore[assignment]
+        description="a batch of queries, answered in order",
+    )
+    k: int = Field(10, ge=1, le=MAX_K, description="results per query")
+    retriever: Literal["dense", "bm25", "hybrid", "splade"] = Field(
+        None,  # type: ignore[assignment]
+        description="one of the collection's retrievers (default: its own)",
+    )
+    pipeline: str | dict[str, Any] = Field(
+        None,  # type: ignore[assignment]
+        description="a pipeline served by name, or one inline (as its TOML, in JSON)",
+    )
+    fields: list[HitField] = Field(None, description="hit fields to return (default: all)")  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _one_of_query_or_queries(self) -> SearchRequest:
+        if (self.query is None) == (self.queries is None):
+            raise ValueError("give exactly one of `query` and `queries`")
+        if self.pipeline is not None and self.retriever is not None:
+            raise ValueError("give a `pipeline` or a `retriever`, not both")
+        return self
+
+
+class Hit(BaseModel):
+    id: str | None = None
+    score: float | None = None
+    rank: int | None = None
+    title: str | None = None
+    text: str | None = None
+
+
+class QueryResult(BaseModel):
+    query: str
+    hits: list[Hit]
+
+
+class SearchResponse(BaseModel):
+    collection: str
+    retriever: str
+    results: list[QueryResult]
+    took_ms: float
+
+
+class EmbeddingsRequest(BaseModel):
+    """The OpenAI embeddings request; ``input_type`` is densekit's own, for models that embed
+    queries and documents differently (other fields are accepted and ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    input: InputText | Annotated[list[InputText], Field(min_length=1, max_length=MAX_INPUTS)]
+    model: str = Field(min_length=1, max_length=512)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1, le=65536)
+    user: str | None = None
+    input_type: Literal["query", "document"] = "document"
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = "densekit"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class DocumentIn(Strict):
+    id: DocumentId
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    title: str = Field("", max_length=MAX_TEXT_CHARS)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DocumentOut(BaseModel):
+    id: str
+    text: str
+    title: str
+    metadata: dict[str, Any]
+
+
+class DocumentsWrite(Strict):
+    documents: Annotated[list[DocumentIn], Field(min_length=1, max_length=MAX_DOCUMENTS)]
+    mode: Literal["add", "update", "upsert"] = Field(
+        "upsert", description="add: new ids only; update: existing ids only; upsert: either"
+    )
+
+
+class DocumentsDelete(Strict):
+    ids: Annotated[list[DocumentId], Field(min_length=1, max_length=MAX_DOCUMENTS)]
+
+
+class ChangeOut(BaseModel):
+    added: int
+    updated: int
+    deleted: int
+    documents: int
+    tombstones: int
+    seconds: float
+
+
+class CollectionSummary(BaseModel):
+    name: str
+    documents: int
+    retrievers: list[str]
+    default_retriever: str
+    model: str | None
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionSummary]
+    pipelines: list[str]
+    models: list[str]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    collections: int

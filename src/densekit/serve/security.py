@@ -1,0 +1,42 @@
+"""API keys: read from a file, compared in constant time, required by the write endpoints."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+from densekit.errors import InputError
+
+
+def read_api_key(path: str | Path) -> str:
+    """The key in ``path`` (its first line, without surrounding whitespace)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such API key file") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the API key file is not UTF-8 text") from None
+    key = lines[0].strip() if lines else ""
+    if len(key) < 16:
+        raise InputError(
+            f"{path}: the API key must be at least 16 characters; e.g. write one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE`"
+        )
+    return key
+
+
+def presented_key(authorization: str | None, api_key_header: str | None) -> str | None:
+    """The key a request carries: ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    return api_key_header or None
+
+
+def key_matches(expected: str, presented: str | None) -> bool:
+    if presented is None:
+        return False
+    # compare_digest takes as long whatever the first differing byte: no timing oracle.
+    return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from helpers import HashingEncoder
+
+from densekit.errors import DensekitError
+from densekit.serve.batching import BatchingEncoder, MicroBatcher
+
+
+class Recorder:
+    """Encodes like the hashing encoder and records every batch it was given."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.inner = HashingEncoder()
+        self.batches: list[list[str]] = []
+        self.delay = delay
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if any(text == "boom" for text in texts):
+            raise ValueError("cannot encode 'boom'")
+        self.batches.append(list(texts))
+        time.sleep(self.delay)
+        return self.inner.encode_queries(texts)
+
+
+def submit_concurrently(batcher: MicroBatcher, jobs: list[list[str]]) -> list[object]:
+    results: list[object] = [None] * len(jobs)
+    start = threading.Barrier(len(jobs))
+
+    def call(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = batcher.submit(jobs[i])
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_callers_share_batches_and_get_their_own_rows() -> None:
+    recorder = Recorder(delay=0.01)
+    batcher = MicroBatcher(recorder, max_batch=64, max_wait_ms=50)
+    jobs = [[f"text number {i}", f"another {i}"] for i in range(16)]
+    results = submit_concurrently(batcher, jobs)
+    batcher.close()
+    direct = HashingEncoder()
+    for job, vectors in zip(jobs, results, strict=True):
+        np.testing.assert_array_equal(vectors, direct.encode_queries(job))
+    assert len(recorder.batches) < len(jobs)  # batched, not one call per caller
+    assert sum(len(batch) for batch in recorder.batches) == 32
+
+
+def test_batches_respect_max_batch_and_never_split_a_job() -> None:
+    recorder = Recorder(delay=0.005)
+    batcher = MicroBatcher(recorder, max_batch=4, max_wait_ms=20)
+    jobs = [["a", "b", "c"], ["d"], ["e", "f"], ["g", "h", "i", "j", "k", "l"]]
+    submit_concurrently(batcher, jobs)
+    batcher.close()
+    for batch in recorder.batches:
+        assert len(batch) <= 4 or batch == jobs[3]  # an oversized job goes alone, whole
+    flattened = sorted(text for batch in recorder.batches for text in batch)
+    assert flattened == sorted(text for job in jobs for text in job)
+
+
+def test_one_callers_bad_text_fails_only_that_caller() -> None:
+    recorder = Recorder(delay=0.01)
+    batcher = MicroBatcher(recorder, max_batch=64, max_wait_ms=50)
+    results = submit_concurrently(batcher, [["fine"], ["boom"], ["also fine"]])
+    batcher.close()
+    assert isinstance(results[1], ValueError)
+    assert isinstance(results[0], np.ndarray) and isinstance(results[2], np.ndarray)
+
+
+def test_max_batch_one_encodes_every_request_alone() -> None:
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder, max_batch=1, max_wait_ms=0)
+    submit_concurrently(batcher, [["a"], ["b"], ["c", "d"]])
+    batcher.close()
+    assert sorted(map(tuple, recorder.batches)) == [("a",), ("b",), ("c", "d")]
+
+
+def test_closed_batcher_refuses_new_work_and_settings_are_checked() -> None:
+    batcher = MicroBatcher(Recorder())
+    batcher.close()
+    with pytest.raises(DensekitError, match="shut down"):
+        batcher.submit(["late"])
+    with pytest.raises(ValueError, match="max_batch"):
+        MicroBatcher(Recorder(), max_batch=0)
+
+
+def test_batching_encoder_is_the_wrapped_model_to_a_collection(hashing_collection) -> None:
+    sizes: list[int] = []
+    encoder = BatchingEncoder(HashingEncoder(), observe=sizes.append)
+    hashing_collection.use_encoder(encoder)  # same fingerprint: accepted
+    hits = hashing_collection.search("vitamin D", 2, retriever="dense")
+    assert hits[0].id in {"d3", "d5"}
+    assert encoder.token_lengths(["two words"]) == [4]
+    assert sizes == [1]
+    encoder.close()
+
+
+@pytest.mark.slow
+def test_batched_minilm_vectors_match_unbatched() -> None:
+    from densekit.encode import load_encoder
+
+    model = load_encoder("minilm")
+    texts = [f"query {i} about {'vitamin D ' * (i % 5)}bones" for i in range(24)]
+    alone = np.stack([model.encode_queries([text])[0] for text in texts])
+    batcher = MicroBatcher(model.encode_queries, max_batch=64, max_wait_ms=50)
+    together = np.concatenate(submit_concurrently(batcher, [[t] for t in texts]))  # type: ignore[arg-type]
+    batcher.close()
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert (np.argsort(-together @ alone.T, axis=1)[:, 0] == np.arange(len(texts))).all()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from serving import build_hashing_collection, hashing_state
+
+from densekit.corpus.document import Document
+from densekit.errors import InputError
+from densekit.serve.catalog import UnknownCollectionError, collection_names
+
+
+def test_collection_names_from_folders_and_name_equals_dir() -> None:
+    assert collection_names(["build/scifact/", "other=x/y"]) == {
+        "scifact": "build/scifact/",
+        "other": "x/y",
+    }
+    with pytest.raises(InputError, match="NAME=DIR"):
+        collection_names(["a/docs", "b/docs"])
+
+
+def test_catalog_refuses_bad_names_and_missing_folders(tmp_path: Path) -> None:
+    directory = build_hashing_collection(tmp_path / "docs")
+    with pytest.raises(InputError, match="not a usable collection name"):
+        hashing_state({"../docs": directory})
+    with pytest.raises(InputError, match="no such collection directory"):
+        hashing_state({"docs": tmp_path / "missing"})
+    state = hashing_state({"docs": directory})
+    with pytest.raises(UnknownCollectionError, match="this server has: docs"):
+        state.catalog["etc"]
+    state.close()
+
+
+def test_a_reader_keeps_its_snapshot_while_a_write_commits(tmp_path: Path) -> None:
+    state = hashing_state({"docs": build_hashing_collection(tmp_path / "docs")})
+    served = state.catalog["docs"]
+    with served.snapshot() as before:
+        report = served.change(add=[Document("d9", "a brand new text about comets")])
+        assert report.added == 1 and report.documents == 6
+        # The old snapshot is still open and still answers from its own generation.
+        assert "d9" not in before.doc_ids
+        assert [hit.id for hit in before.search("comets", 1, retriever="bm25")] == []
+        with served.snapshot() as after:
+            assert "d9" in after.doc_ids
+            assert after.search("comets", 1, retriever="bm25")[0].id == "d9"
+    served.change(delete=["d9", "d1"])
+    with served.snapshot() as latest:
+        assert sorted(latest.doc_ids) == ["d2", "d3", "d4", "d5"]
+    state.close()
+
+
+def test_errors_name_the_collection_not_the_servers_paths(tmp_path: Path) -> None:
+    directory = build_hashing_collection(tmp_path / "docs")
+    state = hashing_state({"docs": directory})
+    with pytest.raises(InputError) as caught:
+        state.catalog["docs"].change(add=[Document("d1", "already there")])
+    assert "collection 'docs'" in str(caught.value) and str(directory) not in str(caught.value)
+    with state.catalog["docs"].snapshot() as collection:
+        assert len(collection) == 5  # the refused change wrote nothing
+    state.close()

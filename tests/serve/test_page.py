@@ -1,0 +1,81 @@
+"""The search page in a real headless Chromium (Debian's chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from serving import RunningServer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Without these, Chromium keeps trying to reach Google's hosts on a closed network.
+QUIET_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (make test installs it where it can)"
+)
+
+
+@pytest.fixture
+def page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET_FLAGS)
+        yield browser.new_page()
+        browser.close()
+
+
+def test_search_page_shows_ranked_highlighted_results(server: RunningServer, page) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_selector("#collection option[value=docs]", state="attached")
+    options = page.locator("#pipeline option").all_text_contents()
+    assert options[0] == "hybrid (default)" and "bm25" in options
+    page.fill("#query", "vitamin bones")
+    page.click("#go")
+    page.wait_for_selector("li.hit")
+    titles = page.locator("li.hit .title").all_text_contents()
+    assert titles[:2] == ["Bones", "Vitamin D"]
+    marked = {text.lower() for text in page.locator("li.hit mark").all_text_contents()}
+    assert marked == {"vitamin", "bones"}
+    status = page.text_content("#status") or ""
+    assert "results" in status and "ms" in status and "hybrid" in status
+    assert "score" in (page.text_content("li.hit .meta") or "")
+
+
+def test_search_page_picks_a_retriever_and_escapes_documents(server: RunningServer, page) -> None:
+    import httpx
+    from serving import API_KEY
+
+    hostile = {"id": "x1", "title": "<img src=x onerror=alert(1)>", "text": "<b>salmon</b> run"}
+    httpx.post(
+        server.url + "/collections/docs/documents",
+        json={"documents": [hostile]},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ).raise_for_status()
+    page.goto(server.url + "/")
+    page.wait_for_selector("#collection option[value=docs]", state="attached")
+    page.select_option("#pipeline", "retriever:bm25")
+    page.fill("#query", "salmon")
+    page.click("#go")
+    page.wait_for_selector("li.hit")
+    assert "bm25" in (page.text_content("#status") or "")
+    assert page.locator("li.hit img").count() == 0  # shown as text, never as markup
+    assert "<img src=x" in page.locator("li.hit .title").all_text_contents()[0]
+
+
+def test_search_page_shows_server_errors(server: RunningServer, page) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_selector("#collection option[value=docs]", state="attached")
+    page.fill("#query", "vitamin " * 600)  # past the API's query length cap
+    page.click("#go")
+    page.wait_for_selector("#status.error")
+    assert (page.text_content("#status") or "").startswith("error 422")
+    assert page.locator("li.hit").count() == 0
