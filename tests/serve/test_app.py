@@ -145,7 +145,10 @@ def test_embeddings_float_base64_dimensions_and_errors(server: RunningServer) ->
         post(server, "/v1/embeddings", {"model": "hashing", "input": [[1, 2]]}).status_code == 422
     )
     models = httpx.get(server.url + "/v1/models").json()
-    assert models["data"] == [{"id": "hashing", "object": "model", "owned_by": "densekit"}]
+    assert [(m["id"], m["object"], m["owned_by"]) for m in models["data"]] == [
+        ("hashing", "model", "densekit")
+    ]
+    assert models["data"][0]["created"] > 1_600_000_000
 
 
 def test_the_official_openai_client_works_unchanged(server: RunningServer) -> None:
@@ -262,3 +265,44 @@ def test_searches_go_on_while_a_writer_adds_and_deletes(server: RunningServer) -
     with Collection(server.directory) as collection:
         expected = {f"d{i}" for i in range(1, 6)} | {f"w{r}-{i}" for r in range(8) for i in (1, 2)}
         assert sorted(collection.doc_ids) == sorted(expected)
+
+
+def test_a_change_by_another_writer_is_served_without_a_restart(server: RunningServer) -> None:
+    from densekit.corpus.document import Document
+    from densekit.store import update_collection
+
+    assert post(server, "/search", {"collection": "docs", "query": "comets"}).status_code == 200
+    update_collection(
+        server.directory, add=[Document("ext", "comets from outside")], encoder=HashingEncoder()
+    )
+    hits = post(server, "/search", {"collection": "docs", "query": "comets", "k": 1}).json()
+    assert hits["results"][0]["hits"][0]["id"] == "ext"
+
+
+def test_oversized_metadata_and_inline_pipelines_are_refused(server: RunningServer) -> None:
+    nested: dict = {}
+    inner = nested
+    for _ in range(40):
+        inner["x"] = {}
+        inner = inner["x"]
+    deep = {"documents": [{"id": "m", "text": "t", "metadata": nested}]}
+    answer = post(server, "/collections/docs/documents", deep, headers=AUTH)
+    assert answer.status_code == 422 and "nested deeper" in answer.text
+    huge = {"candidates": [{"retriever": "bm25", "k": 100_000}]}
+    refused = post(server, "/search", {"collection": "docs", "query": "x", "pipeline": huge})
+    assert refused.status_code == 400 and "at most 1000" in refused.json()["detail"]
+
+
+def test_loopback_servers_refuse_foreign_host_headers(tmp_path: Path, serve_state) -> None:
+    state = hashing_state({"docs": build_hashing_collection(tmp_path / "docs")})
+    state.allowed_hosts = ["127.0.0.1", "localhost"]
+    url = serve_state(state)
+    assert httpx.get(url + "/health").status_code == 200
+    rebound = httpx.get(url + "/health", headers={"Host": "attacker.example"})
+    assert rebound.status_code == 400
+
+
+def test_requests_after_shutdown_get_503(server: RunningServer) -> None:
+    server.state.catalog.close()
+    answer = post(server, "/search", {"collection": "docs", "query": "cat"})
+    assert answer.status_code == 503 and "shutting down" in answer.json()["detail"]

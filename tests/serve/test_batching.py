@@ -9,7 +9,7 @@ import pytest
 from helpers import HashingEncoder
 
 from densekit.errors import DensekitError
-from densekit.serve.batching import BatchingEncoder, MicroBatcher
+from densekit.serve.batching import PIECE, BatchingEncoder, EncodeTimeoutError, MicroBatcher
 
 
 class Recorder:
@@ -87,6 +87,67 @@ def test_max_batch_one_encodes_every_request_alone() -> None:
     submit_concurrently(batcher, [["a"], ["b"], ["c", "d"]])
     batcher.close()
     assert sorted(map(tuple, recorder.batches)) == [("a",), ("b",), ("c", "d")]
+
+
+def test_big_requests_travel_in_pieces_so_others_get_a_turn() -> None:
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder, max_batch=16, max_wait_ms=0)
+    texts = [f"document {i}" for i in range(200)]
+    vectors = batcher.submit(texts)
+    batcher.close()
+    np.testing.assert_array_equal(vectors, HashingEncoder().encode_queries(texts))
+    assert all(len(batch) <= PIECE for batch in recorder.batches)
+
+
+def test_a_caller_past_its_timeout_gets_an_error_and_its_work_is_dropped() -> None:
+    gate = threading.Event()
+    calls: list[list[str]] = []
+
+    def stuck(texts):
+        calls.append(list(texts))
+        gate.wait(5)
+        return HashingEncoder().encode_queries(texts)
+
+    batcher = MicroBatcher(stuck, max_batch=1, max_wait_ms=0, timeout_s=0.2)
+    first = threading.Thread(target=lambda: _outcome(batcher, "holds the model"))
+    first.start()
+    time.sleep(0.05)
+    with pytest.raises(EncodeTimeoutError, match="overloaded"):
+        batcher.submit(["waits too long"])
+    gate.set()
+    first.join()
+    batcher.close()
+    assert calls == [["holds the model"]]  # the abandoned job never reached the model
+
+
+def test_closing_fails_what_is_left_instead_of_hanging() -> None:
+    gate = threading.Event()
+
+    def stuck(texts):
+        gate.wait(5)
+        return HashingEncoder().encode_queries(texts)
+
+    batcher = MicroBatcher(stuck, max_batch=1, max_wait_ms=0)
+    results = []
+    threads = [
+        threading.Thread(target=lambda t=t: results.append(_outcome(batcher, t)))
+        for t in ("a", "b", "c")
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    batcher.close(wait_s=0.2)
+    gate.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(results) == 3 and "shut down" in " ".join(map(str, results))
+
+
+def _outcome(batcher: MicroBatcher, text: str) -> object:
+    try:
+        return batcher.submit([text])
+    except DensekitError as exc:
+        return exc
 
 
 def test_closed_batcher_refuses_new_work_and_settings_are_checked() -> None:

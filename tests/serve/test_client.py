@@ -14,11 +14,14 @@ def test_client_has_the_servers_verbs(server: RunningServer) -> None:
     with densekit.Client(server.url, api_key=API_KEY) as client:
         assert client.health()["status"] == "ok"
         assert [c["name"] for c in client.collections()] == ["docs"]
+        assert client.models() == ["hashing"] and client.pipelines() == []
         assert client.info("docs")["documents"] == 5
         hits = client.search("docs", "vitamin D bones", k=2)
         assert {hit.id for hit in hits} == {"d3", "d5"} and hits[0].rank == 1
         batch = client.search_many("docs", ["cat", "salmon"], k=1, retriever="bm25")
         assert [h[0].id for h in batch] == ["d1", "d4"]
+        (slim,) = client.search("docs", "salmon", k=1, fields=["id", "score"])
+        assert slim.id == "d4" and slim.text == "" and slim.score > 0
         pipeline = Pipeline((CandidateStage("bm25", 5),), name="lexical")
         assert client.search("docs", "dogs", pipeline=pipeline)[0].id == "d2"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,6 +43,8 @@ class LexicalIndex:
         self.stopwords = stopwords
         self.rows = rows
         self._stemmer = _stemmer(stemmer)
+        # PyStemmer's stemmers keep a cache and are not thread-safe; servers search from many.
+        self._tokenize_lock = threading.Lock()
 
     @classmethod
     def build(
@@ -98,13 +101,14 @@ class LexicalIndex:
 
         if not queries:
             return []
-        tokens = bm25s.tokenize(
-            list(queries),
-            stopwords=self.stopwords,
-            stemmer=self._stemmer,
-            return_ids=False,
-            show_progress=False,
-        )
+        with self._tokenize_lock:
+            tokens = bm25s.tokenize(
+                list(queries),
+                stopwords=self.stopwords,
+                stemmer=self._stemmer,
+                return_ids=False,
+                show_progress=False,
+            )
         k = min(k, self.documents)
         rows, scores = self.retriever.retrieve(  # type: ignore[attr-defined]
             tokens, k=k, show_progress=False, n_threads=1

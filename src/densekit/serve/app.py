@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,12 +20,19 @@ import anyio
 import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from densekit.corpus.document import Document
 from densekit.errors import DensekitError
 from densekit.retrieve.pipeline import Pipeline
 from densekit.serve import schemas
-from densekit.serve.catalog import NAME_PATTERN, Catalog, UnknownCollectionError
+from densekit.serve.batching import EncodeTimeoutError
+from densekit.serve.catalog import (
+    NAME_PATTERN,
+    Catalog,
+    ShuttingDownError,
+    UnknownCollectionError,
+)
 from densekit.serve.metrics import CONTENT_TYPE, ServerMetrics
 from densekit.serve.middleware import BodyLimit, RequestMetrics
 from densekit.serve.models import ModelPool, UnknownModelError
@@ -54,6 +62,10 @@ class ServerState:
     timeout_s: float = 30.0
     threads: int = 64
     max_body_bytes: int = 8 * 1024 * 1024
+    # Host headers accepted (None: any). A loopback server accepts only loopback names, so a
+    # web page cannot reach it through DNS rebinding.
+    allowed_hosts: list[str] | None = None
+    started: int = field(default_factory=lambda: int(time.time()))
 
     def close(self) -> None:
         self.catalog.close()
@@ -63,6 +75,8 @@ class ServerState:
 def create_app(state: ServerState) -> Any:
     """The ASGI app serving ``state`` (FastAPI, wrapped in the body limit and metrics)."""
     limiter = anyio.CapacityLimiter(state.threads)
+    # Writes queue on their own few threads: a burst of them never starves searches.
+    write_limiter = anyio.CapacityLimiter(2)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -78,15 +92,17 @@ def create_app(state: ServerState) -> Any:
         lifespan=lifespan,
     )
 
-    async def blocking(work: Callable[[], T], *, timeout: bool = True) -> T:
-        """Run ``work`` on the pool; past the timeout the client gets a 503 (the thread
-        finishes on its own; a write is never abandoned, it commits whole or not at all)."""
-        if not timeout:
-            return await anyio.to_thread.run_sync(work, limiter=limiter)
-        with anyio.move_on_after(state.timeout_s) as scope:
+    async def blocking(work: Callable[[], T]) -> T:
+        """Run ``work`` on the pool; past the timeout the client gets a 503. The thread is
+        left to finish, but a query still waiting for the model drops out (the batcher's own
+        timeout), so abandoned work does not pile up."""
+        with anyio.move_on_after(state.timeout_s):
             return await anyio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
-        assert scope.cancelled_caught
         raise HTTPException(503, f"the request took longer than {state.timeout_s:g} s; retry")
+
+    async def committing(work: Callable[[], T]) -> T:
+        """Writes are never abandoned: a change commits whole, or not at all."""
+        return await anyio.to_thread.run_sync(work, limiter=write_limiter)
 
     def require_key(
         authorization: str | None = Header(None),
@@ -103,8 +119,7 @@ def create_app(state: ServerState) -> Any:
 
     @app.exception_handler(DensekitError)
     async def densekit_error(_: Request, exc: DensekitError) -> JSONResponse:
-        status = 404 if isinstance(exc, UnknownCollectionError | UnknownModelError) else 400
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -163,7 +178,7 @@ def create_app(state: ServerState) -> Any:
             Document(d.id, d.text, d.title, d.metadata, f"request.documents[{i}]")
             for i, d in enumerate(body.documents)
         ]
-        report = await blocking(lambda: served.change(**{body.mode: documents}), timeout=False)
+        report = await committing(lambda: served.change(**{body.mode: documents}))
         return _change(report)
 
     @app.post(
@@ -177,7 +192,7 @@ def create_app(state: ServerState) -> Any:
         body: schemas.DocumentsDelete, name: str = Path(pattern=NAME_PATTERN)
     ) -> schemas.ChangeOut:
         served = state.catalog[name]
-        report = await blocking(lambda: served.change(delete=body.ids), timeout=False)
+        report = await committing(lambda: served.change(delete=body.ids))
         return _change(report)
 
     @app.post(
@@ -195,29 +210,30 @@ def create_app(state: ServerState) -> Any:
         fields = body.fields or list(schemas.HIT_FIELDS)
         started = anyio.current_time()
 
-        def run() -> tuple[str, list[list[Any]]]:
+        def run() -> schemas.SearchResponse:
             with served.snapshot() as collection:
-                hits = collection.search_many(
+                found = collection.search_many(
                     queries, body.k, retriever=body.retriever, pipeline=pipeline
                 )
-                name = (
-                    pipeline.name if pipeline else body.retriever or collection.manifest.retriever
-                )
-            return name or "pipeline", hits
+                retriever = pipeline.name if pipeline else body.retriever
+                retriever = retriever or collection.manifest.retriever
+            # Built here, on the worker thread: a big answer never stalls the event loop.
+            return schemas.SearchResponse(
+                collection=body.collection,
+                retriever=retriever,
+                results=[
+                    schemas.QueryResult(
+                        query=query,
+                        hits=[schemas.Hit(**{f: getattr(h, f) for f in fields}) for h in hits],
+                    )
+                    for query, hits in zip(queries, found, strict=True)
+                ],
+                took_ms=0.0,
+            )
 
-        retriever, hits = await blocking(run)
-        return schemas.SearchResponse(
-            collection=body.collection,
-            retriever=retriever,
-            results=[
-                schemas.QueryResult(
-                    query=query,
-                    hits=[schemas.Hit(**{f: getattr(hit, f) for f in fields}) for hit in found],
-                )
-                for query, found in zip(queries, hits, strict=True)
-            ],
-            took_ms=round((anyio.current_time() - started) * 1000, 2),
-        )
+        answer = await blocking(run)
+        answer.took_ms = round((anyio.current_time() - started) * 1000, 2)
+        return answer
 
     @app.post(
         "/v1/embeddings",
@@ -236,33 +252,44 @@ def create_app(state: ServerState) -> Any:
                 f"`dimensions` must be at most that, got {body.dimensions}",
             )
 
-        def run() -> tuple[np.ndarray, int]:
-            encode = (
-                encoder.encode_queries if body.input_type == "query" else encoder.encode_documents
-            )
-            vectors = encode(texts)
+        def run() -> schemas.EmbeddingsResponse:
+            if body.input_type == "query":
+                vectors = encoder.encode_queries(texts)
+            else:
+                vectors = encoder.encode_documents(texts)
             limit = encoder.max_tokens
             tokens = sum(min(n, limit) for n in encoder.token_lengths(texts))
-            return vectors, tokens
+            if body.dimensions is not None:
+                vectors = vectors[:, : body.dimensions]
+                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+                vectors = vectors / np.maximum(norms, 1e-12)
+            return schemas.EmbeddingsResponse(
+                data=[
+                    schemas.Embedding(index=i, embedding=_encode_vector(v, body.encoding_format))
+                    for i, v in enumerate(vectors)
+                ],
+                model=body.model,
+                usage=schemas.Usage(prompt_tokens=tokens, total_tokens=tokens),
+            )
 
-        vectors, tokens = await blocking(run)
-        if body.dimensions is not None:
-            vectors = vectors[:, : body.dimensions]
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return schemas.EmbeddingsResponse(
-            data=[
-                schemas.Embedding(index=i, embedding=_encode_vector(v, body.encoding_format))
-                for i, v in enumerate(vectors)
-            ],
-            model=body.model,
-            usage=schemas.Usage(prompt_tokens=tokens, total_tokens=tokens),
-        )
+        return await blocking(run)
 
     @app.get("/v1/models", response_model=schemas.ModelList, tags=["embeddings"])
     async def models() -> schemas.ModelList:
-        return schemas.ModelList(data=[schemas.ModelCard(id=n) for n in state.models.names])
+        cards = [schemas.ModelCard(id=n, created=state.started) for n in state.models.names]
+        return schemas.ModelList(data=cards)
 
+    if state.allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=state.allowed_hosts)
     return RequestMetrics(BodyLimit(app, state.max_body_bytes), state.metrics)
+
+
+def _status(exc: DensekitError) -> int:
+    if isinstance(exc, UnknownCollectionError | UnknownModelError):
+        return 404
+    if isinstance(exc, ShuttingDownError | EncodeTimeoutError):
+        return 503
+    return 400
 
 
 def _summary(state: ServerState, name: str) -> schemas.CollectionSummary:
@@ -303,6 +330,14 @@ def _pipeline(state: ServerState, given: str | dict[str, Any] | None) -> Pipelin
             raise HTTPException(404, f"no pipeline named {given!r}; served pipelines: {served}")
         return found
     pipeline = Pipeline.from_dict(given, where="pipeline", default_name="inline")
+    for i, candidate in enumerate(pipeline.candidates, 1):
+        if candidate.k > schemas.MAX_K:
+            raise HTTPException(400, f"pipeline: candidates[{i}].k must be at most {schemas.MAX_K}")
+    for i, stage in enumerate(pipeline.rerank, 1):
+        if stage.top_n > schemas.MAX_K or stage.batch > 256:
+            raise HTTPException(
+                400, f"pipeline: rerank[{i}]: top_n must be at most {schemas.MAX_K}, batch 256"
+            )
     # Models load from the server's disk or a hub: an inline pipeline may only use the models
     # the server's own pipelines already name.
     allowed = {stage.model for p in state.pipelines.values() for stage in p.rerank}

@@ -4,18 +4,21 @@ A model encodes 16 short queries in little more time than one, so under concurre
 that encodes each request alone wastes most of its compute. :class:`MicroBatcher` runs one
 worker thread per model: a caller's texts wait in a queue, the worker takes every job already
 waiting (and, for up to ``max_wait_ms``, jobs that arrive while it gathers) up to ``max_batch``
-texts, encodes them in one call and hands each caller its own rows. A job is never split, so a
-caller's vectors come from one call. One worker per model also keeps encoders, whose
-tokenizers are not thread-safe, to one call at a time.
+texts, encodes them in one call and hands each caller its own rows. A caller's texts travel in
+pieces of at most ``PIECE``, so a big request never holds the model for long while searches
+wait. One lock per model keeps encoders, whose tokenizers are not thread-safe, to one call at
+a time; a caller that waits past the timeout gets an error and its unstarted work is dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +28,15 @@ from densekit.encode.registry import ModelSpec
 from densekit.errors import DensekitError
 
 BatchObserver = Callable[[int], None]
+
+
+# A caller's texts go in pieces of at most this many, so one big request (a write of 1,000
+# documents, 2,048 embeddings inputs) holds the model for one piece at a time, not for all.
+PIECE = 64
+
+
+class EncodeTimeoutError(DensekitError):
+    """Texts waited longer than the batcher's timeout; their work was dropped."""
 
 
 @dataclass
@@ -42,6 +54,7 @@ class MicroBatcher:
         *,
         max_batch: int = 64,
         max_wait_ms: float = 5.0,
+        timeout_s: float | None = None,
         observe: BatchObserver | None = None,
         name: str = "encoder",
     ) -> None:
@@ -52,30 +65,50 @@ class MicroBatcher:
         self._encode = encode
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
+        self.timeout = timeout_s
         self._observe = observe
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._held: _Job | None = None  # taken from the queue, but did not fit the last batch
         self._closed = False
+        self._submit_lock = threading.Lock()  # no job can slip in behind the stop marker
         self._worker = threading.Thread(target=self._run, name=f"densekit-batch-{name}")
         self._worker.daemon = True
         self._worker.start()
 
     def submit(self, texts: Sequence[str]) -> np.ndarray:
         """The vectors of ``texts``, encoded with whatever other callers sent meanwhile."""
-        if self._closed:
-            raise DensekitError("the encoder is shut down")
         if not texts:
             return self._encode([])
-        job = _Job(list(texts))
-        self._jobs.put(job)
-        return job.result.result()
+        jobs = [_Job(list(texts[i : i + PIECE])) for i in range(0, len(texts), PIECE)]
+        with self._submit_lock:
+            if self._closed:
+                raise DensekitError("the encoder is shut down")
+            for job in jobs:
+                self._jobs.put(job)
+        try:
+            return np.concatenate([job.result.result(timeout=self.timeout) for job in jobs])
+        except FutureTimeout:
+            for job in jobs:
+                job.result.cancel()  # the worker skips what it has not started
+            raise EncodeTimeoutError(
+                f"encoding waited longer than {self.timeout:g} s; the server is overloaded, retry"
+            ) from None
 
-    def close(self) -> None:
-        """Finish the jobs already queued, then stop the worker."""
-        if not self._closed:
+    def close(self, wait_s: float = 30.0) -> None:
+        """Finish the jobs already queued (for up to ``wait_s``), then stop the worker; jobs
+        still waiting after that are failed, never left hanging."""
+        with self._submit_lock:
+            if self._closed:
+                return
             self._closed = True
             self._jobs.put(None)
-            self._worker.join()
+        self._worker.join(timeout=wait_s)
+        leftovers = [self._held] if self._held is not None else []
+        while not self._jobs.empty():
+            leftovers.append(self._jobs.get_nowait())
+        for job in leftovers:
+            if job is not None and job.result.set_running_or_notify_cancel():
+                job.result.set_exception(DensekitError("the encoder is shut down"))
 
     def _run(self) -> None:
         while True:
@@ -83,7 +116,11 @@ class MicroBatcher:
             self._held = None
             if first is None:
                 return
-            self._encode_batch(self._gather(first))
+            # Jobs whose caller gave up (timed out) are cancelled: skip them.
+            gathered = self._gather(first)
+            batch = [job for job in gathered if job.result.set_running_or_notify_cancel()]
+            if batch:
+                self._encode_batch(batch)
 
     def _gather(self, first: _Job) -> list[_Job]:
         batch, size = [first], len(first.texts)
@@ -104,10 +141,11 @@ class MicroBatcher:
         return batch
 
     def _encode_batch(self, batch: list[_Job]) -> None:
+        """Encode ``batch`` (its futures running) and settle every one of its futures."""
         texts = [text for job in batch for text in job.texts]
         try:
             vectors = self._encode(texts)
-        except BaseException as exc:
+        except BaseException as exc:  # handed to the callers, who raise it
             if len(batch) == 1:
                 batch[0].result.set_exception(exc)
                 return
@@ -115,12 +153,13 @@ class MicroBatcher:
             for job in batch:
                 self._encode_batch([job])
             return
-        if self._observe is not None:
-            self._observe(len(texts))
         start = 0
         for job in batch:
             job.result.set_result(vectors[start : start + len(job.texts)])
             start += len(job.texts)
+        if self._observe is not None:
+            with contextlib.suppress(Exception):  # metrics must never stop the encoder
+                self._observe(len(texts))
 
 
 class BatchingEncoder:
@@ -136,6 +175,7 @@ class BatchingEncoder:
         *,
         max_batch: int = 64,
         max_wait_ms: float = 5.0,
+        timeout_s: float | None = None,
         observe: BatchObserver | None = None,
     ) -> None:
         self.inner = encoder
@@ -145,6 +185,7 @@ class BatchingEncoder:
             self._locked(encoder.encode_queries),
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
+            timeout_s=timeout_s,
             observe=observe,
             name=f"{encoder.name}-queries",
         )
@@ -152,6 +193,7 @@ class BatchingEncoder:
             self._locked(encoder.encode_documents),
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
+            timeout_s=None,  # writes are never abandoned half-way
             observe=observe,
             name=f"{encoder.name}-documents",
         )

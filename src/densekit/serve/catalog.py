@@ -21,6 +21,7 @@ from densekit.corpus.document import Document
 from densekit.errors import CollectionError, DensekitError, InputError
 from densekit.serve.models import ModelPool
 from densekit.store import ChangeReport, Collection, update_collection
+from densekit.store.manifest import MANIFEST_NAME
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -28,6 +29,10 @@ _NAME = re.compile(NAME_PATTERN)
 
 class UnknownCollectionError(InputError):
     """A request named a collection the server does not serve."""
+
+
+class ShuttingDownError(DensekitError):
+    """The server is stopping: its collections are closed."""
 
 
 class _Snapshot:
@@ -52,7 +57,9 @@ class ServedCollection:
         self._models = models
         self._lock = threading.Lock()  # guards the snapshot swap and reader counts
         self._write_lock = threading.Lock()  # one change at a time
+        self._closed = False
         self._current = _Snapshot(self._open())
+        self._seen = self._manifest_version()
 
     def _open(self) -> Collection:
         collection = Collection(self.directory)
@@ -60,9 +67,39 @@ class ServedCollection:
             collection.use_encoder(self._models.for_collection(collection))
         return collection
 
+    def _manifest_version(self) -> int:
+        try:
+            return (self.directory / MANIFEST_NAME).stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _refresh_if_changed(self) -> None:
+        """Pick up a change published by another writer (`densekit add` beside the server):
+        one stat per request; the reopening reader's request pays for it, no one waits."""
+        if self._manifest_version() == self._seen or not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            version = self._manifest_version()
+            if version != self._seen:
+                self._swap(self._open())
+                self._seen = version
+        finally:
+            self._write_lock.release()
+
+    def _swap(self, collection: Collection) -> None:
+        fresh = _Snapshot(collection)
+        with self._lock:
+            old, self._current = self._current, fresh
+            old.retired = True
+            old.close_if_unused()
+
     @contextmanager
     def snapshot(self) -> Iterator[Collection]:
         """The current generation, kept open for as long as the caller reads it."""
+        if self._closed:
+            raise ShuttingDownError("the server is shutting down; retry on another instance")
+        with self._named_errors():
+            self._refresh_if_changed()
         with self._lock:
             snapshot = self._current
             snapshot.readers += 1
@@ -108,15 +145,13 @@ class ServedCollection:
                     encoder=encoder,
                     cache=False,
                 )
-            fresh = _Snapshot(self._open())
-            with self._lock:
-                old, self._current = self._current, fresh
-                old.retired = True
-                old.close_if_unused()
+                self._swap(self._open())
+                self._seen = self._manifest_version()
         return report
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._current.retired = True
             self._current.close_if_unused()
 

@@ -68,6 +68,14 @@ class Client:
     def collections(self) -> list[dict[str, Any]]:
         return self._call("GET", "/collections")["collections"]
 
+    def pipelines(self) -> list[str]:
+        """Names of the pipelines the server serves."""
+        return self._call("GET", "/collections")["pipelines"]
+
+    def models(self) -> list[str]:
+        """Names of the models ``embed`` can use."""
+        return [card["id"] for card in self._call("GET", "/v1/models")["data"]]
+
     def info(self, collection: str) -> dict[str, Any]:
         return self._call("GET", f"/collections/{collection}")
 
@@ -82,8 +90,11 @@ class Client:
         *,
         retriever: str | None = None,
         pipeline: str | Pipeline | Mapping[str, Any] | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Hit]:
-        return self.search_many(collection, [query], k, retriever=retriever, pipeline=pipeline)[0]
+        return self.search_many(
+            collection, [query], k, retriever=retriever, pipeline=pipeline, fields=fields
+        )[0]
 
     def search_many(
         self,
@@ -93,14 +104,19 @@ class Client:
         *,
         retriever: str | None = None,
         pipeline: str | Pipeline | Mapping[str, Any] | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
+        """Hits per query; with ``fields`` (e.g. ``["id", "score"]``) the others are left
+        empty, which keeps answers small."""
         body: dict[str, Any] = {"collection": collection, "queries": list(queries), "k": k}
+        if fields is not None:
+            body["fields"] = list(fields)
         if retriever is not None:
             body["retriever"] = retriever
         if pipeline is not None:
             body["pipeline"] = pipeline.to_dict() if isinstance(pipeline, Pipeline) else pipeline
         answer = self._call("POST", "/search", body)
-        return [[Hit(**hit) for hit in result["hits"]] for result in answer["results"]]
+        return [[_hit(hit) for hit in result["hits"]] for result in answer["results"]]
 
     def embed(
         self,
@@ -146,3 +162,13 @@ class Client:
         return self._call(
             "POST", f"/collections/{collection}/documents", {"documents": payload, "mode": mode}
         )
+
+
+def _hit(fields: Mapping[str, Any]) -> Hit:
+    return Hit(
+        id=fields.get("id", ""),
+        score=fields.get("score", 0.0),
+        rank=fields.get("rank", 0),
+        title=fields.get("title", ""),
+        text=fields.get("text", ""),
+    )

@@ -9,6 +9,7 @@ from typing import Any
 from densekit.serve.metrics import ServerMetrics
 
 Scope = dict[str, Any]
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 async def _reply(send: Any, status: int, detail: str) -> None:
@@ -107,4 +108,5 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
-            self.metrics.record(scope["method"], label, status, time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in _METHODS else "other"  # bounded labels
+            self.metrics.record(method, label, status, time.perf_counter() - started)

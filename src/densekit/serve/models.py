@@ -24,6 +24,7 @@ class BatchSettings:
 
     max_batch: int = 64
     max_wait_ms: float = 5.0
+    timeout_s: float | None = None  # how long a query may wait for the model
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -56,6 +57,7 @@ class ModelPool:
                 encoder,
                 max_batch=self.batching.max_batch,
                 max_wait_ms=self.batching.max_wait_ms,
+                timeout_s=self.batching.timeout_s,
                 observe=None if observe is None else lambda size: observe(encoder.name, size),
             )
             self._by_fingerprint[encoder.fingerprint] = wrapped

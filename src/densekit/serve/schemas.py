@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from densekit.serve.catalog import NAME_PATTERN
 
 MAX_K = 1000
-MAX_QUERIES = 256
+MAX_QUERIES = 64
 MAX_QUERY_CHARS = 4096
 MAX_INPUTS = 2048  # as the OpenAI embeddings API
 MAX_TEXT_CHARS = 100_000  # one document or one embeddings input
 MAX_DOCUMENTS = 1000  # per write request
 MAX_ID_CHARS = 512
+MAX_METADATA_CHARS = 65_536
+MAX_DEPTH = 16
 
 CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, description="a served collection")]
 QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
@@ -124,6 +127,7 @@ class EmbeddingsResponse(BaseModel):
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
+    created: int
     owned_by: str = "densekit"
 
 
@@ -136,7 +140,29 @@ class DocumentIn(Strict):
     id: DocumentId
     text: str = Field(max_length=MAX_TEXT_CHARS)
     title: str = Field("", max_length=MAX_TEXT_CHARS)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"any JSON object up to {MAX_METADATA_CHARS} characters, {MAX_DEPTH} levels",
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        if _depth(metadata) > MAX_DEPTH:
+            raise ValueError(f"metadata is nested deeper than {MAX_DEPTH} levels")
+        if len(json.dumps(metadata)) > MAX_METADATA_CHARS:
+            raise ValueError(f"metadata is longer than {MAX_METADATA_CHARS} characters as JSON")
+        return metadata
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:  # stop early: the caller only needs to know it is too deep
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 class DocumentOut(BaseModel):

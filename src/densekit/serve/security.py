@@ -18,6 +18,8 @@ def read_api_key(path: str | Path) -> str:
     except UnicodeDecodeError:
         raise InputError(f"{path}: the API key file is not UTF-8 text") from None
     key = lines[0].strip() if lines else ""
+    if not key.isascii():
+        raise InputError(f"{path}: the API key must be ASCII (HTTP headers carry no other text)")
     if len(key) < 16:
         raise InputError(
             f"{path}: the API key must be at least 16 characters; e.g. write one with "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from densekit.errors import InputError
@@ -46,7 +46,8 @@ def open_state(
     """Open every collection, its model and the pipelines, ready for :func:`create_app`."""
     options = options or ServeOptions()
     metrics = ServerMetrics()
-    pool = ModelPool(options.batching, observe=metrics.observe_batch)
+    batching = replace(options.batching, timeout_s=options.timeout_s)
+    pool = ModelPool(batching, observe=metrics.observe_batch)
     named: dict[str, Pipeline] = {}
     for path in pipelines:
         pipeline = Pipeline.from_toml(path)
@@ -88,12 +89,15 @@ def run_server(state: ServerState, host: str = "127.0.0.1", port: int = 8000) ->
             "reach this port can change the collections",
             file=sys.stderr,
         )
+    if is_loopback(host):
+        state.allowed_hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
     config = uvicorn.Config(
         create_app(state),
         host=host,
         port=port,
         log_level="warning",
         timeout_graceful_shutdown=state.timeout_s + 5,
+        limit_concurrency=state.threads * 8,  # beyond this, 503 at once instead of a queue
         access_log=False,
     )
     server = uvicorn.Server(config)
