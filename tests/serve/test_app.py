@@ -180,15 +180,17 @@ def test_writes_need_the_key_and_commit_atomically(server: RunningServer) -> Non
     assert hits["results"][0]["hits"][0]["id"] == "d6"
 
     again = post(server, path, {**new, "mode": "add"}, headers=AUTH)
-    assert again.status_code == 400 and "d6" in again.json()["detail"]
+    assert again.status_code == 409 and "d6" in again.json()["detail"]
     missing = post(
         server, path, {"documents": [{"id": "zz", "text": "t"}], "mode": "update"}, headers=AUTH
     )
-    assert missing.status_code == 400
-    deleted = post(server, path + "/delete", {"ids": ["d6", "d1"]}, headers=AUTH)
+    assert missing.status_code == 404
+    blank = post(server, path, {"documents": [{"id": "b", "text": "   "}]}, headers=AUTH)
+    assert blank.status_code == 422
+    deleted = post(server, "/collections/docs/delete", {"ids": ["d6", "d1"]}, headers=AUTH)
     assert deleted.status_code == 200 and deleted.json()["documents"] == 4
     assert httpx.get(server.url + "/collections/docs/documents/d6").status_code == 404
-    assert post(server, path + "/delete", {"ids": ["d6"]}).status_code == 401
+    assert post(server, "/collections/docs/delete", {"ids": ["d6"]}).status_code == 401
 
 
 def test_without_a_key_writes_are_open(tmp_path: Path, serve_state) -> None:
@@ -253,7 +255,7 @@ def test_searches_go_on_while_a_writer_adds_and_deletes(server: RunningServer) -
         )
         gone = {"ids": [f"w{round_}-0"]}
         assert (
-            post(server, "/collections/docs/documents/delete", gone, headers=AUTH).status_code
+            post(server, "/collections/docs/delete", gone, headers=AUTH).status_code
             == 200
         )
     stop.set()

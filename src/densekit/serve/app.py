@@ -37,6 +37,7 @@ from densekit.serve.metrics import CONTENT_TYPE, ServerMetrics
 from densekit.serve.middleware import BodyLimit, RequestMetrics
 from densekit.serve.models import ModelPool, UnknownModelError
 from densekit.serve.security import key_matches, presented_key
+from densekit.store.changes import DocumentConflictError, UnknownDocumentError
 
 log = logging.getLogger("densekit.serve")
 T = TypeVar("T")
@@ -47,7 +48,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": schemas.Error, "description": "request body over the server's limit"},
     503: {"model": schemas.Error, "description": "the request ran past the server's timeout"},
 }
-_WRITE_ERRORS = {**_ERRORS, 401: {"model": schemas.Error, "description": "API key missing/wrong"}}
+_WRITE_ERRORS = {
+    **_ERRORS,
+    401: {"model": schemas.Error, "description": "the API key is missing or wrong"},
+    409: {"model": schemas.Error, "description": "an id already there, or twice in one change"},
+}
 
 
 @dataclass
@@ -182,7 +187,7 @@ def create_app(state: ServerState) -> Any:
         return _change(report)
 
     @app.post(
-        "/collections/{name}/documents/delete",
+        "/collections/{name}/delete",
         response_model=schemas.ChangeOut,
         tags=["documents"],
         responses=_WRITE_ERRORS,
@@ -285,8 +290,10 @@ def create_app(state: ServerState) -> Any:
 
 
 def _status(exc: DensekitError) -> int:
-    if isinstance(exc, UnknownCollectionError | UnknownModelError):
+    if isinstance(exc, UnknownCollectionError | UnknownModelError | UnknownDocumentError):
         return 404
+    if isinstance(exc, DocumentConflictError):
+        return 409
     if isinstance(exc, ShuttingDownError | EncodeTimeoutError):
         return 503
     return 400

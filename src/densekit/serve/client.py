@@ -152,7 +152,7 @@ class Client:
         return self._write(collection, documents, "upsert")
 
     def delete(self, collection: str, ids: Iterable[str]) -> dict[str, Any]:
-        return self._call("POST", f"/collections/{collection}/documents/delete", {"ids": list(ids)})
+        return self._call("POST", f"/collections/{collection}/delete", {"ids": list(ids)})
 
     def _write(self, collection: str, documents: Iterable[Document], mode: str) -> dict[str, Any]:
         payload = [

@@ -22,7 +22,8 @@ MAX_DEPTH = 16
 CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, description="a served collection")]
 QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
 InputText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
+# Ids and texts need a non-space character (blank ones are refused by the collection).
+DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"\S")]
 HitField = Literal["id", "score", "rank", "title", "text"]
 HIT_FIELDS: tuple[HitField, ...] = ("id", "score", "rank", "title", "text")
 
@@ -138,7 +139,7 @@ class ModelList(BaseModel):
 
 class DocumentIn(Strict):
     id: DocumentId
-    text: str = Field(max_length=MAX_TEXT_CHARS)
+    text: str = Field(max_length=MAX_TEXT_CHARS, pattern=r"\S")
     title: str = Field("", max_length=MAX_TEXT_CHARS)
     metadata: dict[str, Any] = Field(
         default_factory=dict,

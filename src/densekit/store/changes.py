@@ -42,6 +42,15 @@ from densekit.store.shards import open_shards
 _PREVIEW = 5
 
 
+class UnknownDocumentError(InputError):
+    """A change names a document the collection does not hold (to update or delete)."""
+
+
+class DocumentConflictError(InputError):
+    """A change conflicts with what the collection holds: an id already there, the same id
+    twice, or no documents left afterwards."""
+
+
 @dataclass(frozen=True)
 class ChangeReport:
     """What one change did, and what the collection holds after it."""
@@ -152,19 +161,19 @@ def plan_change(
     rows = store.rows_of([*deleting, *(document.id for document in incoming)])
     unknown = [doc_id for doc_id in deleting if doc_id not in rows]
     if unknown:
-        raise InputError(
+        raise UnknownDocumentError(
             f"{where}: cannot delete {len(unknown)} unknown document id(s): {_preview(unknown)}; "
             "nothing was changed"
         )
     for document in updating:
         if document.id not in rows:
-            raise InputError(
+            raise UnknownDocumentError(
                 f"{_place(document)}cannot update document {document.id!r}: it is not in "
                 f"{where}; add it instead (densekit add, or --upsert to add or replace)"
             )
     for document in adding:
         if document.id in rows:
-            raise InputError(
+            raise DocumentConflictError(
                 f"{_place(document)}document {document.id!r} is already in {where}; update "
                 "it instead (densekit update, or densekit add --upsert to add or replace)"
             )
@@ -173,7 +182,7 @@ def plan_change(
     if not remove and not incoming:
         raise InputError(f"{where}: no documents to add, update or delete; nothing was changed")
     if len(store) - len(remove) + len(incoming) == 0:
-        raise InputError(
+        raise DocumentConflictError(
             f"{where}: the change would delete every document; a collection cannot be empty. "
             "Remove the directory instead"
         )
@@ -226,7 +235,7 @@ def _check_incoming(documents: list[Document]) -> None:
             raise InputError(f"{_place(document)}document {document.id!r} is empty; give it text")
         first = seen.setdefault(document.id, document)
         if first is not document:
-            raise InputError(
+            raise DocumentConflictError(
                 f"{_place(document)}duplicate document id {document.id!r} in one change (first "
                 f"at {first.source or 'an earlier document'}); ids must be unique"
             )

@@ -1,0 +1,339 @@
+"""`densekit serve` on loopback: load at 1-64 clients, micro-batching on vs off, fuzzing
+against the OpenAPI spec, and a soak with a writer.
+
+    .venv/bin/python benchmarks/serve.py [--requests 20] [--soak-seconds 60] [--fuzz-cases 50]
+
+The server is a real `densekit serve` process over the SciFact MiniLM collection (dense
+retrieval, so every search encodes its query); the load comes from asyncio clients in this
+process, each sending its requests one after another over a kept-alive connection, with
+SciFact test queries. Both share this machine's cores, as they would on one box.
+
+- Load: QPS, p50/p99 latency and errors for 1, 4, 16 and 64 concurrent clients with
+  batching on; the same at 16 (and 64) clients with `--no-batching`; the throughput ratio and
+  whether every query got the same ranking both ways.
+- Fuzz: schemathesis (`st run`) against /openapi.json of a scratch copy (writes allowed, with
+  the key): cases run, 5xx answers, failed checks.
+- Soak: one writer adds and deletes documents of a scratch copy while 4 clients search, for a
+  bounded time; afterwards the collection must hold exactly the expected ids, once each.
+
+Writes benchmarks/results/serve.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from _common import BUILD, build_or_open, dataset, environment, write_json
+
+from densekit.evaluate.beir import load_beir
+from densekit.store import Collection
+
+CLIENTS = (1, 4, 16, 64)
+
+
+@contextmanager
+def running_server(directory: Path, *flags: str) -> Iterator[str]:
+    """A `densekit serve` process on a free loopback port; stopped with SIGTERM."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "densekit.cli.main", "serve", f"scifact={directory}"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), *flags], env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the server did not start")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def _load(url: str, queries: list[str], clients: int, requests: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    rankings: dict[str, list[tuple[str, float]]] = {}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(number: int, http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for step in range(requests):
+            query = queries[(number * requests + step) % len(queries)]
+            body = {"collection": "scifact", "query": query, "k": 10, "retriever": "dense"}
+            started = time.perf_counter()
+            try:
+                answer = await http.post("/search", json=body)
+            except httpx.HTTPError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            if answer.status_code != 200:
+                errors += 1
+                continue
+            hits = answer.json()["results"][0]["hits"]
+            rankings.setdefault(query, [(h["id"], h["score"]) for h in hits])
+
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        await http.post("/search", json={"collection": "scifact", "query": "warm up"})
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n, http) for n in range(clients)))
+        seconds = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "requests": clients * requests,
+        "seconds": round(seconds, 2),
+        "qps": round(clients * requests / seconds, 1),
+        "p50_ms": round(1000 * percentile(latencies, 0.50), 1),
+        "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
+        "errors": errors,
+        "_rankings": rankings,
+    }
+
+
+def batch_sizes(url: str) -> dict[str, float]:
+    """Mean texts per model call so far, from the server's own Prometheus metrics."""
+    text = httpx.get(url + "/metrics").text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("densekit_encode_batch_size_sum") or line.startswith(
+            "densekit_encode_batch_size_count"
+        ):
+            name, value = line.rsplit(" ", 1)
+            values[name.split("{")[0].rsplit("_", 1)[1]] = float(value)
+    return {"mean_batch": round(values["sum"] / max(values["count"], 1), 2)}
+
+
+def run_load(directory: Path, queries: list[str], requests: int) -> dict:
+    results: dict[str, dict] = {"batching": {}, "no_batching": {}}
+    for label, flags, clients in (
+        ("batching", (), CLIENTS),
+        ("no_batching", ("--no-batching",), (16, 64)),
+    ):
+        with running_server(directory, *flags) as url:
+            for count in clients:
+                row = asyncio.run(_load(url, queries, count, requests))
+                row.update(batch_sizes(url))
+                results[label][str(count)] = row
+                shown = {k: v for k, v in row.items() if not k.startswith("_")}
+                print(label, json.dumps(shown), flush=True)
+    on, off = results["batching"]["16"], results["no_batching"]["16"]
+    same = [q for q in on["_rankings"] if q in off["_rankings"]]
+    identical = sum(
+        [d for d, _ in on["_rankings"][q]] == [d for d, _ in off["_rankings"][q]] for q in same
+    )
+    score_gap = max(
+        abs(a[1] - b[1])
+        for q in same
+        for a, b in zip(on["_rankings"][q], off["_rankings"][q], strict=True)
+    )
+    for table in results.values():
+        for row in table.values():
+            row.pop("_rankings")
+    results["batching_vs_off_16_clients"] = {
+        "throughput_ratio": round(on["qps"] / off["qps"], 2),
+        "queries_compared": len(same),
+        "identical_rankings": identical,
+        "max_score_difference": float(f"{score_gap:.2e}"),
+    }
+    return results
+
+
+def scratch_copy(source: Path, name: str) -> Path:
+    target = BUILD / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    return target
+
+
+def run_fuzz(source: Path, cases: int) -> dict:
+    directory = scratch_copy(source, "serve-fuzz")
+    key = secrets.token_urlsafe(24)
+    with tempfile.TemporaryDirectory() as tmp:
+        key_file = Path(tmp) / "key"
+        key_file.write_text(key)
+        report = Path(tmp) / "report.json"
+        with running_server(directory, "--api-key-file", str(key_file)) as url:
+            started = time.perf_counter()
+            completed = subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "st"),
+                    "run",
+                    url + "/openapi.json",
+                    "--max-examples",
+                    str(cases),
+                    "--header",
+                    f"Authorization: Bearer {key}",
+                    "--report",
+                    "json",
+                    "--report-json-path",
+                    str(report),
+                    "--request-timeout",
+                    "120",
+                    "--no-color",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            seconds = time.perf_counter() - started
+            server_errors = _server_errors(url)
+        summary = json.loads(report.read_text()) if report.exists() else {}
+        if report.exists():
+            shutil.copy(report, BUILD.parent / "logs" / "serve-fuzz-report.json")
+    log = BUILD.parent / "logs" / "serve-fuzz.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(completed.stdout + completed.stderr)
+    tail = completed.stdout.strip().splitlines()[-12:]
+    return {
+        "max_examples_per_operation": cases,
+        "exit_code": completed.returncode,
+        "seconds": round(seconds, 1),
+        "server_5xx": server_errors,
+        "summary": _fuzz_summary(summary),
+        "output_tail": tail,
+    }
+
+
+def _server_errors(url: str) -> int:
+    total = 0
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("densekit_requests_total") and 'status="5' in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def _fuzz_summary(report: dict) -> dict:
+    """Cases generated and failures, from schemathesis' JSON report."""
+    found: dict[str, object] = {}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in {"total", "cases", "failures", "errors", "passed", "failed"} and (
+                    isinstance(value, int | dict)
+                ):
+                    found.setdefault(key, value)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(report)
+    return found
+
+
+def run_soak(source: Path, seconds: float, readers: int = 4) -> dict:
+    directory = scratch_copy(source, "serve-soak")
+    with Collection(directory) as collection:
+        expected = set(collection.doc_ids)
+    key = secrets.token_urlsafe(24)
+    with tempfile.TemporaryDirectory() as tmp:
+        key_file = Path(tmp) / "key"
+        key_file.write_text(key)
+        with running_server(directory, "--api-key-file", str(key_file)) as url:
+            stop = threading.Event()
+            counts = {"searches": 0, "search_errors": 0, "writes": 0, "write_errors": 0}
+            tally = threading.Lock()
+
+            search = {"collection": "scifact", "query": "cancer"}
+
+            def reader() -> None:
+                with httpx.Client(base_url=url, timeout=120) as http:
+                    while not stop.is_set():
+                        answer = http.post("/search", json=search)
+                        with tally:
+                            counts["searches"] += 1
+                            counts["search_errors"] += answer.status_code != 200
+
+            threads = [threading.Thread(target=reader) for _ in range(readers)]
+            for thread in threads:
+                thread.start()
+            headers = {"Authorization": f"Bearer {key}"}
+            started, round_ = time.monotonic(), 0
+            with httpx.Client(base_url=url, timeout=120, headers=headers) as http:
+                while time.monotonic() - started < seconds:
+                    new = [
+                        {"id": f"soak-{round_}-{i}", "text": f"soak text {round_} {i} on cancer"}
+                        for i in range(5)
+                    ]
+                    added = http.post("/collections/scifact/documents", json={"documents": new})
+                    gone = [f"soak-{round_}-0", sorted(expected - {d["id"] for d in new})[0]]
+                    removed = http.post("/collections/scifact/delete", json={"ids": gone})
+                    for answer in (added, removed):
+                        counts["writes"] += 1
+                        counts["write_errors"] += answer.status_code != 200
+                    if added.status_code == 200 and removed.status_code == 200:
+                        expected |= {d["id"] for d in new}
+                        expected -= set(gone)
+                    round_ += 1
+            stop.set()
+            for thread in threads:
+                thread.join()
+            served = httpx.get(url + "/collections/scifact").json()["documents"]
+    with Collection(directory) as collection:
+        stored = collection.doc_ids
+    return {
+        "seconds": seconds,
+        "readers": readers,
+        **counts,
+        "documents_expected": len(expected),
+        "documents_stored": len(stored),
+        "documents_served": served,
+        "duplicated_ids": len(stored) - len(set(stored)),
+        "lost_ids": len(expected - set(stored)),
+        "unexpected_ids": len(set(stored) - expected),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=20, help="requests per client")
+    parser.add_argument("--soak-seconds", type=float, default=60.0)
+    parser.add_argument("--fuzz-cases", type=int, default=50, help="max examples per operation")
+    args = parser.parse_args()
+    source = build_or_open("scifact").directory
+    queries = list(load_beir(dataset("scifact"), "test").queries.values())
+    results = {"environment": environment(), "collection": "SciFact (5,183 docs), minilm, dense"}
+    results["load"] = run_load(Path(source), queries, args.requests)
+    write_json("serve", results)
+    results["fuzz"] = run_fuzz(Path(source), args.fuzz_cases)
+    print("fuzz", json.dumps(results["fuzz"]), flush=True)
+    write_json("serve", results)
+    results["soak"] = run_soak(Path(source), args.soak_seconds)
+    print("soak", json.dumps(results["soak"]), flush=True)
+    write_json("serve", results)
+    print("wrote benchmarks/results/serve.json")
+
+
+if __name__ == "__main__":
+    main()
