@@ -254,10 +254,7 @@ def test_searches_go_on_while_a_writer_adds_and_deletes(server: RunningServer) -
             == 200
         )
         gone = {"ids": [f"w{round_}-0"]}
-        assert (
-            post(server, "/collections/docs/delete", gone, headers=AUTH).status_code
-            == 200
-        )
+        assert post(server, "/collections/docs/delete", gone, headers=AUTH).status_code == 200
     stop.set()
     for thread in readers:
         thread.join()
