@@ -34,7 +34,7 @@ from densekit.serve.catalog import (
     UnknownCollectionError,
 )
 from densekit.serve.metrics import CONTENT_TYPE, ServerMetrics
-from densekit.serve.middleware import BodyLimit, RequestMetrics
+from densekit.serve.middleware import BodyLimit, JsonBodies, RequestMetrics
 from densekit.serve.models import ModelPool, UnknownModelError
 from densekit.serve.security import key_matches, presented_key
 from densekit.store.changes import DocumentConflictError, UnknownDocumentError
@@ -286,7 +286,7 @@ def create_app(state: ServerState) -> Any:
 
     if state.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=state.allowed_hosts)
-    return RequestMetrics(BodyLimit(app, state.max_body_bytes), state.metrics)
+    return RequestMetrics(BodyLimit(JsonBodies(app), state.max_body_bytes), state.metrics)
 
 
 def _status(exc: DensekitError) -> int:

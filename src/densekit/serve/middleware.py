@@ -1,4 +1,5 @@
-"""ASGI middleware: a cap on request bodies, and per-route metrics."""
+"""ASGI middleware: a cap on request bodies, JSON bodies whatever their declared type, and
+per-route metrics."""
 
 from __future__ import annotations
 
@@ -81,6 +82,27 @@ class BodyLimit:
             f"the request body is larger than this server's limit of {self.max_bytes} bytes; "
             "send fewer documents or texts per request"
         )
+
+
+class JsonBodies:
+    """Reads request bodies as JSON when they come declared as a form or undeclared.
+
+    Every body this API takes is JSON, and `curl -d '{...}'`, the first thing people try,
+    declares `application/x-www-form-urlencoded`.
+    """
+
+    _FORM = b"application/x-www-form-urlencoded"
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in {"POST", "PUT", "PATCH"}:
+            headers = [(k, v) for k, v in scope.get("headers") or [] if k != b"content-type"]
+            declared = dict(scope.get("headers") or []).get(b"content-type")
+            if declared is None or declared.split(b";")[0].strip() == self._FORM:
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
 
 
 class RequestMetrics:
