@@ -233,23 +233,16 @@ def _server_errors(url: str) -> int:
 
 
 def _fuzz_summary(report: dict) -> dict:
-    """Cases generated and failures, from schemathesis' JSON report."""
-    found: dict[str, object] = {}
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in {"total", "cases", "failures", "errors", "passed", "failed"} and (
-                    isinstance(value, int | dict)
-                ):
-                    found.setdefault(key, value)
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(report)
-    return found
+    """Cases generated and failures by check, from schemathesis' JSON report."""
+    return {
+        "operations_tested": report.get("operations", {}).get("tested"),
+        "test_cases": report.get("test_cases", {}),
+        "failures": [
+            {"code": f["code"], "title": f["title"], "operations": f["operations"]}
+            for f in report.get("failures", [])
+        ],
+        "errors": report.get("errors", []),
+    }
 
 
 def run_soak(source: Path, seconds: float, readers: int = 4) -> dict:
