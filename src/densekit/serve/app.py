@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import numpy as np
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from densekit.corpus.document import Document
@@ -36,10 +37,13 @@ from densekit.serve.catalog import (
 from densekit.serve.metrics import CONTENT_TYPE, ServerMetrics
 from densekit.serve.middleware import BodyLimit, JsonBodies, RequestMetrics
 from densekit.serve.models import ModelPool, UnknownModelError
-from densekit.serve.security import key_matches, presented_key
+from densekit.serve.security import key_matches
 from densekit.store.changes import DocumentConflictError, UnknownDocumentError
 
 log = logging.getLogger("densekit.serve")
+# Declared as security schemes, so the OpenAPI spec says how writes authenticate.
+_BEARER = HTTPBearer(auto_error=False, description="the key from --api-key-file")
+_API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 T = TypeVar("T")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -110,12 +114,13 @@ def create_app(state: ServerState) -> Any:
         return await anyio.to_thread.run_sync(work, limiter=write_limiter)
 
     def require_key(
-        authorization: str | None = Header(None),
-        x_api_key: str | None = Header(None),
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        header_key: Annotated[str | None, Depends(_API_KEY_HEADER)],
     ) -> None:
         if state.api_key is None:
             return
-        if not key_matches(state.api_key, presented_key(authorization, x_api_key)):
+        presented = bearer.credentials if bearer is not None else header_key
+        if not key_matches(state.api_key, presented):
             raise HTTPException(
                 401,
                 "this endpoint needs the server's API key: send `Authorization: Bearer KEY`",

@@ -28,15 +28,6 @@ def read_api_key(path: str | Path) -> str:
     return key
 
 
-def presented_key(authorization: str | None, api_key_header: str | None) -> str | None:
-    """The key a request carries: ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
-    if authorization:
-        scheme, _, credentials = authorization.partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
-    return api_key_header or None
-
-
 def key_matches(expected: str, presented: str | None) -> bool:
     if presented is None:
         return False
