@@ -1,0 +1,182 @@
+"""Training a residual adapter on (query, positive) pairs of frozen vectors.
+
+The loss is a softmax over global negatives: each query's adapted vector against every corpus
+vector (or a fresh uniform sample of them per step, plus the batch's positives), with the
+query's other known positives masked out. The encoder never runs: everything is a matrix
+product over cached vectors, so training takes seconds to minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from densekit.adapt.residual import AdapterSpec, ResidualAdapter
+from densekit.errors import InputError
+
+
+@dataclass(frozen=True)
+class AdapterTraining:
+    """How an adapter learns. ``negatives`` None uses every corpus vector as a negative;
+    a number samples that many per step."""
+
+    epochs: int = 20
+    batch: int = 64
+    learning_rate: float = 1e-3
+    temperature: float = 0.05
+    negatives: int | None = None
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"adapter training: {name} must be a positive integer")
+        if not self.learning_rate > 0 or not self.temperature > 0:
+            raise InputError("adapter training: learning_rate and temperature must be positive")
+        if self.negatives is not None and self.negatives < 1:
+            raise InputError("adapter training: negatives must be positive (or None for all)")
+
+
+@dataclass(frozen=True)
+class AdapterTrainingReport:
+    pairs: int
+    queries: int
+    documents: int
+    steps: int
+    seconds: float
+    loss_first_epoch: float
+    loss_last_epoch: float
+    spec: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+
+def train_adapter(
+    queries: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    documents: np.ndarray,
+    spec: AdapterSpec | None = None,
+    training: AdapterTraining | None = None,
+) -> tuple[ResidualAdapter, AdapterTrainingReport]:
+    """Fit an adapter so each query vector ranks its positives first among ``documents``.
+
+    ``pairs`` holds (query row, document row) for every judged positive; a query with several
+    positives contributes one row each, and its other positives are not counted as negatives.
+    """
+    import torch
+
+    spec, training = spec or AdapterSpec(), training or AdapterTraining()
+    queries = np.asarray(queries, dtype=np.float32)
+    documents = np.asarray(documents, dtype=np.float32)
+    _check(queries, pairs, documents)
+    torch.manual_seed(training.seed)
+    generator = np.random.default_rng(training.seed)
+    adapter = ResidualAdapter(spec, documents.shape[1])
+    optimizer = torch.optim.AdamW(
+        adapter.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
+    )
+    query_tensor = torch.nn.functional.normalize(torch.from_numpy(queries), dim=-1)
+    document_tensor = torch.nn.functional.normalize(torch.from_numpy(documents), dim=-1)
+    rows = np.asarray(pairs, dtype=np.int64)
+    known = _positives_by_query(rows)
+    started, steps, epoch_losses = time.perf_counter(), 0, []
+    for _ in range(training.epochs):
+        order = generator.permutation(len(rows))
+        losses = []
+        for start in range(0, len(order), training.batch):
+            batch = rows[order[start : start + training.batch]]
+            candidates = _candidates(batch, len(documents), training.negatives, generator)
+            loss = _loss(adapter, query_tensor, document_tensor, batch, candidates, known, training)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            steps += 1
+        epoch_losses.append(float(np.mean(losses)))
+    report = AdapterTrainingReport(
+        pairs=len(rows),
+        queries=len(np.unique(rows[:, 0])),
+        documents=len(documents),
+        steps=steps,
+        seconds=round(time.perf_counter() - started, 2),
+        loss_first_epoch=round(epoch_losses[0], 4),
+        loss_last_epoch=round(epoch_losses[-1], 4),
+        spec=spec.to_dict(),
+        training=asdict(training),
+    )
+    return adapter, report
+
+
+def _loss(
+    adapter: ResidualAdapter,
+    queries: Any,
+    documents: Any,
+    batch: np.ndarray,
+    candidates: np.ndarray,
+    known: dict[int, set[int]],
+    training: AdapterTraining,
+) -> Any:
+    """Softmax cross-entropy of each pair's positive among the candidate documents."""
+    import torch
+
+    adapted = torch.nn.functional.normalize(adapter.query_map(queries[batch[:, 0]]), dim=-1)
+    pool = documents[candidates]
+    if adapter.document_map is not None:
+        pool = torch.nn.functional.normalize(adapter.document_map(pool), dim=-1)
+    logits = adapted @ pool.T / training.temperature
+    position = {int(row): i for i, row in enumerate(candidates)}
+    labels = torch.tensor([position[int(row)] for row in batch[:, 1]])
+    # A query's other positives are not negatives.
+    mask = torch.zeros_like(logits, dtype=torch.bool)
+    for i, (query, positive) in enumerate(batch):
+        for other in known[int(query)] - {int(positive)}:
+            if other in position:
+                mask[i, position[other]] = True
+    logits = logits.masked_fill(mask, float("-inf"))
+    return torch.nn.functional.cross_entropy(logits, labels)
+
+
+def _candidates(
+    batch: np.ndarray, documents: int, negatives: int | None, generator: np.random.Generator
+) -> np.ndarray:
+    """Every document row, or a uniform sample of ``negatives`` plus the batch's positives."""
+    if negatives is None or negatives >= documents:
+        return np.arange(documents)
+    sampled = generator.choice(documents, size=negatives, replace=False)
+    return np.unique(np.concatenate([sampled, batch[:, 1]]))
+
+
+def _positives_by_query(rows: np.ndarray) -> dict[int, set[int]]:
+    known: dict[int, set[int]] = {}
+    for query, document in rows:
+        known.setdefault(int(query), set()).add(int(document))
+    return known
+
+
+def _check(queries: np.ndarray, pairs: Sequence[tuple[int, int]], documents: np.ndarray) -> None:
+    if queries.ndim != 2 or documents.ndim != 2:
+        raise InputError("query and document vectors must be 2-D arrays (rows x dimensions)")
+    if queries.shape[1] != documents.shape[1]:
+        raise InputError(
+            f"query vectors have {queries.shape[1]} dimensions and document vectors "
+            f"{documents.shape[1]}; both sides must come from the same encoder"
+        )
+    for name, array in (("query", queries), ("document", documents)):
+        if not np.isfinite(array).all():
+            row = int(np.argwhere(~np.isfinite(array))[0][0])
+            raise InputError(f"{name} vector {row} holds NaN or infinity")
+    if len(pairs) == 0:
+        raise InputError("no (query, positive) pairs to train on")
+    rows = np.asarray(pairs, dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] != 2:
+        raise InputError("pairs are (query row, document row) tuples")
+    bad = (rows[:, 0] < 0) | (rows[:, 0] >= len(queries)) | (rows[:, 1] < 0)
+    bad |= rows[:, 1] >= len(documents)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"pair {i} {tuple(rows[i])} points outside the query or document rows")
