@@ -78,8 +78,12 @@ def test_bad_training_input_is_named() -> None:
         train_adapter(queries, pairs, broken)
     with pytest.raises(InputError, match="no \\(query, positive\\) pairs"):
         train_adapter(queries, [], corpus)
+    with pytest.raises(InputError, match="whole numbers"):
+        train_adapter(queries, [(0, 1), (2,)], corpus)
     with pytest.raises(InputError, match="epochs"):
         AdapterTraining(epochs=0)
+    with pytest.raises(InputError, match="seed"):
+        AdapterTraining(seed=-1)
 
 
 def test_saved_adapters_load_the_same_and_refuse_another_encoder(tmp_path: Path) -> None:
@@ -96,9 +100,23 @@ def test_saved_adapters_load_the_same_and_refuse_another_encoder(tmp_path: Path)
     np.testing.assert_allclose(loaded.adapt_queries(queries), adapter.adapt_queries(queries))
     np.testing.assert_allclose(loaded.adapt_documents(corpus), adapter.adapt_documents(corpus))
     assert card["spec"] == spec.to_dict() and card["seconds"] == report.seconds
-    with pytest.raises(InputError, match="trained on vectors of encoder abc123"):
+    with pytest.raises(InputError, match="trained on vectors of encoder 'abc123'"):
         load_adapter(folder, encoder_fingerprint="other-encoder")
     with pytest.raises(InputError, match="exists and is not empty"):
         save_adapter(adapter, folder, encoder_fingerprint="abc123")
     with pytest.raises(InputError, match="not an adapter folder"):
         load_adapter(tmp_path)
+    (folder / "adapter.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="weights do not fit"):
+        load_adapter(folder)
+
+
+def test_notes_cannot_overwrite_what_the_adapter_is(tmp_path: Path) -> None:
+    queries, pairs, corpus = mismatched_task()
+    adapter, _ = train_adapter(
+        queries, pairs, corpus, AdapterSpec(rank=2), AdapterTraining(epochs=1)
+    )
+    info = {"encoder_fingerprint": "forged", "dimension": 3}
+    save_adapter(adapter, tmp_path / "a", encoder_fingerprint="real", info=info)
+    _, card = load_adapter(tmp_path / "a", encoder_fingerprint="real")
+    assert card["dimension"] == 16

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from densekit.adapt.residual import AdapterSpec, ResidualAdapter, residual_map
+from densekit.adapt.residual import KEY_TEMPERATURE, AdapterSpec, ResidualAdapter, residual_map
 from densekit.errors import InputError
 
 
@@ -35,9 +35,21 @@ def test_key_value_delta_is_attention_over_slots() -> None:
     module = residual_map("key-value", 6, 4)
     torch.nn.init.normal_(module.values)
     e = torch.from_numpy(unit_rows(3, 6))
-    weights = torch.softmax(e @ module.keys.T / np.sqrt(6), dim=-1)
+    keys = module.keys / module.keys.norm(dim=-1, keepdim=True)
+    weights = torch.softmax(e @ keys.T / KEY_TEMPERATURE, dim=-1)
     torch.testing.assert_close(module(e) - e, weights @ module.values)
     assert torch.allclose(weights.sum(dim=-1), torch.ones(3))
+
+
+def test_key_value_attention_tells_inputs_apart_at_real_widths() -> None:
+    # At d = 384 a query must attend mostly to the slot it is near, not to all slots alike.
+    module = residual_map("key-value", 384, 64)
+    near_slot = module.keys[:1].detach() / module.keys[:1].detach().norm()
+    attention = torch.softmax(
+        near_slot @ (module.keys / module.keys.norm(dim=-1, keepdim=True)).T / KEY_TEMPERATURE,
+        dim=-1,
+    )
+    assert attention[0, 0] > 0.9
 
 
 def test_sides_decide_which_maps_exist() -> None:
@@ -64,3 +76,5 @@ def test_bad_specs_and_shapes_are_refused() -> None:
         AdapterSpec(rank=0)
     with pytest.raises(InputError, match="16-dimensional"):
         ResidualAdapter(AdapterSpec(rank=2), 16).adapt_queries(unit_rows(2, 8))
+    with pytest.raises(InputError, match="16-dimensional"):
+        ResidualAdapter(AdapterSpec(rank=2), 16).adapt_documents(unit_rows(2, 8))

@@ -55,7 +55,9 @@ def test_sets_are_deterministic_by_seed(tmp_path: Path) -> None:
 
 def test_impossible_requests_are_refused_before_writing(tmp_path: Path) -> None:
     corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCUMENTS)
-    with pytest.raises(InputError, match="only 0 documents have 40 words"):
+    with pytest.raises(
+        InputError, match="only 0 documents have at least 40 words; use another corpus"
+    ):
         make_queries(corpus, tmp_path / "out", QuerySetSpec("span", n=2, span_tokens=40))
     assert not (tmp_path / "out").exists()
     with pytest.raises(InputError, match="only 5 documents"):

@@ -28,10 +28,10 @@ def save_adapter(
     out = Path(out)
     refuse_to_replace(out, overwrite)
     card = {
+        **(info or {}),  # first: what the adapter is can never be overwritten by notes
         "spec": adapter.spec.to_dict(),
         "dimension": adapter.dimension,
         "encoder_fingerprint": encoder_fingerprint,
-        **(info or {}),
     }
 
     def write(folder: Path) -> None:
@@ -48,6 +48,7 @@ def load_adapter(
 ) -> tuple[ResidualAdapter, dict[str, Any]]:
     """The adapter in ``folder`` and its card; with ``encoder_fingerprint``, an adapter trained
     on another encoder's vectors is refused (its map means nothing for these)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -56,18 +57,20 @@ def load_adapter(
     try:
         card = json.loads((folder / CARD).read_text(encoding="utf-8"))
         spec = AdapterSpec(**card["spec"])
-        dimension = int(card["dimension"])
-    except (ValueError, KeyError, TypeError) as exc:
+        dimension = card["dimension"]
+        if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
+            raise ValueError(f"dimension {dimension!r} is not a positive whole number")
+    except (ValueError, KeyError, TypeError, InputError) as exc:
         raise InputError(f"{folder / CARD}: unreadable adapter card ({exc})") from None
     trained_for = card.get("encoder_fingerprint")
     if encoder_fingerprint is not None and trained_for != encoder_fingerprint:
         raise InputError(
-            f"{folder}: this adapter was trained on vectors of encoder {str(trained_for)[:12]}, "
-            f"not {encoder_fingerprint[:12]}; train one for this encoder"
+            f"{folder}: this adapter was trained on vectors of encoder {trained_for!r}, "
+            f"not {encoder_fingerprint!r}; train one for this encoder"
         )
     adapter = ResidualAdapter(spec, dimension)
     try:
         adapter.load_state(load_file(str(folder / WEIGHTS)))
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, SafetensorError) as exc:
         raise InputError(f"{folder / WEIGHTS}: weights do not fit the card ({exc})") from None
     return adapter, card

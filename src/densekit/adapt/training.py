@@ -39,8 +39,14 @@ class AdapterTraining:
                 raise InputError(f"adapter training: {name} must be a positive integer")
         if not self.learning_rate > 0 or not self.temperature > 0:
             raise InputError("adapter training: learning_rate and temperature must be positive")
+        if self.negatives is not None and (
+            isinstance(self.negatives, bool) or not isinstance(self.negatives, int)
+        ):
+            raise InputError("adapter training: negatives is a whole number (or None for all)")
         if self.negatives is not None and self.negatives < 1:
             raise InputError("adapter training: negatives must be positive (or None for all)")
+        if self.weight_decay < 0 or self.seed < 0:
+            raise InputError("adapter training: weight_decay and seed must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -73,16 +79,16 @@ def train_adapter(
     spec, training = spec or AdapterSpec(), training or AdapterTraining()
     queries = np.asarray(queries, dtype=np.float32)
     documents = np.asarray(documents, dtype=np.float32)
-    _check(queries, pairs, documents)
-    torch.manual_seed(training.seed)
+    rows = _checked_pairs(queries, pairs, documents)
     generator = np.random.default_rng(training.seed)
-    adapter = ResidualAdapter(spec, documents.shape[1])
+    with torch.random.fork_rng():  # seeded weights, without touching the caller's RNG
+        torch.manual_seed(training.seed)
+        adapter = ResidualAdapter(spec, documents.shape[1])
     optimizer = torch.optim.AdamW(
         adapter.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
     )
     query_tensor = torch.nn.functional.normalize(torch.from_numpy(queries), dim=-1)
     document_tensor = torch.nn.functional.normalize(torch.from_numpy(documents), dim=-1)
-    rows = np.asarray(pairs, dtype=np.int64)
     known = _positives_by_query(rows)
     started, steps, epoch_losses = time.perf_counter(), 0, []
     for _ in range(training.epochs):
@@ -125,18 +131,22 @@ def _loss(
     import torch
 
     adapted = torch.nn.functional.normalize(adapter.query_map(queries[batch[:, 0]]), dim=-1)
-    pool = documents[candidates]
+    everything = len(candidates) == len(documents)  # then no copy of the corpus per step
+    pool = documents if everything else documents[candidates]
     if adapter.document_map is not None:
         pool = torch.nn.functional.normalize(adapter.document_map(pool), dim=-1)
     logits = adapted @ pool.T / training.temperature
-    position = {int(row): i for i, row in enumerate(candidates)}
-    labels = torch.tensor([position[int(row)] for row in batch[:, 1]])
+    labels = torch.from_numpy(np.searchsorted(candidates, batch[:, 1]))  # candidates are sorted
     # A query's other positives are not negatives.
     mask = torch.zeros_like(logits, dtype=torch.bool)
     for i, (query, positive) in enumerate(batch):
-        for other in known[int(query)] - {int(positive)}:
-            if other in position:
-                mask[i, position[other]] = True
+        others = np.fromiter(known[int(query)] - {int(positive)}, dtype=np.int64)
+        places = np.searchsorted(candidates, others)
+        found = places[
+            (places < len(candidates))
+            & (candidates[np.minimum(places, len(candidates) - 1)] == others)
+        ]
+        mask[i, torch.from_numpy(found)] = True
     logits = logits.masked_fill(mask, float("-inf"))
     return torch.nn.functional.cross_entropy(logits, labels)
 
@@ -158,7 +168,10 @@ def _positives_by_query(rows: np.ndarray) -> dict[int, set[int]]:
     return known
 
 
-def _check(queries: np.ndarray, pairs: Sequence[tuple[int, int]], documents: np.ndarray) -> None:
+def _checked_pairs(
+    queries: np.ndarray, pairs: Sequence[tuple[int, int]], documents: np.ndarray
+) -> np.ndarray:
+    """The pairs as an (n, 2) integer array, after checking them and the vectors."""
     if queries.ndim != 2 or documents.ndim != 2:
         raise InputError("query and document vectors must be 2-D arrays (rows x dimensions)")
     if queries.shape[1] != documents.shape[1]:
@@ -172,11 +185,16 @@ def _check(queries: np.ndarray, pairs: Sequence[tuple[int, int]], documents: np.
             raise InputError(f"{name} vector {row} holds NaN or infinity")
     if len(pairs) == 0:
         raise InputError("no (query, positive) pairs to train on")
-    rows = np.asarray(pairs, dtype=np.int64)
-    if rows.ndim != 2 or rows.shape[1] != 2:
-        raise InputError("pairs are (query row, document row) tuples")
+    try:
+        given = np.asarray(pairs)
+    except ValueError:
+        given = np.empty(0)
+    if given.ndim != 2 or given.shape[1] != 2 or not np.issubdtype(given.dtype, np.integer):
+        raise InputError("pairs are (query row, document row) tuples of whole numbers")
+    rows = given.astype(np.int64)
     bad = (rows[:, 0] < 0) | (rows[:, 0] >= len(queries)) | (rows[:, 1] < 0)
     bad |= rows[:, 1] >= len(documents)
     if bad.any():
         i = int(np.argmax(bad))
         raise InputError(f"pair {i} {tuple(rows[i])} points outside the query or document rows")
+    return rows

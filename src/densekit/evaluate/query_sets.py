@@ -6,7 +6,8 @@ judged answer.
 
 - ``keyword``: the passage's most salient terms (TF-IDF against the corpus, stop words and
   short tokens left out), most salient first;
-- ``span``: a contiguous run of ``span_tokens`` words of the passage, as written.
+- ``span``: a contiguous run of ``span_tokens`` words (runs of letters and digits) of the
+  passage, with the text between them as written.
 
 Documents are drawn uniformly by ``seed`` among those long enough, so a set is reproducible.
 The output is a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) that `densekit eval`
@@ -15,6 +16,7 @@ reads like any other.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -51,6 +53,8 @@ class QuerySetSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be a positive integer")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"--seed must be a whole number >= 0, got {self.seed!r}")
 
 
 @dataclass(frozen=True)
@@ -67,23 +71,25 @@ def make_queries(
 ) -> QuerySetReport:
     """Write a BEIR test set of ``spec.n`` queries built from documents of ``corpus``."""
     out = Path(out)
+    if Path(corpus).resolve().is_relative_to(out.resolve()):
+        raise InputError(f"{corpus} lies inside {out}, which would be replaced; pick another --out")
     refuse_to_replace(out, overwrite)
     documents = list(read_corpus(corpus))
     if not documents:
         raise InputError(f"{corpus}: no documents to build queries from")
     if spec.task == "span":
         eligible = [d for d in documents if len(_WORD.findall(d.text)) >= spec.span_tokens]
-        what = f"{spec.span_tokens} words"
+        what = f"at least {spec.span_tokens} words"
     else:
         frequencies = _document_frequencies(documents)
-        eligible = [d for d in documents if len(_salient(d, frequencies, len(documents))) > 0]
-        what = "a salient term"
+        total = len(documents)
+        eligible = [d for d in documents if any(frequencies[t] < total for t in _terms(d.content))]
+        what = "a term that is not in every document"
     if len(eligible) < spec.n:
-        raise InputError(
-            f"{corpus}: only {len(eligible)} documents have {what}; ask for at most that "
-            f"many queries (--n {len(eligible)})"
-            + (" or fewer --span-tokens" if spec.task == "span" else "")
-        )
+        fix = f"ask for at most {len(eligible)} queries (--n)" if eligible else "use another corpus"
+        if spec.task == "span":
+            fix += " or fewer --span-tokens"
+        raise InputError(f"{corpus}: only {len(eligible)} documents have {what}; {fix}")
     rng = np.random.default_rng(spec.seed)
     eligible.sort(key=lambda d: d.id)
     chosen = [eligible[i] for i in sorted(rng.choice(len(eligible), size=spec.n, replace=False))]
@@ -124,10 +130,16 @@ def _span(text: str, words: int, rng: np.random.Generator) -> str:
     return text[matches[start].start() : matches[start + words - 1].end()]
 
 
-def _terms(text: str) -> list[str]:
+@functools.cache
+def _stop_words() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
-    stop = set(STOPWORDS_EN)
+    return frozenset(STOPWORDS_EN)
+
+
+def _terms(text: str) -> list[str]:
+    """Lower-cased words (runs of \\w) of 3+ characters, without stop words and numbers."""
+    stop = _stop_words()
     return [
         w
         for w in (m.group().lower() for m in _WORD.finditer(text))
