@@ -193,8 +193,9 @@ def test_writes_need_the_key_and_commit_atomically(server: RunningServer) -> Non
         server, path, {"documents": [{"id": "zz", "text": "t"}], "mode": "update"}, headers=AUTH
     )
     assert missing.status_code == 404
-    blank = post(server, path, {"documents": [{"id": "b", "text": "   "}]}, headers=AUTH)
-    assert blank.status_code == 422
+    for blank_text in ("   ", "\x1c\x85", "\u2028\t"):  # blank to Python's str.strip
+        blank = post(server, path, {"documents": [{"id": "b", "text": blank_text}]}, headers=AUTH)
+        assert blank.status_code == 422, blank_text
     deleted = post(server, "/collections/docs/delete", {"ids": ["d6", "d1"]}, headers=AUTH)
     assert deleted.status_code == 200 and deleted.json()["documents"] == 4
     assert httpx.get(server.url + "/collections/docs/documents/d6").status_code == 404

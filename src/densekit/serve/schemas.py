@@ -22,8 +22,10 @@ MAX_DEPTH = 16
 CollectionName = Annotated[str, Field(pattern=NAME_PATTERN, description="a served collection")]
 QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
 InputText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-# Ids and texts need a non-space character (blank ones are refused by the collection).
-DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"\S")]
+# Ids and texts need a character Python's str.strip keeps (blank ones are refused by the
+# collection). Spelled out so every regex dialect (Python, Rust, ECMA) agrees on "blank".
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK)]
 HitField = Literal["id", "score", "rank", "title", "text"]
 HIT_FIELDS: tuple[HitField, ...] = ("id", "score", "rank", "title", "text")
 
@@ -139,7 +141,7 @@ class ModelList(BaseModel):
 
 class DocumentIn(Strict):
     id: DocumentId
-    text: str = Field(max_length=MAX_TEXT_CHARS, pattern=r"\S")
+    text: str = Field(max_length=MAX_TEXT_CHARS, pattern=NOT_BLANK)
     title: str = Field("", max_length=MAX_TEXT_CHARS)
     metadata: dict[str, Any] = Field(
         default_factory=dict,
