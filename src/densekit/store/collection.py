@@ -15,7 +15,7 @@ from densekit.index.vectors import deletion_mask
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
 from densekit.store.manifest import EncoderInfo, Manifest, read_manifest, verify_files
-from densekit.store.shards import open_shards
+from densekit.store.shards import NPY_OPEN_LOCK, open_shards
 
 # Opening retries when writes publish new generations while it reads.
 _OPEN_ATTEMPTS = 3
@@ -45,7 +45,8 @@ class Collection:
         for attempt in range(_OPEN_ATTEMPTS):
             self.manifest: Manifest = read_manifest(self.directory)
             try:
-                self._open()
+                with NPY_OPEN_LOCK:  # see shards.NPY_OPEN_LOCK
+                    self._open()
                 return
             except (CollectionError, OSError):
                 # A write may have published (and cleaned up after) between reading the manifest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,8 +78,19 @@ def remove_shards_from(directory: Path, first: int) -> None:
             path.unlink(missing_ok=True)
 
 
+# CPython 3.11 before 3.11.8 can fail ("AST constructor recursion depth mismatch") when two
+# threads parse at once, and numpy parses every .npy header with ast.literal_eval: opening
+# collections (their shards, offsets and bm25s arrays) takes this lock.
+NPY_OPEN_LOCK = threading.RLock()
+
+
 def open_shards(paths: Sequence[Path], dimension: int) -> list[np.ndarray]:
     """Memory-map the shards, checking each is a float matrix of the recorded width."""
+    with NPY_OPEN_LOCK:
+        return _open_shards(paths, dimension)
+
+
+def _open_shards(paths: Sequence[Path], dimension: int) -> list[np.ndarray]:
     shards = []
     for path in paths:
         try:
