@@ -153,9 +153,12 @@ def test_embeddings_float_base64_dimensions_and_errors(server: RunningServer) ->
         post(server, "/v1/embeddings", {"model": "hashing", "input": [[1, 2]]}).status_code == 422
     )
     models = httpx.get(server.url + "/v1/models").json()
-    assert [(m["id"], m["object"], m["owned_by"]) for m in models["data"]] == [
-        ("hashing", "model", "densekit")
+    assert [(m["id"], m["object"], m["owned_by"], m["dimensions"]) for m in models["data"]] == [
+        ("hashing", "model", "densekit", 64)
     ]
+    spec = httpx.get(server.url + "/openapi.json").json()
+    bound = spec["components"]["schemas"]["EmbeddingsRequest"]["properties"]["dimensions"]
+    assert {"type": "integer", "minimum": 1, "maximum": 64} in bound["anyOf"]
     assert models["data"][0]["created"] > 1_600_000_000
 
 

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
             else "none",
         ),
         ("index", info["index"]),
+        ("adapter", _adapter(info["adapter"])),
         ("chunking", info["chunking"] or "none"),
         ("bm25", info["bm25"] or "none"),
         ("fusion", info["fusion"]),
@@ -48,3 +49,12 @@ def run(args: argparse.Namespace) -> int:
     for key, value in lines:
         print(f"{key:<11} {value}")
     return 0
+
+
+def _adapter(adapter: dict | None) -> str:
+    if adapter is None:
+        return "none"
+    spec = ", ".join(f"{k} {v}" for k, v in (adapter["spec"] or {}).items())
+    trained = adapter.get("trained") or {}
+    where = f"; trained on {trained['dataset']} ({trained['split']})" if trained else ""
+    return f"{adapter['kind']} ({spec}){where}"

@@ -286,12 +286,40 @@ def create_app(state: ServerState) -> Any:
 
     @app.get("/v1/models", response_model=schemas.ModelList, tags=["embeddings"])
     async def models() -> schemas.ModelList:
-        cards = [schemas.ModelCard(id=n, created=state.started) for n in state.models.names]
+        cards = [
+            schemas.ModelCard(id=name, created=state.started, dimensions=width)
+            for name, width in state.models.dimensions.items()
+        ]
         return schemas.ModelList(data=cards)
+
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The spec, with `dimensions` bounded by the widest model served now (models come
+        with collections, so the spec is rebuilt on each request; it takes milliseconds)."""
+        app.openapi_schema = None
+        spec = default_openapi()
+        widest = max(state.models.dimensions.values(), default=None)
+        if widest is not None:
+            _bound_dimensions(spec, widest)
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     if state.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=state.allowed_hosts)
     return RequestMetrics(BodyLimit(JsonBodies(app), state.max_body_bytes), state.metrics)
+
+
+def _bound_dimensions(spec: dict[str, Any], widest: int) -> None:
+    field = spec["components"]["schemas"]["EmbeddingsRequest"]["properties"]["dimensions"]
+    for option in field.get("anyOf", [field]):
+        if option.get("type") == "integer":
+            option["maximum"] = widest
+    field["description"] = (
+        "truncate to this many dimensions (then re-normalise); at most the model's width, "
+        "listed by GET /v1/models"
+    )
 
 
 def _status(exc: DensekitError) -> int:

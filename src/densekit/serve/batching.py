@@ -198,6 +198,10 @@ class BatchingEncoder:
             name=f"{encoder.name}-documents",
         )
 
+    def exclusive(self) -> threading.Lock:
+        """The model's lock, for callers that use the wrapped model directly."""
+        return self._lock
+
     def _locked(self, call: Callable[..., np.ndarray]) -> Callable[[Sequence[str]], np.ndarray]:
         def locked(texts: Sequence[str]) -> np.ndarray:
             with self._lock:

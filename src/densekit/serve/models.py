@@ -93,6 +93,12 @@ class ModelPool:
         with self._lock:
             return sorted(self._by_name)
 
+    @property
+    def dimensions(self) -> dict[str, int]:
+        """Each served model's embedding width, by name."""
+        with self._lock:
+            return {name: encoder.dimension for name, encoder in sorted(self._by_name.items())}
+
     def close(self) -> None:
         with self._lock:
             encoders = list(self._by_fingerprint.values())

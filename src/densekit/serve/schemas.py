@@ -132,6 +132,7 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "densekit"
+    dimensions: int = Field(description="the embedding width: the most `dimensions` can ask")
 
 
 class ModelList(BaseModel):

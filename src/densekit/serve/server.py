@@ -82,6 +82,7 @@ def is_loopback(host: str) -> bool:
 def run_server(state: ServerState, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve until SIGINT/SIGTERM; requests in flight are finished before it stops."""
     import uvicorn
+    from threadpoolctl import threadpool_limits
 
     if not is_loopback(host) and state.api_key is None:
         print(
@@ -107,4 +108,8 @@ def run_server(state: ServerState, host: str = "127.0.0.1", port: int = 8000) ->
         file=sys.stderr,
         flush=True,
     )
-    server.run()
+    # Concurrent requests already spread over the cores; a multi-threaded BLAS call per request
+    # (the exact index's matrix product) would make OpenBLAS's spinning threads fight the model
+    # and each other, which halves throughput under load. The model keeps its own threads.
+    with threadpool_limits(limits=1, user_api="blas"):
+        server.run()
