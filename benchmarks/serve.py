@@ -183,10 +183,8 @@ def model_alone(directory: Path, queries: list[str], sizes: tuple[int, ...] = (1
         encoder.encode_queries(queries[:8])
         per_query = {}
         for size in sizes:
-            best = min(
-                _seconds(lambda r=r: encoder.encode_queries(queries[r * size : (r + 1) * size]))
-                for r in range(5)
-            )
+            batches = [queries[r * size : (r + 1) * size] for r in range(5)]
+            best = min(_seconds(lambda b=b: encoder.encode_queries(b)) for b in batches)
             per_query[str(size)] = round(1000 * best / size, 2)
     return {
         "ms_per_query": per_query,

@@ -1,4 +1,5 @@
-"""Training a residual adapter on (query, positive) pairs of frozen vectors.
+"""Training a residual adapter (or a lexical bridge) on (query, positive) pairs of frozen
+vectors.
 
 The loss is a softmax over global negatives: each query's adapted vector against every corpus
 vector (or a fresh uniform sample of them per step, plus the batch's positives), with the
@@ -8,13 +9,15 @@ product over cached vectors, so training takes seconds to minutes on a CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from densekit.adapt.lexsem import LexSemBridge, QueryTokens
 from densekit.adapt.residual import AdapterSpec, ResidualAdapter
 from densekit.errors import InputError
 
@@ -80,14 +83,63 @@ def train_adapter(
     queries = np.asarray(queries, dtype=np.float32)
     documents = np.asarray(documents, dtype=np.float32)
     rows = _checked_pairs(queries, pairs, documents)
-    generator = np.random.default_rng(training.seed)
     with torch.random.fork_rng():  # seeded weights, without touching the caller's RNG
         torch.manual_seed(training.seed)
         adapter = ResidualAdapter(spec, documents.shape[1])
-    optimizer = torch.optim.AdamW(
-        adapter.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
-    )
     query_tensor = torch.nn.functional.normalize(torch.from_numpy(queries), dim=-1)
+
+    def adapted(batch_rows: np.ndarray) -> Any:
+        return adapter.query_map(query_tensor[batch_rows])
+
+    report = fit_query_map(
+        adapted, adapter.parameters(), rows, documents, training, adapter.document_map
+    )
+    return adapter, dataclasses.replace(report, spec=spec.to_dict())
+
+
+def train_lexsem(
+    queries: np.ndarray,
+    tokens: QueryTokens,
+    pairs: Sequence[tuple[int, int]],
+    documents: np.ndarray,
+    bridge: LexSemBridge,
+    training: AdapterTraining | None = None,
+) -> AdapterTrainingReport:
+    """Fit ``bridge`` (in place) on the same pairs and loss as an adapter: the query vectors,
+    their tokens and the documents stay frozen."""
+    import torch
+
+    training = training or AdapterTraining()
+    queries = np.asarray(queries, dtype=np.float32)
+    documents = np.asarray(documents, dtype=np.float32)
+    rows = _checked_pairs(queries, pairs, documents)
+    if len(tokens) != len(queries):
+        raise InputError(f"{len(queries)} query vectors but {len(tokens)} token lists")
+    query_tensor = torch.nn.functional.normalize(torch.from_numpy(queries), dim=-1)
+
+    def adapted(batch_rows: np.ndarray) -> Any:
+        return bridge.modulate(query_tensor[batch_rows], tokens.take(batch_rows.tolist()))
+
+    report = fit_query_map(adapted, bridge.parameters(), rows, documents, training)
+    return dataclasses.replace(report, spec=bridge.spec.to_dict())
+
+
+def fit_query_map(
+    adapted: Callable[[np.ndarray], Any],
+    parameters: list[Any],
+    rows: np.ndarray,
+    documents: np.ndarray,
+    training: AdapterTraining,
+    document_map: Any = None,
+) -> AdapterTrainingReport:
+    """The training loop shared by every learned query map: ``adapted(query rows)`` gives the
+    mapped query vectors, ``document_map`` (if any) maps the documents too."""
+    import torch
+
+    generator = np.random.default_rng(training.seed)
+    optimizer = torch.optim.AdamW(
+        parameters, lr=training.learning_rate, weight_decay=training.weight_decay
+    )
     document_tensor = torch.nn.functional.normalize(torch.from_numpy(documents), dim=-1)
     known = _positives_by_query(rows)
     started, steps, epoch_losses = time.perf_counter(), 0, []
@@ -97,14 +149,20 @@ def train_adapter(
         for start in range(0, len(order), training.batch):
             batch = rows[order[start : start + training.batch]]
             candidates = _candidates(batch, len(documents), training.negatives, generator)
-            loss = _loss(adapter, query_tensor, document_tensor, batch, candidates, known, training)
+            pool = document_tensor if len(candidates) == len(documents) else None
+            if pool is None:
+                pool = document_tensor[candidates]
+            if document_map is not None:
+                pool = torch.nn.functional.normalize(document_map(pool), dim=-1)
+            mapped = torch.nn.functional.normalize(adapted(batch[:, 0]), dim=-1)
+            loss = _loss(mapped, pool, batch, candidates, known, training.temperature)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
             steps += 1
         epoch_losses.append(float(np.mean(losses)))
-    report = AdapterTrainingReport(
+    return AdapterTrainingReport(
         pairs=len(rows),
         queries=len(np.unique(rows[:, 0])),
         documents=len(documents),
@@ -112,30 +170,22 @@ def train_adapter(
         seconds=round(time.perf_counter() - started, 2),
         loss_first_epoch=round(epoch_losses[0], 4),
         loss_last_epoch=round(epoch_losses[-1], 4),
-        spec=spec.to_dict(),
         training=asdict(training),
     )
-    return adapter, report
 
 
 def _loss(
-    adapter: ResidualAdapter,
     queries: Any,
-    documents: Any,
+    pool: Any,
     batch: np.ndarray,
     candidates: np.ndarray,
     known: dict[int, set[int]],
-    training: AdapterTraining,
+    temperature: float,
 ) -> Any:
     """Softmax cross-entropy of each pair's positive among the candidate documents."""
     import torch
 
-    adapted = torch.nn.functional.normalize(adapter.query_map(queries[batch[:, 0]]), dim=-1)
-    everything = len(candidates) == len(documents)  # then no copy of the corpus per step
-    pool = documents if everything else documents[candidates]
-    if adapter.document_map is not None:
-        pool = torch.nn.functional.normalize(adapter.document_map(pool), dim=-1)
-    logits = adapted @ pool.T / training.temperature
+    logits = queries @ pool.T / temperature
     labels = torch.from_numpy(np.searchsorted(candidates, batch[:, 1]))  # candidates are sorted
     # A query's other positives are not negatives.
     mask = torch.zeros_like(logits, dtype=torch.bool)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from densekit.cli import (
+    adapt_command,
     bench_index_command,
     change_commands,
     encode_command,
@@ -41,6 +42,7 @@ COMMANDS = (
     train_command,
     train_reranker_command,
     soup_command,
+    adapt_command,
     serve_command,
 )
 

@@ -126,7 +126,7 @@ class Searcher:
 def dense_rankings(
     collection: Collection, queries: Sequence[str], k: int, index_params: dict[str, int]
 ) -> list[Ranking]:
-    vectors = collection.encoder.encode_queries(queries)
+    vectors = collection.query_vectors(queries)
     rows, scores = collection.dense_index.search(vectors, k, **index_params)
     # Approximate indexes pad lists they could not fill with row -1.
     return [Ranking(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from densekit.errors import CollectionError, ModelMismatchError
+from densekit.errors import CollectionError, InputError, ModelMismatchError
 from densekit.index.vectors import deletion_mask
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
@@ -21,6 +21,7 @@ from densekit.store.shards import NPY_OPEN_LOCK, open_shards
 _OPEN_ATTEMPTS = 3
 
 if TYPE_CHECKING:
+    from densekit.adapt.applied import AppliedAdapter
     from densekit.encode import Encoder
     from densekit.encode.sparse import SparseTextEncoder
     from densekit.index import FlatIndex, LexicalIndex
@@ -64,6 +65,7 @@ class Collection:
         self._dense_parts: tuple[ShardedVectors, PassageGroups] | None = None
         self._searchers: dict[tuple[object, ...], Searcher] = {}
         self.documents = self._open_documents()
+        self.adapter = self._open_adapter()
         self._dense = self._open_dense()
         self._lexical = self._open_lexical()
         self._sparse = self._open_sparse()
@@ -166,7 +168,14 @@ class Collection:
             return None
         vectors, groups = self.dense_vectors()
         index: FlatIndex | AnnIndex
-        if dense.index_file is None:
+        if self.adapter is not None and self.adapter.maps_documents:
+            if dense.index_file is not None:
+                raise self._corrupt("an adapter that maps documents on an approximate index")
+            # The stored vectors stay the model's own (writes append those); the map is applied
+            # once per snapshot, in memory.
+            mapped = [self.adapter.documents(np.asarray(shard)) for shard in vectors.shards]
+            index = FlatIndex(mapped, groups.offsets, groups.deleted)
+        elif dense.index_file is None:
             index = FlatIndex.over(vectors, groups)
         else:
             index = AnnIndex.load(
@@ -183,6 +192,29 @@ class Collection:
                 f"{dense.rows} for {self.manifest.document_rows}"
             )
         return index
+
+    def _open_adapter(self) -> AppliedAdapter | None:
+        info = self.manifest.adapter
+        if info is None:
+            return None
+        from densekit.adapt.applied import AppliedAdapter
+
+        folder = self.directory / info.folder
+        for name, size in info.files.items():
+            path = folder / name
+            if not path.is_file() or path.stat().st_size != size:
+                raise self._corrupt(f"the adapter file {info.folder}/{name} is missing or changed")
+        try:
+            return AppliedAdapter.load(folder, self._encoder_info().fingerprint)
+        except InputError as exc:
+            raise self._corrupt(str(exc)) from None
+
+    def query_vectors(self, queries: Sequence[str]) -> np.ndarray:
+        """The queries' vectors as the dense index expects them: encoded, then adapted."""
+        vectors = self.encoder.encode_queries(queries)
+        if self.adapter is None:
+            return vectors
+        return self.adapter.queries(queries, vectors, self.encoder)
 
     def dense_vectors(self) -> tuple[ShardedVectors, PassageGroups]:
         """The stored float vectors (memory-mapped), their grouping into documents, and which
@@ -370,6 +402,7 @@ class Collection:
                 "k1": manifest.lexical.k1,
                 "b": manifest.lexical.b,
             },
+            "adapter": None if self.adapter is None else self.adapter.describe(),
             "fusion": manifest.fusion,
             "size_bytes": sum(manifest.files.values()),
             "created": manifest.created,

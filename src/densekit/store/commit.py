@@ -45,6 +45,7 @@ def publish(directory: Path, manifest: Manifest) -> None:
     fsync_tree(directory / manifest.generation)
     write_manifest(directory, manifest)
     layout.remove_stale_generations(directory, keep=manifest.generation)
+    layout.remove_unnamed_adapters(directory, manifest.adapter and manifest.adapter.folder)
     _prune_shared_generations(directory, manifest)
 
 

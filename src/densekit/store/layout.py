@@ -20,6 +20,7 @@ PASSAGE_OFFSETS_FILE = "passage_offsets.npy"
 LEXICAL_DIR = "bm25"
 SPARSE_DIR = "splade"
 TOMBSTONES_FILE = "deleted.npy"
+ADAPTERS_DIR = "adapters"
 GENERATION_PREFIX = "gen-"
 LOCK_FILE = ".densekit.lock"
 
@@ -140,3 +141,14 @@ def files_with_sizes(directory: Path, generation: str) -> dict[str, int]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def remove_unnamed_adapters(directory: Path, keep: str | None) -> None:
+    """Drop adapter folders other than ``keep`` (the manifest's): replaced or detached ones, or
+    one a rebuild left behind. Open snapshots loaded theirs when they opened."""
+    root = directory / ADAPTERS_DIR
+    if not root.is_dir():
+        return
+    for path in root.iterdir():
+        if f"{ADAPTERS_DIR}/{path.name}" != keep:
+            shutil.rmtree(path, ignore_errors=True)

@@ -109,6 +109,17 @@ class SparseInfo:
 
 
 @dataclass(frozen=True)
+class AdapterInfo:
+    """A learned query (and maybe document) map that searches apply: its folder under
+    ``adapters/``, what kind it is, and its files' sizes, checked when it is opened."""
+
+    folder: str
+    kind: str
+    files: dict[str, int]
+    maps_documents: bool = False
+
+
+@dataclass(frozen=True)
 class Manifest:
     generation: str
     documents: int
@@ -120,6 +131,7 @@ class Manifest:
     dense: DenseInfo | None = None
     lexical: LexicalInfo | None = None
     sparse: SparseInfo | None = None
+    adapter: AdapterInfo | None = None
     fusion: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     # Tombstones: document rows deleted since the last compaction, kept in the vector row
@@ -151,6 +163,7 @@ class Manifest:
             "dense": DenseInfo,
             "lexical": LexicalInfo,
             "sparse": SparseInfo,
+            "adapter": AdapterInfo,
         }
         values = dict(data)
         for key, kind in sections.items():

@@ -1,0 +1,159 @@
+"""Training an adapter or a lexical bridge for a collection, from a BEIR dataset's judged
+queries, on the vectors the collection already holds (the model only encodes the queries)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from densekit.adapt.lexsem import LexSemBridge, LexSemSpec, document_frequency_idf
+from densekit.adapt.query_tokens import hidden_size_of, read_query_tokens, tokenizer_of
+from densekit.adapt.residual import AdapterSpec
+from densekit.adapt.training import AdapterTraining, train_adapter, train_lexsem
+from densekit.errors import InputError
+from densekit.evaluate.beir import load_beir
+from densekit.store.collection import Collection
+
+AdapterKind = Literal["residual", "lexsem"]
+KINDS: tuple[AdapterKind, ...] = ("residual", "lexsem")
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    kind: AdapterKind = "residual"
+    residual: AdapterSpec = field(default_factory=AdapterSpec)
+    lexsem: LexSemSpec = field(default_factory=LexSemSpec)
+    training: AdapterTraining = field(default_factory=AdapterTraining)
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InputError(f"adapter kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Frozen vectors and the judged pairs between them, in the collection's vector rows."""
+
+    queries: list[str]
+    query_vectors: np.ndarray
+    document_vectors: np.ndarray
+    pairs: np.ndarray
+    skipped_judgements: int
+
+
+def training_set(dataset: str | Path, collection: Collection, split: str) -> TrainingSet:
+    """The split's queries (encoded now) and positives (every passage of a judged document)."""
+    data = load_beir(dataset, split)
+    shards, groups = collection.dense_vectors()
+    documents = np.concatenate([np.asarray(shard) for shard in shards.shards])
+    rows = collection.documents.rows_of({doc for judged in data.qrels.values() for doc in judged})
+    names, pairs, skipped = [], [], 0
+    for query_id, judged in data.qrels.items():
+        positives = [doc for doc, grade in judged.items() if grade > 0]
+        found = [rows[doc] for doc in positives if doc in rows]
+        skipped += len(positives) - len(found)
+        if not found or query_id not in data.queries:
+            continue
+        for row in found:
+            start, end = (
+                (row, row + 1)
+                if groups.offsets is None
+                else (int(groups.offsets[row]), int(groups.offsets[row + 1]))
+            )
+            pairs.extend((len(names), passage) for passage in range(start, end))
+        names.append(query_id)
+    if not pairs:
+        raise InputError(
+            f"{dataset}: no judged positive of split {split!r} is in {collection.directory}; "
+            "train on the dataset the collection was built from"
+        )
+    texts = [data.queries[q] for q in names]
+    vectors = collection.encoder.encode_queries(texts, progress=sys.stderr.isatty())
+    return TrainingSet(texts, vectors, documents, np.asarray(pairs), skipped)
+
+
+def adapt_collection(
+    dataset: str | Path,
+    directory: str | Path,
+    options: AdaptOptions,
+    *,
+    attach: bool = True,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train on ``dataset``'s judged pairs; store the result in the collection (``attach``)
+    and/or in the folder ``out``. Returns the training report."""
+    from densekit.adapt.files import save_adapter
+    from densekit.store.adapters import attach_adapter
+
+    with Collection(directory) as collection:
+        data = training_set(dataset, collection, options.split)
+        assert collection.manifest.encoder is not None  # training_set read dense vectors
+        fingerprint = collection.manifest.encoder.fingerprint
+        tokenizer = None
+        if options.kind == "residual":
+            adapter, report = train_adapter(
+                data.query_vectors,
+                data.pairs,
+                data.document_vectors,
+                options.residual,
+                options.training,
+            )
+            adapter_obj: Any = adapter
+        else:
+            encoder = collection.encoder
+            tokenizer = tokenizer_of(encoder)
+            learned = options.lexsem.weights == "llr"
+            idf = None if learned else corpus_idf(collection, tokenizer)
+            bridge = LexSemBridge(
+                options.lexsem,
+                len(tokenizer),
+                data.document_vectors.shape[1],
+                idf=idf,
+                hidden_size=hidden_size_of(encoder) if learned else None,
+            )
+            tokens = read_query_tokens(data.queries, tokenizer, encoder=encoder, hidden=learned)
+            report = train_lexsem(
+                data.query_vectors,
+                tokens,
+                data.pairs,
+                data.document_vectors,
+                bridge,
+                options.training,
+            )
+            adapter_obj = bridge
+    summary = {
+        "kind": options.kind,
+        "dataset": str(dataset),
+        "split": options.split,
+        "skipped_judgements": data.skipped_judgements,
+        **asdict(report),
+    }
+    card = {"trained": {k: summary[k] for k in ("dataset", "split", "pairs", "seconds")}}
+    if out is not None:
+        save_adapter(
+            adapter_obj, out, encoder_fingerprint=fingerprint, info=card, tokenizer=tokenizer
+        )
+        summary["saved_to"] = str(out)
+    if attach:
+        record = attach_adapter(directory, adapter_obj, info=card, tokenizer=tokenizer)
+        summary["stored_in"] = f"{directory}/{record.folder}"
+    return summary
+
+
+def corpus_idf(collection: Collection, tokenizer: Any, batch: int = 1000) -> np.ndarray:
+    """IDF of every vocabulary entry over the collection's live documents."""
+    ids: list[np.ndarray] = []
+    texts: list[str] = []
+    for document in collection.documents.iter_documents():
+        texts.append(document.content)
+        if len(texts) == batch:
+            ids.extend(read_query_tokens(texts, tokenizer).ids)
+            texts = []
+    if texts:
+        ids.extend(read_query_tokens(texts, tokenizer).ids)
+    return document_frequency_idf(ids, len(tokenizer))
