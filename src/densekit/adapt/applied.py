@@ -14,6 +14,7 @@ import numpy as np
 from densekit.adapt.files import TOKENIZER, Adapter, adapter_kind, load_adapter
 from densekit.adapt.lexsem import LexSemBridge
 from densekit.adapt.query_tokens import load_tokenizer, read_query_tokens
+from densekit.errors import InputError
 
 
 class AppliedAdapter:
@@ -27,9 +28,14 @@ class AppliedAdapter:
     @classmethod
     def load(cls, folder: Path, encoder_fingerprint: str) -> AppliedAdapter:
         adapter, card = load_adapter(folder, encoder_fingerprint=encoder_fingerprint)
-        tokenizer = (
-            load_tokenizer(folder / TOKENIZER) if isinstance(adapter, LexSemBridge) else None
-        )
+        tokenizer = None
+        if isinstance(adapter, LexSemBridge):
+            try:
+                tokenizer = load_tokenizer(folder / TOKENIZER)
+            except Exception as exc:  # a damaged file fails in the parser's own ways
+                raise InputError(
+                    f"{folder / TOKENIZER}: unreadable tokenizer ({type(exc).__name__}: {exc})"
+                ) from None
         return cls(adapter, card, tokenizer)
 
     @property

@@ -81,6 +81,7 @@ class LexSemBridge:
         *,
         idf: np.ndarray | None = None,
         hidden_size: int | None = None,
+        token_embeddings: np.ndarray | None = None,
     ) -> None:
         import torch
 
@@ -90,7 +91,22 @@ class LexSemBridge:
         self.vocabulary = vocabulary
         self.dimension = dimension
         self.projection = torch.nn.EmbeddingBag(vocabulary, dimension, mode="sum")
-        torch.nn.init.zeros_(self.projection.weight)
+        # The gate's logits are scale · W w. From zero W the gate learns each token's row from
+        # the pairs alone, so tokens never seen in training add nothing; starting W at the
+        # encoder's own token embeddings gives every token a meaningful row, and a scale that
+        # starts at zero keeps the untrained bridge the identity.
+        self.scale = torch.nn.Parameter(torch.tensor(1.0), requires_grad=False)
+        if token_embeddings is None:
+            torch.nn.init.zeros_(self.projection.weight)
+        else:
+            if token_embeddings.shape != (vocabulary, dimension):
+                raise InputError(
+                    f"token embeddings of shape {token_embeddings.shape} cannot start a "
+                    f"{vocabulary} x {dimension} projection"
+                )
+            with torch.no_grad():
+                self.projection.weight.copy_(torch.from_numpy(token_embeddings))
+            self.scale = torch.nn.Parameter(torch.tensor(0.0))
         self.idf: torch.Tensor | None = None
         self.head: torch.nn.Linear | None = None
         if spec.weights == "slr":
@@ -106,7 +122,8 @@ class LexSemBridge:
 
     def parameters(self) -> list[Any]:
         modules = [self.projection] + ([self.head] if self.head is not None else [])
-        return [p for module in modules for p in module.parameters()]
+        learned_scale = [self.scale] if self.scale.requires_grad else []
+        return [p for module in modules for p in module.parameters()] + learned_scale
 
     def modulate(self, vectors: Any, tokens: QueryTokens) -> Any:
         """e′ for a batch: ``vectors`` (n, d) tensor of query embeddings, ``tokens`` theirs."""
@@ -115,7 +132,7 @@ class LexSemBridge:
         if len(tokens) != len(vectors):
             raise InputError(f"{len(vectors)} query vectors but {len(tokens)} token lists")
         flat, offsets, weights = self._bag(tokens)
-        logits = self.projection(flat, offsets, per_sample_weights=weights)
+        logits = self.scale * self.projection(flat, offsets, per_sample_weights=weights)
         # ×d keeps an untrained (uniform) gate at 1, so e′ = e exactly before training.
         gate = torch.softmax(logits, dim=-1) * self.dimension
         return torch.nn.functional.normalize(gate * vectors, dim=-1)
@@ -152,7 +169,7 @@ class LexSemBridge:
             return self.modulate(unit, tokens).numpy()
 
     def state(self) -> dict[str, Any]:
-        tensors = {"projection.weight": self.projection.weight}
+        tensors = {"projection.weight": self.projection.weight, "scale": self.scale}
         if self.idf is not None:
             tensors["idf"] = self.idf
         if self.head is not None:
@@ -164,6 +181,7 @@ class LexSemBridge:
 
         with torch.no_grad():
             self.projection.weight.copy_(tensors["projection.weight"])
+            self.scale.copy_(tensors["scale"])
             if self.idf is not None:
                 self.idf = tensors["idf"].float()
             if self.head is not None:

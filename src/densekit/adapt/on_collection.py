@@ -11,7 +11,12 @@ from typing import Any, Literal
 import numpy as np
 
 from densekit.adapt.lexsem import LexSemBridge, LexSemSpec, document_frequency_idf
-from densekit.adapt.query_tokens import hidden_size_of, read_query_tokens, tokenizer_of
+from densekit.adapt.query_tokens import (
+    hidden_size_of,
+    read_query_tokens,
+    token_embeddings_of,
+    tokenizer_of,
+)
 from densekit.adapt.residual import AdapterSpec
 from densekit.adapt.training import AdapterTraining, train_adapter, train_lexsem
 from densekit.errors import InputError
@@ -46,9 +51,19 @@ class TrainingSet:
     skipped_judgements: int
 
 
-def training_set(dataset: str | Path, collection: Collection, split: str) -> TrainingSet:
-    """The split's queries (encoded now) and positives (every passage of a judged document)."""
+def training_set(
+    dataset: str | Path,
+    collection: Collection,
+    split: str,
+    query_vectors: str | Path | None = None,
+) -> TrainingSet:
+    """The split's queries (encoded now, or looked up in ``query_vectors``) and positives
+    (every passage of a judged document)."""
     data = load_beir(dataset, split)
+    if query_vectors is not None:
+        from densekit.encode.vector_files import read_vectors
+
+        collection.use_query_vectors(read_vectors(query_vectors), data.queries)
     shards, groups = collection.dense_vectors()
     documents = np.concatenate([np.asarray(shard) for shard in shards.shards])
     rows = collection.documents.rows_of({doc for judged in data.qrels.values() for doc in judged})
@@ -72,9 +87,17 @@ def training_set(dataset: str | Path, collection: Collection, split: str) -> Tra
             f"{dataset}: no judged positive of split {split!r} is in {collection.directory}; "
             "train on the dataset the collection was built from"
         )
+    given = np.asarray(pairs)
+    if groups.deleted_rows is not None:
+        # Deleted (or replaced) documents' vectors stay until compaction; an old version of a
+        # judged document must not be its query's negative. Keep live rows, renumbered.
+        live = ~groups.deleted_rows
+        given = given[live[given[:, 1]]]
+        given[:, 1] = (np.cumsum(live) - 1)[given[:, 1]]
+        documents = documents[live]
     texts = [data.queries[q] for q in names]
     vectors = collection.encoder.encode_queries(texts, progress=sys.stderr.isatty())
-    return TrainingSet(texts, vectors, documents, np.asarray(pairs), skipped)
+    return TrainingSet(texts, vectors, documents, given, skipped)
 
 
 def adapt_collection(
@@ -84,14 +107,16 @@ def adapt_collection(
     *,
     attach: bool = True,
     out: str | Path | None = None,
+    query_vectors: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train on ``dataset``'s judged pairs; store the result in the collection (``attach``)
-    and/or in the folder ``out``. Returns the training report."""
+    and/or in the folder ``out``. ``query_vectors`` hold the training queries' vectors when
+    the collection has no model to encode them. Returns the training report."""
     from densekit.adapt.files import save_adapter
     from densekit.store.adapters import attach_adapter
 
     with Collection(directory) as collection:
-        data = training_set(dataset, collection, options.split)
+        data = training_set(dataset, collection, options.split, query_vectors)
         assert collection.manifest.encoder is not None  # training_set read dense vectors
         fingerprint = collection.manifest.encoder.fingerprint
         tokenizer = None
@@ -109,12 +134,14 @@ def adapt_collection(
             tokenizer = tokenizer_of(encoder)
             learned = options.lexsem.weights == "llr"
             idf = None if learned else corpus_idf(collection, tokenizer)
+            dimension = data.document_vectors.shape[1]
             bridge = LexSemBridge(
                 options.lexsem,
                 len(tokenizer),
-                data.document_vectors.shape[1],
+                dimension,
                 idf=idf,
                 hidden_size=hidden_size_of(encoder) if learned else None,
+                token_embeddings=token_embeddings_of(encoder, len(tokenizer), dimension),
             )
             tokens = read_query_tokens(data.queries, tokenizer, encoder=encoder, hidden=learned)
             report = train_lexsem(

@@ -80,3 +80,17 @@ def _sentence_transformer(encoder: Any) -> Any:
             "not expose them (an API or a static model); use statistical weights (slr)"
         )
     return model
+
+
+def token_embeddings_of(encoder: Any, vocabulary: int, dimension: int) -> np.ndarray | None:
+    """The encoder's input token embeddings, when they fit a vocabulary x dimension
+    projection (a local model whose word vectors are as wide as its sentence vectors)."""
+    inner = getattr(encoder, "inner", encoder)
+    model = getattr(inner, "model", None)
+    try:
+        table = model[0].auto_model.get_input_embeddings().weight  # type: ignore[index]
+    except (TypeError, AttributeError, IndexError, KeyError):
+        return None
+    if tuple(table.shape) != (vocabulary, dimension):
+        return None
+    return table.detach().float().numpy().copy()

@@ -26,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--collection", required=True, help="the collection to adapt")
     parser.add_argument("--kind", choices=KINDS, default="residual")
     parser.add_argument("--split", default="train", help="qrels split to train on (train)")
+    parser.add_argument(
+        "--query-vectors",
+        metavar="FILE",
+        help="the training queries' vectors (.parquet with id and vector columns), for "
+        "collections built from vectors made elsewhere",
+    )
     residual = parser.add_argument_group("residual adapter")
     residual.add_argument("--form", choices=FORMS, default="low-rank")
     residual.add_argument("--rank", type=positive_int, default=64, help="rank or slots (64)")
@@ -80,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
     )
     report = adapt_collection(
-        args.dataset, args.collection, options, attach=not args.no_store, out=args.out
+        args.dataset,
+        args.collection,
+        options,
+        attach=not args.no_store,
+        out=args.out,
+        query_vectors=args.query_vectors,
     )
     if args.json:
         print_json(report)

@@ -42,7 +42,8 @@ def add_encoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        help="registry name, local path or hub name (default: %(default)s)",
+        help="registry name, local path, hub name, or openai:MODEL@BASE_URL for a model behind "
+        "an OpenAI-compatible embeddings endpoint (default: %(default)s)",
     )
     parser.add_argument(
         "--backend",

@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="model to build with, or to check against --collection")
     parser.add_argument("--retriever", choices=RETRIEVER_NAMES, help="default: hybrid")
     parser.add_argument(
+        "--query-vectors",
+        metavar="FILE",
+        help="search with these query vectors (.parquet with id and vector columns, or a "
+        "densekit encode folder; made by the collection's model) instead of encoding",
+    )
+    parser.add_argument(
         "--metrics",
         default=",".join(DEFAULT_METRICS),
         help="ir_measures names (default: %(default)s)",
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             run_out=args.run_out,
             index_params=index_params_from(args),
             pipeline=pipeline_from(args),
+            query_vectors=args.query_vectors,
         )
     for message in report.warnings:
         warn(message)
@@ -94,4 +101,5 @@ def _search_flags(args: argparse.Namespace) -> dict[str, object]:
         "--nprobe": args.nprobe,
         "--rescore": args.rescore,
         "--pipeline": args.pipeline,
+        "--query-vectors": args.query_vectors,
     }

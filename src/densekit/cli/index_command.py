@@ -42,6 +42,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also build a learned sparse (SPLADE) index with this model: splade-tiny "
         "(bundled), a SPLADE folder or hub name",
     )
+    given = parser.add_argument_group("vectors made elsewhere (instead of encoding)")
+    given.add_argument(
+        "--vectors",
+        metavar="FILE",
+        help="document vectors: .npy (rows in corpus order), .parquet (id and vector columns) "
+        "or a densekit encode folder; normalised to unit length",
+    )
+    given.add_argument("--vector-ids", metavar="FILE", help="ids of a .npy's rows (.txt or .json)")
+    given.add_argument(
+        "--vectors-model",
+        metavar="MODEL",
+        help="the model that made them, if densekit can run it to encode queries (a local model "
+        "or openai:MODEL@URL); without it, search with --query-vectors",
+    )
     add_fusion_arguments(
         parser,
         f"saved as the collection default; default {DEFAULT_FUSION.method}, "
@@ -58,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
             fusion=fusion_from(args, DEFAULT_FUSION),
             index=args.index,
             sparse=args.sparse,
+            vectors=args.vectors,
+            vector_ids=args.vector_ids,
+            vectors_model=args.vectors_model,
         )
     )
     collection = build_collection(args.corpus, args.out, options, overwrite=args.overwrite)

@@ -15,6 +15,8 @@ from densekit.cli.arguments import (
     positive_int,
 )
 from densekit.cli.output import print_json, snippet, warn
+from densekit.encode.vector_files import read_vectors
+from densekit.errors import InputError
 from densekit.retrieve import RETRIEVER_NAMES, FusionConfig, Searcher
 from densekit.store import Collection
 
@@ -22,13 +24,19 @@ from densekit.store import Collection
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("search", help="search a collection")
     parser.add_argument("collection", help="collection directory")
-    parser.add_argument("query", help="query text")
+    parser.add_argument("query", help="query text (with --query-vectors: the query's id)")
     parser.add_argument(
         "-k", type=positive_int, default=10, help="number of results (default: %(default)s)"
     )
     parser.add_argument("--retriever", choices=RETRIEVER_NAMES, help="default: the collection's")
     parser.add_argument(
         "--model", help="encode the query with this model (must be the collection's)"
+    )
+    parser.add_argument(
+        "--query-vectors",
+        metavar="FILE",
+        help="take the query's vector from this file (.parquet with id and vector columns, or "
+        "a densekit encode folder; made by the collection's model) instead of encoding it",
     )
     add_fusion_arguments(parser, "default: the collection's")
     add_pipeline_argument(parser)
@@ -40,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     pipeline = pipeline_from(args)
     collection = Collection(args.collection)
+    if args.query_vectors:
+        if args.model:
+            raise InputError("--query-vectors replace the model; drop --model")
+        collection.use_query_vectors(read_vectors(args.query_vectors), {args.query: args.query})
     base = FusionConfig.from_dict(collection.manifest.fusion)
     searcher = Searcher(
         collection,

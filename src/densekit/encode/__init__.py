@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from densekit.encode.base import Encoder
-from densekit.encode.registry import DEFAULT_MODEL, REGISTRY, ModelSpec, resolve_model
+from densekit.encode.registry import (
+    DEFAULT_MODEL,
+    OPENAI_PREFIX,
+    REGISTRY,
+    ModelSpec,
+    resolve_model,
+)
 from densekit.errors import InputError
 
-BACKENDS = ("sentence-transformers", "torch-int8", "onnx", "onnx-int8", "static")
+BACKENDS = ("sentence-transformers", "torch-int8", "onnx", "onnx-int8", "static", "openai")
 
 
 def load_encoder(
@@ -19,24 +25,40 @@ def load_encoder(
     dim: int | None = None,
     **options: object,
 ) -> Encoder:
-    """Load an encoder from a registry name, a local path, a hub name or a :class:`ModelSpec`.
+    """Load an encoder from a registry name, a local path, a hub name, ``openai:MODEL@URL``
+    (a model behind an OpenAI-compatible embeddings endpoint) or a :class:`ModelSpec`.
 
-    ``backend`` overrides the model's own (see ``BACKENDS``); ``layers`` and ``dim`` encode
-    with the first layers and keep the first dimensions (2D Matryoshka); ``options`` go to
-    the transformer backends (``batch_tokens``, ``device``, ...).
+    ``backend`` overrides the model's own (see ``BACKENDS``; ``openai`` takes the model as the
+    endpoint's name for it); ``layers`` and ``dim`` encode with the first layers and keep the
+    first dimensions (2D Matryoshka; ``dim`` is the endpoint's ``dimensions``); ``options`` go
+    to the backend (``batch_tokens``, ``device``, ... ; see :class:`RemoteEncoder` for the
+    endpoint's).
     """
+    if isinstance(model, str):
+        if backend == "openai" and not model.startswith(OPENAI_PREFIX):
+            model = OPENAI_PREFIX + model
+        elif model.startswith(OPENAI_PREFIX) and backend not in (None, "openai"):
+            raise InputError(
+                f"{model!r} is a model behind an HTTP endpoint; it runs there, not on the "
+                f"{backend!r} backend: drop --backend"
+            )
     spec = resolve_model(model) if isinstance(model, str) else model
     if backend is not None:
         spec = replace(spec, backend=backend)
     if layers is not None or dim is not None:
         spec = replace(spec, layers=layers, dim=dim)
-    if (spec.layers is not None or spec.dim is not None) and spec.backend != (
-        "sentence-transformers"
-    ):
+    cuts = spec.backend == "sentence-transformers" or (
+        spec.backend == "openai" and spec.layers is None
+    )
+    if (spec.layers is not None or spec.dim is not None) and not cuts:
         raise InputError(
-            f"{spec.name!r}: --layers and --dim work with the sentence-transformers backend, "
-            f"not {spec.backend!r}"
+            f"{spec.name!r}: --layers and --dim work with the sentence-transformers backend "
+            f"(and --dim with openai), not {spec.backend!r}"
         )
+    if spec.backend == "openai":
+        from densekit.encode.remote import RemoteEncoder
+
+        return RemoteEncoder(spec, **options)  # type: ignore[arg-type]
     if spec.backend == "static":
         from densekit.encode.static import StaticEncoder
 

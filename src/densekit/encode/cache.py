@@ -10,6 +10,7 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,19 @@ def default_cache_dir() -> Path:
 
 def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+def stored_dimension(directory: Path, fingerprint: str) -> int | None:
+    """The width of the vectors cached for ``fingerprint``, or None when it has none yet."""
+    path = directory / f"{fingerprint}.sqlite"
+    if not path.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(path, timeout=60)) as connection:
+            row = connection.execute("SELECT length(vector) FROM vectors LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) // 4 if row and row[0] else None
 
 
 class EmbeddingCache:

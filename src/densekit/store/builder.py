@@ -20,6 +20,7 @@ from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
 from densekit.encode.sparse import SparseTextEncoder
+from densekit.encode.vector_files import VectorTable, read_vectors
 from densekit.errors import InputError
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1
 from densekit.index.spec import parse_spec
@@ -31,6 +32,11 @@ from densekit.store.collection import Collection
 from densekit.store.commit import publish
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.encoding_run import Passage, encode_passages
+from densekit.store.given_vectors import (
+    given_encoder_info,
+    store_given_vectors,
+    vectors_fingerprint,
+)
 from densekit.store.indexing import build_ann_index, index_lexical, index_sparse
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest
 from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
@@ -58,6 +64,12 @@ class BuildOptions:
     sparse: str | None = None  # a learned sparse model (e.g. "splade-tiny") adds a SPLADE index
     layers: int | None = None  # encode with the model's first layers (2D Matryoshka)
     dim: int | None = None  # keep the first dimensions of each vector (Matryoshka)
+    # Document vectors made elsewhere (.npy, .parquet or a densekit encode folder), used
+    # instead of encoding; ``vectors_model`` names the model that made them, if densekit can
+    # load it to encode queries (otherwise queries come as vectors too).
+    vectors: str | None = None
+    vector_ids: str | None = None
+    vectors_model: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -69,6 +81,13 @@ class BuildOptions:
         if self.dtype not in STORAGE_DTYPES:
             raise InputError(
                 f"unknown vector storage {self.dtype!r}; choose one of {', '.join(STORAGE_DTYPES)}"
+            )
+        if self.vectors is not None and self.retriever == "bm25":
+            raise InputError("--vectors are dense vectors; build with --retriever dense or hybrid")
+        if self.vectors is not None and self.chunk is not None:
+            raise InputError(
+                "--vectors give one vector per document, so the documents cannot be chunked; "
+                "drop --chunk-tokens"
             )
         if self.retriever == "bm25" and self.chunk is not None:
             raise InputError(
@@ -96,7 +115,15 @@ def build_collection(
     reader = CorpusReader(
         corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
     )
-    if options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
+    given = None
+    if options.vectors is not None:  # bad vectors fail now, before anything is written
+        given = read_vectors(options.vectors, options.vector_ids)
+        if given.ids is not None:
+            given.by_id()  # repeated ids fail here, not after reading the corpus
+        if options.vectors_model is not None:
+            encoder = encoder or load_encoder(options.vectors_model, backend=options.backend)
+            given.check_dimension(encoder.dimension, f"model {encoder.name!r}")
+    elif options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
         encoder = encoder or load_encoder(
             options.model,
             backend=options.backend,
@@ -106,7 +133,7 @@ def build_collection(
         )
         check_chunking(options.chunk, encoder)
     sparse_encoder = SparseTextEncoder(options.sparse) if options.sparse is not None else None
-    key = _build_key(reader, options, encoder)
+    key = _build_key(reader, options, encoder, given)
     with layout.claimed_output(directory, overwrite=overwrite) as created:
         generation = layout.unfinished_generation(directory, key) or layout.start_generation(
             directory, key
@@ -115,7 +142,7 @@ def build_collection(
         layout.remove_stale_generations(directory, keep=generation)
         try:
             manifest = _build_generation(
-                reader, directory, generation, options, encoder, sparse_encoder
+                reader, directory, generation, options, encoder, sparse_encoder, given
             )
         except BaseException:
             # Finished shards are kept for the next run to resume from; nothing else is.
@@ -128,9 +155,15 @@ def build_collection(
     return Collection(directory)
 
 
-def _build_key(reader: CorpusReader, options: BuildOptions, encoder: Encoder | None) -> str:
+def _build_key(
+    reader: CorpusReader,
+    options: BuildOptions,
+    encoder: Encoder | None,
+    given: VectorTable | None = None,
+) -> str:
     """What a resumed build must share with the interrupted one to reuse its shards."""
     settings = {
+        "vectors": vectors_fingerprint(given) if given is not None else None,
         "corpus": str(reader.path.resolve()),
         "format": reader.format,
         "fields": asdict(options.fields),
@@ -161,6 +194,7 @@ def _build_generation(
     options: BuildOptions,
     encoder: Encoder | None,
     sparse_encoder: SparseTextEncoder | None = None,
+    given: VectorTable | None = None,
 ) -> Manifest:
     root = directory / generation
     started = time.perf_counter()
@@ -185,7 +219,17 @@ def _build_generation(
     store = DocumentStore(root / layout.DOCUMENTS_FILE)
     try:
         encoder_info = dense = lexical = sparse = None
-        if options.retriever != "bm25":
+        if given is not None:
+            started = time.perf_counter()
+            shard_paths = store_given_vectors(
+                store, given, root / layout.EMBEDDINGS_DIR, options.rows_per_shard, options.dtype
+            )
+            stats["vectors_seconds"] = round(time.perf_counter() - started, 3)
+            encoder_info = given_encoder_info(given, encoder)
+            dense = _dense_info(
+                root, generation, shard_paths, given.dimension, len(store), None, options, stats
+            )
+        elif options.retriever != "bm25":
             assert encoder is not None  # loaded by build_collection
             encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
         if options.retriever in ("bm25", "hybrid"):
@@ -252,26 +296,42 @@ def _encode(
     stats["encode_docs_per_second"] = (
         round(len(store) / report.seconds, 2) if report.seconds else None
     )
+    grouping = np.asarray(offsets, dtype=np.int64) if options.chunk is not None else None
+    dense = _dense_info(
+        root, generation, shard_paths, encoder.dimension, report.passages, grouping, options, stats
+    )
+    return EncoderInfo.of(encoder), dense
+
+
+def _dense_info(
+    root: Path,
+    generation: str,
+    shard_paths: list[Path],
+    dimension: int,
+    rows: int,
+    offsets: np.ndarray | None,
+    options: BuildOptions,
+    stats: dict[str, object],
+) -> DenseInfo:
+    """The dense part of the manifest, after building the approximate index if one is asked."""
     offsets_file = None
-    if options.chunk is not None:
+    if offsets is not None:
         offsets_file = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
-        np.save(root / layout.PASSAGE_OFFSETS_FILE, np.asarray(offsets, dtype=np.int64))
+        np.save(root / layout.PASSAGE_OFFSETS_FILE, offsets)
     spec = parse_spec(options.index)
     index_record: dict[str, object] = {}
     if not spec.is_exact:
         started = time.perf_counter()
-        vectors = ShardedVectors(open_shards(shard_paths, encoder.dimension))
-        grouping = np.asarray(offsets, dtype=np.int64) if options.chunk is not None else None
-        index_record = build_ann_index(spec, vectors, grouping, root, generation)
+        vectors = ShardedVectors(open_shards(shard_paths, dimension))
+        index_record = build_ann_index(spec, vectors, offsets, root, generation)
         stats["index_seconds"] = round(time.perf_counter() - started, 3)
-    dense = DenseInfo(
+    return DenseInfo(
         index=str(spec),
         shards=[f"{generation}/{layout.EMBEDDINGS_DIR}/{p.name}" for p in shard_paths],
-        rows=report.passages,
+        rows=rows,
         passage_offsets=offsets_file,
         chunk_size=options.chunk.size if options.chunk else None,
         chunk_overlap=options.chunk.overlap if options.chunk else None,
         index_file=index_record.get("file"),  # type: ignore[arg-type]
         index_digest=index_record.get("digest"),  # type: ignore[arg-type]
     )
-    return EncoderInfo.of(encoder), dense

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from densekit.adapt.applied import AppliedAdapter
     from densekit.encode import Encoder
     from densekit.encode.sparse import SparseTextEncoder
+    from densekit.encode.vector_files import VectorTable
     from densekit.index import FlatIndex, LexicalIndex
     from densekit.index.ann import AnnIndex
     from densekit.index.sparse import SparseIndex
@@ -303,9 +304,26 @@ class Collection:
             from densekit.encode import load_encoder
 
             info = self._encoder_info()
+            if info.backend == "precomputed":
+                raise CollectionError(
+                    f"{self.directory}: built from vectors made elsewhere, with no model to "
+                    "encode text; search it with query vectors (--query-vectors FILE), add "
+                    "documents by rebuilding with their vectors, or rebuild with "
+                    "--vectors-model naming the model that made them"
+                )
             self.use_encoder(load_encoder(info.model_spec(), max_tokens=info.max_tokens))
         assert self._encoder is not None
         return self._encoder
+
+    def use_query_vectors(self, table: VectorTable, queries: Mapping[str, str]) -> None:
+        """Search ``queries`` (id → text) with their vectors in ``table`` (made elsewhere by
+        the collection's model) instead of encoding them."""
+        from densekit.encode.precomputed import PrecomputedQueries
+
+        info = self._encoder_info()
+        self._encoder = PrecomputedQueries.for_queries(
+            table, queries, name=info.name, fingerprint=info.fingerprint, dimension=info.dimension
+        )
 
     def use_encoder(self, encoder: Encoder) -> None:
         """Encode queries with ``encoder``; one that is not the collection's model is refused."""
