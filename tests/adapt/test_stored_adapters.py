@@ -482,6 +482,17 @@ def test_missing_or_corrupt_adapter_files_are_collection_errors(
         shutil.rmtree(folder)
     with pytest.raises(CollectionError, match="corrupt collection"):
         Collection(alias_collection)
+    # Only the manifest is read to replace or remove it, so a damaged adapter is no dead end.
+    assert detach_adapter(alias_collection)
+    assert len(Collection(alias_collection)) > 0
+
+
+def test_the_format_version_says_whether_an_adapter_is_stored(alias_collection: Path) -> None:
+    assert read_manifest(alias_collection).format_version == 1
+    attach_adapter(alias_collection, ResidualAdapter(AdapterSpec(rank=2), 64))
+    assert json.loads((alias_collection / "manifest.json").read_text())["format_version"] == 2
+    detach_adapter(alias_collection)
+    assert read_manifest(alias_collection).format_version == 1
 
 
 @pytest.mark.parametrize("garble", ["not-json", "wrong-json"])

@@ -393,3 +393,13 @@ def test_a_slow_or_absent_server_times_out_then_gives_up(
     closed = load_encoder(f"openai:m@http://127.0.0.1:{free_port()}/v1", max_retries=1)
     with pytest.raises(RemoteEncoderError, match="failed 2 times; the last: ConnectError"):
         closed.encode_documents(["a"])
+
+
+def test_model_names_may_hold_an_at_sign_and_keys_stay_out_of_urls() -> None:
+    from densekit.encode.registry import remote_spec
+
+    spec = remote_spec("openai:@cf/baai/bge-base-en-v1.5@https://example.test/v1")
+    assert spec.name == "openai:@cf/baai/bge-base-en-v1.5"
+    assert spec.location.startswith("https://example.test/v1")
+    with pytest.raises(InputError, match="no key in the base URL"):
+        load_encoder("openai:m@https://example.test/v1?api-key=secret")

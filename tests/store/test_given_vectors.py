@@ -168,6 +168,12 @@ def test_vector_file_formats_and_their_errors(tmp_path, document_vectors):
     pq.write_table(ragged, tmp_path / "ragged.parquet")
     with pytest.raises(InputError, match=r"row 1 .*'b'.* another length"):
         read_vectors(tmp_path / "ragged.parquet")
+    empty = pa.table(
+        {"id": pa.array([], pa.string()), "vector": pa.array([], pa.list_(pa.float32()))}
+    )
+    pq.write_table(empty, tmp_path / "empty.parquet")
+    with pytest.raises(InputError, match="no rows"):
+        read_vectors(tmp_path / "empty.parquet")
 
 
 def test_query_vectors_of_the_wrong_width_or_missing_queries(
@@ -183,6 +189,8 @@ def test_query_vectors_of_the_wrong_width_or_missing_queries(
     )
     with pytest.raises(InputError, match=r"no vector for 1 of 2 queries .*'q2'"):
         evaluate(tiny_beir, collection=tmp_path / "c", retriever="dense", query_vectors=only_one)
+    with pytest.raises(InputError, match="not both"):
+        evaluate(tiny_beir, collection=tmp_path / "c", model="minilm", query_vectors=only_one)
 
 
 def cli(*args: object) -> int:
@@ -210,6 +218,8 @@ def test_cli_index_search_and_eval_with_vectors(
     assert "nDCG@10" in capsys.readouterr().out
     assert cli("search", out, "vitamin") == 2
     assert "--query-vectors" in capsys.readouterr().err
+    assert cli("search", out, "q2", "--query-vectors", queries, "--retriever", "bm25") == 2
+    assert "its id, not text" in capsys.readouterr().err
     more = tmp_path / "more.jsonl"
     more.write_text('{"_id": "d9", "text": "new"}\n')
     assert cli("add", out, more, "--quiet") == 2

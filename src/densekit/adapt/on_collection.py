@@ -113,9 +113,17 @@ def adapt_collection(
     and/or in the folder ``out``. ``query_vectors`` hold the training queries' vectors when
     the collection has no model to encode them. Returns the training report."""
     from densekit.adapt.files import save_adapter
-    from densekit.store.adapters import attach_adapter
+    from densekit.store.adapters import attach_adapter, check_attachable
+    from densekit.store.durability import refuse_to_replace
 
+    # Everything that would refuse the result is checked before minutes of training.
+    if out is not None:
+        refuse_to_replace(Path(out), overwrite=False)
     with Collection(directory) as collection:
+        if attach:
+            maps_documents = options.kind == "residual" and options.residual.sides != "query"
+            dimension = collection.manifest.encoder.dimension if collection.manifest.encoder else 0
+            check_attachable(collection.directory, collection.manifest, dimension, maps_documents)
         data = training_set(dataset, collection, options.split, query_vectors)
         assert collection.manifest.encoder is not None  # training_set read dense vectors
         fingerprint = collection.manifest.encoder.fingerprint

@@ -55,13 +55,15 @@ def read_query_tokens(
         chunk = [prompt + text for text in texts[start : start + batch]]
         preprocess = getattr(model, "preprocess", None) or model.tokenize
         features = preprocess(chunk)
+        from sentence_transformers.util import batch_to_device
+
         with torch.inference_mode():
-            output = model.forward({k: v for k, v in features.items()})
-        mask = features["attention_mask"].bool()
+            output = model.forward(batch_to_device(dict(features), model.device))
+        mask = features["attention_mask"].bool().cpu()
         for row in range(len(chunk)):
             keep = mask[row]
-            ids.append(features["input_ids"][row][keep].numpy().astype(np.int64))
-            states.append(output["token_embeddings"][row][keep].float().numpy())
+            ids.append(features["input_ids"][row].cpu()[keep].numpy().astype(np.int64))
+            states.append(output["token_embeddings"][row].float().cpu()[keep].numpy())
     return QueryTokens(ids, states)
 
 
@@ -93,4 +95,4 @@ def token_embeddings_of(encoder: Any, vocabulary: int, dimension: int) -> np.nda
         return None
     if tuple(table.shape) != (vocabulary, dimension):
         return None
-    return table.detach().float().numpy().copy()
+    return table.detach().float().cpu().numpy().copy()

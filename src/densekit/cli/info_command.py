@@ -56,5 +56,5 @@ def _adapter(adapter: dict | None) -> str:
         return "none"
     spec = ", ".join(f"{k} {v}" for k, v in (adapter["spec"] or {}).items())
     trained = adapter.get("trained") or {}
-    where = f"; trained on {trained['dataset']} ({trained['split']})" if trained else ""
+    where = f"; trained on {trained.get('dataset')} ({trained.get('split')})" if trained else ""
     return f"{adapter['kind']} ({spec}){where}"

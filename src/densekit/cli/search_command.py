@@ -49,8 +49,19 @@ def run(args: argparse.Namespace) -> int:
     pipeline = pipeline_from(args)
     collection = Collection(args.collection)
     if args.query_vectors:
-        if args.model:
-            raise InputError("--query-vectors replace the model; drop --model")
+        # The query is an id here, not text: only the dense retriever may see it.
+        if args.model or pipeline is not None or args.retriever not in (None, "dense"):
+            raise InputError(
+                "--query-vectors search the dense index with a vector, and the query is its id, "
+                "not text: drop --model, --pipeline and any --retriever but dense"
+            )
+        if collection.adapter is not None and collection.adapter.kind == "lexsem":
+            raise InputError(
+                f"{args.collection}: its lexical bridge reads the query's text, which "
+                "--query-vectors do not give; search with text, or evaluate with densekit eval "
+                "--query-vectors (which knows each query's text)"
+            )
+        args.retriever = "dense"
         collection.use_query_vectors(read_vectors(args.query_vectors), {args.query: args.query})
     base = FusionConfig.from_dict(collection.manifest.fusion)
     searcher = Searcher(

@@ -138,7 +138,10 @@ def remote_spec(name: str) -> ModelSpec:
     for it when a collection reopens its model); its location is the base URL, with any client
     options in its ``#fragment`` (see :mod:`densekit.encode.remote`).
     """
-    model, at, url = name.removeprefix(OPENAI_PREFIX).partition("@")
+    rest = name.removeprefix(OPENAI_PREFIX)
+    # Split at the last "@http": model names may hold "@" themselves (@cf/baai/bge-base-en).
+    cut = max(rest.rfind("@http://"), rest.rfind("@https://"))
+    model, at, url = (rest[:cut], "@", rest[cut + 1 :]) if cut > 0 else rest.partition("@")
     if not model.strip():
         raise InputError(
             f"{name!r}: no model name; write openai:MODEL@BASE_URL, "

@@ -292,6 +292,12 @@ def _split_location(location: str, name: str) -> tuple[str, str]:
         parts.port  # noqa: B018 - a malformed port raises here, not at the first request
     except ValueError:
         raise InputError(f"{name!r}: {base!r} has a malformed port") from None
+    secret = {"key", "api_key", "api-key", "apikey", "token", "access_token", "secret"}
+    if any(name.lower() in secret for name, _ in parse_qsl(parts.query)):
+        raise InputError(
+            f"{name!r}: no key in the base URL's query (it is saved in the collection); "
+            f"put the key in ${KEY_ENVS[0]} instead"
+        )
     if parts.username or parts.password:
         raise InputError(
             f"{name!r}: no credentials in the base URL (it is saved in the collection); "

@@ -129,6 +129,8 @@ def _read_parquet(path: Path) -> VectorTable:
             f"{path}: expected an id column ({'/'.join(ID_COLUMNS)}) and a vector column "
             f"({'/'.join(VECTOR_COLUMNS)}); found {', '.join(names)}"
         )
+    if table.num_rows == 0:
+        raise InputError(f"{path}: no rows; expected one vector per id")
     ids = [str(i) for i in table.column(id_column).to_pylist()]
     rows = table.column(vector_column).to_pylist()
     widths = {len(r) if r is not None else 0 for r in rows}

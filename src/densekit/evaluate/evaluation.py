@@ -80,6 +80,8 @@ def evaluate(
         if query_vectors is not None:
             from densekit.encode.vector_files import read_vectors
 
+            if model is not None:
+                raise InputError("query vectors replace the model; give one of them, not both")
             opened.use_query_vectors(read_vectors(query_vectors), data.queries)
         searcher = Searcher(
             opened,

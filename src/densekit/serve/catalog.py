@@ -63,7 +63,9 @@ class ServedCollection:
 
     def _open(self) -> Collection:
         collection = Collection(self.directory)
-        if collection.manifest.encoder is not None:
+        info = collection.manifest.encoder
+        # A collection of vectors made elsewhere has no model: BM25 works, dense search says so.
+        if info is not None and info.backend != "precomputed":
             collection.use_encoder(self._models.for_collection(collection))
         return collection
 

@@ -97,7 +97,9 @@ class ModelPool:
     def dimensions(self) -> dict[str, int]:
         """Each served model's embedding width, by name."""
         with self._lock:
-            return {name: encoder.dimension for name, encoder in sorted(self._by_name.items())}
+            served = sorted(self._by_name.items())
+        # Outside the lock: a remote model may ask its endpoint for its width.
+        return {name: encoder.dimension for name, encoder in served}
 
     def close(self) -> None:
         with self._lock:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from densekit.errors import CollectionError
-from densekit.store.commit import open_for_writing
-from densekit.store.layout import ADAPTERS_DIR, remove_unnamed_adapters
-from densekit.store.manifest import AdapterInfo, write_manifest
+from densekit.store import layout
+from densekit.store.durability import fsync_directory
+from densekit.store.manifest import AdapterInfo, Manifest, read_manifest, write_manifest
 
 
 def attach_adapter(
@@ -31,27 +31,16 @@ def attach_adapter(
     from densekit.adapt.files import adapter_kind, save_adapter
 
     directory = Path(directory)
-    with open_for_writing(directory) as current:
-        manifest = current.manifest
-        if manifest.encoder is None or manifest.dense is None:
-            raise CollectionError(
-                f"{directory}: an adapter maps dense vectors, and this collection has none; "
-                "rebuild it with --retriever dense or hybrid"
-            )
-        if adapter.dimension != manifest.encoder.dimension:
-            raise CollectionError(
-                f"{directory}: the adapter maps {adapter.dimension}-dimensional vectors, the "
-                f"collection holds {manifest.encoder.dimension}-dimensional ones"
-            )
-        maps_documents = getattr(adapter, "document_map", None) is not None
-        if maps_documents and manifest.dense.index_file is not None:
-            raise CollectionError(
-                f"{directory}: an adapter that maps documents needs the exact index (this "
-                f"collection uses {manifest.dense.index}, built on the unmapped vectors); "
-                "train a query-side adapter (--sides query) or rebuild with --index flat"
-            )
+    maps_documents = getattr(adapter, "document_map", None) is not None
+    read_manifest(directory)  # a missing or broken collection is reported before locking
+    # Only the manifest is read, not the collection opened: an adapter whose files were
+    # damaged can still be replaced (or removed).
+    with layout.directory_lock(directory):
+        manifest = read_manifest(directory)
+        check_attachable(directory, manifest, adapter.dimension, maps_documents)
+        assert manifest.encoder is not None  # checked above
         name = f"{adapter_kind(adapter)}-{secrets.token_hex(6)}"
-        folder = directory / ADAPTERS_DIR / name
+        folder = directory / layout.ADAPTERS_DIR / name
         save_adapter(
             adapter,
             folder,
@@ -59,8 +48,10 @@ def attach_adapter(
             info=info,
             tokenizer=tokenizer,
         )
+        fsync_directory(directory / layout.ADAPTERS_DIR)
+        fsync_directory(directory)
         record = AdapterInfo(
-            folder=f"{ADAPTERS_DIR}/{name}",
+            folder=f"{layout.ADAPTERS_DIR}/{name}",
             kind=adapter_kind(adapter),
             files={
                 path.relative_to(folder).as_posix(): path.stat().st_size
@@ -70,16 +61,40 @@ def attach_adapter(
             maps_documents=maps_documents,
         )
         write_manifest(directory, dataclasses.replace(manifest, adapter=record))
-        remove_unnamed_adapters(directory, keep=record.folder)
+        layout.remove_unnamed_adapters(directory, keep=record.folder)
     return record
+
+
+def check_attachable(
+    directory: Path, manifest: Manifest, dimension: int, maps_documents: bool
+) -> None:
+    """Refuse, before any training, an adapter the collection could not apply."""
+    if manifest.encoder is None or manifest.dense is None:
+        raise CollectionError(
+            f"{directory}: an adapter maps dense vectors, and this collection has none; "
+            "rebuild it with --retriever dense or hybrid"
+        )
+    if dimension != manifest.encoder.dimension:
+        raise CollectionError(
+            f"{directory}: the adapter maps {dimension}-dimensional vectors, the "
+            f"collection holds {manifest.encoder.dimension}-dimensional ones"
+        )
+    if maps_documents and manifest.dense.index_file is not None:
+        raise CollectionError(
+            f"{directory}: an adapter that maps documents needs the exact index (this "
+            f"collection uses {manifest.dense.index}, built on the unmapped vectors); "
+            "train a query-side adapter (--sides query) or rebuild with --index flat"
+        )
 
 
 def detach_adapter(directory: str | Path) -> bool:
     """Stop applying the collection's adapter; False if it had none."""
     directory = Path(directory)
-    with open_for_writing(directory) as current:
-        if current.manifest.adapter is None:
+    read_manifest(directory)
+    with layout.directory_lock(directory):
+        manifest = read_manifest(directory)
+        if manifest.adapter is None:
             return False
-        write_manifest(directory, dataclasses.replace(current.manifest, adapter=None))
-        remove_unnamed_adapters(directory, keep=None)
+        write_manifest(directory, dataclasses.replace(manifest, adapter=None))
+        layout.remove_unnamed_adapters(directory, keep=None)
     return True

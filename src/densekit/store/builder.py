@@ -121,7 +121,12 @@ def build_collection(
         if given.ids is not None:
             given.by_id()  # repeated ids fail here, not after reading the corpus
         if options.vectors_model is not None:
-            encoder = encoder or load_encoder(options.vectors_model, backend=options.backend)
+            encoder = encoder or load_encoder(
+                options.vectors_model,
+                backend=options.backend,
+                layers=options.layers,
+                dim=options.dim,
+            )
             given.check_dimension(encoder.dimension, f"model {encoder.name!r}")
     elif options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
         encoder = encoder or load_encoder(

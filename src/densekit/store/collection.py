@@ -74,7 +74,9 @@ class Collection:
 
     def _superseded(self) -> bool:
         try:
-            return read_manifest(self.directory).generation != self.manifest.generation
+            # Any rewrite counts: attaching an adapter keeps the generation but replaces the
+            # adapter folder the old manifest named.
+            return read_manifest(self.directory) != self.manifest
         except CollectionError:
             return False
 

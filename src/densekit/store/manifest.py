@@ -8,7 +8,7 @@ reader sees the old collection or the new one, never a half-written mix.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "densekit-collection"
 FORMAT_VERSION = 1
+# Version 2 adds a stored adapter; a collection without one stays version 1, readable by
+# releases that predate adapters (which would search a version 2 one without its adapter).
+ADAPTER_FORMAT_VERSION = 2
+READABLE_VERSIONS = (FORMAT_VERSION, ADAPTER_FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ class Manifest:
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Replace ``directory/manifest.json`` atomically and durably."""
+    version = ADAPTER_FORMAT_VERSION if manifest.adapter is not None else FORMAT_VERSION
+    manifest = replace(manifest, format_version=version)
     atomic_write_text(directory / MANIFEST_NAME, manifest.to_json())
 
 
@@ -200,10 +206,11 @@ def read_manifest(directory: Path) -> Manifest:
             raise CollectionError(
                 f"{path}: not a densekit manifest (format={data.get('format')!r})"
             )
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_VERSIONS:
             raise CollectionError(
-                f"{path}: collection format version {data.get('format_version')} is not "
-                f"{FORMAT_VERSION}, the one this densekit reads; rebuild the collection"
+                f"{path}: collection format version {data.get('format_version')} is not one "
+                f"this densekit reads ({', '.join(map(str, READABLE_VERSIONS))}); open it with "
+                "the densekit that wrote it, or rebuild the collection"
             )
         return Manifest.from_dict(data)
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as exc:
