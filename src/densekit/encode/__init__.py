@@ -14,7 +14,15 @@ from densekit.encode.registry import (
 )
 from densekit.errors import InputError
 
-BACKENDS = ("sentence-transformers", "torch-int8", "onnx", "onnx-int8", "static", "openai")
+BACKENDS = (
+    "sentence-transformers",
+    "torch-int8",
+    "onnx",
+    "onnx-int8",
+    "static",
+    "openai",
+    "decoder",
+)
 
 
 def load_encoder(
@@ -59,6 +67,10 @@ def load_encoder(
         from densekit.encode.remote import RemoteEncoder
 
         return RemoteEncoder(spec, **options)  # type: ignore[arg-type]
+    if spec.backend == "decoder":
+        from densekit.encode.decoder import DecoderEncoder
+
+        return DecoderEncoder(spec, **options)  # type: ignore[arg-type]
     if spec.backend == "static":
         from densekit.encode.static import StaticEncoder
 

@@ -167,6 +167,10 @@ def resolve_model(name: str) -> ModelSpec:
         raise InputError("empty model name; use a registry name (densekit models), path or hub id")
     if name.startswith(OPENAI_PREFIX):
         return remote_spec(name)
+    if name.startswith("llm:"):
+        from densekit.encode.decoder import decoder_spec
+
+        return decoder_spec(name)
     entry = REGISTRY.get(name)
     if entry is not None:
         return ModelSpec(
