@@ -23,6 +23,7 @@ from densekit.cli import (
     serve_command,
     soup_command,
     train_command,
+    train_llm_command,
     train_reranker_command,
 )
 from densekit.errors import DensekitError
@@ -40,6 +41,7 @@ COMMANDS = (
     bench_index_command,
     mine_negatives_command,
     train_command,
+    train_llm_command,
     train_reranker_command,
     soup_command,
     adapt_command,

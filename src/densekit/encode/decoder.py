@@ -27,6 +27,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -35,7 +36,7 @@ import numpy as np
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.registry import ModelSpec
-from densekit.errors import InputError
+from densekit.errors import InputError, MissingDependencyError
 
 LLM_PREFIX = "llm:"
 Attention = Literal["bidirectional", "causal"]
@@ -120,8 +121,9 @@ class DecoderEncoder:
         self.max_batch = max_batch
         logging.getLogger("transformers").setLevel(logging.ERROR)
         location = causal_lm_location(model)
+        lora = (Path(location) / "adapter_config.json").is_file()
         try:
-            config = AutoConfig.from_pretrained(location)
+            config = AutoConfig.from_pretrained(_lora_base(location) if lora else location)
         except (OSError, ValueError) as exc:
             raise InputError(f"could not load {model!r} ({_first_line(exc)})") from None
         if not any(a.endswith("ForCausalLM") for a in config.architectures or []):
@@ -133,9 +135,12 @@ class DecoderEncoder:
         dtype = getattr(torch, self.options.dtype)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(location)
-            self.model = AutoModel.from_pretrained(
-                location, dtype=dtype, attn_implementation="sdpa"
-            )
+            if lora:
+                self.model = _merged_lora(location, dtype)
+            else:
+                self.model = AutoModel.from_pretrained(
+                    location, dtype=dtype, attn_implementation="sdpa"
+                )
         except (OSError, ValueError) as exc:
             raise InputError(f"could not load {model!r} ({_first_line(exc)})") from None
         self.model.eval()
@@ -262,22 +267,23 @@ def full_attention_mask(padding: Any, dtype: Any) -> Any:
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def pool_all(states: Any, mask: Any) -> dict[str, np.ndarray]:
-    """Mean, last-token and position-weighted mean of ``states`` over the real tokens."""
+def pool(states: Any, mask: Any, pooling: str) -> Any:
+    """One pooling of ``states`` (batch, tokens, hidden) over the real tokens of ``mask``."""
     import torch
 
     weights = mask.to(states.dtype)
-    counts = weights.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = (states * weights[..., None]).sum(dim=1) / counts
-    last_index = (mask.sum(dim=1) - 1).clamp(min=0)
-    last = states[torch.arange(states.shape[0]), last_index]
+    if pooling == "mean":
+        counts = weights.sum(dim=1, keepdim=True).clamp(min=1)
+        return (states * weights[..., None]).sum(dim=1) / counts
+    if pooling == "last":
+        return states[torch.arange(states.shape[0]), (mask.sum(dim=1) - 1).clamp(min=0)]
     positions = torch.cumsum(weights, dim=1) * weights  # 1..n on real tokens, 0 on padding
-    weighted = (states * positions[..., None]).sum(dim=1) / positions.sum(dim=1, keepdim=True)
-    return {
-        "mean": mean.numpy().astype(np.float32),
-        "last": last.numpy().astype(np.float32),
-        "weighted-mean": weighted.numpy().astype(np.float32),
-    }
+    return (states * positions[..., None]).sum(dim=1) / positions.sum(dim=1, keepdim=True)
+
+
+def pool_all(states: Any, mask: Any) -> dict[str, np.ndarray]:
+    """Mean, last-token and position-weighted mean of ``states`` over the real tokens."""
+    return {p: pool(states, mask, p).numpy().astype(np.float32) for p in POOLINGS}
 
 
 def check_bidirectional(model: Any, model_type: str) -> None:
@@ -297,6 +303,24 @@ def check_bidirectional(model: Any, model_type: str) -> None:
             f"model type {model_type!r} ignores a custom attention mask, so it cannot attend "
             "bidirectionally here; use #attention=causal"
         )
+
+
+def _lora_base(location: str) -> str:
+    import json
+
+    card = json.loads((Path(location) / "adapter_config.json").read_text(encoding="utf-8"))
+    return str(card.get("base_model_name_or_path") or location)
+
+
+def _merged_lora(location: str, dtype: Any) -> Any:
+    """The decoder of a base causal LM with saved LoRA weights merged in (densekit train-llm
+    --adapter-only writes such a folder; its config names the base)."""
+    try:
+        from peft import AutoPeftModelForCausalLM
+    except ImportError:
+        raise MissingDependencyError("peft", "llm") from None
+    model = AutoPeftModelForCausalLM.from_pretrained(location, dtype=dtype)
+    return model.merge_and_unload().get_decoder()
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,234 @@
+"""LoRA fine-tuning of decoder LLMs as encoders, with generation-augmented learning (GRL).
+
+The representation side is the `llm:` encoder (densekit.encode.decoder): the LLM's hidden
+states under bidirectional (or causal) attention, pooled and normalised. Training adds LoRA
+weights (peft) and minimises InfoNCE over in-batch and hard negatives. GRL (ULLME) also aligns
+the two ways the same LLM judges relevance: for each query's candidates (its positive and hard
+negatives), representation scores s_rep = cos / τ and generation scores s_gen = mean token
+log-probability of the query given the passage, with the model in causal mode,
+
+    L = InfoNCE + λ · KL(softmax(s_gen) ‖ softmax(s_rep)),   s_gen detached.
+
+One set of LoRA weights serves both modes, and the generation scores come from the same
+implementation the LLM reranker uses (CausalLM.query_log_likelihood).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from densekit.encode.causal import CausalLM, causal_lm_location
+from densekit.encode.decoder import DecoderOptions, decoder_spec, full_attention_mask, pool
+from densekit.errors import InputError
+from densekit.store.durability import publish_folder, refuse_to_replace
+from densekit.train.contrastive import info_nce
+from densekit.train.pairs import Example
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+
+
+@dataclass(frozen=True)
+class LlmTraining:
+    """How the LLM encoder learns; ``grl_weight`` 0 is contrastive only."""
+
+    epochs: int = 1
+    batch: int = 4
+    learning_rate: float = 2e-4
+    temperature: float = 0.05
+    grl_weight: float = 0.0
+    max_steps: int | None = None
+    passage_tokens: int = 128  # of each candidate, in the generation prompt
+    seed: int = 0
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch < 1 or (self.max_steps is not None and self.max_steps < 1):
+            raise InputError("epochs, batch and max_steps must be positive")
+        if not self.learning_rate > 0 or not self.temperature > 0 or self.grl_weight < 0:
+            raise InputError("learning rate and temperature must be positive, grl_weight >= 0")
+
+
+def grl_loss(representation: Tensor, generation: Tensor) -> Tensor:
+    """KL(softmax(generation) ‖ softmax(representation)) per row, averaged; the generation
+    side is a fixed target (detached). Both are (queries, candidates) score matrices."""
+    target = F.log_softmax(generation.detach(), dim=-1)
+    predicted = F.log_softmax(representation, dim=-1)
+    return F.kl_div(predicted, target, log_target=True, reduction="batchmean")
+
+
+class LlmEncoderTrainer:
+    """A causal LM with LoRA weights, trained as an `llm:` encoder."""
+
+    def __init__(self, base: str, training: LlmTraining | None = None) -> None:
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.training = training or LlmTraining()
+        self.spec = decoder_spec(base if base.startswith("llm:") else f"llm:{base}")
+        model_name, _, fragment = self.spec.location.partition("#")
+        self.options = DecoderOptions.parse(fragment, self.spec.name)
+        location = causal_lm_location(model_name)
+        torch.manual_seed(self.training.seed)
+        try:
+            causal = AutoModelForCausalLM.from_pretrained(
+                location, dtype=torch.float32, attn_implementation="sdpa"
+            )
+            self.tokenizer = AutoTokenizer.from_pretrained(location)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"could not load causal LM {model_name!r} ({exc})") from None
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"
+        lora = self.training.lora
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in causal.named_modules() if _linear(m)})
+        missing = [t for t in lora.targets if t not in linear]
+        if missing:
+            raise InputError(
+                f"LoRA targets {', '.join(missing)} match no module of {model_name!r}; its "
+                f"linear layers are named {', '.join(linear)}"
+            )
+        config = LoraConfig(
+            r=lora.rank,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=list(lora.targets),
+        )
+        self.model = get_peft_model(causal, config)
+        self.scorer = CausalLM(self.spec.name, self.model, self.tokenizer)
+
+    @property
+    def decoder(self) -> Any:
+        return self.model.get_decoder()
+
+    def embed(self, texts: Sequence[str], prompt: str = "") -> Tensor:
+        """Pooled, normalised vectors of ``texts``, with gradients."""
+        features = self.tokenizer(
+            [prompt + text for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.options.max_tokens,
+            return_tensors="pt",
+        )
+        mask = features["attention_mask"]
+        attention = (
+            mask if self.options.attention == "causal" else full_attention_mask(mask, torch.float32)
+        )
+        states = self.decoder(input_ids=features["input_ids"], attention_mask=attention)
+        pooled = pool(states.last_hidden_state, mask, self.options.pooling)
+        return F.normalize(pooled, dim=-1)
+
+    def generation_scores(
+        self, queries: Sequence[str], candidates: Sequence[Sequence[str]]
+    ) -> Tensor:
+        """s_gen: mean log p(query | candidate) under the model in causal mode (no gradient)."""
+        pairs = [
+            (q, passage) for q, row in zip(queries, candidates, strict=True) for passage in row
+        ]
+        self.model.eval()
+        try:
+            scores = self.scorer.query_log_likelihood(
+                pairs, passage_tokens=self.training.passage_tokens
+            )
+        finally:
+            self.model.train()
+        return torch.from_numpy(scores).view(len(queries), -1)
+
+    def loss(self, rows: Sequence[Example]) -> tuple[Tensor, dict[str, float]]:
+        settings = self.training
+        queries = self.embed([r.query for r in rows], self.spec.query_prompt)
+        negatives = [n for r in rows for n in r.negatives]
+        documents = self.embed([r.positive for r in rows] + negatives, self.spec.document_prompt)
+        contrastive = info_nce(queries, documents, temperature=settings.temperature)
+        parts = {"contrastive": contrastive.item()}
+        if not settings.grl_weight or not negatives:
+            return contrastive, parts
+        # Each query's own candidates: its positive, then its hard negatives.
+        width = len(rows[0].negatives)
+        if any(len(r.negatives) != width for r in rows):
+            raise InputError("GRL needs the same number of hard negatives in every row")
+        own = [documents[i : i + 1] for i in range(len(rows))]
+        start = len(rows)
+        for i in range(len(rows)):
+            own[i] = torch.cat([own[i], documents[start + i * width : start + (i + 1) * width]])
+        representation = (
+            torch.stack([own[i] @ queries[i] for i in range(len(rows))]) / settings.temperature
+        )
+        generation = self.generation_scores(
+            [r.query for r in rows], [[r.positive, *r.negatives] for r in rows]
+        )
+        alignment = grl_loss(representation, generation)
+        parts["grl"] = alignment.item()
+        return contrastive + settings.grl_weight * alignment, parts
+
+    def train(self, rows: Sequence[Example]) -> dict[str, Any]:
+        if not rows:
+            raise InputError("no training rows")
+        settings = self.training
+        optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad], lr=settings.learning_rate
+        )
+        generator = np.random.default_rng(settings.seed)
+        self.model.train()
+        started, steps, history = time.perf_counter(), 0, []
+        for _ in range(settings.epochs):
+            order = generator.permutation(len(rows))
+            for begin in range(0, len(order), settings.batch):
+                batch = [rows[i] for i in order[begin : begin + settings.batch]]
+                loss, parts = self.loss(batch)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                history.append({"loss": loss.item(), **parts})
+                steps += 1
+                if settings.max_steps is not None and steps >= settings.max_steps:
+                    break
+            if settings.max_steps is not None and steps >= settings.max_steps:
+                break
+        self.model.eval()
+        return {
+            "steps": steps,
+            "rows": len(rows),
+            "seconds": round(time.perf_counter() - started, 1),
+            "loss_first": round(history[0]["loss"], 4),
+            "loss_last": round(float(np.mean([h["loss"] for h in history[-5:]])), 4),
+            "training": {**asdict(settings), "lora": asdict(settings.lora)},
+        }
+
+    def save(self, out: str | Path, *, merged: bool = True, overwrite: bool = False) -> str:
+        """Write the LoRA weights (``merged`` False) or a full causal LM with them merged in;
+        returns the model string that encodes with it (`llm:OUT#options`)."""
+        out = Path(out)
+        refuse_to_replace(out, overwrite)
+
+        def write(folder: Path) -> None:
+            if merged:
+                full = self.model.merge_and_unload()
+                full.save_pretrained(str(folder))
+                self.model = full  # merging consumed the LoRA wrapper
+            else:
+                self.model.save_pretrained(str(folder))
+            self.tokenizer.save_pretrained(str(folder))
+
+        publish_folder(out, write)
+        return f"llm:{out}#{self.options.fragment()}"
+
+
+def _linear(module: Any) -> bool:
+    return isinstance(module, torch.nn.Linear)

@@ -1,0 +1,117 @@
+"""LoRA training of decoder LLM encoders, the GRL loss, saving and loading the result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("peft")
+
+from densekit.cli.main import main
+from densekit.encode import load_encoder
+from densekit.errors import InputError
+from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings, grl_loss
+from densekit.train.pairs import Example
+
+ROWS = [
+    Example("cat mat", "the cat sat on the mat", ("fish swim rivers",)),
+    Example("dog ran", "the dog ran", ("vitamin bones strong",)),
+    Example("fish rivers", "fish swim rivers", ("the cat sat on the mat",)),
+    Example("vitamin bones", "vitamin bones strong", ("the dog ran",)),
+]
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_llms import tiny_model
+
+    return tiny_model(tmp_path_factory.mktemp("llm") / "llama", "llama")
+
+
+def test_grl_is_the_kl_from_generation_to_representation_and_moves_only_representation():
+    representation = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]], requires_grad=True)
+    generation = torch.tensor([[-0.5, -2.0, -3.0], [-1.0, -1.0, -1.0]], requires_grad=True)
+    loss = grl_loss(representation, generation)
+    p = torch.softmax(generation.detach(), dim=-1)
+    q = torch.softmax(representation.detach(), dim=-1)
+    expected = (p * (p.log() - q.log())).sum(dim=-1).mean()
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert representation.grad is not None and generation.grad is None
+    same = grl_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 2.0]]) + 5.0)
+    assert float(same) == pytest.approx(0.0, abs=1e-7)  # shifts do not change a softmax
+
+
+@pytest.mark.parametrize("grl_weight", [0.0, 1.0])
+def test_lora_training_lowers_the_loss_and_saves_a_model_llm_loads(llama, tmp_path, grl_weight):
+    training = LlmTraining(
+        epochs=15, batch=4, learning_rate=5e-3, grl_weight=grl_weight, lora=LoraSettings(rank=4)
+    )
+    trainer = LlmEncoderTrainer(f"llm:{llama}#max_tokens=64", training)
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    assert 0 < trainable < sum(p.numel() for p in trainer.model.parameters()) / 2
+    _, parts = trainer.loss(ROWS)
+    assert ("grl" in parts) == bool(grl_weight)
+    report = trainer.train(ROWS)
+    assert report["steps"] == 15 and report["loss_last"] < report["loss_first"]
+    model = trainer.save(tmp_path / "merged")
+    assert model.startswith(f"llm:{tmp_path / 'merged'}#attention=bidirectional")
+    tuned, base = load_encoder(model), load_encoder(f"llm:{llama}#max_tokens=64")
+    texts = [row.positive for row in ROWS]
+    assert not np.allclose(tuned.encode_documents(texts), base.encode_documents(texts), atol=1e-4)
+    if not grl_weight:  # (GRL also pulls towards the random tiny model's own judgements)
+        # Each query moved towards its positive and away from its negative.
+        assert margin(tuned) > margin(base)
+
+
+def margin(encoder) -> float:
+    queries = encoder.encode_queries([row.query for row in ROWS])
+    positives = encoder.encode_documents([row.positive for row in ROWS])
+    negatives = encoder.encode_documents([row.negatives[0] for row in ROWS])
+    return float(((queries * positives).sum(1) - (queries * negatives).sum(1)).mean())
+
+
+def test_adapter_only_folders_load_like_the_merged_model(llama, tmp_path):
+    training = LlmTraining(epochs=3, learning_rate=5e-3, lora=LoraSettings(rank=2))
+    trainer = LlmEncoderTrainer(f"llm:{llama}#max_tokens=64", training)
+    trainer.train(ROWS)
+    adapter = load_encoder(trainer.save(tmp_path / "adapter", merged=False))
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    merged = load_encoder(trainer.save(tmp_path / "merged"))
+    texts = [row.positive for row in ROWS]
+    np.testing.assert_allclose(
+        adapter.encode_documents(texts), merged.encode_documents(texts), atol=1e-5
+    )
+
+
+def test_generation_scores_are_the_rerankers_log_likelihoods(llama):
+    trainer = LlmEncoderTrainer(f"llm:{llama}", LlmTraining())
+    scores = trainer.generation_scores(["cat mat"], [["the cat sat on the mat", "fish swim"]])
+    expected = trainer.scorer.query_log_likelihood(
+        [("cat mat", "the cat sat on the mat"), ("cat mat", "fish swim")], passage_tokens=128
+    )
+    np.testing.assert_allclose(scores.numpy()[0], expected, atol=1e-6)
+    assert trainer.model.training  # scoring puts the model back in training mode
+
+
+def test_lora_targets_that_match_nothing_are_refused_with_the_names_there_are(llama):
+    with pytest.raises(InputError, match=r"LoRA targets qkv match no module .*q_proj"):
+        LlmEncoderTrainer(f"llm:{llama}", LlmTraining(lora=LoraSettings(targets=("qkv",))))
+    with pytest.raises(InputError, match="learning rate"):
+        LlmTraining(learning_rate=0)
+
+
+def test_cli_train_llm(capsys, llama, tiny_beir, tmp_path):
+    judged = "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n"
+    (tiny_beir / "qrels" / "train.tsv").write_text(judged)
+    out = tmp_path / "tuned"
+    command = ["train-llm", str(tiny_beir), "--base", f"llm:{llama}#max_tokens=64"]
+    assert main([*command, "--out", str(out), "--epochs", "5", "--max-steps", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["steps"] == 2 and report["model"].startswith(f"llm:{out}#")
+    assert main([*command, "--out", str(tmp_path / "g"), "--grl-weight", "1"]) == 2
+    assert "--collection" in capsys.readouterr().err
