@@ -88,6 +88,19 @@ def test_adapter_only_folders_load_like_the_merged_model(llama, tmp_path):
     )
 
 
+def test_a_trained_projection_head_travels_with_the_model(llama, tmp_path):
+    training = LlmTraining(epochs=3, learning_rate=5e-3, projection=16, lora=LoraSettings(rank=2))
+    trainer = LlmEncoderTrainer(f"llm:{llama}#max_tokens=64", training)
+    trainer.train(ROWS)
+    expected = trainer.embed([row.positive for row in ROWS]).detach().numpy()
+    for merged in (True, False):
+        model = load_encoder(trainer.save(tmp_path / f"out-{merged}", merged=merged))
+        assert model.dimension == 16
+        np.testing.assert_allclose(
+            model.encode_documents([row.positive for row in ROWS]), expected, atol=1e-5
+        )
+
+
 def test_generation_scores_are_the_rerankers_log_likelihoods(llama):
     trainer = LlmEncoderTrainer(f"llm:{llama}", LlmTraining())
     scores = trainer.generation_scores(["cat mat"], [["the cat sat on the mat", "fish swim"]])

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--temperature", type=float, default=0.05)
     parser.add_argument("--max-steps", type=positive_int, help="stop after this many steps")
+    parser.add_argument(
+        "--projection", type=positive_int, help="train a linear head to this many dimensions"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--adapter-only", action="store_true", help="save the LoRA weights, not a merged model"
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         grl_weight=args.grl_weight,
         max_steps=args.max_steps,
+        projection=args.projection,
         seed=args.seed,
         lora=LoraSettings(
             rank=args.lora_rank,

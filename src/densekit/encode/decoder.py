@@ -44,6 +44,7 @@ Pooling = Literal["mean", "last", "weighted-mean"]
 ATTENTIONS: tuple[Attention, ...] = ("bidirectional", "causal")
 POOLINGS: tuple[Pooling, ...] = ("mean", "last", "weighted-mean")
 DTYPES = ("float32", "bfloat16")
+PROJECTION_FILE = "projection.safetensors"  # a trained head (densekit train-llm --projection)
 DEFAULT_QUERY_PROMPT = "Instruct: Given a search query, retrieve relevant passages\nQuery: "
 
 
@@ -158,6 +159,7 @@ class DecoderEncoder:
                 )
         if self.options.attention == "bidirectional":
             check_bidirectional(self.model, config.model_type)
+        self.projection = _projection(Path(location) / PROJECTION_FILE, config.hidden_size)
 
     # --- the Encoder protocol ---------------------------------------------------------------
 
@@ -167,13 +169,18 @@ class DecoderEncoder:
 
     @cached_property
     def dimension(self) -> int:
+        if self.projection is not None:
+            return int(self.projection.shape[0])
         return int(self.model.config.hidden_size)
 
     @cached_property
     def fingerprint(self) -> str:
         settings = {**asdict(self.options), "max_tokens": self._max_tokens}
         settings |= {"query_prompt": self.spec.query_prompt, "doc": self.spec.document_prompt}
-        return settings_digest(weights_digest(self.model.state_dict().items()), settings)
+        tensors = list(self.model.state_dict().items())
+        if self.projection is not None:
+            tensors.append(("projection.weight", self.projection))
+        return settings_digest(weights_digest(tensors), settings)
 
     @property
     def max_tokens(self) -> int:
@@ -217,7 +224,7 @@ class DecoderEncoder:
             lengths, self._max_tokens, self.batch_tokens, self.max_batch
         ):
             states, mask = self.hidden_states([prompted[i] for i in rows])
-            for pooling, vectors in pool_all(states, mask).items():
+            for pooling, vectors in pool_all(states, mask, self.projection).items():
                 pooled[pooling][rows] = vectors
         for vectors in pooled.values():
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -281,9 +288,13 @@ def pool(states: Any, mask: Any, pooling: str) -> Any:
     return (states * positions[..., None]).sum(dim=1) / positions.sum(dim=1, keepdim=True)
 
 
-def pool_all(states: Any, mask: Any) -> dict[str, np.ndarray]:
-    """Mean, last-token and position-weighted mean of ``states`` over the real tokens."""
-    return {p: pool(states, mask, p).numpy().astype(np.float32) for p in POOLINGS}
+def pool_all(states: Any, mask: Any, projection: Any = None) -> dict[str, np.ndarray]:
+    """Mean, last-token and position-weighted mean of ``states`` over the real tokens (then
+    through the ``projection`` matrix, if any)."""
+    pooled = {p: pool(states, mask, p) for p in POOLINGS}
+    if projection is not None:
+        pooled = {p: vectors @ projection.T for p, vectors in pooled.items()}
+    return {p: vectors.numpy().astype(np.float32) for p, vectors in pooled.items()}
 
 
 def check_bidirectional(model: Any, model_type: str) -> None:
@@ -303,6 +314,18 @@ def check_bidirectional(model: Any, model_type: str) -> None:
             f"model type {model_type!r} ignores a custom attention mask, so it cannot attend "
             "bidirectionally here; use #attention=causal"
         )
+
+
+def _projection(path: Path, hidden: int) -> Any:
+    """The trained head's (dims, hidden) matrix, or None when the model has none."""
+    if not path.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    weight = load_file(str(path)).get("weight")
+    if weight is None or weight.ndim != 2 or weight.shape[1] != hidden:
+        raise InputError(f"{path}: not a projection from the model's {hidden} dimensions")
+    return weight.float()
 
 
 def _lora_base(location: str) -> str:

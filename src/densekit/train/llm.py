@@ -27,7 +27,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from densekit.encode.causal import CausalLM, causal_lm_location
-from densekit.encode.decoder import DecoderOptions, decoder_spec, full_attention_mask, pool
+from densekit.encode.decoder import (
+    PROJECTION_FILE,
+    DecoderOptions,
+    decoder_spec,
+    full_attention_mask,
+    pool,
+)
 from densekit.errors import InputError
 from densekit.store.durability import publish_folder, refuse_to_replace
 from densekit.train.contrastive import info_nce
@@ -55,12 +61,15 @@ class LlmTraining:
     grl_weight: float = 0.0
     max_steps: int | None = None
     passage_tokens: int = 128  # of each candidate, in the generation prompt
+    projection: int | None = None  # a trained linear head to this many dimensions
     seed: int = 0
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch < 1 or (self.max_steps is not None and self.max_steps < 1):
             raise InputError("epochs, batch and max_steps must be positive")
+        if self.projection is not None and self.projection < 1:
+            raise InputError("the projection needs a positive number of dimensions")
         if not self.learning_rate > 0 or not self.temperature > 0 or self.grl_weight < 0:
             raise InputError("learning rate and temperature must be positive, grl_weight >= 0")
 
@@ -112,6 +121,13 @@ class LlmEncoderTrainer:
         )
         self.model = get_peft_model(causal, config)
         self.scorer = CausalLM(self.spec.name, self.model, self.tokenizer)
+        self.head: torch.nn.Linear | None = None
+        if self.training.projection is not None:
+            hidden = int(causal.config.hidden_size)
+            self.head = torch.nn.Linear(hidden, self.training.projection, bias=False)
+            # Starts as the first dimensions of the pooled state (a truncation), not noise.
+            with torch.no_grad():
+                self.head.weight.copy_(torch.eye(self.training.projection, hidden))
 
     @property
     def decoder(self) -> Any:
@@ -132,6 +148,8 @@ class LlmEncoderTrainer:
         )
         states = self.decoder(input_ids=features["input_ids"], attention_mask=attention)
         pooled = pool(states.last_hidden_state, mask, self.options.pooling)
+        if self.head is not None:
+            pooled = self.head(pooled)
         return F.normalize(pooled, dim=-1)
 
     def generation_scores(
@@ -182,7 +200,9 @@ class LlmEncoderTrainer:
             raise InputError("no training rows")
         settings = self.training
         optimizer = torch.optim.AdamW(
-            [p for p in self.model.parameters() if p.requires_grad], lr=settings.learning_rate
+            [p for p in self.model.parameters() if p.requires_grad]
+            + (list(self.head.parameters()) if self.head is not None else []),
+            lr=settings.learning_rate,
         )
         generator = np.random.default_rng(settings.seed)
         self.model.train()
@@ -225,6 +245,10 @@ class LlmEncoderTrainer:
             else:
                 self.model.save_pretrained(str(folder))
             self.tokenizer.save_pretrained(str(folder))
+            if self.head is not None:
+                from safetensors.torch import save_file
+
+                save_file({"weight": self.head.weight.detach()}, str(folder / PROJECTION_FILE))
 
         publish_folder(out, write)
         return f"llm:{out}#{self.options.fragment()}"
