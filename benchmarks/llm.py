@@ -9,7 +9,11 @@
 2. Encoding throughput (documents/s) and peak memory (RSS) on the same --sample documents,
    SmolLM2 (bidirectional, mean) vs MiniLM, each in a fresh process on this CPU.
 
-Writes benchmarks/results/llm.json. LoRA and GRL training rows come with the training parts.
+3. With --train: LoRA training on SciFact train on the same budget (steps, batch, one mined
+   hard negative per row, learning rate) without and with GRL (weight 1), then the same test
+   evaluation; training time. Merged into the JSON of an earlier run.
+
+Writes benchmarks/results/llm.json.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import sys
 import time
 
 import numpy as np
-from _common import dataset, environment, write_json
+from _common import RESULTS, dataset, environment, write_json
 
 from densekit.corpus import read_corpus
 from densekit.encode import load_encoder
@@ -89,11 +93,65 @@ print(json.dumps({{"documents_per_second": round(len(texts) / seconds, 2),
     return json.loads(output.strip().splitlines()[-1])
 
 
+def training(max_tokens: int, steps: int, batch: int, learning_rate: float) -> dict:
+    from _common import BUILD, build_or_open
+
+    import densekit
+    from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings
+    from densekit.train.pairs import training_examples
+    from densekit.train.recipe import DataRecipe
+
+    data = load_beir(dataset("scifact"), "train")
+    with densekit.open_collection(build_or_open("scifact").directory) as collection:
+        rows = training_examples(data, DataRecipe(negatives=1), collection=collection).rows
+    test = load_beir(dataset("scifact"), "test")
+    documents = list(read_corpus(dataset("scifact") / "corpus.jsonl"))
+    ids, texts = [d.id for d in documents], [d.content for d in documents]
+    query_ids = list(test.queries)
+    results = {}
+    for label, weight in (("LoRA contrastive", 0.0), ("LoRA + GRL", 1.0)):
+        settings = LlmTraining(
+            batch=batch,
+            learning_rate=learning_rate,
+            max_steps=steps,
+            grl_weight=weight,
+            lora=LoraSettings(rank=8),
+        )
+        trainer = LlmEncoderTrainer(f"llm:smollm2#max_tokens={max_tokens}", settings)
+        report = trainer.train(rows)
+        model = trainer.save(BUILD / f"llm-{label.split()[-1].lower()}", overwrite=True)
+        encoder = load_encoder(model)
+        corpus = encoder.encode_documents(texts)
+        asked = encoder.encode_queries([test.queries[q] for q in query_ids])
+        results[label] = {
+            **score(asked, corpus, ids, query_ids, test.qrels),
+            "steps": report["steps"],
+            "train_seconds": report["seconds"],
+            "loss_first": report["loss_first"],
+            "loss_last": report["loss_last"],
+        }
+        print(label, json.dumps(results[label]), flush=True)
+    return {
+        "budget": {"steps": steps, "batch": batch, "hard_negatives": 1, "lr": learning_rate},
+        "rows": results,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--max-tokens", type=int, default=256, help="document tokens read")
     parser.add_argument("--sample", type=int, default=200, help="documents for throughput")
+    parser.add_argument("--train", action="store_true", help="only the LoRA / GRL training rows")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
+    if args.train:
+        trained = training(args.max_tokens, args.steps, args.batch, args.lr)
+        path = RESULTS / "llm.json"  # read now: the main run may have written meanwhile
+        results = json.loads(path.read_text()) if path.exists() else {}
+        write_json("llm", {**results, "after_training": trained})
+        return
     results = {"environment": environment(), "max_tokens": args.max_tokens}
     smollm2 = f"llm:smollm2#max_tokens={args.max_tokens}"
     results["throughput"] = {
