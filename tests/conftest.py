@@ -90,3 +90,14 @@ def shared_dataset(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"../shared/datasets/{name} is not beside the project")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (restored after): fastest for tiny models."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -35,13 +35,8 @@ VOCABULARY = 10
 HIDDEN = 8
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These maps are tiny: one thread is fastest, and spares a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny maps: one torch thread is fastest, and spares a busy machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import write_jsonl
 from helpers import HashingEncoder
 
@@ -47,13 +46,8 @@ TOPICS = 24
 FAST = AdapterTraining(epochs=15, batch=16, learning_rate=3e-2)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These maps are tiny: one thread is fastest, and spares a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny maps: one torch thread is fastest, and spares a busy machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

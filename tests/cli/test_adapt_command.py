@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import DOCUMENTS, write_jsonl
 from test_cli import run_cli
 
@@ -18,13 +17,8 @@ QUERY = "vitamin D and bones"
 QUICK = ["--epochs", "3", "--batch", "2", "--lr", "0.05"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These maps are tiny: one thread is fastest, and spares a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny maps: one torch thread is fastest, and spares a busy machine.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
