@@ -80,13 +80,10 @@ def train_adapter(
     import torch
 
     spec, training = spec or AdapterSpec(), training or AdapterTraining()
-    queries = np.asarray(queries, dtype=np.float32)
-    documents = np.asarray(documents, dtype=np.float32)
-    rows = _checked_pairs(queries, pairs, documents)
+    query_tensor, rows, documents = _frozen(queries, pairs, documents)
     with torch.random.fork_rng():  # seeded weights, without touching the caller's RNG
         torch.manual_seed(training.seed)
         adapter = ResidualAdapter(spec, documents.shape[1])
-    query_tensor = torch.nn.functional.normalize(torch.from_numpy(queries), dim=-1)
 
     def adapted(batch_rows: np.ndarray) -> Any:
         return adapter.query_map(query_tensor[batch_rows])
@@ -107,15 +104,11 @@ def train_lexsem(
 ) -> AdapterTrainingReport:
     """Fit ``bridge`` (in place) on the same pairs and loss as an adapter: the query vectors,
     their tokens and the documents stay frozen."""
-    import torch
 
     training = training or AdapterTraining()
-    queries = np.asarray(queries, dtype=np.float32)
-    documents = np.asarray(documents, dtype=np.float32)
-    rows = _checked_pairs(queries, pairs, documents)
-    if len(tokens) != len(queries):
-        raise InputError(f"{len(queries)} query vectors but {len(tokens)} token lists")
-    query_tensor = torch.nn.functional.normalize(torch.from_numpy(queries), dim=-1)
+    query_tensor, rows, documents = _frozen(queries, pairs, documents)
+    if len(tokens) != len(query_tensor):
+        raise InputError(f"{len(query_tensor)} query vectors but {len(tokens)} token lists")
 
     def adapted(batch_rows: np.ndarray) -> Any:
         return bridge.modulate(query_tensor[batch_rows], tokens.take(batch_rows.tolist()))
@@ -199,6 +192,18 @@ def _loss(
         mask[i, torch.from_numpy(found)] = True
     logits = logits.masked_fill(mask, float("-inf"))
     return torch.nn.functional.cross_entropy(logits, labels)
+
+
+def _frozen(
+    queries: np.ndarray, pairs: Sequence[tuple[int, int]], documents: np.ndarray
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The unit query vectors as a tensor, the checked pairs, and the document vectors."""
+    import torch
+
+    queries = np.asarray(queries, dtype=np.float32)
+    documents = np.asarray(documents, dtype=np.float32)
+    rows = _checked_pairs(queries, pairs, documents)
+    return torch.nn.functional.normalize(torch.from_numpy(queries), dim=-1), rows, documents
 
 
 def _candidates(
