@@ -1,19 +1,21 @@
-"""Decoder LLMs as encoders: SmolLM2-135M-Instruct on SciFact, before any training.
+"""Decoder LLMs as encoders: SmolLM2-135M-Instruct on SciFact, before and after LoRA training.
 
-    .venv/bin/python benchmarks/llm.py [--max-tokens 256] [--sample 200]
+    .venv/bin/python benchmarks/llm.py [--only throughput|before|train] [--max-tokens 128]
+                                       [--steps 40 --batch 4 --lr 1e-3] [--fresh]
 
-1. SciFact test nDCG@10 and R@100 with `llm:smollm2` as the encoder: causal vs bidirectional
-   attention, each with mean, last-token and position-weighted mean pooling (one encoding of
-   the corpus per attention mode gives all three poolings). Queries get the generic retrieval
+1. throughput: encoding documents/s and peak memory (RSS) on --sample SciFact documents read
+   up to 256 tokens, SmolLM2 (bidirectional, mean) vs MiniLM, each in a fresh process.
+2. before: SciFact test nDCG@10 and R@100 with `llm:smollm2` untrained: causal vs bidirectional
+   attention, each with mean, last-token and position-weighted mean pooling (one encoding of the
+   corpus per attention mode gives all three poolings). Queries get the generic retrieval
    instruction; documents are read up to --max-tokens tokens. MiniLM is the reference row.
-2. Encoding throughput (documents/s) and peak memory (RSS) on the same --sample documents,
-   SmolLM2 (bidirectional, mean) vs MiniLM, each in a fresh process on this CPU.
+3. train: LoRA training of the bidirectional, mean-pooled encoder on SciFact train on one budget
+   (steps, batch, one mined hard negative per row, learning rate), without and with GRL
+   (weight 1), then the same test evaluation; training time and losses.
 
-3. With --train: LoRA training on SciFact train on the same budget (steps, batch, one mined
-   hard negative per row, learning rate) without and with GRL (weight 1), then the same test
-   evaluation; training time. Merged into the JSON of an earlier run.
-
-Writes benchmarks/results/llm.json.
+Every row is written to benchmarks/results/llm.json as soon as it is measured; a rerun keeps
+the rows already measured with the same settings (--fresh measures them again), so an
+interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from _common import RESULTS, dataset, environment, write_json
+from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
 
 from densekit.corpus import read_corpus
 from densekit.encode import load_encoder
@@ -34,44 +38,68 @@ from densekit.evaluate.beir import load_beir
 from densekit.evaluate.metrics import compute_metrics
 
 METRICS = ["nDCG@10", "R@100"]
+THROUGHPUT_TOKENS = 256
 
 
-def retrieval(max_tokens: int) -> dict:
-    data = load_beir(dataset("scifact"), "test")
-    documents = list(read_corpus(dataset("scifact") / "corpus.jsonl"))
-    ids = [d.id for d in documents]
-    texts = [d.content for d in documents]
-    query_ids = list(data.queries)
-    queries = [data.queries[q] for q in query_ids]
-    rows = {}
-    for attention in ("causal", "bidirectional"):
-        encoder = load_encoder(f"llm:smollm2#attention={attention}&max_tokens={max_tokens}")
+class Results:
+    """llm.json, section by section; a section's rows survive only while its settings hold."""
+
+    def __init__(self, fresh: bool) -> None:
+        path = RESULTS / "llm.json"
+        self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        self.data["environment"] = environment()
+        self.fresh = fresh
+
+    def section(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        kept = self.data.get(name)
+        if self.fresh or not isinstance(kept, dict) or kept.get("settings") != settings:
+            kept = {"settings": settings, "rows": {}}
+        self.data[name] = kept
+        return kept["rows"]
+
+    def row(self, rows: dict[str, Any], label: str, measure: Callable[[], dict]) -> None:
+        if label in rows:
+            print(f"{label}: kept {json.dumps(rows[label])}", flush=True)
+            return
+        self.record(rows, label, measure())
+
+    def record(self, rows: dict[str, Any], label: str, value: dict) -> None:
+        rows[label] = value
+        print(f"{label}: {json.dumps(value)}", flush=True)
+        write_json("llm", self.data)
+
+
+class SciFactTest:
+    def __init__(self) -> None:
+        self.data = load_beir(dataset("scifact"), "test")
+        documents = list(read_corpus(dataset("scifact") / "corpus.jsonl"))
+        self.ids = [d.id for d in documents]
+        self.texts = [d.content for d in documents]
+        self.query_ids = list(self.data.queries)
+        self.queries = [self.data.queries[q] for q in self.query_ids]
+
+    def score(self, queries: np.ndarray, corpus: np.ndarray) -> dict[str, float]:
+        scores = queries @ corpus.T
+        top = np.argsort(-scores, axis=1)[:, :100]
+        run = {
+            q: {self.ids[j]: float(scores[i, j]) for j in top[i]}
+            for i, q in enumerate(self.query_ids)
+        }
+        aggregate = compute_metrics(self.data.qrels, run, METRICS).aggregate
+        return {k: round(v, 4) for k, v in aggregate.items()}
+
+    def evaluate(self, model: str) -> dict[str, float]:
+        encoder = load_encoder(model)
         started = time.perf_counter()
-        corpus = encoder.encode_pooled(texts, encoder.spec.document_prompt)
+        corpus = encoder.encode_documents(self.texts)
         seconds = time.perf_counter() - started
-        asked = encoder.encode_pooled(queries, encoder.spec.query_prompt)
-        for pooling in POOLINGS:
-            rows[f"{attention}, {pooling}"] = {
-                **score(asked[pooling], corpus[pooling], ids, query_ids, data.qrels),
-                "corpus_encode_seconds": round(seconds, 1),
-            }
-            print(attention, pooling, json.dumps(rows[f"{attention}, {pooling}"]), flush=True)
-    minilm = load_encoder("minilm")
-    rows["minilm (reference)"] = score(
-        minilm.encode_queries(queries), minilm.encode_documents(texts), ids, query_ids, data.qrels
-    )
-    print("minilm", json.dumps(rows["minilm (reference)"]), flush=True)
-    return rows
+        return {
+            **self.score(encoder.encode_queries(self.queries), corpus),
+            "corpus_encode_seconds": round(seconds, 1),
+        }
 
 
-def score(queries: np.ndarray, corpus: np.ndarray, ids, query_ids, qrels) -> dict:
-    scores = queries @ corpus.T
-    top = np.argsort(-scores, axis=1)[:, :100]
-    run = {q: {ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(query_ids)}
-    return {k: round(v, 4) for k, v in compute_metrics(qrels, run, METRICS).aggregate.items()}
-
-
-def throughput(model: str, sample: int, max_tokens: int) -> dict:
+def throughput(model: str, sample: int) -> dict:
     """Documents/s and peak RSS of encoding ``sample`` documents, in a fresh process."""
     corpus = str(dataset("scifact") / "corpus.jsonl")
     code = f"""
@@ -93,75 +121,94 @@ print(json.dumps({{"documents_per_second": round(len(texts) / seconds, 2),
     return json.loads(output.strip().splitlines()[-1])
 
 
-def training(max_tokens: int, steps: int, batch: int, learning_rate: float) -> dict:
-    from _common import BUILD, build_or_open
+def measure_throughput(results: Results, sample: int) -> None:
+    rows = results.section("throughput", {"max_tokens": THROUGHPUT_TOKENS, "sample": sample})
+    smollm2 = f"llm:smollm2#max_tokens={THROUGHPUT_TOKENS}"
+    results.row(rows, "minilm", lambda: throughput("minilm", sample))
+    results.row(rows, "smollm2 (bidirectional, mean)", lambda: throughput(smollm2, sample))
 
+
+def measure_before_training(results: Results, max_tokens: int) -> None:
+    rows = results.section("scifact_before_training", {"max_tokens": max_tokens})
+    test = SciFactTest()
+    for attention in ("causal", "bidirectional"):
+        labels = [f"{attention}, {pooling}" for pooling in POOLINGS]
+        if all(label in rows for label in labels):
+            continue
+        encoder = load_encoder(f"llm:smollm2#attention={attention}&max_tokens={max_tokens}")
+        started = time.perf_counter()
+        corpus = encoder.encode_pooled(test.texts, encoder.spec.document_prompt)
+        seconds = round(time.perf_counter() - started, 1)
+        asked = encoder.encode_pooled(test.queries, encoder.spec.query_prompt)
+        for pooling, label in zip(POOLINGS, labels, strict=True):
+            scores = test.score(asked[pooling], corpus[pooling])
+            results.record(rows, label, {**scores, "corpus_encode_seconds": seconds})
+    results.row(rows, "minilm (reference)", lambda: test.evaluate("minilm"))
+
+
+def measure_training(
+    results: Results, max_tokens: int, steps: int, batch: int, learning_rate: float
+) -> None:
     import densekit
     from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings
     from densekit.train.pairs import training_examples
     from densekit.train.recipe import DataRecipe
 
-    data = load_beir(dataset("scifact"), "train")
+    budget = {
+        "base": f"llm:smollm2#max_tokens={max_tokens}",
+        "steps": steps,
+        "batch": batch,
+        "hard_negatives": 1,
+        "lr": learning_rate,
+        "lora_rank": 8,
+    }
+    rows = results.section("after_training", budget)
+    train = load_beir(dataset("scifact"), "train")
     with densekit.open_collection(build_or_open("scifact").directory) as collection:
-        rows = training_examples(data, DataRecipe(negatives=1), collection=collection).rows
-    test = load_beir(dataset("scifact"), "test")
-    documents = list(read_corpus(dataset("scifact") / "corpus.jsonl"))
-    ids, texts = [d.id for d in documents], [d.content for d in documents]
-    query_ids = list(test.queries)
-    results = {}
-    for label, weight in (("LoRA contrastive", 0.0), ("LoRA + GRL", 1.0)):
+        examples = training_examples(train, DataRecipe(negatives=1), collection=collection).rows
+    test = SciFactTest()
+
+    def trained(grl_weight: float, folder: str) -> dict:
         settings = LlmTraining(
             batch=batch,
             learning_rate=learning_rate,
             max_steps=steps,
-            grl_weight=weight,
+            grl_weight=grl_weight,
             lora=LoraSettings(rank=8),
         )
-        trainer = LlmEncoderTrainer(f"llm:smollm2#max_tokens={max_tokens}", settings)
-        report = trainer.train(rows)
-        model = trainer.save(BUILD / f"llm-{label.split()[-1].lower()}", overwrite=True)
-        encoder = load_encoder(model)
-        corpus = encoder.encode_documents(texts)
-        asked = encoder.encode_queries([test.queries[q] for q in query_ids])
-        results[label] = {
-            **score(asked, corpus, ids, query_ids, test.qrels),
+        trainer = LlmEncoderTrainer(budget["base"], settings)
+        report = trainer.train(examples)
+        model = trainer.save(BUILD / folder, overwrite=True)
+        return {
+            **test.evaluate(model),
             "steps": report["steps"],
             "train_seconds": report["seconds"],
             "loss_first": report["loss_first"],
             "loss_last": report["loss_last"],
         }
-        print(label, json.dumps(results[label]), flush=True)
-    return {
-        "budget": {"steps": steps, "batch": batch, "hard_negatives": 1, "lr": learning_rate},
-        "rows": results,
-    }
+
+    results.row(rows, "LoRA contrastive", lambda: trained(0.0, "llm-contrastive"))
+    results.row(rows, "LoRA + GRL", lambda: trained(1.0, "llm-grl"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-tokens", type=int, default=256, help="document tokens read")
+    parser.add_argument("--only", choices=["throughput", "before", "train"], action="append")
+    parser.add_argument("--max-tokens", type=int, default=128, help="document tokens read")
     parser.add_argument("--sample", type=int, default=200, help="documents for throughput")
-    parser.add_argument("--train", action="store_true", help="only the LoRA / GRL training rows")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--fresh", action="store_true", help="measure kept rows again")
     args = parser.parse_args()
-    if args.train:
-        trained = training(args.max_tokens, args.steps, args.batch, args.lr)
-        path = RESULTS / "llm.json"  # read now: the main run may have written meanwhile
-        results = json.loads(path.read_text()) if path.exists() else {}
-        write_json("llm", {**results, "after_training": trained})
-        return
-    results = {"environment": environment(), "max_tokens": args.max_tokens}
-    smollm2 = f"llm:smollm2#max_tokens={args.max_tokens}"
-    results["throughput"] = {
-        "minilm": throughput("minilm", args.sample, args.max_tokens),
-        "smollm2 (bidirectional, mean)": throughput(smollm2, args.sample, args.max_tokens),
-    }
-    print(json.dumps(results["throughput"]), flush=True)
-    write_json("llm", results)
-    results["scifact_before_training"] = retrieval(args.max_tokens)
-    write_json("llm", results)
+    parts = args.only or ["throughput", "before", "train"]
+    results = Results(args.fresh)
+    if "throughput" in parts:
+        measure_throughput(results, args.sample)
+    if "before" in parts:
+        measure_before_training(results, args.max_tokens)
+    if "train" in parts:
+        measure_training(results, args.max_tokens, args.steps, args.batch, args.lr)
     print("wrote benchmarks/results/llm.json")
 
 

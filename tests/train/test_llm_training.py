@@ -14,7 +14,7 @@ pytest.importorskip("peft")
 from densekit.cli.main import main
 from densekit.encode import load_encoder
 from densekit.errors import InputError
-from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings, grl_loss
+from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings, dpo_loss, grl_loss
 from densekit.train.pairs import Example
 
 ROWS = [
@@ -44,6 +44,51 @@ def test_grl_is_the_kl_from_generation_to_representation_and_moves_only_represen
     assert representation.grad is not None and generation.grad is None
     same = grl_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 2.0]]) + 5.0)
     assert float(same) == pytest.approx(0.0, abs=1e-7)  # shifts do not change a softmax
+
+
+def test_dpo_prefers_each_positive_to_each_negative_relative_to_the_reference():
+    policy = torch.tensor([[-3.0, -5.0, -4.0], [-2.0, -1.0, -2.5]], requires_grad=True)
+    reference = torch.tensor([[-4.0, -4.0, -4.0], [-2.0, -2.0, -2.0]], requires_grad=True)
+    loss = dpo_loss(policy, reference, beta=0.5)
+    gain = policy.detach() - reference.detach()
+    margins = torch.cat([gain[:, :1] - gain[:, 1:2], gain[:, :1] - gain[:, 2:3]], dim=1)
+    torch.testing.assert_close(loss, -torch.nn.functional.logsigmoid(0.5 * margins).mean())
+    loss.backward()
+    assert reference.grad is None
+    assert policy.grad[:, 0].lt(0).all() and policy.grad[:, 1:].gt(0).all()  # raise p+, lower p-
+    unchanged = dpo_loss(reference.detach(), reference.detach(), beta=0.5)
+    assert float(unchanged) == pytest.approx(float(np.log(2.0)))
+
+
+def test_the_dpo_term_makes_queries_likelier_after_their_positives(llama):
+    training = LlmTraining(dpo_weight=2.0, dpo_beta=0.5, lora=LoraSettings(rank=4))
+    trainer = LlmEncoderTrainer(f"llm:{llama}#max_tokens=64", training)
+    total, parts = trainer.loss(ROWS)
+    assert "grl" not in parts
+    assert float(total) == pytest.approx(parts["contrastive"] + 2.0 * parts["dpo"], rel=1e-5)
+    assert parts["dpo"] == pytest.approx(np.log(2.0), abs=1e-5)  # LoRA starts as the base
+
+    queries = [row.query for row in ROWS]
+    candidates = [[row.positive, *row.negatives] for row in ROWS]
+
+    def generation_margin() -> float:
+        trainer.model.eval()  # no LoRA dropout while scoring
+        pairs = [(q, text) for q, row in zip(queries, candidates, strict=True) for text in row]
+        scores = trainer.scorer.query_log_likelihood(pairs).reshape(len(ROWS), -1)
+        return float((scores[:, 0] - scores[:, 1]).mean())
+
+    before = generation_margin()
+    trainable = [p for p in trainer.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=5e-3)
+    for _ in range(15):  # the generative term alone: its gradient reaches the LoRA weights
+        preference = trainer.generation_preference(queries, candidates)
+        optimizer.zero_grad()
+        preference.backward()
+        optimizer.step()
+    assert float(preference) < 0.67
+    assert generation_margin() > before
+    with trainer.model.disable_adapter():  # the reference: the base model, untouched
+        assert generation_margin() == pytest.approx(before, abs=1e-5)
 
 
 @pytest.mark.parametrize("grl_weight", [0.0, 1.0])
@@ -116,6 +161,10 @@ def test_lora_targets_that_match_nothing_are_refused_with_the_names_there_are(ll
         LlmEncoderTrainer(f"llm:{llama}", LlmTraining(lora=LoraSettings(targets=("qkv",))))
     with pytest.raises(InputError, match="learning rate"):
         LlmTraining(learning_rate=0)
+    with pytest.raises(InputError, match="dpo_beta"):
+        LlmTraining(dpo_beta=0)
+    with pytest.raises(InputError, match="dpo_weight"):
+        LlmTraining(dpo_weight=-1)
 
 
 def test_cli_train_llm(capsys, llama, tiny_beir, tmp_path):
@@ -126,5 +175,6 @@ def test_cli_train_llm(capsys, llama, tiny_beir, tmp_path):
     assert main([*command, "--out", str(out), "--epochs", "5", "--max-steps", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["steps"] == 2 and report["model"].startswith(f"llm:{out}#")
-    assert main([*command, "--out", str(tmp_path / "g"), "--grl-weight", "1"]) == 2
-    assert "--collection" in capsys.readouterr().err
+    for term in ("--grl-weight", "--dpo-weight"):
+        assert main([*command, "--out", str(tmp_path / "g"), term, "1"]) == 2
+        assert "--collection" in capsys.readouterr().err

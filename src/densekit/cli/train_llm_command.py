@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="LoRA-tune a decoder LLM as an encoder (contrastive, + GRL with --grl-weight)",
         description="Fine-tune an llm: encoder with LoRA on a dataset's training judgements: "
         "InfoNCE over in-batch and mined hard negatives, plus, with --grl-weight, the KL "
-        "alignment of representation scores to the same LLM's generation scores (ULLME's GRL).",
+        "alignment of representation scores to the same LLM's generation scores (ULLME's GRL), "
+        "and, with --dpo-weight, a DPO-style term that trains the generation side as well.",
     )
     parser.add_argument("dataset", help="BEIR-layout dataset directory")
     parser.add_argument("--out", required=True, help="folder for the trained model")
@@ -28,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--grl-weight", type=float, default=0.0, help="weight of the GRL term (0: contrastive)"
     )
+    parser.add_argument(
+        "--dpo-weight",
+        type=float,
+        default=0.0,
+        help="weight of the DPO-style generative term (0: none)",
+    )
+    parser.add_argument("--dpo-beta", type=float, default=0.1, help="DPO's β (0.1)")
     parser.add_argument("--lora-rank", type=positive_int, default=8)
     parser.add_argument("--lora-alpha", type=positive_int, default=16)
     parser.add_argument(
@@ -60,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from densekit.train.pairs import training_examples
     from densekit.train.recipe import DataRecipe
 
-    if args.grl_weight and not args.collection:
+    if (args.grl_weight or args.dpo_weight) and not args.collection:
         raise InputError(
-            "GRL ranks each query's positive among its hard negatives: give "
-            "--collection DIR to mine them, or --grl-weight 0"
+            "GRL and DPO rank each query's positive among its hard negatives: give "
+            "--collection DIR to mine them, or --grl-weight 0 --dpo-weight 0"
         )
     refuse_to_replace(Path(args.out), args.overwrite)
     training = LlmTraining(
@@ -72,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         temperature=args.temperature,
         grl_weight=args.grl_weight,
+        dpo_weight=args.dpo_weight,
+        dpo_beta=args.dpo_beta,
         max_steps=args.max_steps,
         projection=args.projection,
         seed=args.seed,

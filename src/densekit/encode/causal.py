@@ -129,32 +129,46 @@ class CausalLM:
         import torch
 
         scores = np.empty(len(pairs), dtype=np.float32)
-        for start in range(0, len(pairs), batch):
-            part = pairs[start : start + batch]
-            sequences, query_spans = [], []
-            for query, passage in part:
-                passage_ids = self.tokenizer(passage, add_special_tokens=False)["input_ids"]
-                prompt = PASSAGE_PROMPT.format(
-                    passage=self.tokenizer.decode(passage_ids[:passage_tokens])
+        with torch.inference_mode():
+            for start in range(0, len(pairs), batch):
+                sums, counts = self.query_log_probs(
+                    pairs[start : start + batch], passage_tokens=passage_tokens
                 )
-                prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-                query_ids = self.tokenizer(" " + query, add_special_tokens=False)["input_ids"]
-                if not query_ids:
-                    raise InputError(f"query {query!r} has no tokens to score")
-                sequences.append(prompt_ids + query_ids)
-                query_spans.append((len(prompt_ids), len(prompt_ids) + len(query_ids)))
-            width = max(len(s) for s in sequences)
-            pad = self.tokenizer.pad_token_id
-            ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
-            with torch.inference_mode():
-                hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask)
-                states = hidden.last_hidden_state
-                head = self.model.get_output_embeddings()
-                for row, (begin, end) in enumerate(query_spans):
-                    # The token at position t is predicted from the state at t - 1; only those
-                    # states go through the vocabulary-wide head (not every position's).
-                    logits = head(states[row, begin - 1 : end - 1]).float()
-                    chosen = torch.log_softmax(logits, dim=-1).gather(1, ids[row, begin:end, None])
-                    scores[start + row] = float(chosen.mean())
+                scores[start : start + len(sums)] = (sums / counts).float().numpy()
         return scores
+
+    def query_log_probs(
+        self, pairs: Sequence[tuple[str, str]], *, passage_tokens: int = 256
+    ) -> tuple[Any, Any]:
+        """Summed log-probability of each query's tokens after its passage prompt, and each
+        query's token count, in one forward pass under the caller's gradient mode (training
+        differentiates through it; scoring runs it under inference mode)."""
+        import torch
+
+        sequences, query_spans = [], []
+        for query, passage in pairs:
+            passage_ids = self.tokenizer(passage, add_special_tokens=False)["input_ids"]
+            prompt = PASSAGE_PROMPT.format(
+                passage=self.tokenizer.decode(passage_ids[:passage_tokens])
+            )
+            prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            query_ids = self.tokenizer(" " + query, add_special_tokens=False)["input_ids"]
+            if not query_ids:
+                raise InputError(f"query {query!r} has no tokens to score")
+            sequences.append(prompt_ids + query_ids)
+            query_spans.append((len(prompt_ids), len(prompt_ids) + len(query_ids)))
+        width = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences])
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences])
+        states = self.model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        head = self.model.get_output_embeddings()
+        sums = []
+        for row, (begin, end) in enumerate(query_spans):
+            # The token at position t is predicted from the state at t - 1; only those states
+            # go through the vocabulary-wide head (not every position's).
+            logits = head(states[row, begin - 1 : end - 1]).float()
+            chosen = torch.log_softmax(logits, dim=-1).gather(1, ids[row, begin:end, None])
+            sums.append(chosen.sum())
+        counts = torch.tensor([end - begin for begin, end in query_spans], dtype=torch.float32)
+        return torch.stack(sums), counts

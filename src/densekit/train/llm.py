@@ -9,8 +9,14 @@ log-probability of the query given the passage, with the model in causal mode,
 
     L = InfoNCE + λ · KL(softmax(s_gen) ‖ softmax(s_rep)),   s_gen detached.
 
-One set of LoRA weights serves both modes, and the generation scores come from the same
-implementation the LLM reranker uses (CausalLM.query_log_likelihood).
+Optionally (``dpo_weight``) a DPO-style generative term trains the causal side too: the query
+should be likelier after its positive than after each hard negative, relative to the base
+model (the same LLM with the LoRA weights switched off),
+
+    L_DPO = −log σ(β · [(ℓ(q|p⁺) − ℓ_ref(q|p⁺)) − (ℓ(q|p⁻) − ℓ_ref(q|p⁻))]),
+
+ℓ the summed token log-probability. One set of LoRA weights serves both modes, and the
+generation scores come from the same implementation the LLM reranker uses (CausalLM).
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class LlmTraining:
     learning_rate: float = 2e-4
     temperature: float = 0.05
     grl_weight: float = 0.0
+    dpo_weight: float = 0.0
+    dpo_beta: float = 0.1
     max_steps: int | None = None
     passage_tokens: int = 128  # of each candidate, in the generation prompt
     projection: int | None = None  # a trained linear head to this many dimensions
@@ -70,8 +78,10 @@ class LlmTraining:
             raise InputError("epochs, batch and max_steps must be positive")
         if self.projection is not None and self.projection < 1:
             raise InputError("the projection needs a positive number of dimensions")
-        if not self.learning_rate > 0 or not self.temperature > 0 or self.grl_weight < 0:
-            raise InputError("learning rate and temperature must be positive, grl_weight >= 0")
+        if not self.learning_rate > 0 or not self.temperature > 0 or not self.dpo_beta > 0:
+            raise InputError("learning rate, temperature and dpo_beta must be positive")
+        if self.grl_weight < 0 or self.dpo_weight < 0:
+            raise InputError("grl_weight and dpo_weight must be >= 0")
 
 
 def grl_loss(representation: Tensor, generation: Tensor) -> Tensor:
@@ -80,6 +90,16 @@ def grl_loss(representation: Tensor, generation: Tensor) -> Tensor:
     target = F.log_softmax(generation.detach(), dim=-1)
     predicted = F.log_softmax(representation, dim=-1)
     return F.kl_div(predicted, target, log_target=True, reduction="batchmean")
+
+
+def dpo_loss(policy: Tensor, reference: Tensor, beta: float) -> Tensor:
+    """DPO with each query's positive (column 0) preferred to each of its negatives.
+
+    ``policy`` and ``reference`` are (queries, candidates) summed log-probabilities of the query
+    given each candidate, under the trained model and the fixed base model."""
+    gain = policy - reference.detach()
+    margin = gain[:, :1] - gain[:, 1:]
+    return -F.logsigmoid(beta * margin).mean()
 
 
 class LlmEncoderTrainer:
@@ -168,6 +188,20 @@ class LlmEncoderTrainer:
             self.model.train()
         return torch.from_numpy(scores).view(len(queries), -1)
 
+    def generation_preference(
+        self, queries: Sequence[str], candidates: Sequence[Sequence[str]]
+    ) -> Tensor:
+        """The DPO term: each query's positive (first candidate) over its negatives."""
+        pairs = [
+            (q, passage) for q, row in zip(queries, candidates, strict=True) for passage in row
+        ]
+        passage_tokens = self.training.passage_tokens
+        policy, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
+        with torch.no_grad(), self.model.disable_adapter():
+            reference, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
+        shape = (len(queries), -1)
+        return dpo_loss(policy.view(shape), reference.view(shape), self.training.dpo_beta)
+
     def loss(self, rows: Sequence[Example]) -> tuple[Tensor, dict[str, float]]:
         settings = self.training
         queries = self.embed([r.query for r in rows], self.spec.query_prompt)
@@ -175,25 +209,32 @@ class LlmEncoderTrainer:
         documents = self.embed([r.positive for r in rows] + negatives, self.spec.document_prompt)
         contrastive = info_nce(queries, documents, temperature=settings.temperature)
         parts = {"contrastive": contrastive.item()}
-        if not settings.grl_weight or not negatives:
+        if not (settings.grl_weight or settings.dpo_weight) or not negatives:
             return contrastive, parts
         # Each query's own candidates: its positive, then its hard negatives.
         width = len(rows[0].negatives)
         if any(len(r.negatives) != width for r in rows):
-            raise InputError("GRL needs the same number of hard negatives in every row")
-        own = [documents[i : i + 1] for i in range(len(rows))]
-        start = len(rows)
-        for i in range(len(rows)):
-            own[i] = torch.cat([own[i], documents[start + i * width : start + (i + 1) * width]])
-        representation = (
-            torch.stack([own[i] @ queries[i] for i in range(len(rows))]) / settings.temperature
-        )
-        generation = self.generation_scores(
-            [r.query for r in rows], [[r.positive, *r.negatives] for r in rows]
-        )
-        alignment = grl_loss(representation, generation)
-        parts["grl"] = alignment.item()
-        return contrastive + settings.grl_weight * alignment, parts
+            raise InputError("GRL and DPO need the same number of hard negatives in every row")
+        texts = [r.query for r in rows]
+        candidates = [[r.positive, *r.negatives] for r in rows]
+        total = contrastive
+        if settings.grl_weight:
+            own = [documents[i : i + 1] for i in range(len(rows))]
+            start = len(rows)
+            for i in range(len(rows)):
+                hard = documents[start + i * width : start + (i + 1) * width]
+                own[i] = torch.cat([own[i], hard])
+            representation = (
+                torch.stack([own[i] @ queries[i] for i in range(len(rows))]) / settings.temperature
+            )
+            alignment = grl_loss(representation, self.generation_scores(texts, candidates))
+            parts["grl"] = alignment.item()
+            total = total + settings.grl_weight * alignment
+        if settings.dpo_weight:
+            preference = self.generation_preference(texts, candidates)
+            parts["dpo"] = preference.item()
+            total = total + settings.dpo_weight * preference
+        return total, parts
 
     def train(self, rows: Sequence[Example]) -> dict[str, Any]:
         if not rows:
