@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -51,5 +52,8 @@ def environment() -> dict[str, Any]:
 def write_json(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    # Whole or not at all: a run killed mid-write leaves the previous results readable.
+    staging = path.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(staging, path)
     return path

@@ -1,7 +1,7 @@
 """Decoder LLMs as encoders: SmolLM2-135M-Instruct on SciFact, before and after LoRA training.
 
     .venv/bin/python benchmarks/llm.py [--only throughput|before|train] [--max-tokens 128]
-                                       [--steps 40 --batch 4 --lr 1e-3] [--fresh]
+                                       [--sample 200] [--steps 40 --batch 4 --lr 1e-3] [--fresh]
 
 1. throughput: encoding documents/s and peak memory (RSS) on --sample SciFact documents read
    up to 256 tokens, SmolLM2 (bidirectional, mean) vs MiniLM, each in a fresh process.
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,34 +40,49 @@ from densekit.evaluate.metrics import compute_metrics
 
 METRICS = ["nDCG@10", "R@100"]
 THROUGHPUT_TOKENS = 256
+TRAINED = (("LoRA contrastive", 0.0, "llm-contrastive"), ("LoRA + GRL", 1.0, "llm-grl"))
 
 
-class Results:
-    """llm.json, section by section; a section's rows survive only while its settings hold."""
+@dataclass
+class Section:
+    """One part of llm.json: its settings, the environment it was measured in, and its rows.
+    Rows survive a rerun only while the settings hold; each is merged into the file as it
+    stands when written (another run of this script may have written other parts meanwhile)."""
 
-    def __init__(self, fresh: bool) -> None:
-        path = RESULTS / "llm.json"
-        self.data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-        self.data["environment"] = environment()
-        self.fresh = fresh
+    name: str
+    content: dict[str, Any]
 
-    def section(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
-        kept = self.data.get(name)
-        if self.fresh or not isinstance(kept, dict) or kept.get("settings") != settings:
-            kept = {"settings": settings, "rows": {}}
-        self.data[name] = kept
-        return kept["rows"]
+    @classmethod
+    def open(cls, name: str, settings: dict[str, Any], fresh: bool) -> Section:
+        kept = _read_results().get(name)
+        if fresh or not isinstance(kept, dict) or kept.get("settings") != settings:
+            kept = {"settings": settings, "environment": environment(), "rows": {}}
+        section = cls(name, kept)
+        section.save()
+        return section
 
-    def row(self, rows: dict[str, Any], label: str, measure: Callable[[], dict]) -> None:
-        if label in rows:
-            print(f"{label}: kept {json.dumps(rows[label])}", flush=True)
+    @property
+    def rows(self) -> dict[str, Any]:
+        return self.content["rows"]
+
+    def row(self, label: str, measure: Callable[[], dict]) -> None:
+        if label in self.rows:
+            print(f"{label}: kept {json.dumps(self.rows[label])}", flush=True)
             return
-        self.record(rows, label, measure())
+        self.record(label, measure())
 
-    def record(self, rows: dict[str, Any], label: str, value: dict) -> None:
-        rows[label] = value
+    def record(self, label: str, value: dict) -> None:
+        self.rows[label] = value
         print(f"{label}: {json.dumps(value)}", flush=True)
-        write_json("llm", self.data)
+        self.save()
+
+    def save(self) -> None:
+        write_json("llm", {**_read_results(), self.name: self.content})
+
+
+def _read_results() -> dict[str, Any]:
+    path = RESULTS / "llm.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 class SciFactTest:
@@ -121,19 +137,20 @@ print(json.dumps({{"documents_per_second": round(len(texts) / seconds, 2),
     return json.loads(output.strip().splitlines()[-1])
 
 
-def measure_throughput(results: Results, sample: int) -> None:
-    rows = results.section("throughput", {"max_tokens": THROUGHPUT_TOKENS, "sample": sample})
+def measure_throughput(sample: int, fresh: bool) -> None:
+    settings = {"max_tokens": THROUGHPUT_TOKENS, "sample": sample}
+    section = Section.open("throughput", settings, fresh)
     smollm2 = f"llm:smollm2#max_tokens={THROUGHPUT_TOKENS}"
-    results.row(rows, "minilm", lambda: throughput("minilm", sample))
-    results.row(rows, "smollm2 (bidirectional, mean)", lambda: throughput(smollm2, sample))
+    section.row("minilm", lambda: throughput("minilm", sample))
+    section.row("smollm2 (bidirectional, mean)", lambda: throughput(smollm2, sample))
 
 
-def measure_before_training(results: Results, max_tokens: int) -> None:
-    rows = results.section("scifact_before_training", {"max_tokens": max_tokens})
+def measure_before_training(max_tokens: int, fresh: bool) -> None:
+    section = Section.open("scifact_before_training", {"max_tokens": max_tokens}, fresh)
     test = SciFactTest()
     for attention in ("causal", "bidirectional"):
         labels = [f"{attention}, {pooling}" for pooling in POOLINGS]
-        if all(label in rows for label in labels):
+        if all(label in section.rows for label in labels):
             continue
         encoder = load_encoder(f"llm:smollm2#attention={attention}&max_tokens={max_tokens}")
         started = time.perf_counter()
@@ -142,12 +159,12 @@ def measure_before_training(results: Results, max_tokens: int) -> None:
         asked = encoder.encode_pooled(test.queries, encoder.spec.query_prompt)
         for pooling, label in zip(POOLINGS, labels, strict=True):
             scores = test.score(asked[pooling], corpus[pooling])
-            results.record(rows, label, {**scores, "corpus_encode_seconds": seconds})
-    results.row(rows, "minilm (reference)", lambda: test.evaluate("minilm"))
+            section.record(label, {**scores, "corpus_encode_seconds": seconds})
+    section.row("minilm (reference)", lambda: test.evaluate("minilm"))
 
 
 def measure_training(
-    results: Results, max_tokens: int, steps: int, batch: int, learning_rate: float
+    max_tokens: int, steps: int, batch: int, learning_rate: float, fresh: bool
 ) -> None:
     import densekit
     from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings
@@ -162,7 +179,9 @@ def measure_training(
         "lr": learning_rate,
         "lora_rank": 8,
     }
-    rows = results.section("after_training", budget)
+    section = Section.open("after_training", budget, fresh)
+    if all(label in section.rows for label, _, _ in TRAINED):
+        return
     train = load_beir(dataset("scifact"), "train")
     with densekit.open_collection(build_or_open("scifact").directory) as collection:
         examples = training_examples(train, DataRecipe(negatives=1), collection=collection).rows
@@ -187,8 +206,8 @@ def measure_training(
             "loss_last": report["loss_last"],
         }
 
-    results.row(rows, "LoRA contrastive", lambda: trained(0.0, "llm-contrastive"))
-    results.row(rows, "LoRA + GRL", lambda: trained(1.0, "llm-grl"))
+    for label, grl_weight, folder in TRAINED:
+        section.row(label, lambda w=grl_weight, f=folder: trained(w, f))
 
 
 def main() -> None:
@@ -202,13 +221,12 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="measure kept rows again")
     args = parser.parse_args()
     parts = args.only or ["throughput", "before", "train"]
-    results = Results(args.fresh)
     if "throughput" in parts:
-        measure_throughput(results, args.sample)
+        measure_throughput(args.sample, args.fresh)
     if "before" in parts:
-        measure_before_training(results, args.max_tokens)
+        measure_before_training(args.max_tokens, args.fresh)
     if "train" in parts:
-        measure_training(results, args.max_tokens, args.steps, args.batch, args.lr)
+        measure_training(args.max_tokens, args.steps, args.batch, args.lr, args.fresh)
     print("wrote benchmarks/results/llm.json")
 
 

@@ -91,16 +91,23 @@ def test_the_dpo_term_makes_queries_likelier_after_their_positives(llama):
         assert generation_margin() == pytest.approx(before, abs=1e-5)
 
 
-@pytest.mark.parametrize("grl_weight", [0.0, 1.0])
-def test_lora_training_lowers_the_loss_and_saves_a_model_llm_loads(llama, tmp_path, grl_weight):
+@pytest.mark.parametrize(("grl_weight", "dpo_weight"), [(0.0, 0.0), (1.0, 0.0), (1.0, 0.5)])
+def test_lora_training_lowers_the_loss_and_saves_a_model_llm_loads(
+    llama, tmp_path, grl_weight, dpo_weight
+):
     training = LlmTraining(
-        epochs=15, batch=4, learning_rate=5e-3, grl_weight=grl_weight, lora=LoraSettings(rank=4)
+        epochs=15,
+        batch=4,
+        learning_rate=5e-3,
+        grl_weight=grl_weight,
+        dpo_weight=dpo_weight,
+        lora=LoraSettings(rank=4),
     )
     trainer = LlmEncoderTrainer(f"llm:{llama}#max_tokens=64", training)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     assert 0 < trainable < sum(p.numel() for p in trainer.model.parameters()) / 2
     _, parts = trainer.loss(ROWS)
-    assert ("grl" in parts) == bool(grl_weight)
+    assert ("grl" in parts) == bool(grl_weight) and ("dpo" in parts) == bool(dpo_weight)
     report = trainer.train(ROWS)
     assert report["steps"] == 15 and report["loss_last"] < report["loss_first"]
     model = trainer.save(tmp_path / "merged")
@@ -165,6 +172,10 @@ def test_lora_targets_that_match_nothing_are_refused_with_the_names_there_are(ll
         LlmTraining(dpo_beta=0)
     with pytest.raises(InputError, match="dpo_weight"):
         LlmTraining(dpo_weight=-1)
+    unmined = [Example(row.query, row.positive) for row in ROWS]
+    grl = LlmEncoderTrainer(f"llm:{llama}", LlmTraining(grl_weight=1.0))
+    with pytest.raises(InputError, match="have none"):
+        grl.loss(unmined)
 
 
 def test_cli_train_llm(capsys, llama, tiny_beir, tmp_path):

@@ -12,7 +12,7 @@ from densekit.errors import InputError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train-llm",
-        help="LoRA-tune a decoder LLM as an encoder (contrastive, + GRL with --grl-weight)",
+        help="LoRA-tune a decoder LLM as an encoder (contrastive, + GRL / DPO by weight)",
         description="Fine-tune an llm: encoder with LoRA on a dataset's training judgements: "
         "InfoNCE over in-batch and mined hard negatives, plus, with --grl-weight, the KL "
         "alignment of representation scores to the same LLM's generation scores (ULLME's GRL), "
@@ -68,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from densekit.train.pairs import training_examples
     from densekit.train.recipe import DataRecipe
 
-    if (args.grl_weight or args.dpo_weight) and not args.collection:
+    if (args.grl_weight or args.dpo_weight) and (not args.collection or args.negatives < 1):
         raise InputError(
             "GRL and DPO rank each query's positive among its hard negatives: give "
-            "--collection DIR to mine them, or --grl-weight 0 --dpo-weight 0"
+            "--collection DIR --negatives N (N >= 1) to mine them, or --grl-weight 0 "
+            "--dpo-weight 0"
         )
     refuse_to_replace(Path(args.out), args.overwrite)
     training = LlmTraining(

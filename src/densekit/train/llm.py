@@ -58,7 +58,7 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class LlmTraining:
-    """How the LLM encoder learns; ``grl_weight`` 0 is contrastive only."""
+    """How the LLM encoder learns; ``grl_weight`` and ``dpo_weight`` 0 is contrastive only."""
 
     epochs: int = 1
     batch: int = 4
@@ -196,9 +196,14 @@ class LlmEncoderTrainer:
             (q, passage) for q, row in zip(queries, candidates, strict=True) for passage in row
         ]
         passage_tokens = self.training.passage_tokens
-        policy, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
-        with torch.no_grad(), self.model.disable_adapter():
-            reference, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
+        # No LoRA dropout on the policy: its implicit reward is compared with the reference's.
+        self.model.eval()
+        try:
+            policy, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
+            with torch.no_grad(), self.model.disable_adapter():
+                reference, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
+        finally:
+            self.model.train()
         shape = (len(queries), -1)
         return dpo_loss(policy.view(shape), reference.view(shape), self.training.dpo_beta)
 
@@ -209,8 +214,13 @@ class LlmEncoderTrainer:
         documents = self.embed([r.positive for r in rows] + negatives, self.spec.document_prompt)
         contrastive = info_nce(queries, documents, temperature=settings.temperature)
         parts = {"contrastive": contrastive.item()}
-        if not (settings.grl_weight or settings.dpo_weight) or not negatives:
+        if not (settings.grl_weight or settings.dpo_weight):
             return contrastive, parts
+        if not negatives:
+            raise InputError(
+                "GRL and DPO rank each query's positive among its hard negatives, and these "
+                "rows have none: mine them (--collection DIR --negatives N) or set the weights to 0"
+            )
         # Each query's own candidates: its positive, then its hard negatives.
         width = len(rows[0].negatives)
         if any(len(r.negatives) != width for r in rows):
