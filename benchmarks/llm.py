@@ -1,7 +1,8 @@
 """Decoder LLMs as encoders: SmolLM2-135M-Instruct on SciFact, before and after LoRA training.
 
     .venv/bin/python benchmarks/llm.py [--only throughput|before|train] [--max-tokens 128]
-                                       [--sample 200] [--steps 40 --batch 4 --lr 1e-3] [--fresh]
+                                       [--sample 200] [--steps 40 --batch 4 --lr 1e-3]
+                                       [--negatives 1] [--objectives contrastive,grl,...] [--fresh]
 
 1. throughput: encoding documents/s and peak memory (RSS) on --sample SciFact documents read
    up to 256 tokens, SmolLM2 (bidirectional, mean) vs MiniLM, each in a fresh process.
@@ -10,8 +11,9 @@
    corpus per attention mode gives all three poolings). Queries get the generic retrieval
    instruction; documents are read up to --max-tokens tokens. MiniLM is the reference row.
 3. train: LoRA training of the bidirectional, mean-pooled encoder on SciFact train on one budget
-   (steps, batch, one mined hard negative per row, learning rate), without and with GRL
-   (weight 1), then the same test evaluation; training time and losses.
+   (steps, batch, --negatives mined hard negatives per row, learning rate): contrastive only,
+   + GRL (weight 1) with the generation target at τ_gen 1 and 0.25, optionally + DPO
+   (--objectives), then the same test evaluation; training time and losses.
 
 Every row is written to benchmarks/results/llm.json as soon as it is measured; a rerun keeps
 the rows already measured with the same settings (--fresh measures them again), so an
@@ -40,7 +42,16 @@ from densekit.evaluate.metrics import compute_metrics
 
 METRICS = ["nDCG@10", "R@100"]
 THROUGHPUT_TOKENS = 256
-TRAINED = (("LoRA contrastive", 0.0, "llm-contrastive"), ("LoRA + GRL", 1.0, "llm-grl"))
+# Training objectives on one budget: (row label, LlmTraining settings).
+OBJECTIVES: dict[str, tuple[str, dict[str, float]]] = {
+    "contrastive": ("LoRA contrastive", {}),
+    "grl": ("LoRA + GRL", {"grl_weight": 1.0}),
+    "grl-sharp": ("LoRA + GRL (τ_gen 0.25)", {"grl_weight": 1.0, "grl_temperature": 0.25}),
+    "grl-dpo": (
+        "LoRA + GRL (τ_gen 0.25) + DPO",
+        {"grl_weight": 1.0, "grl_temperature": 0.25, "dpo_weight": 1.0},
+    ),
+}
 
 
 @dataclass
@@ -164,7 +175,13 @@ def measure_before_training(max_tokens: int, fresh: bool) -> None:
 
 
 def measure_training(
-    max_tokens: int, steps: int, batch: int, learning_rate: float, fresh: bool
+    max_tokens: int,
+    steps: int,
+    batch: int,
+    learning_rate: float,
+    negatives: int,
+    objectives: list[str],
+    fresh: bool,
 ) -> None:
     import densekit
     from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings
@@ -175,39 +192,43 @@ def measure_training(
         "base": f"llm:smollm2#max_tokens={max_tokens}",
         "steps": steps,
         "batch": batch,
-        "hard_negatives": 1,
         "lr": learning_rate,
         "lora_rank": 8,
     }
     section = Section.open("after_training", budget, fresh)
-    if all(label in section.rows for label, _, _ in TRAINED):
+    suffix = f", {negatives} hard negative" + ("s" if negatives > 1 else "")
+    wanted = {OBJECTIVES[name][0] + suffix: name for name in objectives}
+    if all(label in section.rows for label in wanted):
         return
     train = load_beir(dataset("scifact"), "train")
     with densekit.open_collection(build_or_open("scifact").directory) as collection:
-        examples = training_examples(train, DataRecipe(negatives=1), collection=collection).rows
+        recipe = DataRecipe(negatives=negatives)
+        examples = training_examples(train, recipe, collection=collection).rows
     test = SciFactTest()
 
-    def trained(grl_weight: float, folder: str) -> dict:
+    def trained(objective: str) -> dict:
         settings = LlmTraining(
             batch=batch,
             learning_rate=learning_rate,
             max_steps=steps,
-            grl_weight=grl_weight,
             lora=LoraSettings(rank=8),
+            **OBJECTIVES[objective][1],
         )
         trainer = LlmEncoderTrainer(budget["base"], settings)
         report = trainer.train(examples)
-        model = trainer.save(BUILD / folder, overwrite=True)
+        model = trainer.save(BUILD / f"llm-{objective}-{negatives}", overwrite=True)
         return {
             **test.evaluate(model),
+            "hard_negatives": negatives,
+            **OBJECTIVES[objective][1],
             "steps": report["steps"],
             "train_seconds": report["seconds"],
             "loss_first": report["loss_first"],
             "loss_last": report["loss_last"],
         }
 
-    for label, grl_weight, folder in TRAINED:
-        section.row(label, lambda w=grl_weight, f=folder: trained(w, f))
+    for label, objective in wanted.items():
+        section.row(label, lambda o=objective: trained(o))
 
 
 def main() -> None:
@@ -218,6 +239,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--negatives", type=int, default=1, help="mined hard negatives per row")
+    parser.add_argument(
+        "--objectives",
+        default="contrastive,grl,grl-sharp",
+        help=f"comma-separated, of {', '.join(OBJECTIVES)}",
+    )
     parser.add_argument("--fresh", action="store_true", help="measure kept rows again")
     args = parser.parse_args()
     parts = args.only or ["throughput", "before", "train"]
@@ -226,7 +253,13 @@ def main() -> None:
     if "before" in parts:
         measure_before_training(args.max_tokens, args.fresh)
     if "train" in parts:
-        measure_training(args.max_tokens, args.steps, args.batch, args.lr, args.fresh)
+        objectives = [name.strip() for name in args.objectives.split(",") if name.strip()]
+        unknown = [name for name in objectives if name not in OBJECTIVES]
+        if unknown:
+            parser.error(f"unknown objective {', '.join(unknown)}; known: {', '.join(OBJECTIVES)}")
+        measure_training(
+            args.max_tokens, args.steps, args.batch, args.lr, args.negatives, objectives, args.fresh
+        )
     print("wrote benchmarks/results/llm.json")
 
 

@@ -44,6 +44,8 @@ def test_grl_is_the_kl_from_generation_to_representation_and_moves_only_represen
     assert representation.grad is not None and generation.grad is None
     same = grl_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, 2.0]]) + 5.0)
     assert float(same) == pytest.approx(0.0, abs=1e-7)  # shifts do not change a softmax
+    sharper = grl_loss(representation.detach(), generation.detach(), temperature=0.25)
+    torch.testing.assert_close(sharper, grl_loss(representation.detach(), 4 * generation.detach()))
 
 
 def test_dpo_prefers_each_positive_to_each_negative_relative_to_the_reference():
@@ -170,6 +172,8 @@ def test_lora_targets_that_match_nothing_are_refused_with_the_names_there_are(ll
         LlmTraining(learning_rate=0)
     with pytest.raises(InputError, match="dpo_beta"):
         LlmTraining(dpo_beta=0)
+    with pytest.raises(InputError, match="grl_temperature"):
+        LlmTraining(grl_temperature=0)
     with pytest.raises(InputError, match="dpo_weight"):
         LlmTraining(dpo_weight=-1)
     unmined = [Example(row.query, row.positive) for row in ROWS]

@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--grl-weight", type=float, default=0.0, help="weight of the GRL term (0: contrastive)"
     )
     parser.add_argument(
+        "--grl-temperature",
+        type=float,
+        default=1.0,
+        help="τ_gen: GRL's generation scores are divided by it (1; lower is a sharper target)",
+    )
+    parser.add_argument(
         "--dpo-weight",
         type=float,
         default=0.0,
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         temperature=args.temperature,
         grl_weight=args.grl_weight,
+        grl_temperature=args.grl_temperature,
         dpo_weight=args.dpo_weight,
         dpo_beta=args.dpo_beta,
         max_steps=args.max_steps,

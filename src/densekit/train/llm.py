@@ -7,7 +7,11 @@ the two ways the same LLM judges relevance: for each query's candidates (its pos
 negatives), representation scores s_rep = cos / τ and generation scores s_gen = mean token
 log-probability of the query given the passage, with the model in causal mode,
 
-    L = InfoNCE + λ · KL(softmax(s_gen) ‖ softmax(s_rep)),   s_gen detached.
+    L = InfoNCE + λ · KL(softmax(s_gen / τ_gen) ‖ softmax(s_rep)),   s_gen detached.
+
+τ_gen (default 1) sets how sharp the generation target is: mean log-probabilities of a query
+after its positive and after a mined negative differ by under a nat, a softer target than
+InfoNCE's cos / τ, so at τ_gen 1 the KL term also pulls the positive's margin down.
 
 Optionally (``dpo_weight``) a DPO-style generative term trains the causal side too: the query
 should be likelier after its positive than after each hard negative, relative to the base
@@ -65,6 +69,7 @@ class LlmTraining:
     learning_rate: float = 2e-4
     temperature: float = 0.05
     grl_weight: float = 0.0
+    grl_temperature: float = 1.0  # τ_gen: the generation scores are divided by it
     dpo_weight: float = 0.0
     dpo_beta: float = 0.1
     max_steps: int | None = None
@@ -78,16 +83,19 @@ class LlmTraining:
             raise InputError("epochs, batch and max_steps must be positive")
         if self.projection is not None and self.projection < 1:
             raise InputError("the projection needs a positive number of dimensions")
-        if not self.learning_rate > 0 or not self.temperature > 0 or not self.dpo_beta > 0:
-            raise InputError("learning rate, temperature and dpo_beta must be positive")
+        positive = (self.learning_rate, self.temperature, self.grl_temperature, self.dpo_beta)
+        if not all(value > 0 for value in positive):
+            raise InputError(
+                "learning rate, temperature, grl_temperature and dpo_beta must be positive"
+            )
         if self.grl_weight < 0 or self.dpo_weight < 0:
             raise InputError("grl_weight and dpo_weight must be >= 0")
 
 
-def grl_loss(representation: Tensor, generation: Tensor) -> Tensor:
-    """KL(softmax(generation) ‖ softmax(representation)) per row, averaged; the generation
-    side is a fixed target (detached). Both are (queries, candidates) score matrices."""
-    target = F.log_softmax(generation.detach(), dim=-1)
+def grl_loss(representation: Tensor, generation: Tensor, temperature: float = 1.0) -> Tensor:
+    """KL(softmax(generation / temperature) ‖ softmax(representation)) per row, averaged; the
+    generation side is a fixed target (detached). Both are (queries, candidates) matrices."""
+    target = F.log_softmax(generation.detach() / temperature, dim=-1)
     predicted = F.log_softmax(representation, dim=-1)
     return F.kl_div(predicted, target, log_target=True, reduction="batchmean")
 
@@ -237,7 +245,8 @@ class LlmEncoderTrainer:
             representation = (
                 torch.stack([own[i] @ queries[i] for i in range(len(rows))]) / settings.temperature
             )
-            alignment = grl_loss(representation, self.generation_scores(texts, candidates))
+            generation = self.generation_scores(texts, candidates)
+            alignment = grl_loss(representation, generation, settings.grl_temperature)
             parts["grl"] = alignment.item()
             total = total + settings.grl_weight * alignment
         if settings.dpo_weight:
