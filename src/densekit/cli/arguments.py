@@ -19,6 +19,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def rank_window(text: str) -> tuple[int, int]:
+    """A FIRST:LAST rank window of mined negatives."""
+    first, _, last = text.partition(":")
+    try:
+        window = (int(first), int(last))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected FIRST:LAST ranks, e.g. 30:100, got {text!r}"
+        ) from None
+    return window
+
+
 def add_fusion_arguments(parser: argparse.ArgumentParser, default_help: str) -> None:
     parser.add_argument(
         "--fusion", choices=["convex", "rrf"], help=f"hybrid fusion ({default_help})"

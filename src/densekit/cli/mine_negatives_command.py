@@ -5,19 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from densekit.cli.arguments import positive_int
+from densekit.cli.arguments import positive_int, rank_window
 from densekit.errors import InputError
-
-
-def rank_window(text: str) -> tuple[int, int]:
-    first, _, last = text.partition(":")
-    try:
-        window = (int(first), int(last))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected FIRST:LAST ranks, e.g. 30:100, got {text!r}"
-        ) from None
-    return window
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from densekit.cli.arguments import positive_int
+from densekit.cli.arguments import positive_int, rank_window
 from densekit.cli.output import print_json
 from densekit.errors import InputError
 
@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--collection", help="a collection of the dataset's corpus, to mine hard negatives from"
     )
     parser.add_argument("--negatives", type=int, default=3, help="hard negatives per row (3)")
+    parser.add_argument(
+        "--ranks", type=rank_window, default=(10, 60), help="mining rank window FIRST:LAST (10:60)"
+    )
     parser.add_argument(
         "--grl-weight", type=float, default=0.0, help="weight of the GRL term (0: contrastive)"
     )
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from densekit.store.durability import refuse_to_replace
     from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings
     from densekit.train.pairs import training_examples
-    from densekit.train.recipe import DataRecipe
+    from densekit.train.recipe import DataRecipe, Recipe
 
     if (args.grl_weight or args.dpo_weight) and (not args.collection or args.negatives < 1):
         raise InputError(
@@ -102,14 +105,24 @@ def run(args: argparse.Namespace) -> int:
     trainer = LlmEncoderTrainer(args.base, training)
     data = load_beir(args.dataset, args.split)
     negatives = args.negatives if args.collection else 0
+    recipe = DataRecipe(negatives=negatives, ranks=args.ranks)
+    Recipe(data=recipe)  # checks the window like a recipe file's
     collection = Collection(args.collection) if args.collection else None
     try:
         examples = training_examples(
-            data, DataRecipe(negatives=negatives), collection=collection, seed=args.seed
+            data,
+            recipe,
+            collection=collection,
+            seed=args.seed,
         )
     finally:
         if collection is not None:
             collection.close()
+    if not examples.rows:
+        raise InputError(
+            f"{args.dataset}: no training rows: no judged query got {negatives} mined negatives "
+            f"between ranks {args.ranks[0]} and {args.ranks[1]}; widen --ranks or lower --negatives"
+        )
     report = trainer.train(examples.rows)
     model = trainer.save(args.out, merged=not args.adapter_only, overwrite=args.overwrite)
     report["model"] = model
