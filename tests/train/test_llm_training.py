@@ -222,3 +222,22 @@ def test_cli_train_llm_on_the_bundled_smollm2_with_grl_and_dpo(capsys, tiny_beir
     tuned = load_encoder(report["model"]).encode_documents(texts)
     assert tuned.shape == (1, 576)
     assert not np.allclose(tuned, load_encoder(base).encode_documents(texts), atol=1e-5)
+
+
+def test_grl_and_dpo_take_rows_with_fewer_mined_negatives(llama):
+    training = LlmTraining(grl_weight=1.0, dpo_weight=1.0, lora=LoraSettings(rank=2))
+    trainer = LlmEncoderTrainer(f"llm:{llama}#max_tokens=64", training)
+    ragged = [
+        Example("cat mat", "the cat sat on the mat", ("fish swim rivers", "the dog ran")),
+        Example("dog ran", "the dog ran", ("vitamin bones strong",)),
+    ]
+    generation = trainer.generation_scores(
+        [row.query for row in ragged], [[row.positive, *row.negatives] for row in ragged]
+    )
+    assert generation.shape == (2, 3) and generation[1, 2] < -1e3  # the lacking place masked
+    loss, parts = trainer.loss(ragged)
+    assert np.isfinite(parts["grl"]) and np.isfinite(parts["dpo"])
+    assert parts["dpo"] == pytest.approx(np.log(2.0), abs=1e-5)  # three real pairs, none padded
+    loss.backward()
+    grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)

@@ -100,14 +100,28 @@ def grl_loss(representation: Tensor, generation: Tensor, temperature: float = 1.
     return F.kl_div(predicted, target, log_target=True, reduction="batchmean")
 
 
-def dpo_loss(policy: Tensor, reference: Tensor, beta: float) -> Tensor:
+def dpo_loss(
+    policy: Tensor, reference: Tensor, beta: float, present: Tensor | None = None
+) -> Tensor:
     """DPO with each query's positive (column 0) preferred to each of its negatives.
 
     ``policy`` and ``reference`` are (queries, candidates) summed log-probabilities of the query
-    given each candidate, under the trained model and the fixed base model."""
+    given each candidate, under the trained model and the fixed base model; ``present`` masks
+    the candidates a row lacks."""
     gain = policy - reference.detach()
-    margin = gain[:, :1] - gain[:, 1:]
-    return -F.logsigmoid(beta * margin).mean()
+    losses = -F.logsigmoid(beta * (gain[:, :1] - gain[:, 1:]))
+    return losses.mean() if present is None else losses[present[:, 1:]].mean()
+
+
+# A score no softmax gives weight to: the place of a candidate a row lacks.
+MISSING = -1e4
+
+
+def padded(flat: Tensor, lengths: Sequence[int], fill: float | bool) -> Tensor:
+    """Rows of ``lengths`` values from ``flat``, padded with ``fill`` to the longest."""
+    width = max(lengths)
+    rows = torch.split(flat, list(lengths))
+    return torch.stack([F.pad(row, (0, width - len(row)), value=fill) for row in rows])
 
 
 class LlmEncoderTrainer:
@@ -194,7 +208,7 @@ class LlmEncoderTrainer:
             )
         finally:
             self.model.train()
-        return torch.from_numpy(scores).view(len(queries), -1)
+        return padded(torch.from_numpy(scores), [len(row) for row in candidates], MISSING)
 
     def generation_preference(
         self, queries: Sequence[str], candidates: Sequence[Sequence[str]]
@@ -212,8 +226,14 @@ class LlmEncoderTrainer:
                 reference, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
         finally:
             self.model.train()
-        shape = (len(queries), -1)
-        return dpo_loss(policy.view(shape), reference.view(shape), self.training.dpo_beta)
+        lengths = [len(row) for row in candidates]
+        present = padded(torch.ones(len(pairs), dtype=torch.bool), lengths, False)
+        return dpo_loss(
+            padded(policy, lengths, 0.0),
+            padded(reference, lengths, 0.0),
+            self.training.dpo_beta,
+            present,
+        )
 
     def loss(self, rows: Sequence[Example]) -> tuple[Tensor, dict[str, float]]:
         settings = self.training
@@ -229,21 +249,19 @@ class LlmEncoderTrainer:
                 "GRL and DPO rank each query's positive among its hard negatives, and these "
                 "rows have none: mine them (--collection DIR --negatives N) or set the weights to 0"
             )
-        # Each query's own candidates: its positive, then its hard negatives.
-        width = len(rows[0].negatives)
-        if any(len(r.negatives) != width for r in rows):
-            raise InputError("GRL and DPO need the same number of hard negatives in every row")
+        # Each query's own candidates: its positive, then its hard negatives (rows may have
+        # fewer mined negatives than others; the missing ones are masked).
         texts = [r.query for r in rows]
         candidates = [[r.positive, *r.negatives] for r in rows]
         total = contrastive
         if settings.grl_weight:
-            own = [documents[i : i + 1] for i in range(len(rows))]
-            start = len(rows)
-            for i in range(len(rows)):
-                hard = documents[start + i * width : start + (i + 1) * width]
-                own[i] = torch.cat([own[i], hard])
-            representation = (
-                torch.stack([own[i] @ queries[i] for i in range(len(rows))]) / settings.temperature
+            scores, start = [], len(rows)
+            for i, row in enumerate(rows):
+                hard = documents[start : start + len(row.negatives)]
+                start += len(row.negatives)
+                scores.append(torch.cat([documents[i : i + 1], hard]) @ queries[i])
+            representation = padded(
+                torch.cat(scores) / settings.temperature, [len(c) for c in candidates], MISSING
             )
             generation = self.generation_scores(texts, candidates)
             alignment = grl_loss(representation, generation, settings.grl_temperature)
