@@ -117,6 +117,13 @@ def dpo_loss(
 MISSING = -1e4
 
 
+def query_passage_pairs(
+    queries: Sequence[str], candidates: Sequence[Sequence[str]]
+) -> list[tuple[str, str]]:
+    """Each query with each of its candidates, row by row (the order ``padded`` splits)."""
+    return [(q, passage) for q, row in zip(queries, candidates, strict=True) for passage in row]
+
+
 def padded(flat: Tensor, lengths: Sequence[int], fill: float | bool) -> Tensor:
     """Rows of ``lengths`` values from ``flat``, padded with ``fill`` to the longest."""
     width = max(lengths)
@@ -198,9 +205,7 @@ class LlmEncoderTrainer:
         self, queries: Sequence[str], candidates: Sequence[Sequence[str]]
     ) -> Tensor:
         """s_gen: mean log p(query | candidate) under the model in causal mode (no gradient)."""
-        pairs = [
-            (q, passage) for q, row in zip(queries, candidates, strict=True) for passage in row
-        ]
+        pairs = query_passage_pairs(queries, candidates)
         self.model.eval()
         try:
             scores = self.scorer.query_log_likelihood(
@@ -214,9 +219,7 @@ class LlmEncoderTrainer:
         self, queries: Sequence[str], candidates: Sequence[Sequence[str]]
     ) -> Tensor:
         """The DPO term: each query's positive (first candidate) over its negatives."""
-        pairs = [
-            (q, passage) for q, row in zip(queries, candidates, strict=True) for passage in row
-        ]
+        pairs = query_passage_pairs(queries, candidates)
         passage_tokens = self.training.passage_tokens
         # No LoRA dropout on the policy: its implicit reward is compared with the reference's.
         self.model.eval()
