@@ -26,7 +26,8 @@ generation scores come from the same implementation the LLM reranker uses (Causa
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,18 +202,24 @@ class LlmEncoderTrainer:
             pooled = self.head(pooled)
         return F.normalize(pooled, dim=-1)
 
+    @contextmanager
+    def _without_dropout(self) -> Iterator[None]:
+        """Causal scoring in evaluation mode, then back to training mode."""
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train()
+
     def generation_scores(
         self, queries: Sequence[str], candidates: Sequence[Sequence[str]]
     ) -> Tensor:
         """s_gen: mean log p(query | candidate) under the model in causal mode (no gradient)."""
         pairs = query_passage_pairs(queries, candidates)
-        self.model.eval()
-        try:
+        with self._without_dropout():
             scores = self.scorer.query_log_likelihood(
                 pairs, passage_tokens=self.training.passage_tokens
             )
-        finally:
-            self.model.train()
         return padded(torch.from_numpy(scores), [len(row) for row in candidates], MISSING)
 
     def generation_preference(
@@ -222,13 +229,10 @@ class LlmEncoderTrainer:
         pairs = query_passage_pairs(queries, candidates)
         passage_tokens = self.training.passage_tokens
         # No LoRA dropout on the policy: its implicit reward is compared with the reference's.
-        self.model.eval()
-        try:
+        with self._without_dropout():
             policy, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
             with torch.no_grad(), self.model.disable_adapter():
                 reference, _ = self.scorer.query_log_probs(pairs, passage_tokens=passage_tokens)
-        finally:
-            self.model.train()
         lengths = [len(row) for row in candidates]
         present = padded(torch.ones(len(pairs), dtype=torch.bool), lengths, False)
         return dpo_loss(
