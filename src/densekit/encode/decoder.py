@@ -113,7 +113,7 @@ class DecoderEncoder:
         import torch
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        from densekit.encode.causal import causal_lm_location
+        from densekit.encode.causal import causal_lm_location, load_pretrained
 
         model, _, fragment = spec.location.partition("#")
         self.spec = spec
@@ -139,8 +139,8 @@ class DecoderEncoder:
             if lora:
                 self.model = _merged_lora(location, dtype)
             else:
-                self.model = AutoModel.from_pretrained(
-                    location, dtype=dtype, attn_implementation="sdpa"
+                self.model = load_pretrained(
+                    AutoModel, location, dtype=dtype, attn_implementation="sdpa"
                 )
         except (OSError, ValueError) as exc:
             raise InputError(f"could not load {model!r} ({_first_line(exc)})") from None

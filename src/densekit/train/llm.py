@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from densekit.encode.causal import CausalLM, causal_lm_location
+from densekit.encode.causal import CausalLM, causal_lm_location, load_pretrained
 from densekit.encode.decoder import (
     PROJECTION_FILE,
     DecoderOptions,
@@ -146,8 +146,8 @@ class LlmEncoderTrainer:
         location = causal_lm_location(model_name)
         torch.manual_seed(self.training.seed)
         try:
-            causal = AutoModelForCausalLM.from_pretrained(
-                location, dtype=torch.float32, attn_implementation="sdpa"
+            causal = load_pretrained(
+                AutoModelForCausalLM, location, dtype=torch.float32, attn_implementation="sdpa"
             )
             self.tokenizer = AutoTokenizer.from_pretrained(location)
         except (OSError, ValueError) as exc:
