@@ -32,8 +32,7 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-from _common import BUILD, build_or_open, dataset, environment, write_json
+from _common import BUILD, build_or_open, dataset, environment, paired_tests, write_json
 
 import densekit
 from densekit.adapt.lexsem import LexSemSpec
@@ -163,29 +162,6 @@ def _merge(parts: list[tuple[str, Path]], out: Path) -> None:
     shutil.copy(parts[0][1] / "corpus.jsonl", out / "corpus.jsonl")
     (out / "queries.jsonl").write_text("\n".join(queries) + "\n", encoding="utf-8")
     (out / "qrels" / "test.tsv").write_text("\n".join(qrels) + "\n", encoding="utf-8")
-
-
-def paired_tests(a: dict[str, dict], b: dict[str, dict], measure: str, seed: int = 0) -> dict:
-    """Paired t-test and two-sided randomisation test (sign flips, 10,000) of b − a."""
-    from scipy.stats import ttest_rel
-
-    queries = sorted(a)
-    x = np.array([a[q][measure] for q in queries])
-    y = np.array([b[q][measure] for q in queries])
-    differences = y - x
-    rng = np.random.default_rng(seed)
-    flips = rng.choice([-1.0, 1.0], size=(10_000, len(differences)))
-    observed = abs(differences.mean())
-    randomised = float((np.abs((flips * differences).mean(axis=1)) >= observed).mean())
-    return {
-        "measure": measure,
-        "queries": len(queries),
-        "mean_difference": round(float(differences.mean()), 4),
-        "better": int((differences > 0).sum()),
-        "worse": int((differences < 0).sum()),
-        "t_test_p": float(f"{ttest_rel(y, x).pvalue:.3g}"),
-        "randomisation_p": randomised,
-    }
 
 
 def fine_grained(collection: Path, queries: int) -> dict:

@@ -32,7 +32,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
+from _common import (
+    BUILD,
+    RESULTS,
+    build_or_open,
+    dataset,
+    environment,
+    paired_tests,
+    write_json,
+)
 
 from densekit.corpus import read_corpus
 from densekit.encode import load_encoder
@@ -41,6 +49,7 @@ from densekit.evaluate.beir import load_beir
 from densekit.evaluate.metrics import compute_metrics
 
 METRICS = ["nDCG@10", "R@100"]
+PAIRED_MEASURE = "nDCG@10"
 THROUGHPUT_TOKENS = 256
 # Training objectives on one budget: (row label, LlmTraining settings).
 OBJECTIVES: dict[str, tuple[str, dict[str, float]]] = {
@@ -84,7 +93,8 @@ class Section:
 
     def record(self, label: str, value: dict) -> None:
         self.rows[label] = value
-        print(f"{label}: {json.dumps(value)}", flush=True)
+        shown = {k: v for k, v in value.items() if k != "per_query"}
+        print(f"{label}: {json.dumps(shown)}", flush=True)
         self.save()
 
     def save(self) -> None:
@@ -112,8 +122,10 @@ class SciFactTest:
             q: {self.ids[j]: float(scores[i, j]) for j in top[i]}
             for i, q in enumerate(self.query_ids)
         }
-        aggregate = compute_metrics(self.data.qrels, run, METRICS).aggregate
-        return {k: round(v, 4) for k, v in aggregate.items()}
+        result = compute_metrics(self.data.qrels, run, METRICS)
+        # Per query, for paired significance tests between rows.
+        per_query = {q: round(v[PAIRED_MEASURE], 4) for q, v in result.per_query.items()}
+        return {**{k: round(v, 4) for k, v in result.aggregate.items()}, "per_query": per_query}
 
     def evaluate(self, model: str) -> dict[str, float]:
         encoder = load_encoder(model)
@@ -229,6 +241,32 @@ def measure_training(
 
     for label, objective in wanted.items():
         section.row(label, lambda o=objective: trained(o))
+    compare_objectives(section)
+
+
+def compare_objectives(section: Section) -> None:
+    """Each objective against contrastive-only with as many hard negatives: a paired t-test
+    and randomisation test on per-query nDCG@10."""
+    comparisons = {}
+    for label, row in section.rows.items():
+        negatives = row.get("hard_negatives")
+        base = next(
+            (
+                other
+                for name, other in section.rows.items()
+                if name.startswith(OBJECTIVES["contrastive"][0])
+                and other.get("hard_negatives") == negatives
+            ),
+            None,
+        )
+        if base is None or base is row or "per_query" not in row or "per_query" not in base:
+            continue
+        tested = {q: {PAIRED_MEASURE: v} for q, v in row["per_query"].items()}
+        reference = {q: {PAIRED_MEASURE: v} for q, v in base["per_query"].items()}
+        comparisons[label] = paired_tests(reference, tested, PAIRED_MEASURE)
+        print(f"{label} vs contrastive: {json.dumps(comparisons[label])}", flush=True)
+    section.content["paired_tests_vs_contrastive"] = comparisons
+    section.save()
 
 
 def main() -> None:
