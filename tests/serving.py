@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import HashingEncoder
 
-from densekit.serve.app import ServerState, create_app
+from densekit.serve.app import ServerState
 from densekit.serve.catalog import Catalog
 from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
@@ -66,16 +66,17 @@ def hashing_state(
 
 @pytest.fixture
 def serve_state():
-    """Start a server for a state in a thread; stops it (gracefully) at the end."""
-    import uvicorn
+    """Start a server for a state in a thread, as `densekit serve` runs it (its socket, its
+    connection limits); stops it (gracefully) at the end."""
+    from densekit.serve.connections import listen
+    from densekit.serve.server import make_server
 
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    servers: list[tuple[object, threading.Thread]] = []
 
     def start(state: ServerState) -> str:
-        port = free_port()
-        config = uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
+        sock = listen("127.0.0.1", 0)
+        server = make_server(state)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
         deadline = time.monotonic() + 20
         while not server.started:
@@ -83,11 +84,11 @@ def serve_state():
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
         servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     yield start
     for server, thread in servers:
-        server.should_exit = True
+        server.should_exit = True  # type: ignore[attr-defined]
         thread.join(timeout=20)
 
 

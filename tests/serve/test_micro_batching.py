@@ -10,6 +10,7 @@ from helpers import HashingEncoder
 
 from densekit.errors import DensekitError
 from densekit.serve.batching import PIECE, BatchingEncoder, EncodeTimeoutError, MicroBatcher
+from densekit.serve.cancellation import Cancellation, RequestCancelledError
 
 
 class Recorder:
@@ -120,6 +121,39 @@ def test_a_caller_past_its_timeout_gets_an_error_and_its_work_is_dropped() -> No
     assert calls == [["holds the model"]]  # the abandoned job never reached the model
 
 
+def test_a_cancelled_caller_loses_its_queued_pieces_not_the_running_one() -> None:
+    gate, started = threading.Event(), threading.Event()
+    calls: list[list[str]] = []
+
+    def held(texts):
+        calls.append(list(texts))
+        started.set()
+        gate.wait(10)
+        return HashingEncoder().encode_queries(texts)
+
+    batcher = MicroBatcher(held, max_batch=PIECE, max_wait_ms=0)
+    cancellation = Cancellation()
+    texts = [f"text {i}" for i in range(PIECE * 5)]
+    outcome: list[object] = []
+
+    def caller() -> None:
+        with cancellation.active():
+            outcome.append(_outcome(batcher, texts))
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    assert started.wait(10)
+    cancellation.cancel()
+    gate.set()
+    thread.join(timeout=10)
+    assert isinstance(outcome[0], RequestCancelledError)
+    assert batcher.submit(["after"]).shape == (1, 64)  # the worker is free at once
+    with cancellation.active(), pytest.raises(RequestCancelledError):
+        batcher.submit(["too late"])  # an ended request starts nothing
+    batcher.close()
+    assert calls == [texts[:PIECE], ["after"]]
+
+
 def test_closing_fails_what_is_left_instead_of_hanging() -> None:
     gate = threading.Event()
 
@@ -143,9 +177,9 @@ def test_closing_fails_what_is_left_instead_of_hanging() -> None:
     assert len(results) == 3 and "shut down" in " ".join(map(str, results))
 
 
-def _outcome(batcher: MicroBatcher, text: str) -> object:
+def _outcome(batcher: MicroBatcher, text: str | list[str]) -> object:
     try:
-        return batcher.submit([text])
+        return batcher.submit([text] if isinstance(text, str) else text)
     except DensekitError as exc:
         return exc
 

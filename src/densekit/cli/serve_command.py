@@ -22,10 +22,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="collection directories, named by their folder, or NAME=DIR",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="default: loopback only")
-    parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="default: loopback only; elsewhere, writes need --api-key-file",
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="default: %(default)s; 0 picks a free one"
+    )
     parser.add_argument(
         "--api-key-file", help="a file holding the key that write endpoints require"
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages from ORIGIN (scheme://host[:port]) call the server (repeatable; "
+        "pages from other sites are refused)",
     )
     parser.add_argument(
         "--pipeline",
@@ -67,12 +81,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=8.0,
         help="largest request body in MiB (default: %(default)s)",
     )
+    limits = parser.add_argument_group("connection limits (docs/deploying.md)")
+    limits.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request's headers may take to arrive (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a request's body may take to arrive (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--keep-alive",
+        type=float,
+        default=5.0,
+        help="seconds an idle connection is kept open (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=1024,
+        help="connections open at once (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections-per-client",
+        type=positive_int,
+        default=64,
+        help="connections open at once from one remote address; loopback peers (a proxy in "
+        "front) are not capped (default: %(default)s)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from densekit.serve.catalog import collection_names
+        from densekit.serve.catalog import check_directories, collection_names
+        from densekit.serve.connections import ConnectionLimits, listen
         from densekit.serve.models import BatchSettings
         from densekit.serve.server import ServeOptions, open_state, run_server
     except ImportError as exc:
@@ -91,15 +138,24 @@ def run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         threads=args.threads,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        allow_origins=args.allow_origin,
+        limits=ConnectionLimits(
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+            keep_alive_s=args.keep_alive,
+            max_connections=args.max_connections,
+            max_per_client=args.max_connections_per_client,
+        ),
     )
-    state = open_state(
-        collection_names(args.collections),
-        pipelines=args.pipeline,
-        models=args.model,
-        options=options,
-    )
+    names = collection_names(args.collections)
+    check_directories(names)
+    # The port is taken before the models load: a busy one is a one-line error at once.
+    sock = listen(args.host, args.port)
     try:
-        run_server(state, args.host, args.port)
+        state = open_state(names, pipelines=args.pipeline, models=args.model, options=options)
+        run_server(state, sock)
     except KeyboardInterrupt:  # Ctrl-C: requests in flight were answered before this
         print("densekit: server stopped", file=sys.stderr)
+    finally:
+        sock.close()
     return 0

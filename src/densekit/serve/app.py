@@ -2,13 +2,13 @@
 
 Handlers are thin: they validate (the schemas), run the blocking work on a bounded thread pool
 with a timeout, and turn densekit's errors into 4xx answers. Searching, encoding and committing
-are the Python API's own.
+are the Python API's own. Around the app: the body limit and deadline, a cap on requests in
+flight, the cross-site guard and the metrics (:func:`create_app`).
 """
 
 from __future__ import annotations
 
 import base64
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -19,44 +19,30 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from densekit.corpus.document import Document
-from densekit.errors import DensekitError
 from densekit.retrieve.pipeline import Pipeline
-from densekit.serve import schemas
-from densekit.serve.batching import EncodeTimeoutError
-from densekit.serve.catalog import (
-    NAME_PATTERN,
-    Catalog,
-    ShuttingDownError,
-    UnknownCollectionError,
-)
+from densekit.serve import refusals, schemas
+from densekit.serve.cancellation import run_cancellable
+from densekit.serve.catalog import NAME_PATTERN, Catalog
+from densekit.serve.connections import ConnectionLimits
+from densekit.serve.guards import CrossSiteGuard
+from densekit.serve.integrity import start_integrity_checks
 from densekit.serve.metrics import CONTENT_TYPE, ServerMetrics
-from densekit.serve.middleware import BodyLimit, JsonBodies, RequestMetrics
-from densekit.serve.models import ModelPool, UnknownModelError
-from densekit.serve.security import key_matches
-from densekit.store.changes import DocumentConflictError, UnknownDocumentError
+from densekit.serve.middleware import BodyLimit, InFlightLimit, RequestMetrics
+from densekit.serve.models import ModelPool
+from densekit.serve.refusals import ERRORS, POST_ERRORS, WRITE_ERRORS, StorageRefusedError
+from densekit.serve.security import is_loopback, key_matches
+from densekit.serve.strict_json import StrictJsonRoute
 
-log = logging.getLogger("densekit.serve")
 # Declared as security schemes, so the OpenAPI spec says how writes authenticate.
 _BEARER = HTTPBearer(auto_error=False, description="the key from --api-key-file")
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 T = TypeVar("T")
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": schemas.Error, "description": "bad input: the detail says what and where"},
-    404: {"model": schemas.Error, "description": "no such collection, model or document"},
-    413: {"model": schemas.Error, "description": "request body over the server's limit"},
-    503: {"model": schemas.Error, "description": "the request ran past the server's timeout"},
-}
-_WRITE_ERRORS = {
-    **_ERRORS,
-    401: {"model": schemas.Error, "description": "the API key is missing or wrong"},
-    409: {"model": schemas.Error, "description": "an id already there, or twice in one change"},
-}
 
 
 @dataclass
@@ -74,7 +60,17 @@ class ServerState:
     # Host headers accepted (None: any). A loopback server accepts only loopback names, so a
     # web page cannot reach it through DNS rebinding.
     allowed_hosts: list[str] | None = None
+    # Origins (scheme://host[:port]) whose web pages may call this server (--allow-origin).
+    allowed_origins: list[str] = field(default_factory=list)
+    # The address it listens on: without an API key, writes are served on loopback only.
+    host: str = "127.0.0.1"
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     started: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def read_only(self) -> bool:
+        """Without a key, writes are served only where no other machine can reach them."""
+        return self.api_key is None and not is_loopback(self.host)
 
     def close(self) -> None:
         self.catalog.close()
@@ -89,6 +85,7 @@ def create_app(state: ServerState) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        start_integrity_checks(state)  # reads every file in the background
         yield
         state.close()
 
@@ -100,23 +97,45 @@ def create_app(state: ServerState) -> Any:
         redoc_url=None,
         lifespan=lifespan,
     )
+    # Bodies are read as strict JSON: no NaN, no 1e400, no lone surrogates.
+    app.router.route_class = StrictJsonRoute
+    refusals.install(app)
 
-    async def blocking(work: Callable[[], T]) -> T:
+    async def blocking(work: Callable[[], T], request: Request) -> T:
         """Run ``work`` on the pool; past the timeout the client gets a 503. The thread is
-        left to finish, but a query still waiting for the model drops out (the batcher's own
-        timeout), so abandoned work does not pile up."""
-        with anyio.move_on_after(state.timeout_s):
-            return await anyio.to_thread.run_sync(work, limiter=limiter, abandon_on_cancel=True)
-        raise HTTPException(503, f"the request took longer than {state.timeout_s:g} s; retry")
+        left to finish what it is doing, but the request's work still waiting for the model
+        is dropped at once, on the timeout or when the client goes away (its thread then
+        ends after the batch running now), so abandoned work does not pile up."""
 
-    async def committing(work: Callable[[], T]) -> T:
-        """Writes are never abandoned: a change commits whole, or not at all."""
-        return await anyio.to_thread.run_sync(work, limiter=write_limiter)
+        async def disconnected() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass  # a replayed body nobody read (a GET's empty one)
+
+        return await run_cancellable(
+            work, limiter=limiter, timeout_s=state.timeout_s, disconnected=disconnected
+        )
+
+    async def committing(collection: str, work: Callable[[], T]) -> T:
+        """Writes are never abandoned: a change commits whole, or not at all. A disk that is
+        full or read-only refuses it with a 507 or 503 saying so."""
+        try:
+            return await anyio.to_thread.run_sync(work, limiter=write_limiter)
+        except Exception as exc:
+            code = refusals.storage_errno(exc)
+            if code is None:
+                raise
+            raise StorageRefusedError(collection, code) from exc
 
     def require_key(
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
         header_key: Annotated[str | None, Depends(_API_KEY_HEADER)],
     ) -> None:
+        if state.read_only:
+            raise HTTPException(
+                403,
+                f"this server listens on {state.host} without an API key, so it serves reads "
+                "only; restart it with --api-key-file FILE to take writes",
+            )
         if state.api_key is None:
             return
         presented = bearer.credentials if bearer is not None else header_key
@@ -126,15 +145,6 @@ def create_app(state: ServerState) -> Any:
                 "this endpoint needs the server's API key: send `Authorization: Bearer KEY`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-
-    @app.exception_handler(DensekitError)
-    async def densekit_error(_: Request, exc: DensekitError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -150,33 +160,38 @@ def create_app(state: ServerState) -> Any:
         return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/collections", response_model=schemas.CollectionList, tags=["collections"])
-    async def collections() -> schemas.CollectionList:
-        summaries = await blocking(lambda: [_summary(state, n) for n in state.catalog.names])
+    async def collections(request: Request) -> schemas.CollectionList:
+        summaries = await blocking(
+            lambda: [_summary(state, n) for n in state.catalog.names], request
+        )
         return schemas.CollectionList(
             collections=summaries, pipelines=sorted(state.pipelines), models=state.models.names
         )
 
-    @app.get("/collections/{name}", tags=["collections"], responses=_ERRORS)
-    async def collection_info(name: str = Path(pattern=NAME_PATTERN)) -> dict[str, Any]:
-        return await blocking(lambda: state.catalog.describe(name))
+    @app.get("/collections/{name}", tags=["collections"], responses=ERRORS)
+    async def collection_info(
+        request: Request, name: str = Path(pattern=NAME_PATTERN)
+    ) -> dict[str, Any]:
+        return await blocking(lambda: state.catalog.describe(name), request)
 
     @app.get(
         "/collections/{name}/documents/{doc_id:path}",
         response_model=schemas.DocumentOut,
         tags=["documents"],
-        responses=_ERRORS,
+        responses=ERRORS,
     )
     async def get_document(
+        request: Request,
         name: str = Path(pattern=NAME_PATTERN),
         doc_id: str = Path(min_length=1, max_length=schemas.MAX_ID_CHARS),
     ) -> schemas.DocumentOut:
-        return await blocking(lambda: _document(state, name, doc_id))
+        return await blocking(lambda: _document(state, name, doc_id), request)
 
     @app.post(
         "/collections/{name}/documents",
         response_model=schemas.ChangeOut,
         tags=["documents"],
-        responses=_WRITE_ERRORS,
+        responses=WRITE_ERRORS,
         dependencies=[Depends(require_key)],
     )
     async def write_documents(
@@ -188,21 +203,21 @@ def create_app(state: ServerState) -> Any:
             Document(d.id, d.text, d.title, d.metadata, f"request.documents[{i}]")
             for i, d in enumerate(body.documents)
         ]
-        report = await committing(lambda: served.change(**{body.mode: documents}))
+        report = await committing(name, lambda: served.change(**{body.mode: documents}))
         return _change(report)
 
     @app.post(
         "/collections/{name}/delete",
         response_model=schemas.ChangeOut,
         tags=["documents"],
-        responses=_WRITE_ERRORS,
+        responses=WRITE_ERRORS,
         dependencies=[Depends(require_key)],
     )
     async def delete_documents(
         body: schemas.DocumentsDelete, name: str = Path(pattern=NAME_PATTERN)
     ) -> schemas.ChangeOut:
         served = state.catalog[name]
-        report = await committing(lambda: served.change(delete=body.ids))
+        report = await committing(name, lambda: served.change(delete=body.ids))
         return _change(report)
 
     @app.post(
@@ -210,9 +225,9 @@ def create_app(state: ServerState) -> Any:
         response_model=schemas.SearchResponse,
         response_model_exclude_unset=True,
         tags=["search"],
-        responses=_ERRORS,
+        responses=POST_ERRORS,
     )
-    async def search(body: schemas.SearchRequest) -> schemas.SearchResponse:
+    async def search(body: schemas.SearchRequest, request: Request) -> schemas.SearchResponse:
         """One query or a batch, by the collection's retriever, another, or a pipeline."""
         served = state.catalog[body.collection]
         pipeline = _pipeline(state, body.pipeline)
@@ -241,7 +256,7 @@ def create_app(state: ServerState) -> Any:
                 took_ms=0.0,
             )
 
-        answer = await blocking(run)
+        answer = await blocking(run, request)
         answer.took_ms = round((anyio.current_time() - started) * 1000, 2)
         return answer
 
@@ -249,9 +264,11 @@ def create_app(state: ServerState) -> Any:
         "/v1/embeddings",
         response_model=schemas.EmbeddingsResponse,
         tags=["embeddings"],
-        responses=_ERRORS,
+        responses=POST_ERRORS,
     )
-    async def embeddings(body: schemas.EmbeddingsRequest) -> schemas.EmbeddingsResponse:
+    async def embeddings(
+        body: schemas.EmbeddingsRequest, request: Request
+    ) -> schemas.EmbeddingsResponse:
         """OpenAI-compatible embeddings with any served model (`GET /v1/models`)."""
         encoder = state.models.by_name(body.model)
         texts = [body.input] if isinstance(body.input, str) else list(body.input)
@@ -282,7 +299,7 @@ def create_app(state: ServerState) -> Any:
                 usage=schemas.Usage(prompt_tokens=tokens, total_tokens=tokens),
             )
 
-        return await blocking(run)
+        return await blocking(run, request)
 
     @app.get("/v1/models", response_model=schemas.ModelList, tags=["embeddings"])
     async def models() -> schemas.ModelList:
@@ -306,9 +323,20 @@ def create_app(state: ServerState) -> Any:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+    if state.allowed_origins:  # their pages may read the answers, too
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=state.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization", "X-API-Key"],
+        )
     if state.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=state.allowed_hosts)
-    return RequestMetrics(BodyLimit(JsonBodies(app), state.max_body_bytes), state.metrics)
+    # Outside in: count, turn other sites away unread, read the body (bounded), then cap the
+    # requests being handled.
+    bounded = InFlightLimit(app, state.threads * 8)
+    body = BodyLimit(bounded, state.max_body_bytes, state.limits.body_timeout_s)
+    return RequestMetrics(CrossSiteGuard(body, state.allowed_origins), state.metrics)
 
 
 def _bound_dimensions(spec: dict[str, Any], widest: int) -> None:
@@ -320,16 +348,6 @@ def _bound_dimensions(spec: dict[str, Any], widest: int) -> None:
         "truncate to this many dimensions (then re-normalise); at most the model's width, "
         "listed by GET /v1/models"
     )
-
-
-def _status(exc: DensekitError) -> int:
-    if isinstance(exc, UnknownCollectionError | UnknownModelError | UnknownDocumentError):
-        return 404
-    if isinstance(exc, DocumentConflictError):
-        return 409
-    if isinstance(exc, ShuttingDownError | EncodeTimeoutError):
-        return 503
-    return 400
 
 
 def _summary(state: ServerState, name: str) -> schemas.CollectionSummary:

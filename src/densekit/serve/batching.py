@@ -7,7 +7,9 @@ waiting (and, for up to ``max_wait_ms``, jobs that arrive while it gathers) up t
 texts, encodes them in one call and hands each caller its own rows. A caller's texts travel in
 pieces of at most ``PIECE``, so a big request never holds the model for long while searches
 wait. One lock per model keeps encoders, whose tokenizers are not thread-safe, to one call at
-a time; a caller that waits past the timeout gets an error and its unstarted work is dropped.
+a time; a caller that waits past the timeout, or whose request ends (its own timeout, its client
+gone: :mod:`densekit.serve.cancellation`), gets an error and its unstarted pieces are dropped, so
+the model stops working for it within the one batch already running.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
@@ -26,6 +28,7 @@ import numpy as np
 from densekit.encode.base import Encoder
 from densekit.encode.registry import ModelSpec
 from densekit.errors import DensekitError
+from densekit.serve.cancellation import RequestCancelledError, current_cancellation
 
 BatchObserver = Callable[[int], None]
 
@@ -80,19 +83,35 @@ class MicroBatcher:
         if not texts:
             return self._encode([])
         jobs = [_Job(list(texts[i : i + PIECE])) for i in range(0, len(texts), PIECE)]
+        cancellation = current_cancellation()
+        if cancellation is not None and cancellation.cancelled:
+            raise RequestCancelledError("the request has ended; its encoding was not started")
+
+        def drop() -> None:
+            for job in jobs:
+                job.result.cancel()  # the worker skips what it has not started
+
         with self._submit_lock:
             if self._closed:
                 raise DensekitError("the encoder is shut down")
             for job in jobs:
                 self._jobs.put(job)
+        forget = cancellation.on_cancel(drop) if cancellation is not None else None
         try:
             return np.concatenate([job.result.result(timeout=self.timeout) for job in jobs])
         except FutureTimeout:
-            for job in jobs:
-                job.result.cancel()  # the worker skips what it has not started
+            drop()
             raise EncodeTimeoutError(
                 f"encoding waited longer than {self.timeout:g} s; the server is overloaded, retry"
             ) from None
+        except CancelledError:
+            drop()
+            raise RequestCancelledError(
+                "the request has ended (timed out or its client left); its encoding was dropped"
+            ) from None
+        finally:
+            if forget is not None:
+                forget()
 
     def close(self, wait_s: float = 30.0) -> None:
         """Finish the jobs already queued (for up to ``wait_s``), then stop the worker; jobs

@@ -158,6 +158,19 @@ class ServedCollection:
             self._current.close_if_unused()
 
 
+def check_directories(directories: Mapping[str, str | Path]) -> None:
+    """Refuse unusable names and missing folders: cheap, before a port is taken or a model
+    loaded."""
+    for name, directory in directories.items():
+        if not _NAME.match(name):
+            raise InputError(
+                f"{name!r} is not a usable collection name: use letters, digits, '.', '_' "
+                "and '-' (name it with NAME=DIR)"
+            )
+        if not Path(directory).is_dir():
+            raise InputError(f"{directory}: no such collection directory")
+
+
 class Catalog:
     """Served collections by name; a name can only ever reach a directory given at start."""
 
@@ -165,17 +178,10 @@ class Catalog:
         if not directories:
             raise InputError("give at least one collection directory to serve")
         self._served: dict[str, ServedCollection] = {}
+        check_directories(directories)
         for name, directory in directories.items():
-            if not _NAME.match(name):
-                raise InputError(
-                    f"{name!r} is not a usable collection name: use letters, digits, '.', '_' "
-                    "and '-' (name it with NAME=DIR)"
-                )
-            path = Path(directory)
-            if not path.is_dir():
-                raise InputError(f"{path}: no such collection directory")
             try:
-                self._served[name] = ServedCollection(name, path, models)
+                self._served[name] = ServedCollection(name, Path(directory), models)
             except CollectionError as exc:
                 raise CollectionError(f"collection {name!r}: {exc}") from None
 

@@ -1,5 +1,5 @@
-"""ASGI middleware: a cap on request bodies, JSON bodies whatever their declared type, and
-per-route metrics."""
+"""ASGI middleware: a cap on request bodies and the time they may take to arrive, a cap on
+requests in flight, and per-route metrics."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import json
 import time
 from typing import Any
 
+import anyio
+
 from densekit.serve.metrics import ServerMetrics
 
 Scope = dict[str, Any]
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
-async def _reply(send: Any, status: int, detail: str) -> None:
+async def reply(send: Any, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode("utf-8")
     await send(
         {
@@ -30,15 +32,18 @@ async def _reply(send: Any, status: int, detail: str) -> None:
 
 
 class BodyLimit:
-    """Refuses bodies over ``max_bytes`` with a 413, whether declared or streamed.
+    """Refuses bodies over ``max_bytes`` with a 413, whether declared or streamed, and bodies
+    that take longer than ``timeout_s`` to arrive with a 408 (a slow sender holds a connection
+    and a request slot for as long as it likes otherwise).
 
-    The body is read (up to the cap) before the app sees the request, so an oversized one
-    never reaches a handler half-read.
+    The body is read (up to the cap) before the app sees the request, so an oversized or
+    unfinished one never reaches a handler half-read.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -47,24 +52,27 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _reply(send, 400, "the Content-Length header is not a number")
+                await reply(send, 400, "the Content-Length header is not a number")
                 return
             if int(declared) > self.max_bytes:
-                await _reply(send, 413, self._too_large())
+                await reply(send, 413, self._too_large())
                 return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await _reply(send, 413, self._too_large())
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        chunks: list[bytes] = []
+        outcome = "slow"
+        with anyio.move_on_after(self.timeout_s):
+            outcome = await self._read(receive, chunks)
+        if outcome == "gone":
+            return
+        if outcome == "large":
+            await reply(send, 413, self._too_large())
+            return
+        if outcome == "slow":
+            await reply(
+                send,
+                408,
+                f"the request body did not arrive within {self.timeout_s:g} s; send it at once",
+            )
+            return
         body = b"".join(chunks)
         replayed = False
 
@@ -77,6 +85,20 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    async def _read(self, receive: Any, chunks: list[bytes]) -> str:
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return "gone"
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return "large"
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return "read"
+
     def _too_large(self) -> str:
         return (
             f"the request body is larger than this server's limit of {self.max_bytes} bytes; "
@@ -84,25 +106,28 @@ class BodyLimit:
         )
 
 
-class JsonBodies:
-    """Reads request bodies as JSON when they come declared as a form or undeclared.
+class InFlightLimit:
+    """Answers 503 at once beyond ``limit`` requests being handled, instead of queueing them
+    without end. Connections that have not finished sending a request do not count: only the
+    connection guard (:mod:`densekit.serve.connections`) bounds those."""
 
-    Every body this API takes is JSON, and `curl -d '{...}'`, the first thing people try,
-    declares `application/x-www-form-urlencoded`.
-    """
-
-    _FORM = b"application/x-www-form-urlencoded"
-
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, limit: int) -> None:
         self.app = app
+        self.limit = limit
+        self.running = 0
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] in {"POST", "PUT", "PATCH"}:
-            headers = [(k, v) for k, v in scope.get("headers") or [] if k != b"content-type"]
-            declared = dict(scope.get("headers") or []).get(b"content-type")
-            if declared is None or declared.split(b";")[0].strip() == self._FORM:
-                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.running >= self.limit:
+            await reply(send, 503, f"the server is handling {self.limit} requests; retry shortly")
+            return
+        self.running += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.running -= 1
 
 
 class RequestMetrics:

@@ -36,6 +36,9 @@ class Strict(BaseModel):
 
 class Error(BaseModel):
     detail: str = Field(description="what was wrong and what to do")
+    errno: str | None = Field(
+        None, description="on a 503 or 507 from a write: the disk's error (ENOSPC, EROFS, ...)"
+    )
 
 
 class SearchRequest(Strict):

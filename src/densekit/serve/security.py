@@ -1,8 +1,10 @@
-"""API keys: read from a file, compared in constant time, required by the write endpoints."""
+"""API keys: read from a file, compared in constant time, required by the write endpoints;
+and which addresses count as this machine only."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from pathlib import Path
 
 from densekit.errors import InputError
@@ -33,3 +35,13 @@ def key_matches(expected: str, presented: str | None) -> bool:
         return False
     # compare_digest takes as long whatever the first differing byte: no timing oracle.
     return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server listening on ``host`` can be reached from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

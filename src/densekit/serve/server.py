@@ -1,20 +1,29 @@
-"""Starting a server: open the collections and models, then run the app under uvicorn."""
+"""Starting a server: open the collections and models, then run the app under uvicorn on a
+socket bound beforehand (so a busy port is an error before anything loads)."""
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from densekit.errors import InputError
 from densekit.retrieve.pipeline import Pipeline
 from densekit.serve.app import ServerState, create_app
 from densekit.serve.catalog import Catalog
+from densekit.serve.connections import (
+    ConnectionLimits,
+    bound_port,
+    fit_open_files,
+    uvicorn_config_options,
+)
+from densekit.serve.guards import normalise_origin
 from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
-from densekit.serve.security import read_api_key
+from densekit.serve.security import is_loopback, read_api_key
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,8 @@ class ServeOptions:
     timeout_s: float = 30.0
     threads: int = 64
     max_body_bytes: int = 8 * 1024 * 1024
+    allow_origins: Sequence[str] = ()  # web pages' origins allowed to call the server
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def __post_init__(self) -> None:
         if not 0 < self.timeout_s <= 3600:
@@ -67,49 +78,60 @@ def open_state(
         timeout_s=options.timeout_s,
         threads=options.threads,
         max_body_bytes=options.max_body_bytes,
+        allowed_origins=[normalise_origin(origin) for origin in options.allow_origins],
+        limits=options.limits,
     )
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def run_server(state: ServerState, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve until SIGINT/SIGTERM; requests in flight are finished before it stops."""
+def make_server(state: ServerState) -> Any:
+    """A uvicorn server for ``state``'s app, with its connection limits; run it on a socket
+    from :func:`densekit.serve.connections.listen`."""
     import uvicorn
-    from threadpoolctl import threadpool_limits
 
-    if not is_loopback(host) and state.api_key is None:
-        print(
-            f"densekit: warning: serving on {host} without --api-key-file: anyone who can "
-            "reach this port can change the collections",
-            file=sys.stderr,
-        )
-    if is_loopback(host):
+    if is_loopback(state.host):
+        # A loopback server accepts only loopback names, so a web page cannot reach it
+        # through DNS rebinding.
         state.allowed_hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
     config = uvicorn.Config(
         create_app(state),
-        host=host,
-        port=port,
         log_level="warning",
-        timeout_graceful_shutdown=state.timeout_s + 5,
-        limit_concurrency=state.threads * 8,  # beyond this, 503 at once instead of a queue
+        timeout_graceful_shutdown=int(state.timeout_s + 5),
         access_log=False,
+        **uvicorn_config_options(state.limits),
     )
-    server = uvicorn.Server(config)
-    print(
-        f"densekit: serving {', '.join(state.catalog.names)} on http://{host}:{port}/ "
-        "(Ctrl-C to stop)",
-        file=sys.stderr,
-        flush=True,
-    )
+    return uvicorn.Server(config)
+
+
+def announcement(state: ServerState, sock: socket.socket, note: str | None = None) -> str:
+    """What `densekit serve` says at start: where it listens (the port bound, when 0 was
+    asked), and, one line each, what it refuses and any limit it had to lower."""
+    host = str(sock.getsockname()[0])
+    shown = f"[{host}]" if ":" in host else host
+    lines = [
+        f"densekit: serving {', '.join(state.catalog.names)} on "
+        f"http://{shown}:{bound_port(sock)}/ (Ctrl-C to stop)"
+    ]
+    if state.read_only:
+        lines.append(
+            f"densekit: warning: listening on {host} without --api-key-file: reads only, "
+            "writes are refused (give --api-key-file FILE to take them)"
+        )
+    if note is not None:
+        lines.append(f"densekit: warning: {note}")
+    return "\n".join(lines)
+
+
+def run_server(state: ServerState, sock: socket.socket) -> None:
+    """Serve on ``sock`` (from :func:`densekit.serve.connections.listen`) until SIGINT or
+    SIGTERM; requests in flight are finished before it stops."""
+    from threadpoolctl import threadpool_limits
+
+    state.host = str(sock.getsockname()[0])
+    state.limits, note = fit_open_files(state.limits)
+    server = make_server(state)
+    print(announcement(state, sock, note), file=sys.stderr, flush=True)
     # Concurrent requests already spread over the cores; a multi-threaded BLAS call per request
     # (the exact index's matrix product) would make OpenBLAS's spinning threads fight the model
     # and each other, which halves throughput under load. The model keeps its own threads.
     with threadpool_limits(limits=1, user_api="blas"):
-        server.run()
+        server.run(sockets=[sock])

@@ -1,0 +1,102 @@
+"""What a web page on another site may not do: send this server a body at all.
+
+A browser lets any page it shows post a form (``application/x-www-form-urlencoded``,
+``text/plain``, no type) to any address, the user's loopback included, without asking the
+target first. So every body must be declared ``application/json`` (a type a page on another
+site cannot send without the browser asking this server first, which it never agrees to), and
+requests that say they come from another site (``Origin``, ``Sec-Fetch-Site``) are refused
+unless their origin was allowed at start. Reads by GET stay open: a link to the search page
+from elsewhere still works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from densekit.errors import InputError
+from densekit.serve.middleware import reply
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_origin(url: str) -> str:
+    """``scheme://host[:port]``, lower-cased, the default port dropped: how browsers send it."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        raise InputError(
+            f"--allow-origin {url!r}: give an origin, scheme://host[:port], "
+            "e.g. https://search.example.com"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise InputError(f"--allow-origin {url!r}: the port is not a number") from None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _same_host(origin: str, host_header: str) -> bool:
+    """Whether ``origin`` names the host (and port) the request was sent to."""
+    try:
+        parts = urlsplit(origin)
+        origin_port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        target = urlsplit(f"//{host_header}")
+        target_port = target.port
+    except ValueError:
+        return False
+    if not parts.hostname or parts.hostname != target.hostname:
+        return False
+    # A Host header without a port means the scheme's default one.
+    return (target_port or _DEFAULT_PORTS.get(parts.scheme)) == origin_port
+
+
+class CrossSiteGuard:
+    """Refuses bodies not declared JSON (415) and requests from other sites' pages (403)."""
+
+    def __init__(self, app: Any, allowed_origins: Iterable[str] = ()) -> None:
+        self.app = app
+        self.allowed = frozenset(normalise_origin(o) for o in allowed_origins)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers") or []:
+            headers.setdefault(name, value)
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            await reply(send, *refusal)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        origin = headers.get(b"origin", b"").decode("latin-1").strip()
+        site = headers.get(b"sec-fetch-site", b"").decode("latin-1").strip().lower()
+        host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+        allowed = bool(origin) and origin.lower() in self.allowed
+        if origin and not allowed and not _same_host(origin.lower(), host):
+            return 403, (
+                f"refused: a request from {origin[:200]}, a page on another site; this server "
+                "takes requests from its own pages and non-browser clients (start it with "
+                "--allow-origin ORIGIN to let a trusted site's pages call it)"
+            )
+        if site in ("cross-site", "same-site") and not allowed:
+            return 403, (
+                f"refused: the browser says this request comes from another site "
+                f"(Sec-Fetch-Site: {site}); start the server with --allow-origin ORIGIN to "
+                "let a trusted site's pages call it"
+            )
+        declared = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if declared != b"application/json":
+            shown = declared.decode("latin-1")[:100] or "none"
+            return 415, (
+                f"the request body must be sent as Content-Type: application/json (got {shown}); "
+                "with curl: --json '{...}' or -H 'Content-Type: application/json'"
+            )
+        return None
