@@ -13,7 +13,7 @@ from densekit.errors import InputError
 def test_beir_jsonl_reads_ids_titles_text_and_metadata(tmp_path: Path) -> None:
     path = tmp_path / "corpus.jsonl"
     path.write_text(
-        json.dumps({"_id": 7, "title": "T", "text": "body", "metadata": {"year": 2020}}) + "\n\n",
+        json.dumps({"_id": "7", "title": "T", "text": "body", "metadata": {"year": 2020}}) + "\n\n",
         encoding="utf-8",
     )
     [doc] = list(read_corpus(path))
@@ -182,3 +182,60 @@ def test_damaged_gzip_and_wrong_format_are_input_errors(tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
     with pytest.raises(InputError, match="not a readable Parquet file"):
         list(read_corpus(bad_parquet))
+
+
+@pytest.mark.parametrize(
+    ("id_json", "reason"),
+    [
+        ("7", "is a number"),
+        ("1.0", "is a number"),
+        ("true", "is a boolean"),
+        ('{"a": 1}', "is an object"),
+        ('"a\\nb"', "control character"),
+        ('"a\\u0000b"', "control character"),
+        ('"\\ud800"', "lone surrogate"),
+        ('" d2"', "whitespace"),
+        ('".."', "URL paths drop"),
+        (f'"{"x" * 513}"', "513 characters"),
+    ],
+)
+def test_jsonl_ids_that_break_the_id_rules_name_line_and_field(
+    tmp_path: Path, id_json: str, reason: str
+) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(f'{{"_id": "d1", "text": "a"}}\n{{"_id": {id_json}, "text": "b"}}\n')
+    with pytest.raises(InputError, match=rf"corpus\.jsonl:2: field '_id': id .*{reason}"):
+        list(read_corpus(path))
+
+
+def test_text_formats_give_trimmed_text_ids_under_the_same_rules(tmp_path: Path) -> None:
+    tsv = tmp_path / "docs.tsv"
+    tsv.write_text("id\ttext\n 7 \tseven\n1.0\tone\n")
+    assert [d.id for d in read_corpus(tsv)] == ["7", "1.0"]
+    csv_path = tmp_path / "docs.csv"
+    csv_path.write_text('id,text\n"a\nb",multi-line id\n')
+    with pytest.raises(InputError, match=r"docs\.csv:2: field 'id': id 'a\\nb' holds a control"):
+        list(read_corpus(csv_path))
+
+
+def test_parquet_ids_must_be_strings(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"id": [1, 2], "text": ["one", "two"]}), path)
+    with pytest.raises(InputError, match=r"docs\.parquet:row 1: field 'id': id 1 is a number"):
+        list(read_corpus(path))
+
+
+def test_folder_paths_that_break_the_id_rules_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "line\nbreak.txt").write_text("text")
+    with pytest.raises(InputError, match=r"line\nbreak\.txt: its path under .*control character"):
+        list(read_corpus(tmp_path))
+
+
+def test_lone_surrogates_in_text_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "d1", "title": "ok", "text": "caf\\udce9"}\n')
+    with pytest.raises(InputError, match=r"corpus\.jsonl:1: field 'text' of document 'd1' holds"):
+        list(read_corpus(path))

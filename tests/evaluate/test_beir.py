@@ -57,3 +57,19 @@ def test_space_separated_trec_qrels(tmp_path: Path) -> None:
     path = tmp_path / "qrels.txt"
     path.write_text("401 0 FBIS3-10082 1\n401 0 FBIS3-10169 0\n")
     assert read_qrels(path) == {"401": {"FBIS3-10082": 1, "FBIS3-10169": 0}}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"_id": 1, "text": "q"}, r"queries\.jsonl:1: field '_id': id 1 is a number"),
+        ({"_id": "q\t1", "text": "q"}, "holds a control character"),
+        ({"_id": "q1", "text": None}, "the text of query 'q1' is not a string of text"),
+    ],
+)
+def test_query_ids_follow_the_id_rules_and_texts_are_text(
+    tiny_beir: Path, record: dict, message: str
+) -> None:
+    write_jsonl(tiny_beir / "queries.jsonl", [record])
+    with pytest.raises(InputError, match=message):
+        load_beir(tiny_beir)

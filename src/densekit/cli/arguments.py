@@ -19,6 +19,29 @@ def positive_int(text: str) -> int:
     return value
 
 
+def utf8_argument(value: str, what: str) -> str:
+    """``value`` as given on the command line, refused when it is not UTF-8 text: Python hands
+    such bytes over as lone surrogates, which no file, model or store can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        start = len(_bytes_of(value[: exc.start]))
+        raw = _bytes_of(value)
+        raise InputError(
+            f"{what} {raw!r} is not valid UTF-8 (byte {start}: {raw[start : start + 1]!r}); "
+            "pass it as UTF-8 (check the terminal's or the script's encoding)"
+        ) from None
+    return value
+
+
+def _bytes_of(value: str) -> bytes:
+    """The bytes a command-line argument was made of."""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte decodes to: given from Python, not argv
+        return value.encode("utf-8", "backslashreplace")
+
+
 def rank_window(text: str) -> tuple[int, int]:
     """A FIRST:LAST rank window of mined negatives."""
     first, _, last = text.partition(":")

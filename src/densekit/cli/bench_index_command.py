@@ -10,6 +10,7 @@ import numpy as np
 
 from densekit.cli.arguments import positive_int
 from densekit.cli.output import print_json, warn
+from densekit.corpus.readers import decoded_lines, json_records
 from densekit.errors import InputError
 from densekit.index.bench import bench_specs, format_table, parse_spec_list, plot_recall_qps
 from densekit.index.vectors import ShardedVectors
@@ -84,16 +85,14 @@ def _queries(
     path = Path(args.queries)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if path.suffix in (".jsonl", ".json"):
         texts = []
-        for number, line in enumerate(lines, 1):
-            try:
-                texts.append(str(json.loads(line)["text"]))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise InputError(f"{path}:{number}: expected a JSON object with 'text'") from None
+        for where, record in json_records(path):
+            if not isinstance(record.get("text"), str):
+                raise InputError(f"{where}: expected a JSON object with a 'text' string")
+            texts.append(record["text"])
     else:
-        texts = lines
+        texts = [line.strip() for _, line in decoded_lines(path) if line.strip()]
     if not texts:
         raise InputError(f"{path}: no queries")
     return collection.encoder.encode_queries(texts[: args.sample])

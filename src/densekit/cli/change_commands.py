@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
+from densekit.cli.arguments import utf8_argument
 from densekit.cli.corpus_arguments import add_corpus_arguments, report_encoding
 from densekit.cli.output import print_json
 from densekit.corpus import CorpusReader, Document, FieldNames
+from densekit.corpus.readers import decoded_lines
+from densekit.encode.vector_files import read_ids
 from densekit.errors import InputError
 from densekit.store import ChangeReport, compact_collection, update_collection
 
+_COMMENT = re.compile(r"(?:^|\s)#")
 # Tombstones above this share of rows make the summary suggest `densekit compact`.
 _SUGGEST_COMPACTION = 0.2
 
@@ -31,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete.add_argument("collection", help="collection directory")
     delete.add_argument("ids", nargs="*", metavar="ID", help="document ids to delete")
     delete.add_argument(
-        "--ids-file", type=Path, help="file of ids to delete, one per line (# starts a comment)"
+        "--ids-file",
+        type=Path,
+        help="file of ids to delete: one per line (' #' starts a comment), or a .json list",
     )
     _change_options(delete)
     delete.set_defaults(handler=run_delete)
@@ -74,17 +81,25 @@ def run_update(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    ids = list(args.ids)
+    ids = [utf8_argument(doc_id, "id") for doc_id in args.ids]
     if args.ids_file is not None:
-        if not args.ids_file.is_file():
-            raise InputError(f"{args.ids_file}: no such file; give a file of ids, one per line")
-        for line in args.ids_file.read_text(encoding="utf-8").splitlines():
-            doc_id = line.split("#", 1)[0].strip()
-            if doc_id:
-                ids.append(doc_id)
+        ids.extend(_ids_to_delete(args.ids_file))
     if not ids:
         raise InputError("no ids to delete: name them, or give --ids-file")
     return _apply(args, delete=ids)
+
+
+def _ids_to_delete(path: Path) -> list[str]:
+    """Ids one per line, where ``#`` at the start or after a space begins a comment (so ``c#1``
+    is an id); or, for ids of any form, a ``.json`` list."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give a file of ids, one per line")
+    if path.suffix == ".json":
+        return read_ids(path, stored=True)
+    # Deleting checks that an id is stored, not that it would be accepted as a new one: ids
+    # written before today's id rules can still be deleted.
+    lines = (_COMMENT.split(line, maxsplit=1)[0].strip() for _, line in decoded_lines(path))
+    return [line for line in lines if line]
 
 
 def run_compact(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from densekit.cli.arguments import (
     index_params_from,
     pipeline_from,
     positive_int,
+    utf8_argument,
 )
 from densekit.cli.output import print_json, snippet, warn
 from densekit.encode.vector_files import read_vectors
@@ -46,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    utf8_argument(args.query, "the query")
     pipeline = pipeline_from(args)
     collection = Collection(args.collection)
     if args.query_vectors:

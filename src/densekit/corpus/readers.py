@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from densekit.corpus.document import Document
+from densekit.corpus.ids import LONE_SURROGATE, check_id, text_id
 from densekit.errors import InputError, MissingDependencyError
 
 CorpusFormat = Literal["auto", "jsonl", "csv", "tsv", "parquet", "folder"]
@@ -153,14 +154,34 @@ def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
                 try:
                     yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
-                    raise InputError(
-                        f"{path}:{number}: not valid UTF-8 (byte {exc.start}: "
-                        f"{raw[exc.start : exc.start + 4]!r}); re-encode the file as UTF-8"
-                    ) from None
+                    raise _not_utf8(f"{path}:{number}", raw, exc.start) from None
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise InputError(
             f"{path}:{number + 1}: cannot read the file ({exc}); check that it is complete"
         ) from None
+
+
+def decoded_text(path: Path, *, bom: bool = True) -> str:
+    """The whole file as text; bytes that are not UTF-8 are an error naming the file and line.
+    ``bom``: drop a leading byte order mark."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc})") from None
+    try:
+        return raw.decode("utf-8-sig" if bom else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        raw_line = raw[line_start : exc.start + 4]
+        raise _not_utf8(f"{path}:{line}", raw_line, exc.start - line_start) from None
+
+
+def _not_utf8(where: str, line: bytes, start: int) -> InputError:
+    return InputError(
+        f"{where}: not valid UTF-8 (byte {start} of the line: {line[start : start + 4]!r}); "
+        "re-encode the file as UTF-8"
+    )
 
 
 def _choose(
@@ -198,13 +219,17 @@ def _resolve_fields(fields: FieldNames, keys: Iterable[str], where: str) -> _Res
     return _Resolved(id_field, text_field, title_field)
 
 
-def _record_to_document(record: Mapping[str, Any], names: _Resolved, where: str) -> Document:
+def _record_to_document(
+    record: Mapping[str, Any], names: _Resolved, where: str, *, text_ids: bool = False
+) -> Document:
+    """``text_ids``: the format's cells are text (CSV, TSV), so the id is the trimmed cell;
+    elsewhere it must be a string as given (see :mod:`densekit.corpus.ids`)."""
     for role, name in (("id", names.id), ("text", names.text)):
         if record.get(name) is None:
             raise InputError(f"{where}: missing {role} field {name!r}; every record needs one")
-    doc_id = str(record[names.id]).strip()
-    if not doc_id:
-        raise InputError(f"{where}: empty id in field {names.id!r}; every document needs an id")
+    id_where = f"{where}: field {names.id!r}"
+    raw_id = record[names.id]
+    doc_id = text_id(raw_id, id_where) if text_ids else check_id(raw_id, id_where)
     text = record[names.text]
     title = record.get(names.title)
     if not isinstance(text, str):
@@ -212,6 +237,14 @@ def _record_to_document(record: Mapping[str, Any], names: _Resolved, where: str)
             f"{where}: field {names.text!r} of document {doc_id!r} is a "
             f"{type(text).__name__}, not text"
         )
+    for name, value in ((names.text, text), (names.title, title)):
+        surrogate = LONE_SURROGATE.search(value) if isinstance(value, str) else None
+        if surrogate is not None:
+            raise InputError(
+                f"{where}: field {name!r} of document {doc_id!r} holds a lone surrogate "
+                f"({surrogate.group()!r} at position {surrogate.start()}), which is not text; "
+                "fix the \\u escape that wrote it"
+            )
     used = {names.id, names.text, names.title}
     metadata = {k: v for k, v in record.items() if k not in used and v is not None}
     return Document(
@@ -291,7 +324,8 @@ def _read_delimited(path: Path, fields: FieldNames, delimiter: str) -> Iterator[
                 f"{where}: {len(row)} columns where the header has {len(header)}; "
                 "check the delimiter and quoting"
             )
-        yield _record_to_document(dict(zip(header, row, strict=True)), names, where)
+        record = dict(zip(header, row, strict=True))
+        yield _record_to_document(record, names, where, text_ids=True)
 
 
 def _read_parquet(path: Path, fields: FieldNames) -> Iterator[Document]:
@@ -318,13 +352,5 @@ def _read_folder(root: Path) -> Iterator[Document]:
         p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
     )
     for file in files:
-        doc_id = file.relative_to(root).as_posix()
-        raw = file.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise InputError(
-                f"{file}:{line}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8"
-            ) from None
-        yield Document(id=doc_id, text=text, source=str(file))
+        doc_id = check_id(file.relative_to(root).as_posix(), f"{file}: its path under {root}")
+        yield Document(id=doc_id, text=decoded_text(file, bom=False), source=str(file))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from densekit.corpus.ids import check_id, stored_id, text_id
+from densekit.corpus.readers import decoded_lines, decoded_text
 from densekit.errors import InputError, MissingDependencyError
 
 ID_COLUMNS = ("id", "_id", "doc_id", "query_id")
@@ -80,24 +82,27 @@ def read_vectors(path: str | Path, ids_path: str | Path | None = None) -> Vector
     return table
 
 
-def read_ids(path: Path) -> list[str]:
-    """Ids one per line (`.txt`), or a JSON list."""
+def read_ids(path: Path, *, stored: bool = False) -> list[str]:
+    """Ids one per line (`.txt`; the whitespace around each is dropped), or a JSON list of
+    strings (`.json`). New ids follow :mod:`densekit.corpus.ids`; ``stored`` ids (to delete)
+    need only be strings, as a collection may hold ids written before those rules."""
     if not path.is_file():
         raise InputError(f"{path}: no such ids file")
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         try:
-            ids = json.loads(text)
+            ids = json.loads(decoded_text(path))
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from None
-        if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
-            raise InputError(f"{path}: expected a JSON list of ids")
-        return [str(i) for i in ids]
-    lines = text.splitlines()
-    for number, line in enumerate(lines, 1):
+        if not isinstance(ids, list):
+            raise InputError(f"{path}: expected a JSON list of ids, got {type(ids).__name__}")
+        check = stored_id if stored else check_id
+        return [check(value, f"{path}: item {index}") for index, value in enumerate(ids)]
+    ids = []
+    for number, line in decoded_lines(path):
         if not line.strip():
             raise InputError(f"{path}:{number}: empty id; give one id per line")
-    return [line.strip() for line in lines]
+        ids.append(line.strip() if stored else text_id(line, f"{path}:{number}"))
+    return ids
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -131,7 +136,10 @@ def _read_parquet(path: Path) -> VectorTable:
         )
     if table.num_rows == 0:
         raise InputError(f"{path}: no rows; expected one vector per id")
-    ids = [str(i) for i in table.column(id_column).to_pylist()]
+    ids = [
+        check_id(value, f"{path}: row {row}, column {id_column!r}")
+        for row, value in enumerate(table.column(id_column).to_pylist())
+    ]
     rows = table.column(vector_column).to_pylist()
     widths = {len(r) if r is not None else 0 for r in rows}
     if len(widths) != 1 or 0 in widths:

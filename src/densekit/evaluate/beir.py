@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from densekit.corpus.ids import LONE_SURROGATE, check_id
 from densekit.corpus.readers import decoded_lines, json_records
 from densekit.errors import InputError
 
@@ -46,7 +47,11 @@ def read_queries(path: Path) -> dict[str, str]:
     for where, record in json_records(path):
         if "_id" not in record or "text" not in record:
             raise InputError(f"{where}: a query needs the fields _id and text")
-        queries[str(record["_id"])] = str(record["text"])
+        query_id = check_id(record["_id"], f"{where}: field '_id'")
+        text = record["text"]
+        if not isinstance(text, str) or LONE_SURROGATE.search(text):
+            raise InputError(f"{where}: the text of query {query_id!r} is not a string of text")
+        queries[query_id] = text
     return queries
 
 
