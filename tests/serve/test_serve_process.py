@@ -1,0 +1,88 @@
+"""`densekit serve` as a process: the port it says is the port it bound, and a port it cannot
+take is one line and exit status 2, before anything is loaded or announced."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import DOCUMENTS, write_jsonl
+
+from densekit.serve.connections import listen
+from densekit.store import BuildOptions, build_collection
+
+SERVE = [sys.executable, "-m", "densekit.cli.main", "serve"]
+
+
+@pytest.fixture
+def lexical_collection(tmp_path: Path) -> Path:
+    """A BM25-only collection: served without loading any model."""
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCUMENTS)
+    out = tmp_path / "docs"
+    options = BuildOptions(retriever="bm25", progress=False, cache_dir=None)
+    build_collection(corpus, out, options).close()
+    return out
+
+
+def test_port_zero_serves_on_the_port_it_prints(lexical_collection: Path) -> None:
+    process = subprocess.Popen(
+        [*SERVE, str(lexical_collection), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert line.startswith("densekit: serving docs on http://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].split()[0].rstrip("/")
+        port = int(url.rsplit(":", 1)[1])
+        assert port != 0
+        assert httpx.get(url + "/health", timeout=30).json()["collections"] == 1
+        search = {"collection": "docs", "query": "salmon", "k": 1}
+        hits = httpx.post(url + "/search", json=search, timeout=30).json()
+        assert hits["results"][0]["hits"][0]["id"] == "d4"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_a_busy_port_is_one_line_and_exit_status_2(lexical_collection: Path) -> None:
+    busy = listen("127.0.0.1", 0)
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        done = subprocess.run(
+            [*SERVE, str(lexical_collection), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+    finally:
+        busy.close()
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert lines == [
+        f"densekit: error: cannot listen on 127.0.0.1:{port}: the port is in use (another "
+        "server?); stop it or choose another --port (--port 0 picks a free one)"
+    ]
+
+
+def test_an_address_it_cannot_listen_on_is_one_line_too(lexical_collection: Path) -> None:
+    done = subprocess.run(
+        [*SERVE, str(lexical_collection), "--host", "no-such-host.invalid", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("densekit: error: cannot listen on no-such-host.invalid:0")
