@@ -64,7 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a reader that left shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:  # `densekit info DIR | head -1`: the reader has all it wanted
+        _silence_stdout()
+        return 0
     except DensekitError as exc:
         print(f"densekit: error: {exc}", file=sys.stderr)
         return 2
@@ -78,8 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of what is still buffered
+    does not fail again ("Exception ignored ... BrokenPipeError")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind stdout (captured): nothing to do
+        pass
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 
 from densekit.corpus.chunking import ChunkConfig, document_passages
 from densekit.corpus.document import Document
+from densekit.corpus.ids import check_id, stored_id
 from densekit.encode.base import Encoder
 from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
@@ -210,20 +211,14 @@ def _documents(given: Iterable[Document], name: str) -> list[Document]:
 def _ids(given: Iterable[str]) -> list[str]:
     if isinstance(given, str):
         raise InputError(f"delete takes a list of ids; wrap {given!r} in a list")
-    ids = list(given)
-    for doc_id in ids:
-        if not isinstance(doc_id, str):
-            raise InputError(f"document ids are strings, got {doc_id!r} in delete")
-    return ids
+    # Stored ids, not new ones: those written before today's id rules can be deleted too.
+    return [stored_id(doc_id, f"delete[{index}]") for index, doc_id in enumerate(given)]
 
 
 def _check_incoming(documents: list[Document]) -> None:
     seen: dict[str, Document] = {}
     for document in documents:
-        if not isinstance(document.id, str) or not document.id.strip():
-            raise InputError(
-                f"{_place(document)}document id {document.id!r}: ids are non-empty strings"
-            )
+        check_id(document.id, document.source or "a document to write")
         fields = {"text": document.text, "title": document.title}
         for field, value in fields.items():
             if not isinstance(value, str):
