@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import argparse
 
+from densekit.cli.check_command import DAMAGED, show
 from densekit.cli.output import print_json
 from densekit.store import Collection
+from densekit.store.integrity import IntegrityReport, verify_collection
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="describe a collection")
     parser.add_argument("collection", help="collection directory")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="also read every file and compare it with its recorded checksum (densekit check)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    integrity = None
+    if args.verify:
+        # Verified before opening: a damaged file is named even where opening would fail.
+        integrity = verify_collection(args.collection)
+        if not integrity.ok:
+            show(integrity, as_json=args.json)
+            return DAMAGED
     info = Collection(args.collection).info()
     if args.json:
-        print_json(info)
+        print_json(info if integrity is None else {**info, "integrity": integrity.to_dict()})
         return 0
     model = info["model"]
     lines = [
@@ -46,9 +60,22 @@ def run(args: argparse.Namespace) -> int:
         ("created", info["created"]),
         ("source", info["source"]),
     ]
+    if integrity is not None:
+        lines.append(("integrity", _integrity(integrity)))
     for key, value in lines:
         print(f"{key:<11} {value}")
     return 0
+
+
+def _integrity(report: IntegrityReport) -> str:
+    if not report.verified:
+        return f"no checksums recorded ({report.files} files, written by an older densekit)"
+    said = f"{report.verified} of {report.files} files verified against their checksums"
+    if report.unrecorded:
+        said += f" ({len(report.unrecorded)} have none recorded)"
+    if report.leftovers:
+        said += f"; {len(report.leftovers)} leftovers (densekit check --repair removes them)"
+    return said
 
 
 def _adapter(adapter: dict | None) -> str:

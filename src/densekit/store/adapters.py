@@ -2,8 +2,9 @@
 
 The adapter goes to a fresh folder under ``adapters/`` (published whole), then the manifest is
 replaced in one rename naming it: a reader sees the collection with the old adapter or the
-new one. Folders no manifest names are removed afterwards; open snapshots loaded theirs when
-they opened. Later changes and compactions keep the manifest's adapter; a rebuild drops it.
+new one. Its files' checksums are recorded in the folder. Folders no manifest names are removed
+afterwards; open snapshots loaded theirs when they opened. Later changes and compactions keep
+the manifest's adapter; a rebuild drops it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 from densekit.errors import CollectionError
 from densekit.store import layout
-from densekit.store.durability import fsync_directory
+from densekit.store.durability import fsync_directory, fsync_tree
+from densekit.store.integrity import record_folder_checksums
+from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import AdapterInfo, Manifest, read_manifest, write_manifest
 
 
@@ -48,6 +51,8 @@ def attach_adapter(
             info=info,
             tokenizer=tokenizer,
         )
+        record_folder_checksums(folder)
+        fsync_tree(folder)
         fsync_directory(directory / layout.ADAPTERS_DIR)
         fsync_directory(directory)
         record = AdapterInfo(
@@ -60,8 +65,9 @@ def attach_adapter(
             },
             maps_documents=maps_documents,
         )
-        write_manifest(directory, dataclasses.replace(manifest, adapter=record))
-        layout.remove_unnamed_adapters(directory, keep=record.folder)
+        manifest = dataclasses.replace(manifest, adapter=record)
+        write_manifest(directory, manifest)
+        clear_leftovers(directory, manifest)
     return record
 
 
@@ -95,6 +101,7 @@ def detach_adapter(directory: str | Path) -> bool:
         manifest = read_manifest(directory)
         if manifest.adapter is None:
             return False
-        write_manifest(directory, dataclasses.replace(manifest, adapter=None))
-        layout.remove_unnamed_adapters(directory, keep=None)
+        manifest = dataclasses.replace(manifest, adapter=None)
+        write_manifest(directory, manifest)
+        clear_leftovers(directory, manifest)
     return True

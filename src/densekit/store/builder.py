@@ -31,6 +31,7 @@ from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.commit import publish
 from densekit.store.documents import DocumentStore, DocumentWriter
+from densekit.store.durability import save_array
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.given_vectors import (
     given_encoder_info,
@@ -38,6 +39,7 @@ from densekit.store.given_vectors import (
     vectors_fingerprint,
 )
 from densekit.store.indexing import build_ann_index, index_lexical, index_sparse
+from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest
 from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
 
@@ -144,7 +146,7 @@ def build_collection(
             directory, key
         )
         root = directory / generation
-        layout.remove_stale_generations(directory, keep=generation)
+        clear_leftovers(directory, layout.published_manifest(directory), keep=generation)
         try:
             manifest = _build_generation(
                 reader, directory, generation, options, encoder, sparse_encoder, given
@@ -322,7 +324,7 @@ def _dense_info(
     offsets_file = None
     if offsets is not None:
         offsets_file = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
-        np.save(root / layout.PASSAGE_OFFSETS_FILE, offsets)
+        save_array(root / layout.PASSAGE_OFFSETS_FILE, offsets)
     spec = parse_spec(options.index)
     index_record: dict[str, object] = {}
     if not spec.is_exact:

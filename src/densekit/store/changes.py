@@ -35,6 +35,7 @@ from densekit.store.collection import Collection
 from densekit.store.commit import open_for_writing, publish, staged_generation
 from densekit.store.compaction import compact_collection
 from densekit.store.documents import DocumentStore, DocumentWriter
+from densekit.store.durability import save_array
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.indexing import index_lexical, index_sparse
 from densekit.store.manifest import DenseInfo, Manifest, SparseInfo
@@ -118,7 +119,7 @@ def update_collection(
             manifest = writer.write(
                 plan, encoder, (cache_dir or default_cache_dir()) if cache else None
             )
-            publish(directory, manifest)
+            manifest = publish(directory, manifest)
     compacted = False
     if compact_above is not None and manifest.deleted > compact_above * manifest.document_rows:
         compact_collection(directory, progress=progress)
@@ -317,7 +318,7 @@ class _ChangeWriter:
             np.asarray(removed, dtype=np.int64),
         ).astype(np.int64)
         if len(rows):
-            np.save(self.root / layout.TOMBSTONES_FILE, rows)
+            save_array(self.root / layout.TOMBSTONES_FILE, rows)
         return rows
 
     def _extend_dense(
@@ -358,7 +359,7 @@ class _ChangeWriter:
         if dense.passage_offsets is not None:
             offsets = np.load(self.directory / dense.passage_offsets)
             offsets = np.concatenate([offsets, offsets[-1] + np.cumsum(counts, dtype=np.int64)])
-            np.save(self.root / layout.PASSAGE_OFFSETS_FILE, offsets)
+            save_array(self.root / layout.PASSAGE_OFFSETS_FILE, offsets)
             changed["passage_offsets"] = f"{self.generation}/{layout.PASSAGE_OFFSETS_FILE}"
         if dense.index_file is not None:
             added = ShardedVectors(open_shards(paths, encoder.dimension))

@@ -142,12 +142,28 @@ class Collection:
             return None
         if manifest.tombstones is None:
             raise self._corrupt(f"{manifest.deleted} deleted documents but no tombstone file")
-        rows = np.load(self.directory / manifest.tombstones)
+        rows = self._load_rows(manifest.tombstones, "tombstone file")
         if len(rows) != manifest.deleted or (len(rows) and rows.max() >= manifest.document_rows):
             raise self._corrupt(
-                f"the tombstone file lists {len(rows)} rows, the manifest says {manifest.deleted}"
+                f"the tombstone file {manifest.tombstones} lists {len(rows)} rows (the largest "
+                f"{rows.max() if len(rows) else None}), the manifest says {manifest.deleted} of "
+                f"{manifest.document_rows}"
             )
         return deletion_mask(rows, manifest.document_rows)
+
+    def _load_rows(self, relative: str, what: str) -> np.ndarray:
+        """A stored array of row numbers (tombstones, passage offsets): one-dimensional,
+        integer, not negative; anything else (garbage of the right size) is corruption."""
+        try:
+            rows = np.load(self.directory / relative, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise self._corrupt(f"the {what} {relative} is unreadable ({exc})") from None
+        if rows.ndim != 1 or rows.dtype.kind not in "iu" or (len(rows) and rows.min() < 0):
+            raise self._corrupt(
+                f"the {what} {relative} holds {rows.dtype} values of shape {rows.shape}, not "
+                "row numbers"
+            )
+        return rows
 
     def _open_documents(self) -> DocumentStore:
         path = self.directory / self.manifest.generation / layout.DOCUMENTS_FILE
@@ -233,7 +249,9 @@ class Collection:
         if dense is None or encoder is None:
             raise self._without_dense()
         shards = open_shards([self.directory / s for s in dense.shards], encoder.dimension)
-        offsets = np.load(self.directory / dense.passage_offsets) if dense.passage_offsets else None
+        offsets = None
+        if dense.passage_offsets is not None:
+            offsets = self._load_rows(dense.passage_offsets, "passage offsets file")
         vectors = ShardedVectors(shards)
         return vectors, PassageGroups(vectors.rows, offsets, self.deleted)
 
@@ -388,7 +406,10 @@ class Collection:
 
     def info(self) -> dict[str, Any]:
         """What the collection holds, for `densekit info` and for people."""
+        from densekit.store.integrity import latest_report
+
         manifest = self.manifest
+        integrity = latest_report(self.directory, manifest.generation)
         return {
             "directory": str(self.directory.resolve()),
             "documents": manifest.documents,
@@ -428,6 +449,8 @@ class Collection:
             "created": manifest.created,
             "source": manifest.source,
             "stats": manifest.stats,
+            # The last `check` of this generation in this process (a server's background one).
+            "integrity": None if integrity is None else integrity.summary(),
         }
 
     def close(self) -> None:

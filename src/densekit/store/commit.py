@@ -11,6 +11,8 @@ from pathlib import Path
 from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.durability import fsync_tree
+from densekit.store.integrity import record_checksums
+from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import Manifest, read_manifest, write_manifest
 
 
@@ -40,24 +42,11 @@ def staged_generation(directory: Path) -> Iterator[tuple[str, Path]]:
         raise
 
 
-def publish(directory: Path, manifest: Manifest) -> None:
-    """Make ``manifest``'s generation durable, then visible, then drop what nothing names."""
+def publish(directory: Path, manifest: Manifest) -> Manifest:
+    """Record checksums of ``manifest``'s generation, make it durable, then visible, then drop
+    what the manifest no longer names (see :mod:`densekit.store.leftovers`)."""
+    manifest = record_checksums(directory, manifest)
     fsync_tree(directory / manifest.generation)
     write_manifest(directory, manifest)
-    layout.remove_stale_generations(directory, keep=manifest.generation)
-    layout.remove_unnamed_adapters(directory, manifest.adapter and manifest.adapter.folder)
-    _prune_shared_generations(directory, manifest)
-
-
-def _prune_shared_generations(directory: Path, manifest: Manifest) -> None:
-    """Earlier generations stay for the shards the manifest still shares; their other files
-    (documents, BM25, index copies that later changes replaced) go, so disk use does not grow
-    with every change. Readers holding them open keep them until they close."""
-    for name in layout.published_generations(directory) - {manifest.generation}:
-        root = directory / name
-        for path in sorted(root.rglob("*"), reverse=True):  # files before their folders
-            if path.is_dir():
-                if not any(path.iterdir()):
-                    path.rmdir()
-            elif path.relative_to(directory).as_posix() not in manifest.files:
-                path.unlink(missing_ok=True)
+    clear_leftovers(directory, manifest)
+    return manifest

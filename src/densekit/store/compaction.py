@@ -29,7 +29,9 @@ from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.commit import open_for_writing, publish, staged_generation
 from densekit.store.documents import DocumentStore, DocumentWriter
+from densekit.store.durability import save_array, writing
 from densekit.store.indexing import build_ann_index, index_lexical
+from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import DenseInfo
 from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, ShardMeta, commit_shard, open_shards
 
@@ -56,6 +58,9 @@ def compact_collection(
         old = current.manifest
         before = sum(old.files.values())
         if not old.deleted:
+            # Nothing to rewrite, but an earlier compaction killed after publishing may have
+            # left the generations it superseded: they go now, as after any write.
+            clear_leftovers(directory, old)
             return CompactionReport(0, old.documents, before, before, 0.0)
         with staged_generation(directory) as (generation, root):
             documents = root / layout.DOCUMENTS_FILE
@@ -69,7 +74,8 @@ def compact_collection(
             if sparse is not None:
                 live = np.flatnonzero(~current.deleted)  # type: ignore[operator]
                 vectors = current.sparse_index.document_vectors()[live]
-                SparseIndex.from_documents(vectors).save(root / layout.SPARSE_DIR)
+                with writing(root / layout.SPARSE_DIR, discard=True):
+                    SparseIndex.from_documents(vectors).save(root / layout.SPARSE_DIR)
                 sparse = dataclasses.replace(sparse, directory=f"{generation}/{layout.SPARSE_DIR}")
             lexical = old.lexical
             if lexical is not None:
@@ -91,12 +97,12 @@ def compact_collection(
                 sparse=sparse,
                 stats={**old.stats, "compacted": old.deleted},
             )
-            publish(directory, manifest)
+            manifest = publish(directory, manifest)
     return CompactionReport(
         removed=old.deleted,
         documents=old.documents,
         bytes_before=before,
-        bytes_after=sum(files.values()),
+        bytes_after=sum(manifest.files.values()),
         seconds=round(time.perf_counter() - started, 3),
     )
 
@@ -141,7 +147,7 @@ def _compact_dense(
         "passage_offsets": None,
     }
     if offsets is not None:
-        np.save(root / layout.PASSAGE_OFFSETS_FILE, offsets)
+        save_array(root / layout.PASSAGE_OFFSETS_FILE, offsets)
         changed["passage_offsets"] = f"{generation}/{layout.PASSAGE_OFFSETS_FILE}"
     spec = parse_spec(dense.index)
     if not spec.is_exact:

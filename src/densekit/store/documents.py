@@ -11,6 +11,7 @@ import numpy as np
 
 from densekit.corpus.document import Document
 from densekit.errors import InputError
+from densekit.store.durability import writing
 
 _SCHEMA = """
 CREATE TABLE documents (
@@ -35,12 +36,14 @@ class DocumentWriter:
     def __init__(
         self, path: Path, batch_size: int = 2000, *, first_row: int = 0, create: bool = True
     ) -> None:
-        self.connection = sqlite3.connect(path)
-        # Unpublished files only: a crash discards the whole generation, so no journal.
-        self.connection.execute("PRAGMA journal_mode=OFF")
-        self.connection.execute("PRAGMA synchronous=OFF")
-        if create:
-            self.connection.execute(_SCHEMA)
+        self.path = path
+        with writing(path, discard=True):
+            self.connection = sqlite3.connect(path)
+            # Unpublished files only: a crash discards the whole generation, so no journal.
+            self.connection.execute("PRAGMA journal_mode=OFF")
+            self.connection.execute("PRAGMA synchronous=OFF")
+            if create:
+                self.connection.execute(_SCHEMA)
         self.batch_size = batch_size
         self.first_row = first_row
         self.count = 0
@@ -77,7 +80,8 @@ class DocumentWriter:
 
     def close(self) -> None:
         self._flush()
-        self.connection.commit()
+        with writing(self.path, discard=True):
+            self.connection.commit()
         self.connection.close()
 
     def abort(self) -> None:
@@ -89,7 +93,8 @@ class DocumentWriter:
         if not self._pending:
             return
         try:
-            self.connection.executemany(_INSERT, self._pending)
+            with writing(self.path, discard=True):
+                self.connection.executemany(_INSERT, self._pending)
         except sqlite3.IntegrityError:
             self._raise_duplicate()
         self._pending.clear()

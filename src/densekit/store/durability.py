@@ -2,13 +2,69 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import sqlite3
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from densekit.errors import InputError
+
+# Errors of the storage, not of densekit: reported with the file and what to do.
+_ADVICE = {
+    errno.ENOSPC: "free some space (or write somewhere else) and rerun",
+    errno.EDQUOT: "the disk quota is used up; free some space and rerun",
+    errno.EFBIG: "the file is larger than this filesystem allows; write somewhere else",
+    errno.EROFS: "the filesystem is read-only; write somewhere else",
+}
+
+
+class StorageError(OSError):
+    """A write the storage refused (full, over quota, read-only), naming the file: still an
+    OSError with its errno, so callers that tell a full disk apart keep doing so."""
+
+    def __str__(self) -> str:
+        code = errno.errorcode.get(self.errno or 0, str(self.errno))
+        return (
+            f"{self.filename}: {self.strerror} ({code}) while writing it; "
+            f"{_ADVICE.get(self.errno or 0, 'check the storage and rerun')}; nothing half-written "
+            "was published"
+        )
+
+
+@contextmanager
+def writing(path: Path, *, discard: bool = False) -> Iterator[None]:
+    """Name ``path`` in a storage error raised while it is written (numpy, SQLite and fsync
+    leave the file out), and with ``discard`` remove what was half-written of it."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        if discard:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if isinstance(exc, StorageError):
+            raise
+        if isinstance(exc, sqlite3.OperationalError):
+            if "full" not in str(exc):
+                raise
+            code = errno.ENOSPC
+            raise StorageError(code, os.strerror(code), str(path)) from exc
+        if exc.errno not in _ADVICE:
+            raise
+        raise StorageError(exc.errno, exc.strerror, exc.filename or str(path)) from exc
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save``, whole or not at all (the generation it goes to is not published yet)."""
+    with writing(path, discard=True):
+        np.save(path, array)
 
 
 def fsync_directory(directory: Path) -> None:
@@ -22,10 +78,15 @@ def fsync_directory(directory: Path) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one rename, durably: readers see old or new, whole."""
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with staging.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    with writing(path):
+        try:
+            with staging.open("w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            staging.unlink(missing_ok=True)  # a full disk must not be made fuller
+            raise
     os.replace(staging, path)
     fsync_directory(path.parent)
 
@@ -37,7 +98,7 @@ def fsync_tree(root: Path) -> None:
         if path.is_dir():
             directories.append(path)
         else:
-            with path.open("rb") as handle:
+            with writing(path), path.open("rb") as handle:
                 os.fsync(handle.fileno())
     for directory in reversed(directories):
         fsync_directory(directory)

@@ -19,6 +19,7 @@ from densekit.index.spec import IndexSpec
 from densekit.index.vectors import PassageGroups, ShardedVectors
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
+from densekit.store.durability import writing
 from densekit.store.manifest import LexicalInfo, SparseInfo
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ def index_lexical(
         progress=progress,
         rows=None if contiguous else rows,
     )
-    index.save(root / layout.LEXICAL_DIR)
+    with writing(root / layout.LEXICAL_DIR, discard=True):
+        index.save(root / layout.LEXICAL_DIR)
     return dataclasses.replace(settings, directory=f"{generation}/{layout.LEXICAL_DIR}")
 
 
@@ -57,7 +59,8 @@ def build_ann_index(
 ) -> dict[str, Any]:
     """Build (train and fill) the approximate index of ``spec`` and save it in ``root``."""
     index = AnnIndex.build(spec, vectors, PassageGroups(vectors.rows, offsets))
-    record = index.save(root)
+    with writing(root):
+        record = index.save(root)
     return {**record, "file": f"{generation}/{record['file']}"}
 
 
@@ -77,7 +80,8 @@ def index_sparse(
     vectors = encoder.encode_documents([d.content for d in documents], progress=progress)
     if earlier is not None:
         vectors = vstack([earlier, vectors], format="csr")
-    SparseIndex.from_documents(vectors).save(root / layout.SPARSE_DIR)
+    with writing(root / layout.SPARSE_DIR, discard=True):
+        SparseIndex.from_documents(vectors).save(root / layout.SPARSE_DIR)
     return SparseInfo(
         directory=f"{generation}/{layout.SPARSE_DIR}",
         name=encoder.name,

@@ -5,14 +5,17 @@ from __future__ import annotations
 import fcntl
 import json
 import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from densekit.errors import CollectionError
-from densekit.store.manifest import MANIFEST_NAME
+from densekit.store.durability import writing
+from densekit.store.leftovers import BUILD_FILE, named_generations
+from densekit.store.manifest import MANIFEST_NAME, Manifest, read_manifest
+from densekit.store.manifest_checks import ADAPTERS_DIR as ADAPTERS_DIR
+from densekit.store.manifest_checks import GENERATION_NAME
 
 DOCUMENTS_FILE = "documents.sqlite"
 EMBEDDINGS_DIR = "embeddings"
@@ -20,7 +23,6 @@ PASSAGE_OFFSETS_FILE = "passage_offsets.npy"
 LEXICAL_DIR = "bm25"
 SPARSE_DIR = "splade"
 TOMBSTONES_FILE = "deleted.npy"
-ADAPTERS_DIR = "adapters"
 GENERATION_PREFIX = "gen-"
 LOCK_FILE = ".densekit.lock"
 
@@ -81,14 +83,12 @@ def claimed_output(directory: Path, *, overwrite: bool) -> Iterator[bool]:
         yield created
 
 
-BUILD_FILE = "build.json"
-
-
 def start_generation(directory: Path, key: str) -> str:
     """Create a fresh generation for a build with settings digest ``key``."""
     name = new_generation_name()
     (directory / name).mkdir()
-    (directory / name / BUILD_FILE).write_text(json.dumps({"key": key}), encoding="utf-8")
+    with writing(directory / name / BUILD_FILE):
+        (directory / name / BUILD_FILE).write_text(json.dumps({"key": key}), encoding="utf-8")
     return name
 
 
@@ -96,7 +96,7 @@ def unfinished_generation(directory: Path, key: str) -> str | None:
     """An interrupted build's generation with the same settings, which a new build resumes."""
     published = published_generations(directory)
     for path in sorted(directory.glob(f"{GENERATION_PREFIX}*")):
-        if path.name in published:
+        if path.name in published or not GENERATION_NAME.fullmatch(path.name):
             continue
         try:
             if json.loads((path / BUILD_FILE).read_text(encoding="utf-8"))["key"] == key:
@@ -110,28 +110,17 @@ def has_committed_shards(root: Path) -> bool:
     return any((root / EMBEDDINGS_DIR).glob("*.json"))
 
 
-def published_generations(directory: Path) -> set[str]:
-    """The generations the published manifest names: its own and those whose files it shares."""
+def published_manifest(directory: Path) -> Manifest | None:
+    """The published manifest; None if there is none, or it is refused (damaged, hostile)."""
     try:
-        data = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
-        files = data.get("files", {})
-        return {data["generation"]} | {str(name).split("/", 1)[0] for name in files}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
+        return read_manifest(directory)
+    except CollectionError:
+        return None
 
 
-def remove_stale_generations(directory: Path, keep: str) -> None:
-    """Delete generations that are neither ``keep`` nor published (left by replaced, killed or
-    differently configured builds, and by changes a later compaction superseded).
-
-    A collection opened before a swap keeps working: it holds its files open.
-    """
-    published = published_generations(directory)
-    for path in directory.glob(f"{GENERATION_PREFIX}*"):
-        if path.name != keep and path.name not in published:
-            shutil.rmtree(path, ignore_errors=True)
-    for path in directory.glob(f".{MANIFEST_NAME}.*.tmp"):
-        path.unlink(missing_ok=True)
+def published_generations(directory: Path) -> set[str]:
+    """The generations the published manifest names (none if it is missing or refused)."""
+    return named_generations(published_manifest(directory))
 
 
 def files_with_sizes(directory: Path, generation: str) -> dict[str, int]:
@@ -141,14 +130,3 @@ def files_with_sizes(directory: Path, generation: str) -> dict[str, int]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
-
-
-def remove_unnamed_adapters(directory: Path, keep: str | None) -> None:
-    """Drop adapter folders other than ``keep`` (the manifest's): replaced or detached ones, or
-    one a rebuild left behind. Open snapshots loaded theirs when they opened."""
-    root = directory / ADAPTERS_DIR
-    if not root.is_dir():
-        return
-    for path in root.iterdir():
-        if f"{ADAPTERS_DIR}/{path.name}" != keep:
-            shutil.rmtree(path, ignore_errors=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from densekit.encode.registry import REGISTRY, ModelSpec
 from densekit.errors import CollectionError
 from densekit.store.durability import atomic_write_text
+from densekit.store.manifest_checks import check_inside, check_paths, check_types, named_paths
 
 if TYPE_CHECKING:
     from densekit.encode.base import Encoder
@@ -202,25 +203,33 @@ def read_manifest(directory: Path) -> Manifest:
         raise CollectionError(f"{directory}: not a densekit collection (no {MANIFEST_NAME})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT_NAME:
-            raise CollectionError(
-                f"{path}: not a densekit manifest (format={data.get('format')!r})"
-            )
-        if data.get("format_version") not in READABLE_VERSIONS:
-            raise CollectionError(
-                f"{path}: collection format version {data.get('format_version')} is not one "
-                f"this densekit reads ({', '.join(map(str, READABLE_VERSIONS))}); open it with "
-                "the densekit that wrote it, or rebuild the collection"
-            )
-        return Manifest.from_dict(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CollectionError(
             f"{path}: corrupt manifest ({exc}); rebuild with densekit index ... --overwrite"
         ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        shown = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise CollectionError(f"{path}: not a densekit manifest (format={shown!r})")
+    if data.get("format_version") not in READABLE_VERSIONS:
+        raise CollectionError(
+            f"{path}: collection format version {data.get('format_version')} is not one "
+            f"this densekit reads ({', '.join(map(str, READABLE_VERSIONS))}); open it with "
+            "the densekit that wrote it, or rebuild the collection"
+        )
+    check_types(Manifest, data, path)
+    manifest = Manifest.from_dict(data)
+    check_paths(manifest, path)
+    return manifest
 
 
 def verify_files(directory: Path, manifest: Manifest) -> None:
-    """Check that every file the manifest names is there with the size it recorded."""
+    """Check that every file the manifest names is there, inside the collection, with the size
+    it recorded (sizes only, so opening stays fast: `densekit check` reads the bytes)."""
+    for name, relative in named_paths(manifest):
+        check_inside(directory, relative, name)
+    if manifest.adapter is not None:
+        for relative in manifest.adapter.files:
+            check_inside(directory, f"{manifest.adapter.folder}/{relative}", "adapter.files")
     for relative, size in manifest.files.items():
         path = directory / relative
         if not path.is_file():

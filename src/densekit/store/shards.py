@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from densekit.errors import CollectionError
+from densekit.store.durability import writing
 
 DEFAULT_ROWS_PER_SHARD = 8192
 STORAGE_DTYPES = ("float32", "float16")
@@ -60,7 +61,7 @@ def commit_shard(
     for target, write in targets:
         staging = target.with_name(f".{target.name}.tmp")
         try:
-            with staging.open("wb") as handle:
+            with writing(target), staging.open("wb") as handle:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
