@@ -86,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--header-timeout",
         type=float,
         default=10.0,
-        help="seconds a request's headers may take to arrive (default: %(default)s)",
+        help="seconds a request's headers may take to arrive, from the connection opening or "
+        "the previous answer (default: %(default)s)",
     )
     limits.add_argument(
         "--body-timeout",

@@ -30,17 +30,19 @@ _SPARE_FILES = 256
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    """What one client connection may take; every field is a `densekit serve` flag."""
+    """What one client connection may take (docs/deploying.md); flags of `densekit serve`."""
 
-    header_timeout_s: float = 10.0  # --header-timeout: a request head, from its first byte
+    # --header-timeout: a request head, from the connection opening or the previous answer
+    header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0  # --body-timeout: a whole body, after its head
     keep_alive_s: float = 5.0  # --keep-alive: an idle connection between requests
     max_connections: int = 1024  # --max-connections: open at once, all clients
     # --max-connections-per-client, per remote address (None: no cap). Loopback peers are this
-    # machine or the reverse proxy in front, which must cap its own clients: not capped.
+    # machine or the reverse proxy in front, which must cap its own clients: not capped unless
+    # cap_loopback_peers.
     max_per_client: int | None = 64
     cap_loopback_peers: bool = False
-    max_header_bytes: int = 16 * 1024  # a request line and headers
+    max_header_bytes: int = 16 * 1024  # a request line and headers (h11's own default)
 
     def __post_init__(self) -> None:
         for flag, value in (
