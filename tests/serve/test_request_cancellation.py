@@ -117,3 +117,30 @@ def test_a_client_that_leaves_stops_its_work_within_one_batch(tmp_path: Path, se
     encoder.release.set()
     expected_probe = probe(url)
     assert encoder.batches == [texts[:PIECE], expected_probe]
+
+
+def test_requests_beyond_the_in_flight_cap_get_503_at_once(tmp_path: Path, serve_state) -> None:
+    encoder = HeldEncoder()
+    models = ModelPool(BatchSettings())
+    models.add(encoder)
+    catalog = Catalog({"docs": build_hashing_collection(tmp_path / "docs")}, models)
+    url = serve_state(ServerState(catalog, models, ServerMetrics(), threads=1))  # cap: 8
+    held = [
+        threading.Thread(
+            target=httpx.post,
+            args=(url + "/v1/embeddings",),
+            kwargs={"json": {"model": "hashing", "input": f"held {i}"}, "timeout": 60},
+        )
+        for i in range(8)
+    ]
+    for thread in held:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while (answer := httpx.get(url + "/health", timeout=30)).status_code == 200:
+        assert time.monotonic() < deadline, "8 held requests never filled the cap"
+        time.sleep(0.05)
+    assert answer.status_code == 503 and "handling 8 requests" in answer.json()["detail"]
+    encoder.release.set()
+    for thread in held:
+        thread.join(timeout=60)
+    assert httpx.get(url + "/health", timeout=30).status_code == 200
