@@ -2,6 +2,7 @@
 against the OpenAPI spec, and a soak with a writer.
 
     .venv/bin/python benchmarks/serve.py [--requests 20] [--soak-seconds 60] [--fuzz-cases 50]
+        [--only load|fuzz|soak|hardening]
 
 The server is a real `densekit serve` process over the SciFact MiniLM collection (dense
 retrieval, so every search encodes its query); the load comes from asyncio clients in this
@@ -15,8 +16,11 @@ with SciFact test queries. Both share this machine's cores, as they would on one
   the key): cases run, 5xx answers, failed checks.
 - Soak: one writer adds and deletes documents of a scratch copy while 4 clients search, for a
   bounded time; afterwards the collection must hold exactly the expected ids, once each.
+- Hardening: cross-site writes, hostile JSON, slowloris and a timed-out request against a
+  default server (benchmarks/serve_hardening.py says what and how).
 
-Writes benchmarks/results/serve.json.
+Writes benchmarks/results/serve.json; with --only, that section's results replace the ones
+there and the rest are kept.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from _common import BUILD, build_or_open, dataset, environment, write_json
+import serve_hardening as hardening
+from _common import BUILD, RESULTS, SHARED, build_or_open, dataset, environment, write_json
 
 from densekit.evaluate.beir import load_beir
 from densekit.store import Collection
@@ -338,14 +343,57 @@ def run_soak(source: Path, seconds: float, readers: int = 4) -> dict:
     }
 
 
+def run_hardening(queries: list[str], cases: int) -> dict:
+    source = hardening.small_collection(BUILD, SHARED)
+    directory = scratch_copy(source, "serve-hardening-run")
+    with Collection(directory) as collection:
+        target = collection.doc_ids[0]
+        texts = [d.text for d in collection.documents.get_rows(list(range(50)))]
+    logs = BUILD.parent / "logs"
+    started = time.perf_counter()
+    with running_server(directory, "--timeout", "10") as url:
+        results: dict = {
+            "server": "densekit serve on 127.0.0.1, no API key, --timeout 10, default limits",
+            "collection": f"SciFact, first {hardening.DOCUMENTS} documents, minilm, hybrid",
+        }
+        results["cross_site"] = hardening.cross_site(url, "scifact", target)
+        print("cross_site", json.dumps(results["cross_site"]), flush=True)
+        results["hostile_bodies"] = hardening.hostile_bodies(url, cases)
+        print("hostile_bodies", json.dumps(results["hostile_bodies"]), flush=True)
+        results["schemathesis"] = hardening.st_run(
+            url,
+            max(5, cases // 4),
+            logs / "serve-hardening-st.log",
+            "--mode",
+            "all",
+            "--generation-allow-x00",
+            "true",
+        )
+        print("schemathesis", json.dumps(results["schemathesis"]), flush=True)
+        results["server_5xx_from_hostile_input"] = hardening.server_5xx(url)
+        results["slow_clients"] = hardening.slow_clients(url, queries)
+        print("slow_clients", json.dumps(results["slow_clients"]), flush=True)
+        results["timed_out_request"] = hardening.timed_out_request(url, texts)
+        print("timed_out_request", json.dumps(results["timed_out_request"]), flush=True)
+        # Over the whole run, less the one 503 expected: the timed-out request's own.
+        expected = int(results["timed_out_request"]["status"] == 503)
+        results["server_5xx_other_than_the_timeout"] = hardening.server_5xx(url) - expected
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=40, help="requests per client")
     parser.add_argument("--soak-seconds", type=float, default=60.0)
     parser.add_argument("--fuzz-cases", type=int, default=50, help="max examples per operation")
+    parser.add_argument("--only", choices=["load", "fuzz", "soak", "hardening"])
     args = parser.parse_args()
-    source = build_or_open("scifact").directory
     queries = list(load_beir(dataset("scifact"), "test").queries.values())
+    if args.only is not None:
+        run_only(args, queries)
+        return
+    source = build_or_open("scifact").directory
     results = {"environment": environment(), "collection": "SciFact (5,183 docs), minilm, dense"}
     results["load"] = run_load(Path(source), queries, args.requests)
     results["load"]["model_alone"] = model_alone(Path(source), queries)
@@ -355,8 +403,29 @@ def main() -> None:
     write_json("serve", results)
     results["soak"] = run_soak(Path(source), args.soak_seconds)
     print("soak", json.dumps(results["soak"]), flush=True)
+    results["hardening"] = run_hardening(queries, args.fuzz_cases)
     write_json("serve", results)
     print("wrote benchmarks/results/serve.json")
+
+
+def run_only(args: argparse.Namespace, queries: list[str]) -> None:
+    """One section, merged into the results already there."""
+    path = RESULTS / "serve.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if args.only == "hardening":
+        section = run_hardening(queries, args.fuzz_cases)
+    else:
+        source = Path(build_or_open("scifact").directory)
+        if args.only == "load":
+            section = run_load(source, queries, args.requests)
+            section["model_alone"] = model_alone(source, queries)
+        elif args.only == "fuzz":
+            section = run_fuzz(source, args.fuzz_cases)
+        else:
+            section = run_soak(source, args.soak_seconds)
+    results[args.only] = {"environment": environment(), **section}
+    write_json("serve", results)
+    print(f"wrote the {args.only} section of benchmarks/results/serve.json")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from serving import RunningServer
@@ -44,3 +45,34 @@ def test_api_answers_every_generated_request_within_its_spec(server: RunningServ
     counts = fuzz(server.url, CASES_PER_OPERATION)
     assert "POST /search" in counts and "POST /v1/embeddings" in counts
     assert all(count > 0 for count in counts.values())
+
+
+def test_the_spec_states_the_id_rules_the_collection_applies() -> None:
+    import re
+
+    from densekit.corpus.ids import id_problem
+    from densekit.serve.schemas import NEW_ID_PATTERN
+
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace()]
+    samples = ["a", ".", "..", "...", ".a", "a.", "a b", "café", "日本語", "a/../b", "\ufeffx"]
+    samples += [chr(c) for c in range(0xA1)] + [f"a{chr(c)}" for c in range(0xA1)]
+    samples += [f"a{chr(c)}b" for c in range(0xA1)] + [f"a{s}b" for s in spaces]
+    samples += [f"{s}a" for s in spaces] + ["x\u2028y", "a\u200bb", "\u200b"]
+    for sample in samples:  # the closing $ read as the end of the string, as JSON Schema does
+        allowed = re.search(NEW_ID_PATTERN.removesuffix("$") + r"\Z", sample) is not None
+        assert allowed == (id_problem(sample) is None), repr(sample)
+
+
+def test_undeclared_methods_get_405_and_keyless_writes_declare_no_key(
+    server: RunningServer, tmp_path, serve_state
+) -> None:
+    from serving import build_hashing_collection, hashing_state
+
+    for path in ("/collections", "/health", "/collections/docs/documents/d1"):
+        answer = httpx.put(server.url + path, content=b"x")
+        assert answer.status_code == 405, path
+    keyed = httpx.get(server.url + "/openapi.json").json()
+    assert "security" in keyed["paths"]["/collections/{name}/delete"]["post"]
+    state = hashing_state({"docs": build_hashing_collection(tmp_path / "open")}, api_key=None)
+    keyless = httpx.get(serve_state(state) + "/openapi.json").json()
+    assert "security" not in keyless["paths"]["/collections/{name}/delete"]["post"]

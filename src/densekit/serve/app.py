@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.routing import Match
 
 from densekit.corpus.document import Document
 from densekit.retrieve.pipeline import Pipeline
@@ -319,6 +320,10 @@ def create_app(state: ServerState) -> Any:
         widest = max(state.models.dimensions.values(), default=None)
         if widest is not None:
             _bound_dimensions(spec, widest)
+        if state.api_key is None:  # writes here need no key: the spec says so
+            for operations in spec["paths"].values():
+                for operation in operations.values():
+                    operation.pop("security", None)
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -336,7 +341,13 @@ def create_app(state: ServerState) -> Any:
     # requests being handled.
     bounded = InFlightLimit(app, state.threads * 8)
     body = BodyLimit(bounded, state.max_body_bytes, state.limits.body_timeout_s)
-    return RequestMetrics(CrossSiteGuard(body, state.allowed_origins), state.metrics)
+    guarded = CrossSiteGuard(body, state.allowed_origins, lambda scope: _routed(app, scope))
+    return RequestMetrics(guarded, state.metrics)
+
+
+def _routed(app: FastAPI, scope: dict[str, Any]) -> bool:
+    """Whether an endpoint takes this method at this path."""
+    return any(route.matches(scope)[0] is Match.FULL for route in app.router.routes)
 
 
 def _bound_dimensions(spec: dict[str, Any], widest: int) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from densekit.corpus.ids import MAX_ID_CHARS
 from densekit.serve.catalog import NAME_PATTERN
 
 MAX_K = 1000
@@ -15,7 +16,6 @@ MAX_QUERY_CHARS = 4096
 MAX_INPUTS = 2048  # as the OpenAI embeddings API
 MAX_TEXT_CHARS = 100_000  # one document or one embeddings input
 MAX_DOCUMENTS = 1000  # per write request
-MAX_ID_CHARS = 512
 MAX_METADATA_CHARS = 65_536
 MAX_DEPTH = 16
 
@@ -26,6 +26,19 @@ InputText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 # collection). Spelled out so every regex dialect (Python, Rust, ECMA) agrees on "blank".
 NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK)]
+# The id rules for new documents (densekit.corpus.ids), as a pattern: no control characters or
+# line separators, no whitespace at either end (Python's str.isspace, spelled out), not "." or
+# "..". Stated in the spec only: the collection checks them itself, naming the field.
+_END = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_END_NOT_DOT = _END.replace("[^", "[^.", 1)
+_INSIDE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+NEW_ID_PATTERN = (
+    f"^(?:{_END_NOT_DOT}|{_END_NOT_DOT}{_END}|\\.{_END_NOT_DOT}|{_END}{_INSIDE}+{_END})$"
+)
+NewDocumentId = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ID_CHARS, json_schema_extra={"pattern": NEW_ID_PATTERN}),
+]
 HitField = Literal["id", "score", "rank", "title", "text"]
 HIT_FIELDS: tuple[HitField, ...] = ("id", "score", "rank", "title", "text")
 
@@ -144,7 +157,7 @@ class ModelList(BaseModel):
 
 
 class DocumentIn(Strict):
-    id: DocumentId
+    id: NewDocumentId
     text: str = Field(max_length=MAX_TEXT_CHARS, pattern=NOT_BLANK)
     title: str = Field("", max_length=MAX_TEXT_CHARS)
     metadata: dict[str, Any] = Field(
