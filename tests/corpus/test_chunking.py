@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from densekit.corpus import ChunkConfig, chunk_text
+from densekit.corpus import ChunkConfig, chunk_text, chunking
+from densekit.corpus.chunking import block_spans
 from densekit.errors import InputError
 
 
@@ -31,3 +32,36 @@ def test_last_window_may_be_short_and_is_not_repeated() -> None:
 def test_bad_configs_are_refused(size: int, overlap: int) -> None:
     with pytest.raises(InputError):
         ChunkConfig(size=size, overlap=overlap)
+
+
+def reference_windows(text: str, config: ChunkConfig) -> list[str]:
+    """The windows as cut from the tokens of the whole text at once."""
+    spans = words(text)
+    if len(spans) <= config.size:
+        return [text]
+    windows = []
+    for start in range(0, len(spans), config.stride):
+        window = spans[start : start + config.size]
+        windows.append(text[window[0][0] : window[-1][1]])
+        if start + config.size >= len(spans):
+            break
+    return windows
+
+
+def test_huge_texts_are_tokenised_block_by_block_with_the_same_windows() -> None:
+    pieces = [f"w{i}" + ("  \n" if i % 7 == 0 else " ") for i in range(3000)]
+    text = "".join(pieces) + "x" * 5000 + " tail words"  # one word longer than a block
+    seen: list[int] = []
+
+    def recorded(part: str) -> list[tuple[int, int]]:
+        seen.append(len(part))
+        return words(part)
+
+    config = ChunkConfig(size=50, overlap=10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chunking, "BLOCK_CHARS", 1000)
+        windows = list(chunk_text(text, recorded, config))
+    assert windows == reference_windows(text, config)
+    assert list(block_spans(text, words, 1000)) == words(text)
+    assert max(seen) <= 5000 + 1000  # a block, or the long word: never the whole text
+    assert len(seen) > 10

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,18 @@ def test_lone_surrogates_in_text_are_refused(tmp_path: Path) -> None:
     path.write_text('{"_id": "d1", "title": "ok", "text": "caf\\udce9"}\n')
     with pytest.raises(InputError, match=r"corpus\.jsonl:1: field 'text' of document 'd1' holds"):
         list(read_corpus(path))
+
+
+def test_a_huge_line_is_read_with_two_copies_at_most(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    text = "word " * 2_000_000  # 10 MB on one line, ending in whitespace
+    path.write_text(json.dumps({"_id": "huge", "title": "T", "text": text}) + "\n")
+    tracemalloc.start()
+    try:
+        reader = CorpusReader(path)
+        [doc] = list(reader)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert doc.text == text and reader.stats.documents == 1
+    assert peak < 2.5 * len(text)  # the line's bytes and text, never more at once

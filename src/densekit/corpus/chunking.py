@@ -7,11 +7,16 @@ original text. Search results over chunks are aggregated back to documents by ma
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from densekit.corpus.document import Document
 from densekit.errors import InputError
+
+# Characters tokenised at a time when chunking: ~1 MB of text, some tens of MB of spans.
+BLOCK_CHARS = 1 << 20
+_SPACES = " \n\t\r"
 
 TokenSpans = Callable[[str], Sequence[tuple[int, int]]]
 """Character spans ``(start, end)`` of the tokens of a text, in order, special tokens excluded."""
@@ -48,13 +53,50 @@ def document_passages(
 
 
 def chunk_text(text: str, spans_of: TokenSpans, config: ChunkConfig) -> Iterator[str]:
-    """Yield the windows of ``text``; a text that fits in one window is yielded whole."""
-    spans = spans_of(text)
-    if len(spans) <= config.size:
+    """Yield the windows of ``text``; a text that fits in one window is yielded whole. The
+    tokens are read block by block, so a huge text costs one block of token spans at a time."""
+    spans = block_spans(text, spans_of, BLOCK_CHARS)
+    ahead = list(itertools.islice(spans, config.size + 1))  # one more: is there a next window?
+    if len(ahead) <= config.size:
         yield text
         return
-    for start in range(0, len(spans), config.stride):
-        window = spans[start : start + config.size]
+    while True:
+        window = ahead[: config.size]
         yield text[window[0][0] : window[-1][1]]
-        if start + config.size >= len(spans):
+        if len(ahead) <= config.size:  # this window reached the last token
             return
+        ahead = ahead[config.stride :]
+        ahead.extend(itertools.islice(spans, config.size + 1 - len(ahead)))
+
+
+def block_spans(
+    text: str, spans_of: TokenSpans, block: int = BLOCK_CHARS
+) -> Iterator[tuple[int, int]]:
+    """The token spans of ``text``, tokenised in blocks of about ``block`` characters cut before
+    a whitespace (where every tokenizer splits words, so the tokens are those of the whole)."""
+    start = 0
+    while start < len(text):
+        end = _block_end(text, start, block)
+        for first, last in spans_of(text[start:end]):
+            yield first + start, last + start
+        start = end
+
+
+def _block_end(text: str, start: int, block: int) -> int:
+    """Before the last whitespace of the block's second half, else before the first one after
+    the block (one word longer than a block is read whole), else the end of the text."""
+    if len(text) - start <= block:
+        return len(text)
+    limit = start + block
+    before = last_space(text, start + block // 2, limit)
+    if before is not None:
+        return before
+    after = [found for space in _SPACES if (found := text.find(space, limit)) >= 0]
+    return min(after) if after else len(text)
+
+
+def last_space(text: str, start: int, end: int) -> int | None:
+    """Where the last whitespace of ``text[start:end]`` is: a cut there splits no word, for
+    any tokenizer."""
+    found = max(text.rfind(space, start, end) for space in _SPACES)
+    return found if found >= 0 else None

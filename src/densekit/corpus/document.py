@@ -22,6 +22,11 @@ class Document:
     source: str = ""
 
     @property
+    def is_empty(self) -> bool:
+        """No text and no title but whitespace (checked without copying a huge text)."""
+        return all(not part or part.isspace() for part in (self.text, self.title))
+
+    @property
     def content(self) -> str:
         """Title and body as one string, the way BEIR and MTEB feed documents to models."""
         return f"{self.title} {self.text}".strip() if self.title else self.text.strip()

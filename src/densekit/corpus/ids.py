@@ -10,8 +10,8 @@ JSON numbers, booleans and other values are refused rather than turned into text
 ``1.0`` would become different ids by accident). Formats whose cells are text by nature (CSV,
 TSV, one id per line) give text ids, with the whitespace around them dropped.
 
-Collections written before these rules may hold other ids: they are read, searched, fetched and
-deleted as stored. Only new input is checked.
+Collections written before these rules may hold other ids: they are read, searched and deleted
+as stored. Only new input is checked.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class CorpusReader:
     def __iter__(self) -> Iterator[Document]:
         self.stats = ReadStats()
         for doc in self._documents():
-            if not doc.content:
+            if doc.is_empty:
                 if self.on_empty == "error":
                     raise InputError(
                         f"{doc.source}: document {doc.id!r} is empty; remove it, or let "
@@ -150,11 +150,14 @@ def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
     number = 0
     try:
         with open_binary(path) as handle:
-            for number, raw in enumerate(handle, start=1):
+            for raw in handle:  # not enumerate(), whose cached result tuple keeps the bytes
+                number += 1
                 try:
-                    yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
                     raise _not_utf8(f"{path}:{number}", raw, exc.start) from None
+                del raw  # one copy of a huge line at a time, not the bytes and the text
+                yield number, line
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise InputError(
             f"{path}:{number + 1}: cannot read the file ({exc}); check that it is complete"
@@ -259,13 +262,14 @@ def _record_to_document(
 def json_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(file:line, object)`` for each non-blank line of a JSON-lines file."""
     for number, line in decoded_lines(path):
-        if not line.strip():
+        if line.isspace():  # not line.strip(): that would copy a huge line once more
             continue
         where = f"{path}:{number}"
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        del line  # the record holds the text now; a huge line is not kept twice
         if not isinstance(record, dict):
             raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
         yield where, record

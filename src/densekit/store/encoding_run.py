@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from densekit.encode.base import Encoder
 from densekit.encode.batching import encode_documents_sorted
 from densekit.encode.cache import EmbeddingCache
+from densekit.encode.truncation import readable_texts
 from densekit.interrupts import deferred_interrupt
 from densekit.store.shards import (
     DEFAULT_ROWS_PER_SHARD,
@@ -54,7 +55,10 @@ class EncodingReport:
 def shard_digest(passages: list[Passage]) -> str:
     digest = hashlib.sha256()
     for passage_id, text in passages:
-        digest.update(passage_id.encode("utf-8") + b"\0" + text.encode("utf-8") + b"\0")
+        # Piece by piece (same bytes, same digest): a huge text is not copied twice more.
+        for part in (passage_id, text):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\0")
     return digest.hexdigest()
 
 
@@ -137,7 +141,8 @@ class EncodingRun:
         self.report.cached_passages += len(cached)
         self.report.encoded_passages += len(missing)
         if missing:
-            todo = [texts[i] for i in missing]
+            # Only what the model reads is tokenised: a huge passage costs its first tokens.
+            todo = readable_texts(self.encoder, [texts[i] for i in missing])
             limit = self.encoder.max_tokens
             lengths = self.encoder.token_lengths(todo)
             self.report.truncated_passages += sum(length > limit for length in lengths)
@@ -147,7 +152,7 @@ class EncodingRun:
             )
             vectors[missing] = fresh
             if self.cache is not None:
-                self.cache.put_many(todo, fresh)
+                self.cache.put_many([texts[i] for i in missing], fresh)
         return vectors
 
 

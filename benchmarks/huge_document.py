@@ -1,0 +1,99 @@
+"""One huge document: time and peak memory of `densekit index` on a corpus of a single line.
+
+A 50 MB line (a whole book dumped into one record) becomes one passage the model reads only the
+first few hundred tokens of. Each build runs in its own process, measured by the kernel's
+rusage (wall time and peak resident memory of the child); runs are merged into
+results/huge_document.json by retriever, model and size.
+
+    python benchmarks/huge_document.py [--mb 50] [--retriever dense] [--model minilm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import RESULTS, environment, write_json
+
+VOCABULARY = (
+    "the of and to in is that for it as was with be by on not he this are or his from at which "
+    "but have an they you were her she there been one all we their has would when if so no will "
+    "more what about up out who them some could into than then its only other new these two may "
+    "retrieval dense vectors encoder passage query index collection corpus document token model"
+)
+WORDS = VOCABULARY.split()
+
+
+def write_corpus(path: Path, megabytes: int, seed: int = 0) -> None:
+    """One JSON line whose text holds ``megabytes`` MB of words, written in pieces."""
+    rng = random.Random(seed)
+    target = megabytes * 1_000_000
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write('{"_id": "huge", "title": "One huge document", "text": "')
+        written = 0
+        while written < target:
+            piece = " ".join(rng.choice(WORDS) for _ in range(20_000)) + ". "
+            handle.write(piece)
+            written += len(piece)
+        handle.write('"}\n')
+
+
+def measure(corpus: Path, out: Path, retriever: str, model: str) -> dict[str, float | int]:
+    command = [
+        sys.executable,
+        "-m",
+        "densekit.cli.main",
+        "index",
+        str(corpus),
+        "--out",
+        str(out),
+        "--retriever",
+        retriever,
+        "--model",
+        model,
+        "--no-cache",
+        "--quiet",
+        "--overwrite",
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"index failed ({done.returncode}): {done.stderr[-2000:]}")
+    # ru_maxrss of the waited-for children, in KiB on Linux: the build is the only child.
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kib / 1024)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=50, help="size of the one line (MB)")
+    parser.add_argument("--retriever", default="dense", help="what `index` builds")
+    parser.add_argument("--model", default="minilm")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="densekit-huge-"))
+    try:
+        corpus = work / "corpus.jsonl"
+        write_corpus(corpus, args.mb)
+        result = measure(corpus, work / "collection", args.retriever, args.model)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    row = {"line_mb": args.mb, "retriever": args.retriever, "model": args.model, **result}
+    print(json.dumps(row, indent=2))
+    existing = RESULTS / "huge_document.json"
+    report = json.loads(existing.read_text()) if existing.exists() else {"runs": {}}
+    report["environment"] = environment()
+    report["runs"][f"{args.retriever}-{args.model}-{args.mb}mb"] = row
+    write_json("huge_document", report)
+
+
+if __name__ == "__main__":
+    main()
