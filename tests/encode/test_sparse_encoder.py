@@ -25,3 +25,22 @@ def test_splade_tiny_expands_texts_into_vocabulary_weights() -> None:
 def test_a_sparse_model_is_refused_as_a_dense_encoder() -> None:
     with pytest.raises(InputError, match="learned sparse model, not a dense encoder"):
         load_encoder("splade-tiny")
+
+
+def test_huge_documents_are_cut_to_what_the_model_reads(monkeypatch) -> None:
+    from densekit.encode.sparse import SparseTextEncoder
+
+    encoder = SparseTextEncoder("splade-tiny", max_tokens=64)
+    text = " ".join(f"vitamin bones {i}" for i in range(20_000))
+    whole = encoder._encode([text], encoder.model.encode_document, False)  # tokenised in full
+    given: list[int] = []
+    encode_document = encoder.model.encode_document
+
+    def recorded(texts, **options):
+        given.extend(len(t) for t in texts)
+        return encode_document(texts, **options)
+
+    monkeypatch.setattr(encoder.model, "encode_document", recorded)
+    cut = encoder.encode_documents([text])
+    assert given and max(given) < len(text) // 50
+    assert (cut != whole).nnz == 0

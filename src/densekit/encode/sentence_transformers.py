@@ -15,6 +15,7 @@ from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
 from densekit.encode.depth import check_dimension, keep_first_layers
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.registry import ModelSpec
+from densekit.encode.truncation import tokenizer_spans
 from densekit.errors import InputError
 
 
@@ -110,10 +111,7 @@ class SentenceTransformerEncoder:
         return len(self.model.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        encoded = self.model.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
-        return [tuple(span) for span in encoded["offset_mapping"]]  # type: ignore[misc]
+        return tokenizer_spans(self.model.tokenizer, text)
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text, special tokens included and before truncation."""

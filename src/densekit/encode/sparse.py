@@ -17,6 +17,7 @@ import numpy as np
 
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.registry import ModelSpec, resolve_model
+from densekit.encode.truncation import readable_prefix, tokenizer_spans
 from densekit.errors import InputError
 
 if TYPE_CHECKING:
@@ -73,7 +74,12 @@ class SparseTextEncoder:
         return settings_digest(weights, {"kind": "sparse", "max_tokens": self.max_tokens})
 
     def encode_documents(self, texts: Sequence[str], *, progress: bool = False) -> csr_matrix:
-        return self._encode(texts, self.model.encode_document, progress)
+        with self._lock:  # only what the model reads is tokenised: see encode.truncation
+            readable = [readable_prefix(text, self._token_spans, self.max_tokens) for text in texts]
+        return self._encode(readable, self.model.encode_document, progress)
+
+    def _token_spans(self, text: str) -> list[tuple[int, int]]:
+        return tokenizer_spans(self.model.tokenizer, text)
 
     def encode_queries(self, texts: Sequence[str]) -> csr_matrix:
         return self._encode(texts, self.model.encode_query, False)

@@ -9,6 +9,7 @@ tokens, so the same vector, at the cost of a few kilobytes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from densekit.corpus.chunking import TokenSpans, last_space
 from densekit.encode.base import Encoder
@@ -48,6 +49,12 @@ def readable_prefix(text: str, spans_of: TokenSpans, tokens: int) -> str:
                 return prefix
         budget *= 4
     return text
+
+
+def tokenizer_spans(tokenizer: Any, text: str) -> list[tuple[int, int]]:
+    """The token spans of ``text`` by a Hugging Face fast tokenizer, special tokens left out."""
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return [(int(first), int(last)) for first, last in encoded["offset_mapping"]]
 
 
 def readable_texts(encoder: Encoder, texts: Sequence[str]) -> list[str]:
