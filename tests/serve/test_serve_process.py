@@ -86,3 +86,26 @@ def test_an_address_it_cannot_listen_on_is_one_line_too(lexical_collection: Path
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith("densekit: error: cannot listen on no-such-host.invalid:0")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--allow-origin", "evil.example"], "--allow-origin 'evil.example': give an origin"),
+        (["--allow-origin", "https://a.example/path"], "give an origin, scheme://host[:port]"),
+        (["--header-timeout", "0"], "--header-timeout must be in (0, 3600] seconds"),
+        (["--body-timeout", "-1"], "--body-timeout must be in (0, 3600] seconds"),
+        (["--max-connections", "0"], "must be at least 1"),
+    ],
+)
+def test_bad_limits_and_origins_are_one_line(
+    lexical_collection: Path, flags: list[str], message: str
+) -> None:
+    done = subprocess.run(
+        [*SERVE, str(lexical_collection), "--port", "0", *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert message in done.stderr.splitlines()[-1]  # after argparse's usage line, if any
