@@ -3,17 +3,32 @@ writes, and no writes at all without a key where other machines can reach the se
 
 from __future__ import annotations
 
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from serving import API_KEY, build_hashing_collection, hashing_state
+from serving import (
+    API_KEY,
+    build_hashing_collection,
+    chromium_page,
+    hashing_state,
+    needs_chromium,
+)
 
 from densekit.serve.connections import listen
 from densekit.serve.server import announcement
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 EVIL = "https://evil.example"
+
+
+@pytest.fixture
+def page():
+    with chromium_page() as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -161,3 +176,44 @@ def test_the_start_message_says_when_writes_are_refused(tmp_path: Path) -> None:
         warnings = [line for line in lines if "reads only" in line]
         assert len(warnings) == (1 if read_only else 0)
     state.close()
+
+
+# What a page on another site can make its visitor's browser send without asking the target:
+# "simple" requests (a form's types, no custom headers), whose answers it cannot read but whose
+# effects happen all the same. The JSON one needs the target's permission (a preflight).
+EVIL_PAGE = """<!doctype html><title>loading</title><script>
+const target = "TARGET";
+const simple = (path, type, body) =>
+  fetch(target + path, {method: "POST", mode: "no-cors", headers: {"Content-Type": type}, body});
+Promise.allSettled([
+  simple("/collections/docs/delete", "application/x-www-form-urlencoded", '{"ids":["d1"]}'),
+  simple("/collections/docs/delete", "text/plain", '{"ids":["d2"]}'),
+  fetch(target + "/collections/docs/delete", {method: "POST", mode: "no-cors", body:
+        new Blob(['{"ids":["d3"]}'])}),
+  fetch(target + "/collections/docs/documents", {method: "POST",
+        headers: {"Content-Type": "application/json"},
+        body: '{"documents": [{"id": "planted", "text": "from another site"}]}'}),
+]).then(() => { document.title = "done"; });
+</script>"""
+
+
+@needs_chromium
+def test_a_page_on_another_site_cannot_write_through_a_browser(
+    open_server: str, tmp_path: Path, page
+) -> None:
+    site = tmp_path / "evil-site"
+    site.mkdir()
+    (site / "index.html").write_text(EVIL_PAGE.replace("TARGET", open_server))
+    handler = partial(SimpleHTTPRequestHandler, directory=str(site))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as evil:
+        threading.Thread(target=evil.serve_forever, daemon=True).start()
+        # "localhost" and "127.0.0.1" are different sites to the browser.
+        page.goto(f"http://localhost:{evil.server_address[1]}/index.html")
+        page.wait_for_function("document.title === 'done'", timeout=30_000)
+        evil.shutdown()
+    for doc_id in ("d1", "d2", "d3"):
+        assert stored(open_server, doc_id), doc_id
+    assert not stored(open_server, "planted")
+    metrics = httpx.get(open_server + "/metrics").text
+    refused = 'densekit_requests_total{method="POST",route="unmatched",status="403"}'
+    assert refused in metrics  # the simple ones arrived, and were turned away

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from serving import RunningServer
+from serving import RunningServer, chromium_page, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Without these, Chromium keeps trying to reach Google's hosts on a closed network.
-QUIET_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium (make test installs it where it can)"
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET_FLAGS)
-        yield browser.new_page()
-        browser.close()
+    with chromium_page() as opened:
+        yield opened
 
 
 def test_search_page_shows_ranked_highlighted_results(server: RunningServer, page) -> None:
