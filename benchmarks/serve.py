@@ -241,7 +241,7 @@ def run_fuzz(source: Path, cases: int) -> dict:
                 text=True,
             )
             seconds = time.perf_counter() - started
-            server_errors = _server_errors(url)
+            server_errors = hardening.server_5xx(url)
         summary = json.loads(report.read_text()) if report.exists() else {}
         if report.exists():
             shutil.copy(report, BUILD.parent / "logs" / "serve-fuzz-report.json")
@@ -257,14 +257,6 @@ def run_fuzz(source: Path, cases: int) -> dict:
         "summary": _fuzz_summary(summary),
         "output_tail": tail,
     }
-
-
-def _server_errors(url: str) -> int:
-    total = 0
-    for line in httpx.get(url + "/metrics").text.splitlines():
-        if line.startswith("densekit_requests_total") and 'status="5' in line:
-            total += int(float(line.rsplit(" ", 1)[1]))
-    return total
 
 
 def _fuzz_summary(report: dict) -> dict:
