@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from densekit.encode.truncation import tokenizer_prefix
 from densekit.errors import InputError, MissingDependencyError
 from densekit.store.durability import fsync_tree
 
@@ -204,6 +205,8 @@ class CausalLM:
 
         sequences, query_spans = [], []
         for query, passage in pairs:
+            # Cut before tokenising: a huge stored document would be tokenised whole per query.
+            passage = tokenizer_prefix(self.tokenizer, passage, passage_tokens)
             passage_ids = self.tokenizer(passage, add_special_tokens=False)["input_ids"]
             prompt = PASSAGE_PROMPT.format(
                 passage=self.tokenizer.decode(passage_ids[:passage_tokens])

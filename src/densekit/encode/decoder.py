@@ -36,6 +36,7 @@ import numpy as np
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.registry import ModelSpec
+from densekit.encode.truncation import tokenizer_spans
 from densekit.errors import InputError, MissingDependencyError
 
 LLM_PREFIX = "llm:"
@@ -195,10 +196,7 @@ class DecoderEncoder:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        encoded = self.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
-        return [tuple(span) for span in encoded["offset_mapping"]]  # type: ignore[misc]
+        return tokenizer_spans(self.tokenizer, text)
 
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self.encode_pooled(texts, self.spec.query_prompt)[self.options.pooling]

@@ -8,6 +8,7 @@ tokens, so the same vector, at the cost of a few kilobytes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,12 @@ def tokenizer_spans(tokenizer: Any, text: str) -> list[tuple[int, int]]:
     """The token spans of ``text`` by a Hugging Face fast tokenizer, special tokens left out."""
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     return [(int(first), int(last)) for first, last in encoded["offset_mapping"]]
+
+
+def tokenizer_prefix(tokenizer: Any, text: str, tokens: int) -> str:
+    """What a model with a Hugging Face fast ``tokenizer`` reads of ``text`` when it reads
+    ``tokens`` tokens (see :func:`readable_prefix`)."""
+    return readable_prefix(text, functools.partial(tokenizer_spans, tokenizer), tokens)
 
 
 def readable_texts(encoder: Encoder, texts: Sequence[str]) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from densekit.encode.truncation import tokenizer_prefix
 from densekit.errors import DensekitError, InputError
 from densekit.retrieve.pipeline import RerankStage
 
@@ -44,8 +45,11 @@ class CrossEncoderReranker:
         # Raw logits, whatever activation the model was saved with: a sigmoid would squash the
         # scale that a blend with the incoming scores (``weight`` < 1) relies on.
         with self._lock:
+            tokens = self.model.max_length or self.model.tokenizer.model_max_length
+            # Cut before tokenising: a huge stored document is otherwise tokenised whole per query.
+            read = [(q, tokenizer_prefix(self.model.tokenizer, p, tokens)) for q, p in pairs]
             scores = self.model.predict(
-                list(pairs),
+                read,
                 batch_size=self.batch,
                 show_progress_bar=False,
                 convert_to_numpy=True,
