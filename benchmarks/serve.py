@@ -28,62 +28,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
 import httpx
-import serve_hardening as hardening
-from _common import BUILD, RESULTS, SHARED, build_or_open, dataset, environment, write_json
+from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
+from serve_hardening import run_hardening
+from serve_process import percentile, running_server, scratch_copy, server_5xx
 
 from densekit.evaluate.beir import load_beir
 from densekit.store import Collection
 
 CLIENTS = (1, 4, 16, 64)
-
-
-@contextmanager
-def running_server(directory: Path, *flags: str) -> Iterator[str]:
-    """A `densekit serve` process on a free loopback port; stopped with SIGTERM."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "densekit.cli.main", "serve", f"scifact={directory}"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), *flags], env={**os.environ, "HF_HUB_OFFLINE": "1"}
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def _load(url: str, queries: list[str], clients: int, requests: int) -> dict:
@@ -204,13 +167,6 @@ def _seconds(work) -> float:
     return time.perf_counter() - started
 
 
-def scratch_copy(source: Path, name: str) -> Path:
-    target = BUILD / name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target)
-    return target
-
-
 def run_fuzz(source: Path, cases: int) -> dict:
     directory = scratch_copy(source, "serve-fuzz")
     key = secrets.token_urlsafe(24)
@@ -241,7 +197,7 @@ def run_fuzz(source: Path, cases: int) -> dict:
                 text=True,
             )
             seconds = time.perf_counter() - started
-            server_errors = hardening.server_5xx(url)
+            server_errors = server_5xx(url)
         summary = json.loads(report.read_text()) if report.exists() else {}
         if report.exists():
             shutil.copy(report, BUILD.parent / "logs" / "serve-fuzz-report.json")
@@ -333,45 +289,6 @@ def run_soak(source: Path, seconds: float, readers: int = 4) -> dict:
         "lost_ids": len(expected - set(stored)),
         "unexpected_ids": len(set(stored) - expected),
     }
-
-
-def run_hardening(queries: list[str], cases: int) -> dict:
-    source = hardening.small_collection(BUILD, SHARED)
-    directory = scratch_copy(source, "serve-hardening-run")
-    with Collection(directory) as collection:
-        target = collection.doc_ids[0]
-        texts = [d.text for d in collection.documents.get_rows(list(range(50)))]
-    logs = BUILD.parent / "logs"
-    started = time.perf_counter()
-    with running_server(directory, "--timeout", "10") as url:
-        results: dict = {
-            "server": "densekit serve on 127.0.0.1, no API key, --timeout 10, default limits",
-            "collection": f"SciFact, first {hardening.DOCUMENTS} documents, minilm, hybrid",
-        }
-        results["cross_site"] = hardening.cross_site(url, "scifact", target)
-        print("cross_site", json.dumps(results["cross_site"]), flush=True)
-        results["hostile_bodies"] = hardening.hostile_bodies(url, cases)
-        print("hostile_bodies", json.dumps(results["hostile_bodies"]), flush=True)
-        results["schemathesis"] = hardening.st_run(
-            url,
-            max(5, cases // 4),
-            logs / "serve-hardening-st.log",
-            "--mode",
-            "all",
-            "--generation-allow-x00",
-            "true",
-        )
-        print("schemathesis", json.dumps(results["schemathesis"]), flush=True)
-        results["server_5xx_from_hostile_input"] = hardening.server_5xx(url)
-        results["slow_clients"] = hardening.slow_clients(url, queries)
-        print("slow_clients", json.dumps(results["slow_clients"]), flush=True)
-        results["timed_out_request"] = hardening.timed_out_request(url, texts)
-        print("timed_out_request", json.dumps(results["timed_out_request"]), flush=True)
-        # Over the whole run, less the one 503 expected: the timed-out request's own.
-        expected = int(results["timed_out_request"]["status"] == 503)
-        results["server_5xx_other_than_the_timeout"] = hardening.server_5xx(url) - expected
-    results["seconds"] = round(time.perf_counter() - started, 1)
-    return results
 
 
 def main() -> None:
