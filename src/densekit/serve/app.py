@@ -36,8 +36,10 @@ from densekit.serve.integrity import start_integrity_checks
 from densekit.serve.metrics import CONTENT_TYPE, ServerMetrics
 from densekit.serve.middleware import BodyLimit, InFlightLimit, RequestMetrics
 from densekit.serve.models import ModelPool
+from densekit.serve.pipelines import requested_pipeline
 from densekit.serve.refusals import ERRORS, POST_ERRORS, WRITE_ERRORS, StorageRefusedError
 from densekit.serve.security import is_loopback, key_matches
+from densekit.serve.spec import served_spec
 from densekit.serve.strict_json import StrictJsonRoute
 
 # Declared as security schemes, so the OpenAPI spec says how writes authenticate.
@@ -231,7 +233,7 @@ def create_app(state: ServerState) -> Any:
     async def search(body: schemas.SearchRequest, request: Request) -> schemas.SearchResponse:
         """One query or a batch, by the collection's retriever, another, or a pipeline."""
         served = state.catalog[body.collection]
-        pipeline = _pipeline(state, body.pipeline)
+        pipeline = requested_pipeline(state.pipelines, body.pipeline)
         queries = body.queries if body.queries is not None else [body.query or ""]
         fields = body.fields or list(schemas.HIT_FIELDS)
         started = anyio.current_time()
@@ -316,15 +318,8 @@ def create_app(state: ServerState) -> Any:
         """The spec, with `dimensions` bounded by the widest model served now (models come
         with collections, so the spec is rebuilt on each request; it takes milliseconds)."""
         app.openapi_schema = None
-        spec = default_openapi()
         widest = max(state.models.dimensions.values(), default=None)
-        if widest is not None:
-            _bound_dimensions(spec, widest)
-        if state.api_key is None:  # writes here need no key: the spec says so
-            for operations in spec["paths"].values():
-                for operation in operations.values():
-                    operation.pop("security", None)
-        return spec
+        return served_spec(default_openapi(), widest=widest, keyed=state.api_key is not None)
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -348,17 +343,6 @@ def create_app(state: ServerState) -> Any:
 def _routed(app: FastAPI, scope: dict[str, Any]) -> bool:
     """Whether an endpoint takes this method at this path."""
     return any(route.matches(scope)[0] is Match.FULL for route in app.router.routes)
-
-
-def _bound_dimensions(spec: dict[str, Any], widest: int) -> None:
-    field = spec["components"]["schemas"]["EmbeddingsRequest"]["properties"]["dimensions"]
-    for option in field.get("anyOf", [field]):
-        if option.get("type") == "integer":
-            option["maximum"] = widest
-    field["description"] = (
-        "truncate to this many dimensions (then re-normalise); at most the model's width, "
-        "listed by GET /v1/models"
-    )
 
 
 def _summary(state: ServerState, name: str) -> schemas.CollectionSummary:
@@ -387,37 +371,6 @@ def _change(report: Any) -> schemas.ChangeOut:
     return schemas.ChangeOut(
         **{k: getattr(report, k) for k in schemas.ChangeOut.model_fields}  # type: ignore[arg-type]
     )
-
-
-def _pipeline(state: ServerState, given: str | dict[str, Any] | None) -> Pipeline | None:
-    if given is None:
-        return None
-    if isinstance(given, str):
-        found = state.pipelines.get(given)
-        if found is None:
-            served = ", ".join(sorted(state.pipelines)) or "none"
-            raise HTTPException(404, f"no pipeline named {given!r}; served pipelines: {served}")
-        return found
-    pipeline = Pipeline.from_dict(given, where="pipeline", default_name="inline")
-    for i, candidate in enumerate(pipeline.candidates, 1):
-        if candidate.k > schemas.MAX_K:
-            raise HTTPException(400, f"pipeline: candidates[{i}].k must be at most {schemas.MAX_K}")
-    for i, stage in enumerate(pipeline.rerank, 1):
-        if stage.top_n > schemas.MAX_K or stage.batch > 256:
-            raise HTTPException(
-                400, f"pipeline: rerank[{i}]: top_n must be at most {schemas.MAX_K}, batch 256"
-            )
-    # Models load from the server's disk or a hub: an inline pipeline may only use the models
-    # the server's own pipelines already name.
-    allowed = {stage.model for p in state.pipelines.values() for stage in p.rerank}
-    for i, stage in enumerate(pipeline.rerank, 1):
-        if stage.model not in allowed:
-            raise HTTPException(
-                400,
-                f"pipeline: rerank[{i}].model {stage.model!r} is not one this server serves; "
-                f"use one of: {', '.join(sorted(allowed)) or 'none (no served pipeline reranks)'}",
-            )
-    return pipeline
 
 
 def _encode_vector(vector: np.ndarray, encoding: str) -> list[float] | str:
