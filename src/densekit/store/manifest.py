@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from densekit.encode.registry import REGISTRY, ModelSpec
 from densekit.errors import CollectionError
 from densekit.store.durability import atomic_write_text
-from densekit.store.manifest_checks import check_inside, check_paths, check_types, named_paths
+from densekit.store.manifest_checks import (
+    check_inside,
+    check_paths,
+    check_text,
+    check_types,
+    named_paths,
+)
 
 if TYPE_CHECKING:
     from densekit.encode.base import Encoder
@@ -203,10 +209,12 @@ def read_manifest(directory: Path) -> Manifest:
         raise CollectionError(f"{directory}: not a densekit collection (no {MANIFEST_NAME})")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: arrays or objects nested thousands deep, which densekit never writes.
         raise CollectionError(
             f"{path}: corrupt manifest ({exc}); rebuild with densekit index ... --overwrite"
         ) from None
+    check_text(data, path)
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         shown = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise CollectionError(f"{path}: not a densekit manifest (format={shown!r})")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from densekit.corpus.ids import LONE_SURROGATE
 from densekit.errors import CollectionError
 
 # Names densekit gives the folders it creates; nothing else in a collection is ever pruned.
@@ -22,6 +23,31 @@ GENERATION_NAME = re.compile(r"gen-\d{8}T\d{6}-[0-9a-f]{8}")
 ADAPTERS_DIR = "adapters"
 
 RESTORE = "restore manifest.json from a backup or rebuild with densekit index ... --overwrite"
+
+
+def check_text(data: Any, where: Path, field: str = "") -> None:
+    """Refuse a lone UTF-16 surrogate anywhere in ``data``, naming the field: JSON's ``\\ud800``
+    escape reads as one, and no file name, terminal or database can hold it."""
+    if isinstance(data, dict):
+        prefix = f"{field}." if field else ""
+        for key, value in data.items():
+            _refuse_surrogate(key, where, f"a key of field {field or 'the manifest'!r}")
+            check_text(value, where, prefix + key)
+    elif isinstance(data, list):
+        for number, item in enumerate(data):
+            check_text(item, where, f"{field}[{number}]")
+    elif isinstance(data, str):
+        _refuse_surrogate(data, where, f"field {field or 'the manifest'!r}")
+
+
+def _refuse_surrogate(text: str, where: Path, what: str) -> None:
+    found = LONE_SURROGATE.search(text)
+    if found is not None:
+        near = text[max(0, found.start() - 30) : found.end() + 10]
+        raise CollectionError(
+            f"{where}: corrupt manifest: {what} holds a lone UTF-16 surrogate (in {near!r}); "
+            f"{RESTORE}"
+        )
 
 
 def check_types(cls: type, data: Any, where: Path) -> None:
