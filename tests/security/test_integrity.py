@@ -99,6 +99,24 @@ def test_same_size_damage_is_found_and_named(
     assert code == 1 and json.loads(out)["damaged"][0]["path"] == name
 
 
+def test_a_record_of_checksums_nested_too_deeply_is_damage_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    collection = build(tmp_path)
+    data = manifest(collection)
+    record = f"{data['generation']}/{CHECKSUMS_FILE}"
+    (collection / record).write_text("[" * 100_000 + "]" * 100_000)
+    data["files"][record] = (collection / record).stat().st_size  # its size agrees: it is read
+    (collection / "manifest.json").write_text(json.dumps(data))
+    said = "the record of checksums is unreadable (not a densekit checksums file (nested too"
+    assert [(d.path, d.reason[: len(said)]) for d in verify_collection(collection).damaged] == [
+        (record, said)
+    ]
+    code, out, err = run_cli(capsys, "check", collection)
+    assert code == 1 and err == "" and f"DAMAGED    {record}: " in out
+    assert "unchecked" not in out  # the files are not "written before checksums"
+
+
 def test_a_garbled_shard_still_opens_but_check_names_it(tmp_path: Path) -> None:
     collection = build(tmp_path)
     shard = manifest(collection)["dense"]["shards"][0]

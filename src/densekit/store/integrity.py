@@ -54,7 +54,10 @@ def write_checksums(folder: Path, checksums: dict[str, str]) -> Path:
 
 def read_checksums(path: Path) -> dict[str, str]:
     """The checksums recorded in ``path``; ValueError when it is not a checksums file."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:  # nested thousands deep: not one densekit wrote
+        raise ValueError("not a densekit checksums file (nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise ValueError("not a densekit checksums file")
     if data.get("algorithm") != ALGORITHM:
@@ -204,25 +207,35 @@ def _verify(directory: Path, manifest: Manifest, open_check: bool) -> IntegrityR
     started = time.perf_counter()
     damaged: list[Finding] = []
     own = f"{manifest.generation}/{CHECKSUMS_FILE}"
-    recorded = _recorded(directory, own, damaged) if own in manifest.files else {}
     sizes = dict(manifest.files)
     adapter = manifest.adapter
     if adapter is not None:
         sizes.update({f"{adapter.folder}/{name}": size for name, size in adapter.files.items()})
-        if CHECKSUMS_FILE in adapter.files:
-            inner = _recorded(directory, f"{adapter.folder}/{CHECKSUMS_FILE}", damaged)
-            recorded.update({f"{adapter.folder}/{name}": value for name, value in inner.items()})
     own_records = {name for name in sizes if name.endswith(f"/{CHECKSUMS_FILE}")}
+    recorded: dict[str, str] = {}
+    records_read: set[str] = set()
+    if own in sizes:
+        records_read.add(own)
+        recorded.update(_recorded(directory, own, sizes[own], damaged))
+    if adapter is not None and CHECKSUMS_FILE in adapter.files:
+        record = f"{adapter.folder}/{CHECKSUMS_FILE}"
+        records_read.add(record)
+        inner = _recorded(directory, record, sizes[record], damaged)
+        recorded.update({f"{adapter.folder}/{name}": value for name, value in inner.items()})
+    # Files a damaged record leaves unchecked were not "written before checksums".
+    records_damaged = bool(damaged)
     unrecorded: list[str] = []
     read = verified = 0
     for name, size in sorted(sizes.items()):
+        if name in records_read:
+            continue  # checked, and any damage reported, by _recorded
         problem = _file_problem(directory, name, size)
         if problem is None and name in recorded:
             read += size
             verified += 1
             if file_checksum(directory / name) != recorded[name]:
                 problem = "its bytes changed since it was written (the checksum differs)"
-        elif problem is None and name not in own_records:
+        elif problem is None and name not in own_records and not records_damaged:
             unrecorded.append(name)
         if problem is not None:
             damaged.append(Finding(name, problem))
@@ -247,15 +260,17 @@ def _verify(directory: Path, manifest: Manifest, open_check: bool) -> IntegrityR
     )
 
 
-def _recorded(directory: Path, name: str, damaged: list[Finding]) -> dict[str, str]:
-    """The checksums a commit recorded in ``name`` (a missing one is reported as missing)."""
-    try:
-        return read_checksums(directory / name)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        damaged.append(Finding(name, f"the record of checksums is unreadable ({exc})"))
-        return {}
+def _recorded(directory: Path, name: str, size: int, damaged: list[Finding]) -> dict[str, str]:
+    """The checksums a commit recorded in ``name``; a record that is missing, not the size the
+    manifest says, or unreadable is reported as damage (read only when its size agrees)."""
+    problem = _file_problem(directory, name, size)
+    if problem is None:
+        try:
+            return read_checksums(directory / name)
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            problem = f"the record of checksums is unreadable ({exc})"
+    damaged.append(Finding(name, problem))
+    return {}
 
 
 def _file_problem(directory: Path, name: str, size: int) -> str | None:
