@@ -22,7 +22,6 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Match
 
 from densekit.corpus.document import Document
@@ -31,7 +30,7 @@ from densekit.serve import refusals, schemas
 from densekit.serve.cancellation import run_cancellable
 from densekit.serve.catalog import NAME_PATTERN, Catalog
 from densekit.serve.connections import ConnectionLimits
-from densekit.serve.guards import CrossSiteGuard
+from densekit.serve.guards import CrossSiteGuard, LoopbackHostGuard
 from densekit.serve.integrity import start_integrity_checks
 from densekit.serve.metrics import CONTENT_TYPE, ServerMetrics
 from densekit.serve.middleware import BodyLimit, InFlightLimit, RequestMetrics
@@ -60,9 +59,6 @@ class ServerState:
     timeout_s: float = 30.0
     threads: int = 64
     max_body_bytes: int = 8 * 1024 * 1024
-    # Host headers accepted (None: any). A loopback server accepts only loopback names, so a
-    # web page cannot reach it through DNS rebinding.
-    allowed_hosts: list[str] | None = None
     # Origins (scheme://host[:port]) whose web pages may call this server (--allow-origin).
     allowed_origins: list[str] = field(default_factory=list)
     # The address it listens on: without an API key, writes are served on loopback only.
@@ -330,13 +326,13 @@ def create_app(state: ServerState) -> Any:
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "Authorization", "X-API-Key"],
         )
-    if state.allowed_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=state.allowed_hosts)
-    # Outside in: count, turn other sites away unread, read the body (bounded), then cap the
-    # requests being handled.
+    # Outside in: count, answer this machine's names only (on loopback), turn other sites away
+    # unread, read the body (bounded), then cap the requests being handled.
     bounded = InFlightLimit(app, state.threads * 8)
     body = BodyLimit(bounded, state.max_body_bytes, state.limits.body_timeout_s)
     guarded = CrossSiteGuard(body, state.allowed_origins, lambda scope: _routed(app, scope))
+    if is_loopback(state.host):  # no DNS rebinding: only this machine's names are answered
+        guarded = LoopbackHostGuard(guarded, state.allowed_origins)
     return RequestMetrics(guarded, state.metrics)
 
 

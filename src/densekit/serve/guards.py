@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from densekit.errors import InputError
 from densekit.serve.middleware import reply
+from densekit.serve.security import is_loopback
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -111,3 +112,49 @@ class CrossSiteGuard:
                 "with curl: --json '{...}' or -H 'Content-Type: application/json'"
             )
         return None
+
+
+class LoopbackHostGuard:
+    """On a loopback server, answers 400 to requests addressed (``Host``) to a name that is not
+    this machine's nor an allowed origin's host. A page whose domain an attacker points at
+    127.0.0.1 (DNS rebinding) is the server's own origin to the browser; only ``Host`` tells."""
+
+    def __init__(self, app: Any, allowed_origins: Iterable[str] = ()) -> None:
+        self.app = app
+        self.trusted = frozenset(
+            urlsplit(normalise_origin(origin)).hostname for origin in allowed_origins
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = ""
+            for name, value in scope.get("headers") or []:
+                if name == b"host":
+                    host = value.decode("latin-1").strip()
+                    break
+            hostname = _hostname(host)
+            if hostname is None or not (is_loopback(hostname) or hostname in self.trusted):
+                await reply(
+                    send,
+                    400,
+                    f"refused: this server listens on loopback and the request is addressed to "
+                    f"{host[:200]!r}, not to this machine (a web page pointing its own name at "
+                    "127.0.0.1?); use http://127.0.0.1:PORT or http://localhost:PORT, or start "
+                    "the server with --allow-origin https://NAME if a proxy in front passes "
+                    "that name",
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def _hostname(host_header: str) -> str | None:
+    """The host name of a ``Host`` header (lower case, without port or IPv6 brackets); None
+    for one that is not ``host[:port]``."""
+    try:
+        parts = urlsplit(f"//{host_header}")
+        port_ok = parts.port is not None or ":" not in host_header.rsplit("]", 1)[-1]
+    except ValueError:  # a port that is not a number, an unclosed bracket
+        return None
+    if parts.netloc != host_header or "@" in host_header or not port_ok:
+        return None
+    return parts.hostname or None

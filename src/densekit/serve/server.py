@@ -23,7 +23,7 @@ from densekit.serve.connections import (
 from densekit.serve.guards import normalise_origin
 from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
-from densekit.serve.security import is_loopback, read_api_key
+from densekit.serve.security import read_api_key
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,6 @@ def make_server(state: ServerState) -> Any:
     from :func:`densekit.serve.connections.listen`."""
     import uvicorn
 
-    if is_loopback(state.host):
-        # A loopback server accepts only loopback names, so a web page cannot reach it
-        # through DNS rebinding.
-        state.allowed_hosts = ["127.0.0.1", "localhost", "::1", "[::1]"]
     config = uvicorn.Config(
         create_app(state),
         log_level="warning",
