@@ -164,3 +164,29 @@ def test_check_reports_leftovers_and_repair_removes_them(
     assert not any(path.exists() for path in planted.values())
     assert (collection / "notes.txt").read_text() == "mine"
     assert len(Collection(collection)) == 30
+
+
+def test_a_leftover_that_cannot_be_removed_does_not_fail_the_published_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Files another user owns, or a disk turned read-only after the rename: the change is
+    # published by then, so it must be reported as done, and the leftover stays for later.
+    collection = build(tmp_path)
+    stuck = collection / read_manifest(collection).generation / "embeddings" / ".00009.npy.tmp"
+    stuck.write_bytes(b"left behind")
+    unlink = Path.unlink
+
+    def refuse(path: Path, missing_ok: bool = False) -> None:
+        if path == stuck:
+            raise PermissionError(13, "Permission denied", str(path))
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    change(collection, delete=["d1"])
+    assert len(Collection(collection)) == 29
+    name = stuck.relative_to(collection).as_posix()
+    assert leftovers(collection) == [name]
+    # --repair says what it removed: not the file it could not remove, which is still listed.
+    assert main(["check", str(collection), "--repair", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["removed"] == [] and [left["path"] for left in report["leftovers"]] == [name]

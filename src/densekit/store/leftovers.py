@@ -14,6 +14,7 @@ through a symbolic link; everything else in the directory is left alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -72,18 +73,25 @@ def find_leftovers(
 def clear_leftovers(
     directory: Path, manifest: Manifest | None, *, keep: str | None = None
 ) -> list[Finding]:
-    """Remove what :func:`find_leftovers` finds; the caller holds the writer lock."""
-    found = find_leftovers(directory, manifest, keep=keep)
-    for leftover in found:
+    """Remove what :func:`find_leftovers` finds and return what went; the caller holds the
+    writer lock. What cannot be removed (another user's files, a disk turned read-only) stays,
+    for the next write or `densekit check` to list: a write clears after it has published, so
+    failing it then would report a committed change as not made."""
+    removed = []
+    for leftover in find_leftovers(directory, manifest, keep=keep):
         path = directory / leftover.path
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if not os.path.lexists(path):
+            removed.append(leftover)
     if manifest is not None:
         for name in named_generations(manifest):
-            _remove_empty_folders(directory / name)
-    return found
+            with contextlib.suppress(OSError):
+                _remove_empty_folders(directory / name)
+    return removed
 
 
 def _generation_reason(root: Path) -> str:
