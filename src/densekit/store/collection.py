@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from densekit.errors import CollectionError, InputError, ModelMismatchError
-from densekit.index.vectors import deletion_mask
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
 from densekit.store.manifest import EncoderInfo, Manifest, read_manifest, verify_files
+from densekit.store.row_files import corrupt, load_rows, open_tombstones
 from densekit.store.shards import NPY_OPEN_LOCK, open_shards
 
 # Opening retries when writes publish new generations while it reads.
@@ -62,7 +62,7 @@ class Collection:
         verify_files(self.directory, self.manifest)
         # Everything is opened now, so a collection keeps answering, on the snapshot it opened,
         # after a change or a rebuild publishes another.
-        self.deleted = self._open_tombstones()
+        self.deleted = open_tombstones(self.directory, self.manifest)
         self._dense_parts: tuple[ShardedVectors, PassageGroups] | None = None
         self._searchers: dict[tuple[object, ...], Searcher] = {}
         self.documents = self._open_documents()
@@ -130,40 +130,7 @@ class Collection:
         )
 
     def _corrupt(self, what: str) -> CollectionError:
-        return CollectionError(
-            f"{self.directory}: corrupt collection: {what}; rebuild with densekit index ... "
-            "--overwrite"
-        )
-
-    def _open_tombstones(self) -> np.ndarray | None:
-        """A boolean per document row, true where the document was deleted; ``None`` if none."""
-        manifest = self.manifest
-        if not manifest.deleted:
-            return None
-        if manifest.tombstones is None:
-            raise self._corrupt(f"{manifest.deleted} deleted documents but no tombstone file")
-        rows = self._load_rows(manifest.tombstones, "tombstone file")
-        if len(rows) != manifest.deleted or (len(rows) and rows.max() >= manifest.document_rows):
-            raise self._corrupt(
-                f"the tombstone file {manifest.tombstones} lists {len(rows)} rows (the largest "
-                f"{rows.max() if len(rows) else None}), the manifest says {manifest.deleted} of "
-                f"{manifest.document_rows}"
-            )
-        return deletion_mask(rows, manifest.document_rows)
-
-    def _load_rows(self, relative: str, what: str) -> np.ndarray:
-        """A stored array of row numbers (tombstones, passage offsets): one-dimensional,
-        integer, not negative; anything else (garbage of the right size) is corruption."""
-        try:
-            rows = np.load(self.directory / relative, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise self._corrupt(f"the {what} {relative} is unreadable ({exc})") from None
-        if rows.ndim != 1 or rows.dtype.kind not in "iu" or (len(rows) and rows.min() < 0):
-            raise self._corrupt(
-                f"the {what} {relative} holds {rows.dtype} values of shape {rows.shape}, not "
-                "row numbers"
-            )
-        return rows
+        return corrupt(self.directory, what)
 
     def _open_documents(self) -> DocumentStore:
         path = self.directory / self.manifest.generation / layout.DOCUMENTS_FILE
@@ -251,7 +218,7 @@ class Collection:
         shards = open_shards([self.directory / s for s in dense.shards], encoder.dimension)
         offsets = None
         if dense.passage_offsets is not None:
-            offsets = self._load_rows(dense.passage_offsets, "passage offsets file")
+            offsets = load_rows(self.directory, dense.passage_offsets, "passage offsets file")
         vectors = ShardedVectors(shards)
         return vectors, PassageGroups(vectors.rows, offsets, self.deleted)
 
@@ -406,52 +373,9 @@ class Collection:
 
     def info(self) -> dict[str, Any]:
         """What the collection holds, for `densekit info` and for people."""
-        from densekit.store.integrity import latest_report
+        from densekit.store.collection_info import collection_info
 
-        manifest = self.manifest
-        integrity = latest_report(self.directory, manifest.generation)
-        return {
-            "directory": str(self.directory.resolve()),
-            "documents": manifest.documents,
-            "deleted": manifest.deleted,
-            "retrievers": manifest.retrievers,
-            "default_retriever": manifest.retriever,
-            "model": None
-            if manifest.encoder is None
-            else {
-                "name": manifest.encoder.name,
-                "location": manifest.encoder.location,
-                "dimension": manifest.encoder.dimension,
-                "fingerprint": manifest.encoder.fingerprint,
-                "layers": manifest.encoder.layers,
-                "dim": manifest.encoder.dim,
-            },
-            "passages": manifest.dense.rows if manifest.dense else None,
-            "chunking": None
-            if not manifest.dense or manifest.dense.chunk_size is None
-            else {
-                "size": manifest.dense.chunk_size,
-                "overlap": manifest.dense.chunk_overlap,
-            },
-            "index": manifest.dense.index if manifest.dense else None,
-            "sparse": None
-            if manifest.sparse is None
-            else {"model": manifest.sparse.name, "fingerprint": manifest.sparse.fingerprint},
-            "bm25": None
-            if manifest.lexical is None
-            else {
-                "k1": manifest.lexical.k1,
-                "b": manifest.lexical.b,
-            },
-            "adapter": None if self.adapter is None else self.adapter.describe(),
-            "fusion": manifest.fusion,
-            "size_bytes": sum(manifest.files.values()),
-            "created": manifest.created,
-            "source": manifest.source,
-            "stats": manifest.stats,
-            # The last `check` of this generation in this process (a server's background one).
-            "integrity": None if integrity is None else integrity.summary(),
-        }
+        return collection_info(self)
 
     def close(self) -> None:
         self.documents.close()

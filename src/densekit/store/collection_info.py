@@ -1,0 +1,58 @@
+"""What a collection holds, as `densekit info` and a server's collection info show it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from densekit.store.integrity import latest_report
+
+if TYPE_CHECKING:
+    from densekit.store.collection import Collection
+
+
+def collection_info(collection: Collection) -> dict[str, Any]:
+    """The collection's documents, model, indexes, sizes and provenance, for people."""
+    manifest = collection.manifest
+    integrity = latest_report(collection.directory, manifest.generation)
+    return {
+        "directory": str(collection.directory.resolve()),
+        "documents": manifest.documents,
+        "deleted": manifest.deleted,
+        "retrievers": manifest.retrievers,
+        "default_retriever": manifest.retriever,
+        "model": None
+        if manifest.encoder is None
+        else {
+            "name": manifest.encoder.name,
+            "location": manifest.encoder.location,
+            "dimension": manifest.encoder.dimension,
+            "fingerprint": manifest.encoder.fingerprint,
+            "layers": manifest.encoder.layers,
+            "dim": manifest.encoder.dim,
+        },
+        "passages": manifest.dense.rows if manifest.dense else None,
+        "chunking": None
+        if not manifest.dense or manifest.dense.chunk_size is None
+        else {
+            "size": manifest.dense.chunk_size,
+            "overlap": manifest.dense.chunk_overlap,
+        },
+        "index": manifest.dense.index if manifest.dense else None,
+        "sparse": None
+        if manifest.sparse is None
+        else {"model": manifest.sparse.name, "fingerprint": manifest.sparse.fingerprint},
+        "bm25": None
+        if manifest.lexical is None
+        else {
+            "k1": manifest.lexical.k1,
+            "b": manifest.lexical.b,
+        },
+        "adapter": None if collection.adapter is None else collection.adapter.describe(),
+        "fusion": manifest.fusion,
+        "size_bytes": sum(manifest.files.values()),
+        "created": manifest.created,
+        "source": manifest.source,
+        "stats": manifest.stats,
+        # The last `check` of this generation in this process (a server's background one).
+        "integrity": None if integrity is None else integrity.summary(),
+    }
