@@ -242,6 +242,25 @@ def test_lone_surrogates_in_text_are_refused(tmp_path: Path) -> None:
         list(read_corpus(path))
 
 
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('"note": "caf\\udce9"', "field 'note'"),
+        ('"tags": ["ok", {"x": "\\ud800"}]', "field 'tags[1].x'"),
+        ('"\\ud800": 1', "a key of the record"),
+    ],
+)
+def test_lone_surrogates_in_metadata_are_refused_by_field(
+    tmp_path: Path, extra: str, field: str
+) -> None:
+    # Metadata is stored as UTF-8 like the text: a lone surrogate cannot be.
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "b", ' + extra + "}\n")
+    with pytest.raises(InputError, match="lone surrogate") as refused:
+        list(read_corpus(path))
+    assert f"corpus.jsonl:2: {field} of document 'd2' holds" in str(refused.value)
+
+
 def test_a_huge_line_is_read_with_two_copies_at_most(tmp_path: Path) -> None:
     path = tmp_path / "corpus.jsonl"
     text = "word " * 2_000_000  # 10 MB on one line, ending in whitespace

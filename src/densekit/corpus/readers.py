@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,16 +241,18 @@ def _record_to_document(
             f"{where}: field {names.text!r} of document {doc_id!r} is a "
             f"{type(text).__name__}, not text"
         )
-    for name, value in ((names.text, text), (names.title, title)):
-        surrogate = LONE_SURROGATE.search(value) if isinstance(value, str) else None
-        if surrogate is not None:
-            raise InputError(
-                f"{where}: field {name!r} of document {doc_id!r} holds a lone surrogate "
-                f"({surrogate.group()!r} at position {surrogate.start()}), which is not text; "
-                "fix the \\u escape that wrote it"
-            )
     used = {names.id, names.text, names.title}
     metadata = {k: v for k, v in record.items() if k not in used and v is not None}
+    # Text, title and metadata are stored as UTF-8, which a lone surrogate (from a JSON \u
+    # escape) cannot be.
+    first = next(_lone_surrogates({names.text: text, names.title: title, **metadata}), None)
+    if first is not None:
+        place, surrogate = first
+        raise InputError(
+            f"{where}: {place} of document {doc_id!r} holds a lone surrogate "
+            f"({surrogate.group()!r} at position {surrogate.start()}), which is not text; "
+            "fix the \\u escape that wrote it"
+        )
     return Document(
         id=doc_id,
         text=text,
@@ -257,6 +260,24 @@ def _record_to_document(
         metadata=metadata,
         source=where,
     )
+
+
+def _lone_surrogates(value: Any, field: str = "") -> Iterator[tuple[str, re.Match[str]]]:
+    """Where ``value`` (a record's fields, nested) holds a lone surrogate: ("field 'a.b[2]'",
+    the match), or ("a key of the record", the match) for a field's name."""
+    if isinstance(value, str):
+        found = LONE_SURROGATE.search(value)
+        if found is not None:
+            yield f"field {field!r}", found
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = LONE_SURROGATE.search(key)
+            if found is not None:
+                yield (f"a key of field {field!r}" if field else "a key of the record"), found
+            yield from _lone_surrogates(item, f"{field}.{key}" if field else key)
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            yield from _lone_surrogates(item, f"{field}[{number}]")
 
 
 def json_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
