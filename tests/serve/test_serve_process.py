@@ -96,6 +96,9 @@ def test_an_address_it_cannot_listen_on_is_one_line_too(lexical_collection: Path
         (["--header-timeout", "0"], "--header-timeout must be in (0, 3600] seconds"),
         (["--body-timeout", "-1"], "--body-timeout must be in (0, 3600] seconds"),
         (["--max-connections", "0"], "must be at least 1"),
+        (["--max-body-mb", "nan"], "--max-body-mb must be a finite number of MiB, at least"),
+        (["--max-body-mb", "inf"], "--max-body-mb must be a finite number of MiB, at least"),
+        (["--max-body-mb", "-1"], "at least 0.001 (1 KiB), got -1"),
     ],
 )
 def test_bad_limits_and_origins_are_one_line(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from densekit.cli.arguments import positive_int
-from densekit.errors import MissingDependencyError
+from densekit.errors import InputError, MissingDependencyError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -126,9 +127,12 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise MissingDependencyError(exc.name or "fastapi", "serve") from None
     if not 0 <= args.port <= 65535:
-        from densekit.errors import InputError
-
         raise InputError(f"--port must be 0 to 65535, got {args.port}")
+    if not (math.isfinite(args.max_body_mb) and args.max_body_mb >= 0.001):
+        raise InputError(
+            "--max-body-mb must be a finite number of MiB, at least 0.001 (1 KiB), got "
+            f"{args.max_body_mb:g}"
+        )
     batching = BatchSettings(
         max_batch=1 if args.no_batching else args.max_batch,
         max_wait_ms=0.0 if args.no_batching else args.max_wait_ms,
