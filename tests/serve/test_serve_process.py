@@ -93,6 +93,8 @@ def test_an_address_it_cannot_listen_on_is_one_line_too(lexical_collection: Path
     [
         (["--allow-origin", "evil.example"], "--allow-origin 'evil.example': give an origin"),
         (["--allow-origin", "https://a.example/path"], "give an origin, scheme://host[:port]"),
+        (["--allow-origin", "https://a.example:99999"], "the port must be 1 to 65535"),
+        (["--allow-origin", "https://a.example:http"], "the port must be 1 to 65535"),
         (["--header-timeout", "0"], "--header-timeout must be in (0, 3600] seconds"),
         (["--body-timeout", "-1"], "--body-timeout must be in (0, 3600] seconds"),
         (["--max-connections", "0"], "must be at least 1"),

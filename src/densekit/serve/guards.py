@@ -33,8 +33,10 @@ def normalise_origin(url: str) -> str:
         )
     try:
         port = parts.port
-    except ValueError:
-        raise InputError(f"--allow-origin {url!r}: the port is not a number") from None
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0:
+        raise InputError(f"--allow-origin {url!r}: the port must be 1 to 65535")
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     if port is None or port == _DEFAULT_PORTS[parts.scheme]:
         return f"{parts.scheme}://{host}"
