@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from densekit.index import LexicalIndex
 
@@ -39,3 +40,15 @@ def test_row_mapping_survives_saving_and_maps_results(tmp_path: Path) -> None:
     loaded = LexicalIndex.load(tmp_path / "bm25")
     [(rows, _)] = loaded.search(["library"], k=3)
     assert rows.tolist() == [9]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a 0 average length, said quietly
+def test_documents_of_stop_words_only_give_an_index_that_matches_nothing(tmp_path: Path) -> None:
+    # A corpus (or what a deletion leaves of one) with no word BM25 keeps.
+    index = LexicalIndex.build(["the", "a of", ""])
+    index.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    assert loaded.documents == 3
+    for searched in (index, loaded):
+        [(rows, scores)] = searched.search(["the cat"], k=3)
+        assert len(rows) == 0 and len(scores) == 0

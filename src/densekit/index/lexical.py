@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -63,8 +64,16 @@ class LexicalIndex:
         tokens = bm25s.tokenize(
             list(texts), stopwords=stopwords, stemmer=_stemmer(stemmer), show_progress=progress
         )
+        quiet = contextlib.nullcontext()
+        if not tokens.vocab:
+            # Only stop words (or no words) anywhere: bm25s cannot index an empty vocabulary,
+            # so it gets its own placeholder for "no token" and the index matches nothing (its
+            # average document length is 0, which numpy would warn about).
+            tokens = bm25s.tokenization.Tokenized(ids=tokens.ids, vocab={"": 0})
+            quiet = np.errstate(invalid="ignore", divide="ignore")
         retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
-        retriever.index(tokens, show_progress=progress)
+        with quiet:
+            retriever.index(tokens, show_progress=progress)
         return cls(retriever, stemmer, stopwords, rows)
 
     def save(self, directory: Path) -> None:
