@@ -72,6 +72,15 @@ def test_vector_ids_with_bytes_that_are_not_utf8_name_file_and_line(
     assert code == 2 and "ids.json: item 4: id 5 is a number, not a string" in err
 
 
+def test_an_ids_file_nested_too_deeply_is_one_line(
+    capsys, static_collection: Path, tmp_path: Path
+) -> None:
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run_cli(capsys, "delete", static_collection, "--ids-file", ids_file)
+    assert code == 2 and f"{ids_file}: JSON nested too deeply to read" in err
+
+
 def test_arguments_that_are_not_utf8_are_refused_by_name(static_collection: Path) -> None:
     searched = densekit("search", static_collection, b"caf\xe9", "--retriever", "dense")
     assert searched.returncode == 2

@@ -261,6 +261,14 @@ def test_lone_surrogates_in_metadata_are_refused_by_field(
     assert f"corpus.jsonl:2: {field} of document 'd2' holds" in str(refused.value)
 
 
+def test_json_nested_too_deeply_to_read_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_text('{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "b", "m": ' + deep + "}\n")
+    with pytest.raises(InputError, match=r"corpus\.jsonl:2: JSON nested too deeply to read"):
+        list(read_corpus(path))
+
+
 def test_a_huge_line_is_read_with_two_copies_at_most(tmp_path: Path) -> None:
     path = tmp_path / "corpus.jsonl"
     text = "word " * 2_000_000  # 10 MB on one line, ending in whitespace

@@ -93,6 +93,8 @@ def read_ids(path: Path, *, stored: bool = False) -> list[str]:
             ids = json.loads(decoded_text(path))
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise InputError(f"{path}: JSON nested too deeply to read; give a flat list") from None
         if not isinstance(ids, list):
             raise InputError(f"{path}: expected a JSON list of ids, got {type(ids).__name__}")
         check = stored_id if stored else check_id
