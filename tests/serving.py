@@ -75,8 +75,8 @@ def serve_state():
 
     servers: list[tuple[object, threading.Thread]] = []
 
-    def start(state: ServerState, host: str = "127.0.0.1") -> str:
-        sock = listen(host, 0)
+    def start(state: ServerState) -> str:
+        sock = listen("127.0.0.1", 0)
         server = make_server(state)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
@@ -86,7 +86,7 @@ def serve_state():
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
         servers.append((server, thread))
-        return f"http://{host}:{sock.getsockname()[1]}"
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     yield start
     for server, thread in servers:

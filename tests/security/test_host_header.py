@@ -30,11 +30,13 @@ def test_a_rebound_page_is_refused_in_json_saying_what_to_do(tmp_path: Path, ser
         assert httpx.get(url + "/health", headers={"Host": f"{name}:{port}"}).status_code == 200
 
 
-def test_a_server_on_another_loopback_address_answers_by_that_address(
-    tmp_path: Path, serve_state
-) -> None:
-    url = serve_state(open_state(tmp_path), host="127.0.0.2")
-    assert httpx.get(url + "/health").status_code == 200
+def test_every_loopback_address_is_a_name_of_this_machine(tmp_path: Path, serve_state) -> None:
+    # A server started with --host 127.0.0.2 is reached as http://127.0.0.2:PORT/.
+    url = serve_state(open_state(tmp_path))
+    port = url.rsplit(":", 1)[1]
+    for name in ("127.0.0.2", "127.1.2.3", "LOCALHOST"):
+        answer = httpx.get(url + "/health", headers={"Host": f"{name}:{port}"})
+        assert answer.status_code == 200, name
 
 
 def test_a_proxy_passing_an_allowed_sites_name_is_answered(tmp_path: Path, serve_state) -> None:
