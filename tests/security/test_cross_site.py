@@ -175,6 +175,8 @@ def test_the_start_message_says_when_writes_are_refused(tmp_path: Path) -> None:
         assert lines[0].startswith(f"densekit: serving docs on http://{host}:")
         warnings = [line for line in lines if "reads only" in line]
         assert len(warnings) == (1 if read_only else 0)
+        notes = [line for line in lines if "writes are taken from this machine only" in line]
+        assert len(notes) == (0 if read_only else 1)
     state.close()
 
 

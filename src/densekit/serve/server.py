@@ -112,6 +112,11 @@ def announcement(state: ServerState, sock: socket.socket, note: str | None = Non
             f"densekit: warning: listening on {host} without --api-key-file: reads only, "
             "writes are refused (give --api-key-file FILE to take them)"
         )
+    elif state.api_key is None:
+        lines.append(
+            "densekit: note: no --api-key-file: writes are taken from this machine only "
+            "(loopback), from any program on it; other sites' pages are refused"
+        )
     if note is not None:
         lines.append(f"densekit: warning: {note}")
     return "\n".join(lines)
