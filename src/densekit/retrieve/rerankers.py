@@ -45,7 +45,7 @@ class CrossEncoderReranker:
         # Raw logits, whatever activation the model was saved with: a sigmoid would squash the
         # scale that a blend with the incoming scores (``weight`` < 1) relies on.
         with self._lock:
-            tokens = self.model.max_length or self.model.tokenizer.model_max_length
+            tokens = self.model.max_seq_length or self.model.tokenizer.model_max_length
             # Cut before tokenising: a huge stored document is otherwise tokenised whole per query.
             read = [(q, tokenizer_prefix(self.model.tokenizer, p, tokens)) for q, p in pairs]
             scores = self.model.predict(
