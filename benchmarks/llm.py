@@ -92,6 +92,8 @@ class Section:
         self.record(label, measure())
 
     def record(self, label: str, value: dict) -> None:
+        # Rows kept from earlier runs sit beside new ones: each says when it was measured.
+        value = {**value, "measured": time.strftime("%Y-%m-%d")}
         self.rows[label] = value
         shown = {k: v for k, v in value.items() if k != "per_query"}
         print(f"{label}: {json.dumps(shown)}", flush=True)
