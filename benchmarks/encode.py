@@ -29,7 +29,8 @@ import numpy as np
 from _common import RESULTS, dataset, environment, write_json
 
 import densekit
-from densekit.store.embeddings_dir import encode_corpus, load_embeddings
+from densekit.files.encode_folder import load_embeddings
+from densekit.store.embeddings_dir import encode_corpus
 
 MEMORY_PROBE = """
 import json, sys, time

@@ -11,7 +11,7 @@ import pytest
 from serving import API_KEY, RunningServer, build_hashing_collection, hashing_state
 
 from densekit.corpus import readers as readers_module
-from densekit.corpus.ids import MAX_ID_CHARS
+from densekit.files.ids import MAX_ID_CHARS
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 IDS = [

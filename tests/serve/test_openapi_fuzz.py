@@ -50,7 +50,7 @@ def test_api_answers_every_generated_request_within_its_spec(server: RunningServ
 def test_the_spec_states_the_id_rules_the_collection_applies() -> None:
     import re
 
-    from densekit.corpus.ids import id_problem
+    from densekit.files.ids import id_problem
     from densekit.serve.schemas import NEW_ID_PATTERN
 
     spaces = [chr(c) for c in range(0x3001) if chr(c).isspace()]

@@ -8,8 +8,9 @@ import pytest
 from helpers import HashingEncoder
 
 from densekit.errors import CollectionError, InputError
+from densekit.files.encode_folder import load_embeddings
 from densekit.store import BuildOptions
-from densekit.store.embeddings_dir import encode_corpus, load_embeddings
+from densekit.store.embeddings_dir import encode_corpus
 
 DOCS = [{"_id": f"d{i}", "text": f"text {i} " * (i + 1)} for i in range(5)]
 OPTIONS = BuildOptions(retriever="dense", rows_per_shard=2, cache_dir=None, progress=False)

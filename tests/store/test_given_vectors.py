@@ -14,9 +14,9 @@ from conftest import DOCUMENTS
 from helpers import HashingEncoder
 
 from densekit.cli.main import main
-from densekit.encode.vector_files import read_vectors
 from densekit.errors import CollectionError, InputError
 from densekit.evaluate import evaluate
+from densekit.files.vectors import read_vectors
 from densekit.store import BuildOptions, Collection, build_collection
 
 DOC_IDS = [d["_id"] for d in DOCUMENTS]

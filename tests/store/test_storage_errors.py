@@ -17,10 +17,10 @@ from helpers import HashingEncoder
 
 from densekit.cli.main import main
 from densekit.corpus import Document
+from densekit.files.durability import StorageError, atomic_write_text
 from densekit.index.lexical import LexicalIndex
 from densekit.store import BuildOptions, Collection, build_collection, update_collection
 from densekit.store import documents as documents_module
-from densekit.store.durability import StorageError, atomic_write_text
 
 FULL = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -13,7 +13,7 @@ from typing import Any
 from densekit.adapt.lexsem import LexSemBridge, LexSemSpec
 from densekit.adapt.residual import AdapterSpec, ResidualAdapter
 from densekit.errors import InputError
-from densekit.store.durability import publish_folder, refuse_to_replace
+from densekit.files.durability import publish_folder, refuse_to_replace
 
 WEIGHTS = "adapter.safetensors"
 CARD = "adapter.json"

@@ -61,7 +61,7 @@ def training_set(
     (every passage of a judged document)."""
     data = load_beir(dataset, split)
     if query_vectors is not None:
-        from densekit.encode.vector_files import read_vectors
+        from densekit.files.vectors import read_vectors
 
         collection.use_query_vectors(read_vectors(query_vectors), data.queries)
     shards, groups = collection.dense_vectors()
@@ -113,8 +113,8 @@ def adapt_collection(
     and/or in the folder ``out``. ``query_vectors`` hold the training queries' vectors when
     the collection has no model to encode them. Returns the training report."""
     from densekit.adapt.files import save_adapter
+    from densekit.files.durability import refuse_to_replace
     from densekit.store.adapters import attach_adapter, check_attachable
-    from densekit.store.durability import refuse_to_replace
 
     # Everything that would refuse the result is checked before minutes of training.
     if out is not None:

@@ -10,8 +10,9 @@ import numpy as np
 
 from densekit.cli.arguments import positive_int
 from densekit.cli.output import print_json, warn
-from densekit.corpus.readers import decoded_lines, json_records
+from densekit.corpus.readers import json_records
 from densekit.errors import InputError
+from densekit.files.text import decoded_lines
 from densekit.index.bench import bench_specs, format_table, parse_spec_list, plot_recall_qps
 from densekit.index.vectors import ShardedVectors
 from densekit.store import Collection

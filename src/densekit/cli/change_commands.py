@@ -10,9 +10,9 @@ from densekit.cli.arguments import utf8_argument
 from densekit.cli.corpus_arguments import add_corpus_arguments, report_encoding
 from densekit.cli.output import print_json
 from densekit.corpus import CorpusReader, Document, FieldNames
-from densekit.corpus.readers import decoded_lines
-from densekit.encode.vector_files import read_ids
 from densekit.errors import InputError
+from densekit.files.text import decoded_lines
+from densekit.files.vectors import read_ids
 from densekit.store import ChangeReport, compact_collection, update_collection
 
 _COMMENT = re.compile(r"(?:^|\s)#")

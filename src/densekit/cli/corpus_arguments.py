@@ -13,7 +13,7 @@ from densekit.encode import BACKENDS, DEFAULT_MODEL
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
-from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES
+from densekit.files.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES
 
 CORPUS_HELP = "BEIR corpus.jsonl, any .jsonl/.csv/.tsv/.parquet (.gz ok), or a folder of .txt/.md"
 

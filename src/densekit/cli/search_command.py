@@ -16,8 +16,8 @@ from densekit.cli.arguments import (
     utf8_argument,
 )
 from densekit.cli.output import print_json, snippet, warn
-from densekit.encode.vector_files import read_vectors
 from densekit.errors import InputError
+from densekit.files.vectors import read_vectors
 from densekit.retrieve import RETRIEVER_NAMES, FusionConfig, Searcher
 from densekit.store import Collection
 

@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from densekit.evaluate.beir import load_beir
+    from densekit.files.durability import refuse_to_replace
     from densekit.store import Collection
-    from densekit.store.durability import refuse_to_replace
     from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings
     from densekit.train.pairs import training_examples
     from densekit.train.recipe import DataRecipe, Recipe

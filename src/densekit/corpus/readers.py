@@ -7,17 +7,17 @@ file and line of anything they cannot read.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 from densekit.corpus.document import Document
-from densekit.corpus.ids import LONE_SURROGATE, check_id, text_id
 from densekit.errors import InputError, MissingDependencyError
+from densekit.files.ids import LONE_SURROGATE, check_id, text_id
+from densekit.files.text import decoded_lines, decoded_text
 
 CorpusFormat = Literal["auto", "jsonl", "csv", "tsv", "parquet", "folder"]
 EmptyPolicy = Literal["skip", "error"]
@@ -138,56 +138,6 @@ def read_corpus(
     return iter(CorpusReader(path, format=format, fields=fields, on_empty=on_empty))
 
 
-def open_binary(path: Path) -> BinaryIO:
-    """Open a file for reading bytes, decompressing ``.gz`` transparently."""
-    if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
-
-
-def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)``; bytes that are not UTF-8, a damaged ``.gz`` or an
-    unreadable file are errors naming the file (and line). A leading BOM is dropped."""
-    number = 0
-    try:
-        with open_binary(path) as handle:
-            for raw in handle:  # not enumerate(), whose cached result tuple keeps the bytes
-                number += 1
-                try:
-                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                except UnicodeDecodeError as exc:
-                    raise _not_utf8(f"{path}:{number}", raw, exc.start) from None
-                del raw  # one copy of a huge line at a time, not the bytes and the text
-                yield number, line
-    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise InputError(
-            f"{path}:{number + 1}: cannot read the file ({exc}); check that it is complete"
-        ) from None
-
-
-def decoded_text(path: Path, *, bom: bool = True) -> str:
-    """The whole file as text; bytes that are not UTF-8 are an error naming the file and line.
-    ``bom``: drop a leading byte order mark."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the file ({exc})") from None
-    try:
-        return raw.decode("utf-8-sig" if bom else "utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        line_start = raw.rfind(b"\n", 0, exc.start) + 1
-        raw_line = raw[line_start : exc.start + 4]
-        raise _not_utf8(f"{path}:{line}", raw_line, exc.start - line_start) from None
-
-
-def _not_utf8(where: str, line: bytes, start: int) -> InputError:
-    return InputError(
-        f"{where}: not valid UTF-8 (byte {start} of the line: {line[start : start + 4]!r}); "
-        "re-encode the file as UTF-8"
-    )
-
-
 def _choose(
     explicit: str | None, candidates: Sequence[str], available: Iterable[str]
 ) -> str | None:
@@ -227,7 +177,7 @@ def _record_to_document(
     record: Mapping[str, Any], names: _Resolved, where: str, *, text_ids: bool = False
 ) -> Document:
     """``text_ids``: the format's cells are text (CSV, TSV), so the id is the trimmed cell;
-    elsewhere it must be a string as given (see :mod:`densekit.corpus.ids`)."""
+    elsewhere it must be a string as given (see :mod:`densekit.files.ids`)."""
     for role, name in (("id", names.id), ("text", names.text)):
         if record.get(name) is None:
             raise InputError(f"{where}: missing {role} field {name!r}; every record needs one")

@@ -26,7 +26,7 @@ import numpy as np
 
 from densekit.encode.truncation import tokenizer_prefix
 from densekit.errors import InputError, MissingDependencyError
-from densekit.store.durability import fsync_tree
+from densekit.files.durability import fsync_tree
 
 SMOLLM2 = "smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

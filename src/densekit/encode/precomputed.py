@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from densekit.encode.registry import ModelSpec
-from densekit.encode.vector_files import VectorTable
 from densekit.errors import InputError
+from densekit.files.vectors import VectorTable
 
 
 class PrecomputedQueries:

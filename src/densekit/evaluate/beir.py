@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from densekit.corpus.ids import LONE_SURROGATE, check_id
-from densekit.corpus.readers import decoded_lines, json_records
+from densekit.corpus.readers import json_records
 from densekit.errors import InputError
+from densekit.files.ids import LONE_SURROGATE, check_id
+from densekit.files.text import decoded_lines
 
 Qrels = dict[str, dict[str, int]]
 

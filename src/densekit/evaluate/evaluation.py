@@ -78,7 +78,7 @@ def evaluate(
         opened = _open_or_build(data, collection, model, retriever, build_options, stack)
         check_model = model if collection is not None else None  # a fresh build used it already
         if query_vectors is not None:
-            from densekit.encode.vector_files import read_vectors
+            from densekit.files.vectors import read_vectors
 
             if model is not None:
                 raise InputError("query vectors replace the model; give one of them, not both")

@@ -30,7 +30,7 @@ import numpy as np
 
 from densekit.corpus import Document, read_corpus
 from densekit.errors import InputError
-from densekit.store.durability import publish_folder, refuse_to_replace
+from densekit.files.durability import publish_folder, refuse_to_replace
 
 QueryTask = Literal["keyword", "span"]
 TASKS: tuple[QueryTask, ...] = ("keyword", "span")

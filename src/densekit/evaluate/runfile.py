@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from densekit.corpus.readers import decoded_lines
 from densekit.errors import InputError
+from densekit.files.text import decoded_lines
 
 Run = dict[str, dict[str, float]]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from densekit.corpus.ids import MAX_ID_CHARS
+from densekit.files.ids import MAX_ID_CHARS
 from densekit.serve.catalog import NAME_PATTERN
 
 MAX_K = 1000
@@ -26,7 +26,7 @@ InputText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 # collection). Spelled out so every regex dialect (Python, Rust, ECMA) agrees on "blank".
 NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 DocumentId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=NOT_BLANK)]
-# The id rules for new documents (densekit.corpus.ids), as a pattern: no control characters or
+# The id rules for new documents (densekit.files.ids), as a pattern: no control characters or
 # line separators, no whitespace at either end (Python's str.isspace, spelled out), not "." or
 # "..". Stated in the spec only: the collection checks them itself, naming the field.
 _END = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"

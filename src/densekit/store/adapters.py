@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from densekit.errors import CollectionError
+from densekit.files.durability import fsync_directory, fsync_tree
 from densekit.store import layout
-from densekit.store.durability import fsync_directory, fsync_tree
 from densekit.store.integrity import record_folder_checksums
 from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import AdapterInfo, Manifest, read_manifest, write_manifest

@@ -20,8 +20,10 @@ from densekit.encode import DEFAULT_MODEL, Encoder, load_encoder
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
 from densekit.encode.sparse import SparseTextEncoder
-from densekit.encode.vector_files import VectorTable, read_vectors
 from densekit.errors import InputError
+from densekit.files.durability import save_array
+from densekit.files.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
+from densekit.files.vectors import VectorTable, read_vectors
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import ShardedVectors
@@ -31,7 +33,6 @@ from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.commit import publish
 from densekit.store.documents import DocumentStore, DocumentWriter
-from densekit.store.durability import save_array
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.given_vectors import (
     given_encoder_info,
@@ -41,7 +42,6 @@ from densekit.store.given_vectors import (
 from densekit.store.indexing import build_ann_index, index_lexical, index_sparse
 from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest
-from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
 
 
 @dataclass(frozen=True)

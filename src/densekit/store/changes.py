@@ -24,10 +24,12 @@ import numpy as np
 
 from densekit.corpus.chunking import ChunkConfig, document_passages
 from densekit.corpus.document import Document
-from densekit.corpus.ids import check_id, stored_id
 from densekit.encode.base import Encoder
 from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
+from densekit.files.durability import save_array
+from densekit.files.ids import check_id, stored_id
+from densekit.files.shards import open_shards
 from densekit.index.ann import extend_saved_index
 from densekit.index.vectors import ShardedVectors
 from densekit.store import layout
@@ -35,11 +37,9 @@ from densekit.store.collection import Collection
 from densekit.store.commit import open_for_writing, publish, staged_generation
 from densekit.store.compaction import compact_collection
 from densekit.store.documents import DocumentStore, DocumentWriter
-from densekit.store.durability import save_array
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.indexing import index_lexical, index_sparse
 from densekit.store.manifest import DenseInfo, Manifest, SparseInfo
-from densekit.store.shards import open_shards
 
 _PREVIEW = 5
 

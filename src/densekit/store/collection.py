@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from densekit.errors import CollectionError, InputError, ModelMismatchError
+from densekit.files.shards import NPY_OPEN_LOCK, open_shards
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
 from densekit.store.manifest import EncoderInfo, Manifest, read_manifest, verify_files
 from densekit.store.row_files import corrupt, load_rows, open_tombstones
-from densekit.store.shards import NPY_OPEN_LOCK, open_shards
 
 # Opening retries when writes publish new generations while it reads.
 _OPEN_ATTEMPTS = 3
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from densekit.adapt.applied import AppliedAdapter
     from densekit.encode import Encoder
     from densekit.encode.sparse import SparseTextEncoder
-    from densekit.encode.vector_files import VectorTable
+    from densekit.files.vectors import VectorTable
     from densekit.index import FlatIndex, LexicalIndex
     from densekit.index.ann import AnnIndex
     from densekit.index.sparse import SparseIndex

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from densekit.files.durability import fsync_tree
 from densekit.store import layout
 from densekit.store.collection import Collection
-from densekit.store.durability import fsync_tree
 from densekit.store.integrity import record_checksums
 from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import Manifest, read_manifest, write_manifest

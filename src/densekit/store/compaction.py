@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from densekit.files.durability import save_array, writing
+from densekit.files.shards import DEFAULT_ROWS_PER_SHARD, ShardMeta, commit_shard, open_shards
 from densekit.index.ann import extend_saved_index
 from densekit.index.codes import training_minimum
 from densekit.index.sparse import SparseIndex
@@ -29,11 +31,9 @@ from densekit.store import layout
 from densekit.store.collection import Collection
 from densekit.store.commit import open_for_writing, publish, staged_generation
 from densekit.store.documents import DocumentStore, DocumentWriter
-from densekit.store.durability import save_array, writing
 from densekit.store.indexing import build_ann_index, index_lexical
 from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import DenseInfo
-from densekit.store.shards import DEFAULT_ROWS_PER_SHARD, ShardMeta, commit_shard, open_shards
 
 
 @dataclass(frozen=True)

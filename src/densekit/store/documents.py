@@ -11,7 +11,7 @@ import numpy as np
 
 from densekit.corpus.document import Document
 from densekit.errors import InputError
-from densekit.store.durability import writing
+from densekit.files.durability import writing
 
 _SCHEMA = """
 CREATE TABLE documents (

@@ -21,16 +21,15 @@ from densekit.corpus.document import Document
 from densekit.corpus.readers import CorpusReader
 from densekit.encode import Encoder, load_encoder
 from densekit.errors import CollectionError, InputError, MissingDependencyError
+from densekit.files.durability import atomic_write_text
+from densekit.files.encode_folder import EMBEDDINGS_MANIFEST, PARQUET_FILE
+from densekit.files.shards import read_committed
 from densekit.store.builder import BuildOptions, check_chunking
 from densekit.store.documents import DocumentWriter
-from densekit.store.durability import atomic_write_text
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.layout import LOCK_FILE, directory_lock
 from densekit.store.manifest import EncoderInfo
-from densekit.store.shards import read_committed
 
-EMBEDDINGS_MANIFEST = "embeddings.json"
-PARQUET_FILE = "vectors.parquet"
 IDS_FILE = ".ids.sqlite"
 OutputFormat = Literal["npy", "parquet"]
 
@@ -95,26 +94,6 @@ def encode_corpus(
         }
         atomic_write_text(directory / EMBEDDINGS_MANIFEST, json.dumps(manifest, indent=2))
     return manifest
-
-
-def load_embeddings(directory: str | Path) -> tuple[list[str], np.ndarray]:
-    """All passage ids and vectors of a finished `densekit encode` directory (in memory)."""
-    directory = Path(directory)
-    path = directory / EMBEDDINGS_MANIFEST
-    if not path.is_file():
-        raise CollectionError(
-            f"{directory}: no {EMBEDDINGS_MANIFEST}; the encoding is unfinished or this is not "
-            "a densekit encode directory (rerun densekit encode to finish it)"
-        )
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    ids: list[str] = []
-    for index in range(len(manifest["shards"])):
-        meta = read_committed(directory, index)
-        if meta is None:
-            raise CollectionError(f"{directory}: shard {index} is missing; rerun densekit encode")
-        ids.extend(meta.ids)
-    vectors = np.concatenate([np.load(directory / name) for name in manifest["shards"]])
-    return ids, vectors
 
 
 def _claim(directory: Path, overwrite: bool) -> None:

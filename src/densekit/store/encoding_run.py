@@ -22,8 +22,7 @@ from densekit.encode.base import Encoder
 from densekit.encode.batching import encode_documents_sorted
 from densekit.encode.cache import EmbeddingCache
 from densekit.encode.truncation import readable_texts
-from densekit.interrupts import deferred_interrupt
-from densekit.store.shards import (
+from densekit.files.shards import (
     DEFAULT_ROWS_PER_SHARD,
     ShardMeta,
     commit_shard,
@@ -31,6 +30,7 @@ from densekit.store.shards import (
     remove_shards_from,
     shard_name,
 )
+from densekit.interrupts import deferred_interrupt
 
 Passage = tuple[str, str]
 """(passage id, text)"""

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from densekit.encode import Encoder
-from densekit.encode.vector_files import VectorTable
 from densekit.errors import InputError
+from densekit.files.shards import ShardMeta, commit_shard, remove_shards_from, shard_name
+from densekit.files.vectors import VectorTable
 from densekit.store.documents import DocumentStore
 from densekit.store.manifest import EncoderInfo
-from densekit.store.shards import ShardMeta, commit_shard, remove_shards_from, shard_name
 
 PRECOMPUTED = "precomputed"
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from densekit.corpus.document import Document
 from densekit.encode.sparse import SparseTextEncoder
+from densekit.files.durability import writing
 from densekit.index.ann import AnnIndex
 from densekit.index.lexical import LexicalIndex
 from densekit.index.sparse import SparseIndex
@@ -19,7 +20,6 @@ from densekit.index.spec import IndexSpec
 from densekit.index.vectors import PassageGroups, ShardedVectors
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
-from densekit.store.durability import writing
 from densekit.store.manifest import LexicalInfo, SparseInfo
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from densekit.errors import CollectionError
-from densekit.store.durability import writing
+from densekit.files.durability import writing
 from densekit.store.layout import LOCK_FILE, directory_lock
 from densekit.store.leftovers import Finding, clear_leftovers, find_leftovers
 from densekit.store.manifest import MANIFEST_NAME, Manifest, read_manifest

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from densekit.errors import CollectionError
-from densekit.store.durability import writing
+from densekit.files.durability import writing
 from densekit.store.leftovers import BUILD_FILE, named_generations
 from densekit.store.manifest import MANIFEST_NAME, Manifest, read_manifest
 from densekit.store.manifest_checks import ADAPTERS_DIR as ADAPTERS_DIR

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from densekit.encode.registry import REGISTRY, ModelSpec
 from densekit.errors import CollectionError
-from densekit.store.durability import atomic_write_text
+from densekit.files.durability import atomic_write_text
 from densekit.store.manifest_checks import (
     check_inside,
     check_paths,

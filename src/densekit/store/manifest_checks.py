@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from densekit.corpus.ids import LONE_SURROGATE
 from densekit.errors import CollectionError
+from densekit.files.ids import LONE_SURROGATE
 
 # Names densekit gives the folders it creates; nothing else in a collection is ever pruned.
 GENERATION_NAME = re.compile(r"gen-\d{8}T\d{6}-[0-9a-f]{8}")

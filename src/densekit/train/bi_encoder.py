@@ -26,8 +26,8 @@ from densekit.encode.depth import transformer_blocks
 from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
+from densekit.files.durability import atomic_write_text, publish_folder, refuse_to_replace
 from densekit.store.collection import Collection
-from densekit.store.durability import atomic_write_text, publish_folder, refuse_to_replace
 from densekit.train.pairs import Examples, read_triplets, training_examples
 from densekit.train.recipe import DistillRecipe, LossRecipe, Recipe
 from densekit.train.trainer_arguments import warmup_arguments

@@ -46,7 +46,7 @@ from densekit.encode.decoder import (
     pool,
 )
 from densekit.errors import InputError
-from densekit.store.durability import publish_folder, refuse_to_replace
+from densekit.files.durability import publish_folder, refuse_to_replace
 from densekit.train.contrastive import info_nce
 from densekit.train.pairs import Example
 

@@ -19,8 +19,8 @@ import numpy as np
 from densekit.corpus.readers import json_records, read_corpus
 from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset
+from densekit.files.durability import atomic_write_text
 from densekit.store.collection import Collection
-from densekit.store.durability import atomic_write_text
 from densekit.train.negatives import MiningConfig, mine_negatives
 from densekit.train.recipe import DataRecipe
 

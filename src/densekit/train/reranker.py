@@ -28,8 +28,8 @@ import numpy as np
 from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
+from densekit.files.durability import publish_folder, refuse_to_replace
 from densekit.store.collection import Collection
-from densekit.store.durability import publish_folder, refuse_to_replace
 from densekit.train.negatives import MiningConfig
 from densekit.train.reranker_data import Group, TrainingGroups, training_groups
 from densekit.train.trainer_arguments import warmup_arguments

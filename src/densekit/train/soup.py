@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from densekit.errors import InputError
-from densekit.store.durability import publish_folder, refuse_to_replace
+from densekit.files.durability import publish_folder, refuse_to_replace
 
 SOUP_FILE = "densekit_soup.json"
 WEIGHTS = "*.safetensors"

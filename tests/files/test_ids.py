@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from densekit.corpus.ids import MAX_ID_CHARS, check_id, id_problem, stored_id, text_id
 from densekit.errors import InputError
+from densekit.files.ids import MAX_ID_CHARS, check_id, id_problem, stored_id, text_id
 
 ACCEPTED = [
     "d1",

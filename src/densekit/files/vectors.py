@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from densekit.corpus.ids import check_id, stored_id, text_id
-from densekit.corpus.readers import decoded_lines, decoded_text
 from densekit.errors import InputError, MissingDependencyError
+from densekit.files.encode_folder import load_embeddings
+from densekit.files.ids import check_id, stored_id, text_id
+from densekit.files.text import decoded_lines, decoded_text
 
 ID_COLUMNS = ("id", "_id", "doc_id", "query_id")
 VECTOR_COLUMNS = ("vector", "embedding", "emb")
@@ -84,7 +85,7 @@ def read_vectors(path: str | Path, ids_path: str | Path | None = None) -> Vector
 
 def read_ids(path: Path, *, stored: bool = False) -> list[str]:
     """Ids one per line (`.txt`; the whitespace around each is dropped), or a JSON list of
-    strings (`.json`). New ids follow :mod:`densekit.corpus.ids`; ``stored`` ids (to delete)
+    strings (`.json`). New ids follow :mod:`densekit.files.ids`; ``stored`` ids (to delete)
     need only be strings, as a collection may hold ids written before those rules."""
     if not path.is_file():
         raise InputError(f"{path}: no such ids file")
@@ -154,8 +155,6 @@ def _read_parquet(path: Path) -> VectorTable:
 
 
 def _read_encode_folder(path: Path) -> VectorTable:
-    from densekit.store.embeddings_dir import load_embeddings
-
     ids, vectors = load_embeddings(path)
     return VectorTable(str(path), ids, np.ascontiguousarray(vectors, dtype=np.float32))
 

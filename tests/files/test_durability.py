@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from densekit.store.durability import publish_folder
+from densekit.files.durability import publish_folder
 
 
 def write(text: str):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from densekit.errors import CollectionError
-from densekit.store.durability import writing
+from densekit.files.durability import writing
 
 DEFAULT_ROWS_PER_SHARD = 8192
 STORAGE_DTYPES = ("float32", "float16")
