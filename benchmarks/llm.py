@@ -198,9 +198,9 @@ def measure_training(
     fresh: bool,
 ) -> None:
     import densekit
-    from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings
+    from densekit.train.llm_trainer import LlmEncoderTrainer, LlmTraining, LoraSettings
+    from densekit.train.mining import MiningConfig as DataRecipe
     from densekit.train.pairs import training_examples
-    from densekit.train.recipe import DataRecipe
 
     budget = {
         "base": f"llm:smollm2#max_tokens={max_tokens}",

@@ -38,8 +38,8 @@ import densekit
 from densekit.store import BuildOptions
 from densekit.train import Mixing, soup_models
 from densekit.train.bi_encoder import CARD_FILE, train_model
+from densekit.train.mining import MiningConfig as DataRecipe
 from densekit.train.recipe import (
-    DataRecipe,
     DistillRecipe,
     LossRecipe,
     MatryoshkaRecipe,

@@ -35,3 +35,29 @@ def test_mine_then_train_on_the_triplets(capsys, tiny_beir: Path, tmp_path: Path
     with pytest.raises(SystemExit) as exit_status:
         run_cli(capsys, *mine, "--ranks", "2-5")
     assert exit_status.value.code == 2 and "expected FIRST:LAST ranks" in capsys.readouterr().err
+
+
+def test_the_flags_make_the_same_mining_config_as_a_recipe(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from densekit.train import pairs
+    from densekit.train.mining import MiningConfig
+    from densekit.train.recipe import Recipe
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(
+        '[data]\nnegatives = 2\nranks = [5, 40]\nretrievers = ["dense"]\nmargin = 0.9\n',
+        encoding="utf-8",
+    )
+    seen: list[MiningConfig] = []
+
+    def capture(*args: object, **options: object) -> pairs.MinedTriplets:
+        seen.append(args[3])  # type: ignore[arg-type]
+        return pairs.MinedTriplets("o", 0, 0, 0)
+
+    monkeypatch.setattr(pairs, "mine_triplets", capture)
+    mine = ["mine-negatives", "d", "--collection", "c", "--out", "o"]
+    flags = ["--negatives", "2", "--ranks", "5:40", "--retrievers", "dense", "--margin", "0.9"]
+    assert run_cli(capsys, *mine, *flags)[0] == 0
+    assert run_cli(capsys, *mine, "--margin", "0")[0] == 0
+    assert seen == [Recipe.from_toml(recipe).data, MiningConfig(margin=None)]

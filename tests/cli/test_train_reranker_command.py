@@ -34,3 +34,25 @@ def test_train_then_rerank_with_the_model(capsys, tiny_beir: Path, tmp_path: Pat
     assert code == 2 and "pass --overwrite" in err and "Traceback" not in err
     code, _, err = run_cli(capsys, *train, "--overwrite", "--split", "dev", "--quiet")
     assert code == 2 and "Traceback" not in err
+
+
+def test_depth_and_skip_flags_are_the_mining_window(
+    capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from densekit.cli import train_reranker_command
+    from densekit.train.mining import MiningConfig
+    from densekit.train.reranker import RerankerConfig, TrainingReport
+
+    configs: list[RerankerConfig] = []
+
+    def capture(config: RerankerConfig) -> TrainingReport:
+        configs.append(config)
+        return TrainingReport("o", 0, 0, 0, 0, 0, 0, 0.0, {})
+
+    monkeypatch.setattr(train_reranker_command, "train_reranker", capture)
+    train = ["train-reranker", "d", "--collection", "c", "--out", "o", "--quiet"]
+    code, _, err = run_cli(capsys, *train, "--depth", "40", "--skip", "4")
+    assert code == 0, err
+    assert configs[0].settings.mining == MiningConfig(ranks=(5, 40), margin=None)
+    code, _, err = run_cli(capsys, *train, "--skip", "30")
+    assert code == 2 and "skip < depth" in err and len(configs) == 1

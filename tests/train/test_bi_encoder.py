@@ -14,8 +14,8 @@ from densekit.encode import load_encoder
 from densekit.errors import InputError
 from densekit.store import BuildOptions, build_collection
 from densekit.train.bi_encoder import CARD_FILE, RUN_FILE, train_model
+from densekit.train.mining import MiningConfig
 from densekit.train.recipe import (
-    DataRecipe,
     DistillRecipe,
     LossRecipe,
     MatryoshkaRecipe,
@@ -26,7 +26,7 @@ from densekit.train.recipe import (
 pytest.importorskip("datasets")
 
 SMALL = Recipe(
-    DataRecipe(negatives=1, ranks=(1, 4), margin=None),
+    MiningConfig(negatives=1, ranks=(1, 4), margin=None),
     train=TrainRecipe(epochs=2, batch=2, max_length=64, dev_share=0.0, checkpoint_steps=1),
 )
 

@@ -14,7 +14,9 @@ pytest.importorskip("peft")
 from densekit.cli.main import main
 from densekit.encode import load_encoder
 from densekit.errors import InputError
-from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings, dpo_loss, grl_loss
+from densekit.train.llm_trainer import LlmEncoderTrainer, LlmTraining, LoraSettings
+from densekit.train.losses.dpo import dpo_loss
+from densekit.train.losses.grl import grl_loss
 from densekit.train.pairs import Example
 
 ROWS = [
@@ -238,3 +240,24 @@ def test_grl_and_dpo_take_rows_with_fewer_mined_negatives(llama):
     loss.backward()
     grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_train_llm_runs_from_python_without_the_command_line(llama, tiny_beir, tmp_path):
+    from densekit.train import LlmConfig, train_llm
+
+    judged = "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n"
+    (tiny_beir / "qrels" / "train.tsv").write_text(judged)
+    training = LlmTraining(epochs=5, max_steps=2, lora=LoraSettings(rank=2))
+    config = LlmConfig(
+        tiny_beir, tmp_path / "tuned", base=f"llm:{llama}#max_tokens=64", training=training
+    )
+    result = train_llm(config)
+    assert (result.steps, result.rows, result.queries) == (2, 2, 2)
+    assert result.out == str(tmp_path / "tuned") and result.model.startswith(f"llm:{result.out}#")
+    assert result.to_dict()["training"]["lora"]["rank"] == 2
+    assert load_encoder(result.model).encode_documents(["the dog ran"]).shape[0] == 1
+    with pytest.raises(InputError, match="pass --overwrite"):
+        train_llm(config)
+    grl = LlmConfig(tiny_beir, tmp_path / "g", training=LlmTraining(grl_weight=1.0))
+    with pytest.raises(InputError, match="--collection DIR --negatives N"):
+        train_llm(grl)  # no collection: nothing to rank the positive among

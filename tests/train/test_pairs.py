@@ -11,8 +11,8 @@ from helpers import judged_hashing_collection
 
 from densekit.errors import InputError
 from densekit.evaluate.beir import load_beir
+from densekit.train.mining import MiningConfig
 from densekit.train.pairs import read_triplets, training_examples, write_triplets
-from densekit.train.recipe import DataRecipe
 
 
 def test_rows_pair_each_positive_with_negatives_that_are_not_judged_relevant(
@@ -24,7 +24,7 @@ def test_rows_pair_each_positive_with_negatives_that_are_not_judged_relevant(
         encoding="utf-8",
     )
     data = load_beir(tiny_beir, "train")
-    recipe = DataRecipe(negatives=2, ranks=(1, 5), margin=None)
+    recipe = MiningConfig(negatives=2, ranks=(1, 5), margin=None)
     examples = training_examples(data, recipe, collection=collection)
     assert [(r.query_id, r.positive_id) for r in examples.rows] == [
         ("q1", "d1"),
@@ -37,7 +37,7 @@ def test_rows_pair_each_positive_with_negatives_that_are_not_judged_relevant(
         assert "d2" not in row.negative_ids if row.query_id == "q2" else True
     # A margin of 1e-6 drops every negative the dense model scores above ~0: fewer are left.
     strict = training_examples(
-        data, DataRecipe(negatives=2, ranks=(1, 5), margin=1e-6), collection=collection
+        data, MiningConfig(negatives=2, ranks=(1, 5), margin=1e-6), collection=collection
     )
     assert strict.dropped_negatives > 0
     held_out = training_examples(data, recipe, collection=collection, dev_share=0.5)
@@ -87,6 +87,6 @@ def test_a_cross_encoder_check_drops_negatives_scored_like_the_positive(
     (tiny_beir / "qrels" / "train.tsv").write_text(
         "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n", encoding="utf-8"
     )
-    recipe = DataRecipe(negatives=1, ranks=(1, 5), margin=None, cross_encoder="teacher")
+    recipe = MiningConfig(negatives=1, ranks=(1, 5), margin=None, cross_encoder="teacher")
     examples = training_examples(load_beir(tiny_beir, "train"), recipe, collection=collection)
     assert examples.rows == [] and examples.dropped_negatives >= 2

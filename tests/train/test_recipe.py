@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from densekit.errors import InputError
-from densekit.train.contrastive import Mixing
+from densekit.train.losses.mixing import Mixing
+from densekit.train.mining import MiningConfig
 from densekit.train.recipe import (
-    DataRecipe,
     LossRecipe,
     MatryoshkaRecipe,
     Recipe,
@@ -51,7 +51,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_a_full_recipe_parses_and_round_trips(tmp_path: Path) -> None:
     recipe = Recipe.from_toml(write(tmp_path, FULL))
     assert recipe == Recipe(
-        DataRecipe(negatives=5, ranks=(50, 100), retrievers=("dense",), margin=0.9),
+        MiningConfig(negatives=5, ranks=(50, 100), retrievers=("dense",), margin=0.9),
         LossRecipe(
             temperature=0.02,
             focal_gamma=2,

@@ -18,7 +18,9 @@ pytest.importorskip("datasets")
 
 def test_trained_reranker_loads_into_a_pipeline(tiny_beir: Path, tmp_path: Path) -> None:
     collection = judged_hashing_collection(tiny_beir, tmp_path / "c")
-    settings = RerankerTraining(epochs=2, batch=4, negatives=2, mining=MiningConfig(depth=4))
+    settings = RerankerTraining(
+        epochs=2, batch=4, negatives=2, mining=MiningConfig.window(depth=4, margin=None)
+    )
     out = tmp_path / "reranker"
     report = train_reranker(
         tiny_beir, collection, out, split="train", settings=settings, progress=False

@@ -7,7 +7,7 @@ from pathlib import Path
 from helpers import judged_hashing_collection
 
 from densekit.evaluate.beir import load_beir
-from densekit.train.negatives import MiningConfig
+from densekit.train.mining import MiningConfig
 from densekit.train.reranker_data import Group, TrainingGroups, training_groups
 
 
@@ -30,7 +30,7 @@ def test_each_epoch_takes_the_next_negatives_and_cycles_positives() -> None:
 def test_groups_skip_positives_and_hold_out_a_share(tiny_beir: Path, tmp_path: Path) -> None:
     collection = judged_hashing_collection(tiny_beir, tmp_path / "c")
     data = load_beir(tiny_beir, "train")
-    mining = MiningConfig(depth=4)
+    mining = MiningConfig.window(depth=4, margin=None)
     groups = training_groups(data, collection, negatives=1, epochs=2, mining=mining, dev_share=0.5)
     assert len(groups.train) == 1 and len(groups.dev) == 1
     assert groups.unknown_documents == 1

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from densekit.cli.arguments import positive_int, rank_window
-from densekit.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,29 +37,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from densekit.evaluate.beir import load_beir
-    from densekit.store.collection import Collection
-    from densekit.train.pairs import training_examples, write_triplets
-    from densekit.train.recipe import DataRecipe, Recipe
+    from densekit.train.mining import MiningConfig
+    from densekit.train.pairs import mine_triplets
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"{out}: exists; pass --overwrite to replace it")
-    recipe = DataRecipe(
+    mining = MiningConfig(
         negatives=args.negatives,
         ranks=args.ranks,
         retrievers=tuple(r.strip() for r in args.retrievers.split(",") if r.strip()),
         margin=args.margin or None,
         cross_encoder=args.cross_encoder,
     )
-    Recipe(data=recipe)  # checks the window, margin and retrievers like a recipe file's
-    with Collection(args.collection) as collection:
-        examples = training_examples(
-            load_beir(args.dataset, args.split), recipe, collection=collection, seed=args.seed
-        )
-    write_triplets(examples, out)
-    print(
-        f"wrote {out}: {len(examples.rows)} rows for {examples.queries} queries, "
-        f"{examples.dropped_negatives} negatives dropped as likely relevant"
+    result = mine_triplets(
+        args.dataset,
+        args.collection,
+        args.out,
+        mining,
+        split=args.split,
+        seed=args.seed,
+        overwrite=args.overwrite,
     )
+    print("\n".join(result.summary()))
     return 0

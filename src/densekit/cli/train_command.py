@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from densekit.cli.arguments import positive_int
 from densekit.cli.output import print_json, warn
+
+if TYPE_CHECKING:
+    from densekit.train.result import TrainResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,47 +43,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from densekit.train.bi_encoder import train_model
+    from densekit.train.bi_encoder import TrainConfig, train_model
     from densekit.train.recipe import Recipe
 
     recipe = Recipe.from_toml(args.config) if args.config else Recipe()
-    overrides = {
-        name: value
-        for name, value in (
-            ("epochs", args.epochs),
-            ("batch", args.batch),
-            ("learning_rate", args.lr),
-            ("seed", args.seed),
-        )
-        if value is not None
-    }
-    if overrides:
-        recipe = replace(recipe, train=replace(recipe.train, **overrides))
-    report = train_model(
+    config = TrainConfig(
         args.dataset,
         args.out,
         base=args.base,
         split=args.split,
-        recipe=recipe,
+        recipe=recipe.with_train(
+            epochs=args.epochs, batch=args.batch, learning_rate=args.lr, seed=args.seed
+        ),
         collection=args.collection,
         triplets=args.triplets,
         overwrite=args.overwrite,
         restart=args.restart,
         progress=not args.quiet,
     )
-    if report.skipped_queries:
-        warn(f"{report.skipped_queries} judged queries have no relevant document; skipped")
-    if args.json:
-        print_json(report.to_dict())
-        return 0
-    resumed = f", resumed from {report.resumed_from}" if report.resumed_from else ""
-    print(
-        f"trained {report.out} from {report.base}: {report.queries} queries, {report.rows} "
-        f"rows, {report.seconds:.0f} s{resumed}"
-    )
-    if report.dev_after is not None:
-        before = f"{report.dev_before:.4f} -> " if report.dev_before is not None else ""
-        print(
-            f"dev nDCG@10 ({report.dev_queries} held-out queries): {before}{report.dev_after:.4f}"
-        )
+    return report_result(train_model(config), as_json=args.json)
+
+
+def report_result(result: TrainResult, *, as_json: bool) -> int:
+    """A training's warnings on stderr, then its report on stdout (JSON or a few lines)."""
+    for line in result.warnings():
+        warn(line)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        print("\n".join(result.summary()))
     return 0

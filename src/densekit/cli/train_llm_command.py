@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from densekit.cli.arguments import positive_int, rank_window
-from densekit.cli.output import print_json
-from densekit.errors import InputError
+from densekit.cli.train_command import report_result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,22 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from densekit.train.llm import LlmConfig, train_llm
+    from densekit.train.llm_trainer import LlmTraining, LoraSettings
+    from densekit.train.mining import MiningConfig
 
-    from densekit.evaluate.beir import load_beir
-    from densekit.files.durability import refuse_to_replace
-    from densekit.store import Collection
-    from densekit.train.llm import LlmEncoderTrainer, LlmTraining, LoraSettings
-    from densekit.train.pairs import training_examples
-    from densekit.train.recipe import DataRecipe, Recipe
-
-    if (args.grl_weight or args.dpo_weight) and (not args.collection or args.negatives < 1):
-        raise InputError(
-            "GRL and DPO rank each query's positive among its hard negatives: give "
-            "--collection DIR --negatives N (N >= 1) to mine them, or --grl-weight 0 "
-            "--dpo-weight 0"
-        )
-    refuse_to_replace(Path(args.out), args.overwrite)
     training = LlmTraining(
         epochs=args.epochs,
         batch=args.batch,
@@ -102,35 +89,15 @@ def run(args: argparse.Namespace) -> int:
             targets=tuple(t.strip() for t in args.targets.split(",") if t.strip()),
         ),
     )
-    trainer = LlmEncoderTrainer(args.base, training)
-    data = load_beir(args.dataset, args.split)
-    negatives = args.negatives if args.collection else 0
-    recipe = DataRecipe(negatives=negatives, ranks=args.ranks)
-    Recipe(data=recipe)  # checks the window like a recipe file's
-    collection = Collection(args.collection) if args.collection else None
-    try:
-        examples = training_examples(
-            data,
-            recipe,
-            collection=collection,
-            seed=args.seed,
-        )
-    finally:
-        if collection is not None:
-            collection.close()
-    if not examples.rows:
-        raise InputError(
-            f"{args.dataset}: no training rows: no judged query got {negatives} mined negatives "
-            f"between ranks {args.ranks[0]} and {args.ranks[1]}; widen --ranks or lower --negatives"
-        )
-    report = trainer.train(examples.rows)
-    model = trainer.save(args.out, merged=not args.adapter_only, overwrite=args.overwrite)
-    report["model"] = model
-    if args.json:
-        print_json(report)
-    else:
-        print(
-            f"trained {report['steps']} steps on {report['rows']} rows in {report['seconds']} s "
-            f"(loss {report['loss_first']} → {report['loss_last']}); index with --model '{model}'"
-        )
-    return 0
+    config = LlmConfig(
+        args.dataset,
+        args.out,
+        base=args.base,
+        split=args.split,
+        collection=args.collection,
+        mining=MiningConfig(negatives=args.negatives, ranks=args.ranks),
+        training=training,
+        merged=not args.adapter_only,
+        overwrite=args.overwrite,
+    )
+    return report_result(train_llm(config), as_json=args.json)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from densekit.cli.arguments import positive_int
-from densekit.cli.output import print_json, warn
-from densekit.train.negatives import MiningConfig
-from densekit.train.reranker import RerankerTraining, train_reranker
+from densekit.cli.train_command import report_result
+from densekit.train.mining import MiningConfig
+from densekit.train.reranker import RerankerConfig, RerankerTraining, train_reranker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    mining = MiningConfig(depth=args.depth, skip=args.skip, seed=args.seed)
     settings = RerankerTraining(
         base=args.base,
         epochs=args.epochs,
@@ -66,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         max_length=args.max_length,
         negatives=args.negatives,
-        mining=mining,
+        mining=MiningConfig.window(depth=args.depth, skip=args.skip, margin=None),
         dev_share=args.dev_share,
         seed=args.seed,
     )
-    report = train_reranker(
+    config = RerankerConfig(
         args.dataset,
         args.collection,
         args.out,
@@ -79,27 +78,4 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    if report.skipped_queries:
-        warn(f"{report.skipped_queries} queries have no relevant document in the collection")
-    if report.unknown_documents:
-        warn(f"{report.unknown_documents} judged documents are not in the collection; skipped")
-    if report.dev is not None and not report.dev.learned:
-        warn(
-            f"on {report.dev.queries} held-out queries the model orders only "
-            f"{report.dev.pair_accuracy:.0%} of positive/negative pairs correctly; it has not "
-            "learned to rank: train longer (--epochs) or with another --lr"
-        )
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        print(
-            f"trained {args.out}: {report.queries} queries, {report.rows} rows "
-            f"({report.positives} positive and {report.negatives} negative passages), "
-            f"in {report.seconds:.0f} s"
-        )
-        if report.dev is not None:
-            print(
-                f"held-out check: {report.dev.queries} queries, pair accuracy "
-                f"{report.dev.pair_accuracy:.3f}, MRR {report.dev.mrr:.3f}"
-            )
-    return 0
+    return report_result(train_reranker(config), as_json=args.json)

@@ -1,4 +1,6 @@
-"""Training: hard-negative mining, reranker fine-tuning, contrastive losses, recipes, soups.
+"""Training, one family: a config (from TOML or flags) → train_model / train_reranker /
+train_llm → a TrainResult with its report; one MiningConfig for hard negatives; losses one per
+module under train.losses; soups.
 
 Names load on first use: most of them pull in torch, which the CLI should pay for only when a
 command trains.
@@ -10,18 +12,28 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    "ContrastiveLoss": "contrastive",
-    "Mixing": "contrastive",
-    "info_nce": "contrastive",
-    "MiningConfig": "negatives",
-    "mine_negatives": "negatives",
-    "DataRecipe": "recipe",
+    "InfoNCE": "losses.info_nce",
+    "Mixing": "losses.mixing",
+    "info_nce": "losses.info_nce",
+    "MiningConfig": "mining",
+    "mine_negatives": "mining",
+    "mine_triplets": "pairs",
     "LossRecipe": "recipe",
     "Recipe": "recipe",
     "TrainRecipe": "recipe",
+    "TrainResult": "result",
+    "TrainConfig": "bi_encoder",
+    "ModelTrainingReport": "bi_encoder",
+    "train_model": "bi_encoder",
+    "RerankerConfig": "reranker",
     "RerankerTraining": "reranker",
     "TrainingReport": "reranker",
     "train_reranker": "reranker",
+    "LlmConfig": "llm",
+    "LlmTraining": "llm_trainer",
+    "LlmTrainingReport": "llm",
+    "LoraSettings": "llm_trainer",
+    "train_llm": "llm",
     "SoupReport": "soup",
     "soup_models": "soup",
 }

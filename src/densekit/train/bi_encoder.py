@@ -18,18 +18,19 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from densekit.encode.depth import transformer_blocks
 from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.files.durability import atomic_write_text, publish_folder, refuse_to_replace
-from densekit.store.collection import Collection
+from densekit.retrieve.collection import Collection
+from densekit.train.losses.build import build_loss
 from densekit.train.pairs import Examples, read_triplets, training_examples
-from densekit.train.recipe import DistillRecipe, LossRecipe, Recipe
+from densekit.train.recipe import DistillRecipe, Recipe
+from densekit.train.result import TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 
 CARD_FILE = "densekit_training.json"
@@ -38,8 +39,35 @@ DEV_BEFORE_FILE = "densekit_dev_before.json"
 
 
 @dataclass(frozen=True)
-class ModelTrainingReport:
-    out: str
+class TrainConfig:
+    """One bi-encoder training: the data (a BEIR dataset's ``split``, negatives mined from
+    ``collection``; or a ``triplets`` file), the ``base`` model, the ``recipe`` (TOML:
+    :meth:`from_toml`), and the folder ``out``."""
+
+    dataset: str | Path | BeirDataset | None
+    out: str | Path
+    base: str = "minilm"
+    split: str = "train"
+    recipe: Recipe = field(default_factory=Recipe)
+    collection: str | Path | Collection | None = None
+    triplets: str | Path | None = None
+    overwrite: bool = False
+    restart: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.recipe is None:  # train_model(..., recipe=None): the default recipe
+            object.__setattr__(self, "recipe", Recipe())
+
+    @classmethod
+    def from_toml(
+        cls, path: str | Path, dataset: str | Path | None, out: str | Path, **options: Any
+    ) -> TrainConfig:
+        return cls(dataset, out, recipe=Recipe.from_toml(path), **options)
+
+
+@dataclass(frozen=True)
+class ModelTrainingReport(TrainResult):
     base: str
     queries: int
     rows: int
@@ -52,38 +80,50 @@ class ModelTrainingReport:
     seconds: float
     recipe: dict[str, Any]
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def warnings(self) -> list[str]:
+        if self.skipped_queries:
+            return [f"{self.skipped_queries} judged queries have no relevant document; skipped"]
+        return []
+
+    def summary(self) -> list[str]:
+        resumed = f", resumed from {self.resumed_from}" if self.resumed_from else ""
+        lines = [
+            f"trained {self.out} from {self.base}: {self.queries} queries, {self.rows} "
+            f"rows, {self.seconds:.0f} s{resumed}"
+        ]
+        if self.dev_after is not None:
+            before = f"{self.dev_before:.4f} -> " if self.dev_before is not None else ""
+            lines.append(
+                f"dev nDCG@10 ({self.dev_queries} held-out queries): {before}{self.dev_after:.4f}"
+            )
+        return lines
 
 
 def train_model(
-    dataset: str | Path | BeirDataset | None,
-    out: str | Path,
-    *,
-    base: str = "minilm",
-    split: str = "train",
-    recipe: Recipe | None = None,
-    collection: str | Path | Collection | None = None,
-    triplets: str | Path | None = None,
-    overwrite: bool = False,
-    restart: bool = False,
-    progress: bool = True,
+    config: TrainConfig | str | Path | BeirDataset | None,
+    out: str | Path | None = None,
+    **options: Any,
 ) -> ModelTrainingReport:
-    """Train ``base`` on ``split`` of ``dataset`` by ``recipe`` into the folder ``out``; with
-    ``triplets`` (a pairs/triplets JSONL file, e.g. from `densekit mine-negatives`) the rows
-    come from that file instead, and there is no dev evaluation."""
-    recipe = recipe or Recipe()
-    out = Path(out)
-    refuse_to_replace(out, overwrite)
+    """Train ``config.base`` on ``config.split`` of ``config.dataset`` by ``config.recipe``
+    into the folder ``config.out``; with ``triplets`` (a pairs/triplets JSONL file, e.g. from
+    `densekit mine-negatives`) the rows come from that file instead, and there is no dev
+    evaluation. ``train_model(dataset, out, recipe=...)`` is short for
+    ``train_model(TrainConfig(dataset, out, recipe=...))``."""
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig(config, out if out is not None else "", **options)
+    dataset, collection, triplets = config.dataset, config.collection, config.triplets
+    recipe, restart, progress = config.recipe, config.restart, config.progress
+    out = Path(config.out)
+    refuse_to_replace(out, config.overwrite)
     started = time.perf_counter()
-    spec = resolve_model(base)
+    spec = resolve_model(config.base)
     if triplets is not None:
         examples = read_triplets(Path(triplets))
         source = str(triplets)
     else:
         if dataset is None:
             raise InputError("give a dataset directory, or --triplets FILE")
-        data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
+        data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, config.split)
         source = f"{data.root} ({data.split})"
         opened = (
             collection
@@ -231,62 +271,6 @@ def _fit(
         trainer.train(resume_from_checkpoint=resume)
     dev_after = _ndcg(evaluator, model) if evaluator is not None else None
     return model, dev_before, dev_after
-
-
-def build_loss(model: Any, loss: LossRecipe, seed: int) -> Any:
-    contrastive = _contrastive_loss(model, loss, seed)
-    matryoshka = loss.matryoshka
-    if matryoshka is None:
-        return contrastive
-    from sentence_transformers.sentence_transformer.losses import (
-        Matryoshka2dLoss,
-        MatryoshkaLoss,
-    )
-
-    full = model.get_embedding_dimension()
-    if matryoshka.dims[0] > full:
-        raise InputError(
-            f"loss.matryoshka.dims: {matryoshka.dims[0]} is more than the model's {full} dimensions"
-        )
-    # The whole embedding is always one of the trained prefixes.
-    dims = list(matryoshka.dims) if matryoshka.dims[0] == full else [full, *matryoshka.dims]
-    if not matryoshka.layers:
-        return MatryoshkaLoss(model, contrastive, dims)
-    backbone = getattr(model[0], "auto_model", None)
-    if backbone is None or transformer_blocks(backbone) is None:
-        raise InputError(
-            "loss.matryoshka.layers (2D Matryoshka) needs a model with transformer layers to cut; "
-            "this one has none (a static model?): set layers = false"
-        )
-    return Matryoshka2dLoss(
-        model,
-        contrastive,
-        dims,
-        n_layers_per_step=matryoshka.layers_per_step,
-        n_dims_per_step=matryoshka.dims_per_step,
-        kl_div_weight=matryoshka.kl_weight,
-    )
-
-
-def _contrastive_loss(model: Any, loss: LossRecipe, seed: int) -> Any:
-    if loss.cached:
-        from sentence_transformers.sentence_transformer.losses import (
-            CachedMultipleNegativesRankingLoss,
-        )
-
-        return CachedMultipleNegativesRankingLoss(
-            model, scale=1.0 / loss.temperature, mini_batch_size=loss.mini_batch
-        )
-    from densekit.train.contrastive import ContrastiveLoss
-
-    return ContrastiveLoss(
-        model,
-        temperature=loss.temperature,
-        focal_gamma=loss.focal_gamma,
-        mixing=loss.mixing,
-        distillation=None if loss.distill is None else loss.distill.distillation(),
-        seed=seed,
-    )
 
 
 def teacher_scores(columns: dict[str, list[str]], distill: DistillRecipe) -> list[list[float]]:

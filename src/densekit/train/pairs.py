@@ -18,11 +18,11 @@ import numpy as np
 
 from densekit.corpus.readers import json_records, read_corpus
 from densekit.errors import InputError
-from densekit.evaluate.beir import BeirDataset
+from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.files.durability import atomic_write_text
-from densekit.store.collection import Collection
-from densekit.train.negatives import MiningConfig, mine_negatives
-from densekit.train.recipe import DataRecipe
+from densekit.retrieve.collection import Collection
+from densekit.train.mining import MiningConfig, mine_filtered
+from densekit.train.result import TrainResult
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def judged_positives(data: BeirDataset, texts: Mapping[str, str]) -> dict[str, l
 
 def training_examples(
     data: BeirDataset,
-    recipe: DataRecipe,
+    recipe: MiningConfig,
     *,
     collection: Collection | None = None,
     dev_share: float = 0.0,
@@ -120,7 +120,8 @@ def training_examples(
                 "mined negatives need a collection of the dataset's corpus: pass --collection "
                 "DIR, or set negatives = 0 in the recipe's [data] table"
             )
-        negatives, dropped = _mine(data, positives, texts, recipe, collection, seed)
+        queries = {query: data.queries[query] for query in positives}
+        negatives, dropped = mine_filtered(collection, queries, positives, texts, recipe, seed)
     rows = [
         Example(
             data.queries[query],
@@ -145,89 +146,6 @@ def training_examples(
     )
 
 
-def _mine(
-    data: BeirDataset,
-    positives: Mapping[str, list[str]],
-    texts: Mapping[str, str],
-    recipe: DataRecipe,
-    collection: Collection,
-    seed: int,
-) -> tuple[dict[str, list[str]], int]:
-    first, last = recipe.ranks
-    filtered = recipe.margin is not None or recipe.cross_encoder is not None
-    # Twice what is needed, so the filters still leave enough.
-    wanted = recipe.negatives * (2 if filtered else 1)
-    config = MiningConfig(
-        per_query=wanted, depth=last, skip=first - 1, retrievers=recipe.retrievers, seed=seed
-    )
-    queries = {query: data.queries[query] for query in positives}
-    known = {query: set(docs) for query, docs in positives.items()}
-    mined = mine_negatives(collection, queries, known, config)
-    dropped = 0
-    if recipe.margin is not None:
-        candidates = _Candidates(queries, positives, mined, texts)
-        mined, dropped = candidates.drop_close(_dense_scores(collection, candidates), recipe.margin)
-    if recipe.cross_encoder is not None:
-        candidates = _Candidates(queries, positives, mined, texts)
-        scores = _cross_encoder_scores(recipe.cross_encoder, candidates)
-        mined, also = candidates.drop_close(scores, 1.0)
-        dropped += also
-    return {query: docs[: recipe.negatives] for query, docs in mined.items()}, dropped
-
-
-Scores = dict[tuple[str, str], float]
-
-
-@dataclass(frozen=True)
-class _Candidates:
-    """Each query's positives and mined negatives, and the texts to score them by."""
-
-    queries: Mapping[str, str]
-    positives: Mapping[str, list[str]]
-    mined: Mapping[str, list[str]]
-    texts: Mapping[str, str]
-
-    def pairs(self) -> list[tuple[str, str]]:
-        """(query id, document id) of every positive and mined negative."""
-        return [(q, d) for q in self.queries for d in (*self.positives[q], *self.mined[q])]
-
-    def drop_close(self, scores: Scores, margin: float) -> tuple[dict[str, list[str]], int]:
-        """Leave out negatives scoring at least ``margin`` x the best positive's score."""
-        kept, dropped = {}, 0
-        for query, docs in self.mined.items():
-            ceiling = margin * max(scores[query, doc] for doc in self.positives[query])
-            kept[query] = [doc for doc in docs if scores[query, doc] < ceiling]
-            dropped += len(docs) - len(kept[query])
-        return kept, dropped
-
-
-def _dense_scores(collection: Collection, candidates: _Candidates) -> Scores:
-    encoder = collection.encoder
-    ids = list(candidates.queries)
-    query_vectors = dict(
-        zip(ids, encoder.encode_queries([candidates.queries[q] for q in ids]), strict=True)
-    )
-    pairs = candidates.pairs()
-    documents = sorted({doc for _, doc in pairs})
-    encoded = encoder.encode_documents([candidates.texts[d] for d in documents])
-    vectors = dict(zip(documents, encoded, strict=True))
-    return {(q, d): float(query_vectors[q] @ vectors[d]) for q, d in pairs}
-
-
-def _cross_encoder_scores(model: str, candidates: _Candidates) -> Scores:
-    """A cross-encoder's check (as in NV-Retriever and RocketQA's denoising): a negative it
-    scores as high as the positive is more likely an unjudged relevant document."""
-    from densekit.retrieve.rerankers import CrossEncoderReranker
-
-    try:
-        reranker = CrossEncoderReranker(model)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"data.cross_encoder: could not load {model!r}: {exc}") from None
-    pairs = candidates.pairs()
-    texts = [(candidates.queries[q], candidates.texts[d]) for q, d in pairs]
-    return dict(zip(pairs, reranker.score(texts).tolist(), strict=True))
-
-
 def split_dev(
     positives: Mapping[str, list[str]], share: float, seed: int
 ) -> tuple[set[str], set[str]]:
@@ -236,6 +154,47 @@ def split_dev(
     np.random.default_rng(seed).shuffle(order)
     dev = set(order[: int(len(order) * share)]) if len(order) > 1 else set()
     return set(order) - dev, dev
+
+
+@dataclass(frozen=True)
+class MinedTriplets(TrainResult):
+    """A triplets file written by :func:`mine_triplets` (``out``) and what it holds."""
+
+    rows: int
+    queries: int
+    dropped_negatives: int
+
+    def summary(self) -> list[str]:
+        return [
+            f"wrote {self.out}: {self.rows} rows for {self.queries} queries, "
+            f"{self.dropped_negatives} negatives dropped as likely relevant"
+        ]
+
+
+def mine_triplets(
+    dataset: str | Path | BeirDataset,
+    collection: str | Path | Collection,
+    out: str | Path,
+    mining: MiningConfig | None = None,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    overwrite: bool = False,
+) -> MinedTriplets:
+    """Training rows of ``split`` of ``dataset`` with negatives mined from ``collection`` by
+    ``mining``, written to the JSONL file ``out`` (what `densekit train --triplets` reads)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"{out}: exists; pass --overwrite to replace it")
+    data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
+    opened = collection if isinstance(collection, Collection) else Collection(collection)
+    try:
+        examples = training_examples(data, mining or MiningConfig(), collection=opened, seed=seed)
+    finally:
+        if opened is not collection:
+            opened.close()
+    write_triplets(examples, out)
+    return MinedTriplets(str(out), len(examples.rows), examples.queries, examples.dropped_negatives)
 
 
 def write_triplets(examples: Examples, path: Path) -> None:

@@ -1,7 +1,7 @@
 """Training recipes for bi-encoders: a TOML file (or the same dataclasses) with three tables.
 
 ```toml
-[data]                 # where the contrast comes from
+[data]                 # where the contrast comes from (densekit.train.MiningConfig)
 negatives = 3          # mined hard negatives per query (0: in-batch negatives only)
 ranks = [30, 100]      # mining window: ranks 30-100 of each retriever (KaLM samples 50-100)
 retrievers = ["bm25", "dense"]
@@ -28,34 +28,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from densekit.errors import InputError
 from densekit.tomlfile import read_toml, refuse_unknown_keys
-from densekit.train.contrastive import Distillation, Mixing
-
-
-@dataclass(frozen=True)
-class DataRecipe:
-    negatives: int = 3
-    ranks: tuple[int, int] = (10, 60)
-    retrievers: tuple[str, ...] = ("bm25", "dense")
-    margin: float | None = 0.95
-    cross_encoder: str | None = None  # drop negatives it scores as high as the positive
-
-
-@dataclass(frozen=True)
-class MatryoshkaRecipe:
-    """The loss again on each embedding prefix (MRL); with ``layers``, also on sampled
-    shallower layers with a KL term towards the last one (2D Matryoshka, 2DMSE)."""
-
-    dims: tuple[int, ...] = (384, 256, 128, 64, 32)
-    layers: bool = False
-    layers_per_step: int = 1
-    dims_per_step: int = 1  # 2D only; the 1D form uses every prefix each step
-    kl_weight: float = 1.0
+from densekit.train.checks import positive, whole
+from densekit.train.losses.distillation import Distillation
+from densekit.train.losses.matryoshka import MatryoshkaRecipe
+from densekit.train.losses.mixing import Mixing
+from densekit.train.mining import MiningConfig
 
 
 @dataclass(frozen=True)
@@ -99,7 +82,7 @@ class TrainRecipe:
 
 @dataclass(frozen=True)
 class Recipe:
-    data: DataRecipe = field(default_factory=DataRecipe)
+    data: MiningConfig = field(default_factory=MiningConfig)
     loss: LossRecipe = field(default_factory=LossRecipe)
     train: TrainRecipe = field(default_factory=TrainRecipe)
 
@@ -124,7 +107,7 @@ class Recipe:
                     MatryoshkaRecipe, _table(loss, "matryoshka"), "[loss.matryoshka]"
                 )
             return cls(
-                data=_build(DataRecipe, _table(data, "data"), "[data]"),
+                data=_build(MiningConfig, _table(data, "data"), "[data]"),
                 loss=_build(LossRecipe, loss, "[loss]"),
                 train=_build(TrainRecipe, _table(data, "train"), "[train]"),
             )
@@ -134,30 +117,19 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def with_train(self, **overrides: Any) -> Recipe:
+        """This recipe with ``[train]`` keys replaced (None leaves a key as it is): the command
+        line's --epochs, --batch, --lr and --seed."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        return replace(self, train=replace(self.train, **given)) if given else self
+
 
 def _validate(recipe: Recipe) -> None:
     data, loss, train = recipe.data, recipe.loss, recipe.train
-    _whole(data.negatives, "data.negatives", minimum=0)
-    if len(data.ranks) != 2:
-        raise InputError(f"data.ranks must be [first, last], got {list(data.ranks)}")
-    low, high = data.ranks
-    _whole(low, "data.ranks", minimum=1)
-    if not isinstance(high, int) or high <= low:
-        raise InputError(f"data.ranks must be [first, last] with last > first, got {data.ranks}")
-    if not data.retrievers or not all(isinstance(r, str) for r in data.retrievers):
-        raise InputError(
-            f"data.retrievers must name retrievers (bm25, dense, splade), got {data.retrievers}"
-        )
-    if data.cross_encoder is not None and (
-        not isinstance(data.cross_encoder, str) or not data.cross_encoder
-    ):
-        raise InputError("data.cross_encoder must name a cross-encoder (a folder or hub name)")
-    if data.margin is not None and not 0 < data.margin <= 1:
-        raise InputError(f"data.margin must be in (0, 1], got {data.margin}")
-    _positive(loss.temperature, "loss.temperature")
+    positive(loss.temperature, "loss.temperature")
     if not math.isfinite(loss.focal_gamma) or loss.focal_gamma < 0:
         raise InputError(f"loss.focal_gamma must be 0 or more, got {loss.focal_gamma}")
-    _whole(loss.mini_batch, "loss.mini_batch", minimum=1)
+    whole(loss.mini_batch, "loss.mini_batch", minimum=1)
     if not isinstance(loss.cached, bool):
         raise InputError(f"loss.cached must be true or false, got {loss.cached!r}")
     if loss.cached and loss.matryoshka is not None and loss.matryoshka.layers:
@@ -175,10 +147,10 @@ def _validate(recipe: Recipe) -> None:
     if loss.distill is not None:
         _validate_distill(loss.distill, loss, data)
     for name in ("epochs", "batch", "max_length", "checkpoint_steps"):
-        _whole(getattr(train, name), f"train.{name}", minimum=1)
-    _whole(train.eval_steps, "train.eval_steps", minimum=0)
-    _whole(train.seed, "train.seed", minimum=0)
-    _positive(train.learning_rate, "train.learning_rate")
+        whole(getattr(train, name), f"train.{name}", minimum=1)
+    whole(train.eval_steps, "train.eval_steps", minimum=0)
+    whole(train.seed, "train.seed", minimum=0)
+    positive(train.learning_rate, "train.learning_rate")
     if not 0 <= train.warmup < 1 or not 0 <= train.dev_share < 1:
         raise InputError("train.warmup and train.dev_share must be in [0, 1)")
 
@@ -186,23 +158,23 @@ def _validate(recipe: Recipe) -> None:
 def _validate_matryoshka(matryoshka: MatryoshkaRecipe) -> None:
     dims = matryoshka.dims
     for dim in dims:
-        _whole(dim, "loss.matryoshka.dims", minimum=1)
+        whole(dim, "loss.matryoshka.dims", minimum=1)
     if not dims or list(dims) != sorted(set(dims), reverse=True):
         raise InputError(
             f"loss.matryoshka.dims must be distinct sizes, largest first, got {list(dims)}"
         )
-    _whole(matryoshka.layers_per_step, "loss.matryoshka.layers_per_step", minimum=1)
-    _whole(matryoshka.dims_per_step, "loss.matryoshka.dims_per_step", minimum=1)
+    whole(matryoshka.layers_per_step, "loss.matryoshka.layers_per_step", minimum=1)
+    whole(matryoshka.dims_per_step, "loss.matryoshka.dims_per_step", minimum=1)
     if not isinstance(matryoshka.layers, bool):
         raise InputError(f"loss.matryoshka.layers must be true or false, got {matryoshka.layers!r}")
     if not math.isfinite(matryoshka.kl_weight) or matryoshka.kl_weight < 0:
         raise InputError(f"loss.matryoshka.kl_weight must be 0 or more, got {matryoshka.kl_weight}")
 
 
-def _validate_distill(distill: DistillRecipe, loss: LossRecipe, data: DataRecipe) -> None:
+def _validate_distill(distill: DistillRecipe, loss: LossRecipe, data: MiningConfig) -> None:
     if not isinstance(distill.teacher, str) or not distill.teacher:
         raise InputError("loss.distill.teacher must name a cross-encoder (a folder or hub name)")
-    _whole(distill.batch, "loss.distill.batch", minimum=1)
+    whole(distill.batch, "loss.distill.batch", minimum=1)
     distill.distillation()  # checks kind, weight and temperature
     if loss.cached:
         raise InputError("loss.distill does not combine with loss.cached; drop one of them")
@@ -210,18 +182,6 @@ def _validate_distill(distill: DistillRecipe, loss: LossRecipe, data: DataRecipe
         raise InputError(
             "loss.distill compares each positive with its negatives: set data.negatives >= 1"
         )
-
-
-def _whole(value: Any, where: str, *, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InputError(f"{where} must be a whole number of at least {minimum}, got {value!r}")
-
-
-def _positive(value: Any, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise InputError(f"{where} must be a number above 0, got {value!r}")
-    if not math.isfinite(value):
-        raise InputError(f"{where} must be finite, got {value!r}")
 
 
 def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -247,7 +207,7 @@ def _build(kind: type, values: Mapping[str, Any], where: str) -> Any:
     if kind is Mixing:
         for name in ("pairs", "with_query", "hardest"):
             if name in converted:
-                _whole(converted[name], f"mixing.{name}", minimum=0)
+                whole(converted[name], f"mixing.{name}", minimum=0)
         share = converted.get("max_query_share", 0.5)
         if isinstance(share, bool) or not isinstance(share, int | float):
             raise InputError(f"mixing.max_query_share must be a number, got {share!r}")

@@ -29,9 +29,11 @@ from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.files.durability import publish_folder, refuse_to_replace
-from densekit.store.collection import Collection
-from densekit.train.negatives import MiningConfig
+from densekit.retrieve.collection import Collection
+from densekit.train.checks import whole
+from densekit.train.mining import MiningConfig
 from densekit.train.reranker_data import Group, TrainingGroups, training_groups
+from densekit.train.result import TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 
 TRAINING_FILE = "densekit_training.json"
@@ -50,15 +52,14 @@ class RerankerTraining:
     warmup: float = 0.1
     max_length: int = 256
     negatives: int = 3  # per query and epoch, fresh each epoch
-    mining: MiningConfig = field(default_factory=MiningConfig)
+    # Ranks 1-30 of each retriever, unfiltered; per query, ``negatives`` x ``epochs`` are mined.
+    mining: MiningConfig = field(default_factory=lambda: MiningConfig.window(depth=30, margin=None))
     dev_share: float = 0.05
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch", "max_length", "negatives"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+            whole(getattr(self, name), name, minimum=1)
         if not self.learning_rate > 0 or not 0 <= self.warmup < 1:
             raise InputError(
                 f"learning_rate must be > 0 and warmup in [0, 1), got {self.learning_rate} "
@@ -82,8 +83,25 @@ class DevCheck:
 
 
 @dataclass(frozen=True)
-class TrainingReport:
-    out: str
+class RerankerConfig:
+    """One reranker training: ``split`` of ``dataset``, negatives mined from ``collection``,
+    ``settings`` (base model and recipe), and the folder ``out``."""
+
+    dataset: str | Path | BeirDataset
+    collection: str | Path | Collection
+    out: str | Path
+    split: str = "train"
+    settings: RerankerTraining = field(default_factory=RerankerTraining)
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.settings is None:  # train_reranker(..., settings=None): the defaults
+            object.__setattr__(self, "settings", RerankerTraining())
+
+
+@dataclass(frozen=True)
+class TrainingReport(TrainResult):
     queries: int
     rows: int
     positives: int
@@ -94,25 +112,55 @@ class TrainingReport:
     settings: dict[str, Any]
     dev: DevCheck | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def warnings(self) -> list[str]:
+        found = []
+        if self.skipped_queries:
+            found.append(
+                f"{self.skipped_queries} queries have no relevant document in the collection"
+            )
+        if self.unknown_documents:
+            found.append(
+                f"{self.unknown_documents} judged documents are not in the collection; skipped"
+            )
+        if self.dev is not None and not self.dev.learned:
+            found.append(
+                f"on {self.dev.queries} held-out queries the model orders only "
+                f"{self.dev.pair_accuracy:.0%} of positive/negative pairs correctly; it has not "
+                "learned to rank: train longer (--epochs) or with another --lr"
+            )
+        return found
+
+    def summary(self) -> list[str]:
+        lines = [
+            f"trained {self.out}: {self.queries} queries, {self.rows} rows "
+            f"({self.positives} positive and {self.negatives} negative passages), "
+            f"in {self.seconds:.0f} s"
+        ]
+        if self.dev is not None:
+            lines.append(
+                f"held-out check: {self.dev.queries} queries, pair accuracy "
+                f"{self.dev.pair_accuracy:.3f}, MRR {self.dev.mrr:.3f}"
+            )
+        return lines
 
 
 def train_reranker(
-    dataset: str | Path | BeirDataset,
-    collection: str | Path | Collection,
-    out: str | Path,
-    *,
-    split: str = "train",
-    settings: RerankerTraining | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
+    config: RerankerConfig | str | Path | BeirDataset,
+    collection: str | Path | Collection | None = None,
+    out: str | Path | None = None,
+    **options: Any,
 ) -> TrainingReport:
-    """Train a reranker on ``split`` of ``dataset`` with negatives from ``collection``."""
-    settings = settings or RerankerTraining()
-    out = Path(out)
-    refuse_to_replace(out, overwrite)
-    data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
+    """Train a reranker on ``config.split`` of ``config.dataset`` with negatives from
+    ``config.collection``. ``train_reranker(dataset, collection, out, settings=...)`` is short
+    for ``train_reranker(RerankerConfig(dataset, collection, out, settings=...))``."""
+    if not isinstance(config, RerankerConfig):
+        if collection is None or out is None:
+            raise InputError("train_reranker needs a dataset, a collection and an output folder")
+        config = RerankerConfig(config, collection, out, **options)
+    settings, dataset, collection = config.settings, config.dataset, config.collection
+    out = Path(config.out)
+    refuse_to_replace(out, config.overwrite)
+    data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, config.split)
     opened = collection if isinstance(collection, Collection) else Collection(collection)
     started = time.perf_counter()
     groups = training_groups(
@@ -122,9 +170,10 @@ def train_reranker(
         epochs=settings.epochs,
         mining=settings.mining,
         dev_share=settings.dev_share,
+        seed=settings.seed,
     )
     rows = groups.rows(settings.negatives, settings.epochs)
-    model = _train(rows, settings, progress)
+    model = _train(rows, settings, config.progress)
     report = TrainingReport(
         out=str(out),
         queries=len(groups.train),
@@ -152,7 +201,7 @@ def _train(columns: dict[str, list[str]], settings: RerankerTraining, progress: 
         raise MissingDependencyError("datasets", "train") from None
     import torch
 
-    from densekit.train.ranking_loss import HardNegativeSoftmaxLoss
+    from densekit.train.losses.listwise import HardNegativeSoftmaxLoss
 
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     torch.manual_seed(settings.seed)
@@ -240,6 +289,14 @@ def _save(model: Any, out: Path, card: dict[str, Any]) -> None:
 
 def _settings_dict(settings: RerankerTraining) -> dict[str, Any]:
     data = asdict(settings)
-    data["mining"]["retrievers"] = list(settings.mining.retrievers)
-    del data["mining"]["per_query"]  # set from negatives x epochs
+    mining = settings.mining
+    # The mining window as --depth and --skip set it; the count is negatives x epochs.
+    data["mining"] = {
+        "depth": mining.depth,
+        "skip": mining.skip,
+        "retrievers": list(mining.retrievers),
+        "seed": settings.seed,
+    }
+    data["mining"] |= {"margin": mining.margin} if mining.margin is not None else {}
+    data["mining"] |= {"cross_encoder": mining.cross_encoder} if mining.cross_encoder else {}
     return data

@@ -8,14 +8,15 @@ training, that the model ranks their positives above their negatives.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset
-from densekit.store.collection import Collection
-from densekit.train.negatives import MiningConfig, mine_negatives
+from densekit.retrieve.collection import Collection
+from densekit.train.mining import MiningConfig, mine_filtered
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def training_groups(
     epochs: int,
     mining: MiningConfig,
     dev_share: float,
+    seed: int = 0,
 ) -> TrainingGroups:
     """Judged queries of ``data`` as groups; ``negatives * epochs`` mined per query when the
     collection has them (fewer are cycled)."""
@@ -78,9 +80,10 @@ def training_groups(
             f"{collection.directory}; is the collection built from this dataset's corpus?"
         )
     queries = {query_id: data.queries[query_id] for query_id in sorted(positives)}
-    mined = mine_negatives(
-        collection, queries, positives, replace(mining, per_query=negatives * epochs)
-    )
+    judged = {query_id: sorted(positives[query_id]) for query_id in queries}
+    wanted = replace(mining, negatives=negatives * epochs)
+    stored_texts = _Texts(collection)
+    mined, _ = mine_filtered(collection, queries, judged, stored_texts, wanted, seed)
     groups: dict[str, Group] = {}
     for query_id, text in queries.items():
         if not mined[query_id]:
@@ -92,11 +95,10 @@ def training_groups(
             "negatives; raise the mining depth"
         )
     order = list(groups)
-    np.random.default_rng(mining.seed).shuffle(order)
+    np.random.default_rng(seed).shuffle(order)
     held_out = set(order[: int(len(order) * dev_share)])
     needed = {doc for group in groups.values() for doc in (*group.positives, *group.negatives)}
-    rows = collection.documents
-    texts = {doc: rows.get(doc).content for doc in sorted(needed)}  # type: ignore[union-attr]
+    texts = {doc: stored_texts[doc] for doc in sorted(needed)}
     return TrainingGroups(
         train=[groups[q] for q in groups if q not in held_out],
         dev=[groups[q] for q in groups if q in held_out],
@@ -104,3 +106,23 @@ def training_groups(
         skipped_queries=len(data.queries) - len(groups),
         unknown_documents=unknown,
     )
+
+
+class _Texts(Mapping[str, str]):
+    """Stored documents' texts by id, read from the collection as they are asked for."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.rows = collection.documents
+        self.ids = collection.doc_ids
+
+    def __getitem__(self, doc: str) -> str:
+        found = self.rows.get(doc)
+        if found is None:
+            raise KeyError(doc)
+        return found.content
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)

@@ -7,15 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from densekit.errors import InputError
-from densekit.train.contrastive import (
-    ContrastiveLoss,
+from densekit.train.losses.distillation import (
     Distillation,
-    Mixing,
+    DistillationLoss,
     distillation_loss,
-    hard_negative_mixes,
-    info_nce,
     own_candidate_scores,
 )
+from densekit.train.losses.info_nce import InfoNCE, info_nce
+from densekit.train.losses.mixing import Mixing, hard_negative_mixes
 
 
 def unit(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -66,7 +65,7 @@ def test_mixes_are_normalised_hard_and_never_from_the_positive() -> None:
 
 
 def test_the_loss_module_matches_the_function_and_passes_gradients() -> None:
-    loss = ContrastiveLoss(model=None, temperature=0.05, focal_gamma=1.0)
+    loss = InfoNCE(model=None, temperature=0.05, focal_gamma=1.0)
     anchors = torch.randn(3, 8, requires_grad=True)
     columns = [anchors, torch.randn(3, 8), torch.randn(3, 8)]
     value = loss.compute_loss_from_embeddings(columns, None)
@@ -116,8 +115,8 @@ def test_own_candidates_are_read_column_by_column_and_added_to_the_loss() -> Non
         expected = torch.stack([queries[i] @ documents[i + 2 * c] for c in range(3)])
         torch.testing.assert_close(own[i], expected)
     teacher = torch.tensor([[3.0, 1.0, 0.0], [2.0, 0.0, 1.0]])
-    plain = ContrastiveLoss(model=None, temperature=0.05)
-    distilled = ContrastiveLoss(model=None, temperature=0.05, distillation=Distillation(weight=0.5))
+    plain = InfoNCE(model=None, temperature=0.05)
+    distilled = DistillationLoss(InfoNCE(model=None, temperature=0.05), Distillation(weight=0.5))
     columns = [queries, documents[:2], documents[2:4], documents[4:]]
     extra = 0.5 * distillation_loss(own, teacher, Distillation(), 0.05)
     torch.testing.assert_close(

@@ -1,4 +1,12 @@
-"""Listwise softmax loss for cross-encoders over one positive and its hard negatives."""
+"""Listwise softmax loss for cross-encoders over one positive and its hard negatives.
+
+With raw cross-encoder logits s(q, ·) of a query's positive p and its k hard negatives,
+
+    L = -log softmax(s(q, p), s(q, n_1), ..., s(q, n_k))[0]
+
+the localised contrastive estimation (LCE) of Gao, Dai and Callan, "Rethink Training of BERT
+Rerankers in Multi-Stage Retrieval Pipeline" (ECIR 2021).
+"""
 
 from __future__ import annotations
 

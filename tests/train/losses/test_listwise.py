@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from densekit.encode import resolve_model
-from densekit.train.ranking_loss import HardNegativeSoftmaxLoss
+from densekit.train.losses.listwise import HardNegativeSoftmaxLoss
 from densekit.train.reranker import mean_pooled_cross_encoder
 
 QUERIES = ["vitamin d and bone density", "loyal dogs"]
