@@ -35,10 +35,10 @@ from pathlib import Path
 from _common import BUILD, build_or_open, dataset, environment, paired_tests, write_json
 
 import densekit
-from densekit.adapt.lexsem import LexSemSpec
 from densekit.adapt.on_collection import AdaptOptions, adapt_collection
-from densekit.adapt.residual import AdapterSpec
 from densekit.corpus import read_corpus
+from densekit.encode.adapters.lexsem import LexSemSpec
+from densekit.encode.adapters.residual import AdapterSpec
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.query_sets import QuerySetSpec, make_queries
 from densekit.store.adapters import detach_adapter

@@ -43,7 +43,8 @@ from _common import dataset, environment, write_json
 
 from densekit.encode import load_encoder
 from densekit.errors import CollectionError
-from densekit.store import Collection, compact_collection
+from densekit.retrieve import Collection
+from densekit.store import compact_collection
 from densekit.store.integrity import verify_collection
 from densekit.store.leftovers import find_leftovers
 from densekit.store.manifest import read_manifest
@@ -200,7 +201,7 @@ def classify(operation: str, collection: Path, work: Workload, encoder: Any) -> 
             states = ["new" if opened.manifest.deleted == 0 else "old"]
         if len(states) != 1:
             return "partial", f"{len(ids)} documents: neither the old nor the new set"
-        opened.use_encoder(encoder)
+        opened = opened.with_encoder(encoder)
         for retriever in opened.retrievers:
             for hits in opened.search_many(QUERIES, 10, retriever=retriever):
                 if len(hits) != 10 or not {hit.id for hit in hits} <= ids:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from _common import build_or_open, dataset, environment, write_json
 
 import densekit
-from densekit.retrieve import FusionConfig, Ranking, fuse
+from densekit.retrieve import FusionConfig, Ranking
 
-SETTINGS = [FusionConfig(method="convex", alpha=a / 10) for a in range(1, 10)] + [
-    FusionConfig(method="rrf", rrf_k=k) for k in (10, 60)
+SETTINGS = [FusionConfig.hybrid("convex", alpha=a / 10) for a in range(1, 10)] + [
+    FusionConfig.hybrid("rrf", rrf_k=k) for k in (10, 60)
 ]
 DEPTH = 100
 
@@ -31,14 +31,14 @@ def score(collection, data, dense, lexical, config: FusionConfig) -> float:
     ids = collection.doc_ids
     run = {}
     for query_id, d, lex in zip(data.queries, dense, lexical, strict=True):
-        fused = fuse(d, lex, config).top(DEPTH)
+        fused = config.fuse([d, lex]).top(DEPTH)
         run[query_id] = {ids[r]: float(s) for r, s in zip(fused.rows, fused.scores, strict=True)}
     return densekit.compute_metrics(data.qrels, run, ["nDCG@10"]).aggregate["nDCG@10"]
 
 
 def label(config: FusionConfig) -> str:
     return (
-        f"convex alpha={config.alpha:.1f}" if config.method == "convex" else f"rrf k={config.rrf_k}"
+        f"convex alpha={config.alpha:.1f}" if config.method == "convex" else f"rrf k={config.k}"
     )
 
 

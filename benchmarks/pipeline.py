@@ -28,7 +28,7 @@ from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_j
 
 import densekit
 from densekit.evaluate.beir import load_beir
-from densekit.retrieve import CandidateStage, FusionStage, Pipeline, RerankStage
+from densekit.retrieve import CandidateStage, FusionConfig, Pipeline, RerankStage
 from densekit.train import RerankerTraining, train_reranker
 
 RERANKER = BUILD / "scifact-reranker"
@@ -38,9 +38,9 @@ LATENCY_QUERIES = 20
 def pipelines(reranker: Path) -> dict[str, Pipeline]:
     dense, bm25 = CandidateStage("dense", 100), CandidateStage("bm25", 100)
     splade = CandidateStage("splade", 100)
-    rrf = FusionStage("rrf", k=60)
-    convex = FusionStage("convex", weights=(0.4, 0.6))
-    convex3 = FusionStage("convex", weights=(0.4, 0.4, 0.2))
+    rrf = FusionConfig("rrf", k=60)
+    convex = FusionConfig("convex", weights=(0.4, 0.6))
+    convex3 = FusionConfig("convex", weights=(0.4, 0.4, 0.2))
     three = (dense, bm25, splade)
     return {
         "bm25": Pipeline((bm25,), name="bm25"),
@@ -84,7 +84,7 @@ def ensure_reranker(retrain: bool) -> Path:
 
 
 def latency_ms(collection: densekit.Collection, pipeline: Pipeline, queries: list[str]) -> float:
-    searcher = densekit.Searcher(collection, pipeline=pipeline)
+    searcher = collection.searcher(pipeline=pipeline)
     searcher.rank(queries[:2], 10)  # warm-up: models loaded, caches filled
     started = time.perf_counter()
     for query in queries:

@@ -44,7 +44,7 @@ from serve_hardening import run_hardening
 from serve_process import percentile, running_server, scratch_copy, server_5xx
 
 from densekit.evaluate.beir import load_beir
-from densekit.store import Collection
+from densekit.retrieve import Collection
 
 CLIENTS = (1, 4, 16, 64)
 

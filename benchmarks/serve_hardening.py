@@ -35,7 +35,7 @@ from _common import BUILD, SHARED
 from serve_process import running_server, scratch_copy, server_5xx
 
 import densekit
-from densekit.store import Collection
+from densekit.retrieve import Collection
 
 DOCUMENTS = 300
 HOSTILE_STRINGS = [

@@ -185,7 +185,7 @@ def cut_scores(model: str, layers: int) -> dict[str, float]:
     """
     from densekit.evaluate.beir import load_beir
     from densekit.evaluate.metrics import compute_metrics
-    from densekit.store import build_collection
+    from densekit.retrieve import build_collection
 
     data = load_beir(dataset("scifact"), "test")
     options = BuildOptions(

@@ -54,7 +54,8 @@ def hashing_encoder() -> HashingEncoder:
 @pytest.fixture
 def hashing_collection(corpus_file: Path, tmp_path: Path):
     """A hybrid collection of DOCUMENTS encoded by the hashing encoder, ready to search."""
-    from densekit.store import BuildOptions, build_collection
+    from densekit.retrieve import build_collection
+    from densekit.store import BuildOptions
 
     built = build_collection(
         corpus_file,
@@ -62,7 +63,7 @@ def hashing_collection(corpus_file: Path, tmp_path: Path):
         BuildOptions(progress=False, cache_dir=None),
         encoder=HashingEncoder(),
     )
-    built.use_encoder(HashingEncoder())
+    built = built.with_encoder(HashingEncoder())
     return built
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from densekit.encode import ModelSpec
-from densekit.store import Collection
+from densekit.retrieve import Collection
 
 _WORD = re.compile(r"\w+")
 
@@ -105,7 +105,8 @@ def kill_when(arguments: Sequence[object], ready: Callable[[], bool], after: flo
 def judged_hashing_collection(dataset: Path, out: Path) -> Collection:
     """Give ``dataset`` train judgements (q1 -> d3; q2 -> d2 and a document not in the corpus)
     and build a HashingEncoder collection of its corpus at ``out``."""
-    from densekit.store import BuildOptions, build_collection
+    from densekit.retrieve import build_collection
+    from densekit.store import BuildOptions
 
     (dataset / "qrels" / "train.tsv").write_text(
         "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\nq2\tgone\t1\n", encoding="utf-8"
@@ -116,5 +117,11 @@ def judged_hashing_collection(dataset: Path, out: Path) -> Collection:
         BuildOptions(progress=False, cache_dir=None),
         encoder=HashingEncoder(),
     )
-    collection.use_encoder(HashingEncoder())
+    collection = collection.with_encoder(HashingEncoder())
     return collection
+
+
+def unit_rows(count: int, dimension: int, seed: int = 0) -> np.ndarray:
+    """``count`` random unit vectors."""
+    vectors = np.random.default_rng(seed).normal(size=(count, dimension)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

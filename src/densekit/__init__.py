@@ -20,27 +20,31 @@ from densekit.evaluate import (
 )
 from densekit.retrieve import (
     CandidateStage,
+    Collection,
     FusionConfig,
-    FusionStage,
     Hit,
     Pipeline,
     Ranking,
     RerankStage,
+    Retriever,
     Searcher,
+    build_collection,
+    open_collection,
 )
 from densekit.serve.client import Client, ServerError
 from densekit.store import (
     BuildOptions,
     ChangeReport,
-    Collection,
     CompactionReport,
-    build_collection,
+    StoredCollection,
     compact_collection,
-    open_collection,
     update_collection,
 )
+from densekit.version import __version__
 
-__version__ = "0.1.0"
+# densekit.open(directory).search("query", k=5)
+open = open_collection
+
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -60,7 +64,6 @@ __all__ = [
     "EvalReport",
     "FieldNames",
     "FusionConfig",
-    "FusionStage",
     "Hit",
     "InputError",
     "MissingDependencyError",
@@ -69,8 +72,11 @@ __all__ = [
     "Pipeline",
     "Ranking",
     "RerankStage",
+    "Retriever",
     "Searcher",
     "ServerError",
+    "StoredCollection",
+    "__version__",
     "build_collection",
     "compact_collection",
     "compute_metrics",
@@ -78,6 +84,7 @@ __all__ = [
     "evaluate_run",
     "load_beir",
     "load_encoder",
+    "open",
     "open_collection",
     "read_corpus",
     "read_run",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_residual import unit_rows
+from helpers import unit_rows
 
 from densekit.adapt import (
     AdapterSpec,

@@ -22,22 +22,16 @@ from densekit.adapt import (
     save_adapter,
     train_adapter,
 )
-from densekit.adapt.applied import AppliedAdapter
-from densekit.adapt.lexsem import LexSemBridge, LexSemSpec
 from densekit.adapt.on_collection import AdaptOptions, adapt_collection, training_set
-from densekit.adapt.query_tokens import load_tokenizer, read_query_tokens, tokenizer_of
 from densekit.corpus import ChunkConfig, Document
+from densekit.encode.adapters.applied import AppliedAdapter
+from densekit.encode.adapters.lexsem import LexSemBridge, LexSemSpec
+from densekit.encode.adapters.query_tokens import load_tokenizer, read_query_tokens, tokenizer_of
 from densekit.errors import CollectionError, InputError
 from densekit.evaluate.beir import load_beir
 from densekit.index import FlatIndex
-from densekit.retrieve.searcher import dense_rankings
-from densekit.store import (
-    BuildOptions,
-    Collection,
-    build_collection,
-    compact_collection,
-    update_collection,
-)
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions, compact_collection, update_collection
 from densekit.store.adapters import attach_adapter, detach_adapter
 from densekit.store.layout import ADAPTERS_DIR
 from densekit.store.manifest import AdapterInfo, read_manifest, write_manifest
@@ -99,7 +93,7 @@ def build(corpus: Path, out: Path, **options) -> Collection:
 
 def opened(directory: Path) -> Collection:
     collection = Collection(directory)
-    collection.use_encoder(HashingEncoder())
+    collection = collection.with_encoder(HashingEncoder())
     return collection
 
 
@@ -196,10 +190,10 @@ def test_query_vectors_are_encoded_then_adapted(aliases: Path, alias_collection:
         adapted = collection.query_vectors(queries)
         np.testing.assert_allclose(adapted, adapter.adapt_queries(raw), atol=1e-6)
         assert np.abs(adapted - raw).max() > 1e-2
-        # Dense rankings (every retriever and pipeline stage goes through them) score with it.
+        # The dense retriever (every dense search and pipeline stage) scores with it.
         rows, scores = collection.dense_index.search(adapter.adapt_queries(raw), 5)
         for ranking, expected_rows, expected_scores in zip(
-            dense_rankings(collection, queries, 5, {}), rows, scores, strict=True
+            collection.searcher("dense").rank(queries, 5), rows, scores, strict=True
         ):
             np.testing.assert_array_equal(ranking.rows, expected_rows)
             np.testing.assert_allclose(ranking.scores, expected_scores, atol=1e-6)

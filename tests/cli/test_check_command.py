@@ -9,7 +9,8 @@ import pytest
 from helpers import HashingEncoder
 
 from densekit.cli.main import main
-from densekit.store import BuildOptions, build_collection
+from densekit.retrieve import build_collection
+from densekit.store import BuildOptions
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:

@@ -29,7 +29,7 @@ def test_show_search_and_eval_with_a_pipeline(capsys, tiny_beir: Path, tmp_path:
     code, out, err = run_cli(capsys, "pipeline", "show", pipeline)
     assert code == 0 and "fuse the 2 lists by reciprocal rank fusion" in out, err
     code, out, _ = run_cli(capsys, "pipeline", "show", pipeline, "--json")
-    assert json.loads(out)["fusion"] == {"method": "rrf", "k": 10}
+    assert json.loads(out)["fusion"] == {"method": "rrf", "k": 10, "depth": 100}
 
     collection = tmp_path / "c"
     flags = ["--model", "static", "--quiet", "--no-cache"]

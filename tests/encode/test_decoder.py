@@ -18,7 +18,8 @@ from densekit.encode.decoder import (
     pool_all,
 )
 from densekit.errors import InputError
-from densekit.store import BuildOptions, build_collection, open_collection
+from densekit.retrieve import build_collection, open_collection
+from densekit.store import BuildOptions
 
 transformers = pytest.importorskip("transformers")
 

@@ -10,7 +10,8 @@ import pytest
 
 from densekit.encode import load_encoder
 from densekit.errors import InputError
-from densekit.store import BuildOptions, build_collection, open_collection
+from densekit.retrieve import build_collection, open_collection
+from densekit.store import BuildOptions
 
 TEXTS = ["Vitamin D supplements raise bone density.", "Dogs are loyal companions."]
 

@@ -23,7 +23,8 @@ from densekit.encode import load_encoder, remote_http, resolve_model
 from densekit.encode.remote import RemoteEncoder
 from densekit.encode.remote_http import RemoteEncoderError
 from densekit.errors import InputError
-from densekit.store import BuildOptions, build_collection, open_collection
+from densekit.retrieve import build_collection, open_collection
+from densekit.store import BuildOptions
 from densekit.store.manifest import EncoderInfo
 
 TEXTS = ["vitamin D and bones", "salmon swim upstream", "loyal dogs", "the cat sat", "calcium"]

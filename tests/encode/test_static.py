@@ -11,7 +11,8 @@ import pytest
 from densekit.encode import load_encoder
 from densekit.encode.registry import ModelSpec
 from densekit.errors import InputError
-from densekit.store import BuildOptions, build_collection
+from densekit.retrieve import build_collection
+from densekit.store import BuildOptions
 
 pytest.importorskip("static_model")
 

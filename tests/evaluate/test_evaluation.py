@@ -11,7 +11,7 @@ from conftest import BUNDLED_SCIFACT
 
 from densekit.cli.main import main
 from densekit.evaluate import evaluate, load_beir
-from densekit.store import Collection
+from densekit.retrieve import Collection
 
 pytestmark = pytest.mark.slow
 
@@ -112,4 +112,4 @@ def test_query_with_a_differently_prompted_model_is_refused(built: Path, capsys)
     collection = Collection(built)
     prompted = load_encoder(replace(resolve_model("minilm"), query_prompt="query: "))
     with pytest.raises(ModelMismatchError, match="was built with model 'minilm'"):
-        collection.use_encoder(prompted)
+        collection = collection.with_encoder(prompted)

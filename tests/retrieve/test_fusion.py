@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from densekit.errors import InputError
-from densekit.retrieve import FusionConfig, Ranking, convex_fusion, fuse, reciprocal_rank_fusion
+from densekit.retrieve import FusionConfig, Ranking, convex_fusion, reciprocal_rank_fusion
 from densekit.retrieve.fusion import blend
 
 
@@ -39,10 +39,10 @@ def test_blend_min_max_normalises_both_sides() -> None:
 
 def test_fuse_dispatches_on_method_and_validates() -> None:
     a, b = ranking([1], [1.0]), ranking([2], [1.0])
-    assert fuse(a, b, FusionConfig(method="convex", alpha=1.0)).rows.tolist()[0] == 1
-    assert fuse(a, b, FusionConfig(method="convex", alpha=0.0)).rows.tolist()[0] == 2
-    assert len(fuse(a, b, FusionConfig(method="rrf"))) == 2
+    assert FusionConfig.hybrid("convex", alpha=1.0).fuse([a, b]).rows.tolist()[0] == 1
+    assert FusionConfig.hybrid("convex", alpha=0.0).fuse([a, b]).rows.tolist()[0] == 2
+    assert len(FusionConfig(method="rrf").fuse([a, b])) == 2
     with pytest.raises(InputError):
-        FusionConfig(alpha=1.5)
+        FusionConfig.hybrid(alpha=1.5)
     with pytest.raises(InputError):
         FusionConfig(method="max")  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from densekit.errors import InputError
-from densekit.retrieve.pipeline import CandidateStage, FusionStage, Pipeline, RerankStage
+from densekit.retrieve.fusion import FusionConfig
+from densekit.retrieve.pipeline import CandidateStage, Pipeline, RerankStage
 
 FULL = """
 name = "hybrid-rerank"
@@ -41,11 +42,11 @@ def test_a_full_file_parses_into_stages_and_back(tmp_path: Path) -> None:
     pipeline = Pipeline.from_toml(write(tmp_path, FULL))
     assert pipeline == Pipeline(
         (CandidateStage("dense", 50), CandidateStage("bm25", 100)),
-        FusionStage("convex", weights=(0.4, 0.6)),
+        FusionConfig("convex", weights=(0.4, 0.6)),
         (RerankStage("models/reranker", top_n=20, batch=8, weight=0.5),),
         name="hybrid-rerank",
     )
-    assert pipeline.depth == 100
+    assert max(stage.depth(10, pipeline.fused) for stage in pipeline.candidates) == 100
     assert Pipeline.from_dict(pipeline.to_dict()) == pipeline
     explained = pipeline.explain()
     assert "convex sum of min-max normalised scores: 0.4 × dense, 0.6 × bm25" in explained

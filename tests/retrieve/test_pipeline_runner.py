@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from densekit.errors import CollectionError, InputError
-from densekit.retrieve import pipeline_runner
-from densekit.retrieve.fusion import blend, reciprocal_rank_fusion
-from densekit.retrieve.pipeline import CandidateStage, FusionStage, Pipeline, RerankStage
-from densekit.retrieve.searcher import Searcher
-from densekit.store import BuildOptions, build_collection
+from densekit.retrieve import build_collection, pipeline_runner
+from densekit.retrieve.fusion import FusionConfig, blend, reciprocal_rank_fusion
+from densekit.retrieve.pipeline import CandidateStage, Pipeline, RerankStage
+from densekit.store import BuildOptions
 
 QUERIES = ["vitamin D and bones", "loyal dogs", "salmon rivers"]
 
@@ -39,19 +38,19 @@ class ShortestFirst:
 def test_one_stage_pipelines_equal_the_plain_retrievers(collection) -> None:
     for retriever in ("dense", "bm25"):
         pipeline = Pipeline((CandidateStage(retriever, 5),))
-        ran = Searcher(collection, pipeline=pipeline).rank(QUERIES, 5)
-        plain = Searcher(collection, retriever).rank(QUERIES, 5)
+        ran = collection.searcher(pipeline=pipeline).rank(QUERIES, 5)
+        plain = collection.searcher(retriever).rank(QUERIES, 5)
         for a, b in zip(ran, plain, strict=True):
             assert a.rows.tolist() == b.rows.tolist()
 
 
 def test_rrf_fusion_of_two_stages(collection) -> None:
     pipeline = Pipeline(
-        (CandidateStage("dense", 5), CandidateStage("bm25", 5)), FusionStage("rrf", k=10)
+        (CandidateStage("dense", 5), CandidateStage("bm25", 5)), FusionConfig("rrf", k=10)
     )
-    ran = Searcher(collection, pipeline=pipeline).rank(QUERIES, 5)
-    dense = Searcher(collection, "dense").rank(QUERIES, 5)
-    bm25 = Searcher(collection, "bm25").rank(QUERIES, 5)
+    ran = collection.searcher(pipeline=pipeline).rank(QUERIES, 5)
+    dense = collection.searcher("dense").rank(QUERIES, 5)
+    bm25 = collection.searcher("bm25").rank(QUERIES, 5)
     for got, d, b in zip(ran, dense, bm25, strict=True):
         expected = reciprocal_rank_fusion([d, b], 10)
         assert got.rows.tolist() == expected.rows.tolist()
@@ -64,8 +63,8 @@ def test_reranking_reorders_the_top_n_and_keeps_the_rest_below(
     fake = ShortestFirst()
     monkeypatch.setattr(pipeline_runner, "load_reranker", lambda stage, where: fake)
     pipeline = Pipeline((CandidateStage("dense", 5),), rerank=(RerankStage("m", top_n=3),))
-    searcher = Searcher(collection, pipeline=pipeline)
-    first = Searcher(collection, "dense").rank(QUERIES, 5)
+    searcher = collection.searcher(pipeline=pipeline)
+    first = collection.searcher("dense").rank(QUERIES, 5)
     ran = searcher.rank(QUERIES, 5)
     documents = collection.documents
     for got, before in zip(ran, first, strict=True):
@@ -85,8 +84,8 @@ def test_a_weighted_rerank_blends_with_the_incoming_scores(
 ) -> None:
     monkeypatch.setattr(pipeline_runner, "load_reranker", lambda stage, where: ShortestFirst())
     stage = RerankStage("m", top_n=4, weight=0.3)
-    ran = Searcher(collection, pipeline=Pipeline((CandidateStage("dense", 6),), rerank=(stage,)))
-    first = Searcher(collection, "dense").rank(QUERIES, 6)
+    ran = collection.searcher(pipeline=Pipeline((CandidateStage("dense", 6),), rerank=(stage,)))
+    first = collection.searcher("dense").rank(QUERIES, 6)
     for got, before in zip(ran.rank(QUERIES, 6), first, strict=True):
         head_rows = before.rows[:4]
         passages = collection.documents.get_rows(head_rows.tolist())
@@ -103,7 +102,7 @@ def test_top_n_beyond_the_candidates_is_clamped_with_a_note(
 ) -> None:
     monkeypatch.setattr(pipeline_runner, "load_reranker", lambda stage, where: ShortestFirst())
     pipeline = Pipeline((CandidateStage("dense", 4),), rerank=(RerankStage("m", top_n=50),))
-    searcher = Searcher(collection, pipeline=pipeline)
+    searcher = collection.searcher(pipeline=pipeline)
     assert all(len(r) == 4 for r in searcher.rank(QUERIES, 10))
     assert "top_n 50 is more than the 4 candidates" in searcher.runner.notes[0]
 
@@ -129,18 +128,16 @@ def test_bad_pipelines_name_their_stage(collection, tmp_path: Path) -> None:
         BuildOptions(progress=False, retriever="bm25"),
     )
     with pytest.raises(CollectionError, match=r"candidates\[1\]: .* has no 'dense' index"):
-        Searcher(bm25_only, pipeline=Pipeline((CandidateStage("dense", 5),)))
+        bm25_only.searcher(pipeline=Pipeline((CandidateStage("dense", 5),)))
     missing = Pipeline(
         (CandidateStage("bm25", 5),), rerank=(RerankStage(str(tmp_path / "nowhere")),)
     )
     with pytest.raises(InputError, match=r"rerank\[1\]: could not load the cross-encoder model"):
-        Searcher(collection, pipeline=missing)
+        collection.searcher(pipeline=missing)
     with pytest.raises(InputError, match="names its own retrievers"):
-        Searcher(collection, "dense", pipeline=Pipeline((CandidateStage("bm25", 5),)))
+        collection.searcher("dense", pipeline=Pipeline((CandidateStage("bm25", 5),)))
     with pytest.raises(InputError, match="query 2 is empty"):
-        Searcher(collection, pipeline=Pipeline((CandidateStage("bm25", 5),))).rank(
-            ["dogs", "  "], 5
-        )
+        collection.searcher(pipeline=Pipeline((CandidateStage("bm25", 5),))).rank(["dogs", "  "], 5)
 
 
 @pytest.mark.slow

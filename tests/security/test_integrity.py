@@ -16,13 +16,8 @@ from serving import build_hashing_collection, hashing_state
 
 from densekit.cli.main import main
 from densekit.corpus import Document
-from densekit.store import (
-    BuildOptions,
-    Collection,
-    build_collection,
-    compact_collection,
-    update_collection,
-)
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions, compact_collection, update_collection
 from densekit.store.integrity import CHECKSUMS_FILE, verify_collection
 from densekit.store.layout import directory_lock
 

@@ -18,13 +18,8 @@ from helpers import HashingEncoder
 from densekit.cli.main import main
 from densekit.corpus import Document
 from densekit.errors import CollectionError
-from densekit.store import (
-    BuildOptions,
-    Collection,
-    build_collection,
-    compact_collection,
-    update_collection,
-)
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions, compact_collection, update_collection
 
 
 def build(tmp_path: Path) -> Path:

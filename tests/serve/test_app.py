@@ -265,7 +265,7 @@ def test_searches_go_on_while_a_writer_adds_and_deletes(server: RunningServer) -
     for thread in readers:
         thread.join()
     assert errors == []
-    from densekit.store import Collection
+    from densekit.retrieve import Collection
 
     with Collection(server.directory) as collection:
         expected = {f"d{i}" for i in range(1, 6)} | {f"w{r}-{i}" for r in range(8) for i in (1, 2)}

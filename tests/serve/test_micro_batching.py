@@ -196,7 +196,7 @@ def test_closed_batcher_refuses_new_work_and_settings_are_checked() -> None:
 def test_batching_encoder_is_the_wrapped_model_to_a_collection(hashing_collection) -> None:
     sizes: list[int] = []
     encoder = BatchingEncoder(HashingEncoder(), observe=sizes.append)
-    hashing_collection.use_encoder(encoder)  # same fingerprint: accepted
+    hashing_collection = hashing_collection.with_encoder(encoder)  # same fingerprint: accepted
     hits = hashing_collection.search("vitamin D", 2, retriever="dense")
     assert hits[0].id in {"d3", "d5"}
     assert encoder.token_lengths(["two words"]) == [4]

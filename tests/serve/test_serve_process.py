@@ -13,8 +13,9 @@ import httpx
 import pytest
 from conftest import DOCUMENTS, write_jsonl
 
+from densekit.retrieve import build_collection
 from densekit.serve.connections import listen
-from densekit.store import BuildOptions, build_collection
+from densekit.store import BuildOptions
 
 SERVE = [sys.executable, "-m", "densekit.cli.main", "serve"]
 

@@ -12,7 +12,8 @@ from conftest import write_jsonl
 from helpers import HashingEncoder
 
 from densekit.errors import CollectionError, InputError
-from densekit.store import BuildOptions, Collection, build_collection, open_collection
+from densekit.retrieve import Collection, build_collection, open_collection
+from densekit.store import BuildOptions
 
 pytest.importorskip("faiss")
 
@@ -32,7 +33,7 @@ def corpus(path: Path, count: int = 300) -> Path:
 def build(source: Path, out: Path, encoder: HashingEncoder, index: str) -> Collection:
     options = BuildOptions(progress=False, retriever="dense", index=index, cache_dir=None)
     collection = build_collection(source, out, options, overwrite=True, encoder=encoder)
-    collection.use_encoder(encoder)
+    collection = collection.with_encoder(encoder)
     return collection
 
 
@@ -57,7 +58,7 @@ def test_approximate_collection_agrees_with_flat(tmp_path: Path, spec: str) -> N
         assert sum(exact[hit.id] >= cutoff for hit in found) >= 8
 
     reopened = open_collection(tmp_path / "ann")
-    reopened.use_encoder(encoder)
+    reopened = reopened.with_encoder(encoder)
     assert [h.id for h in reopened.search(queries[0], 5)] == [
         h.id for h in approximate.search(queries[0], 5)
     ]

@@ -10,7 +10,8 @@ from helpers import HashingEncoder
 
 from densekit.corpus import ChunkConfig
 from densekit.errors import CollectionError, InputError, ModelMismatchError
-from densekit.store import BuildOptions, Collection, build_collection
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions
 
 QUIET = BuildOptions(progress=False)
 
@@ -19,7 +20,7 @@ def build(corpus: Path, out: Path, encoder: HashingEncoder, **options) -> Collec
     opts = BuildOptions(progress=False, **options)
     collection = build_collection(corpus, out, opts, overwrite=True, encoder=encoder)
     if collection.manifest.encoder is not None:
-        collection.use_encoder(encoder)
+        collection = collection.with_encoder(encoder)
     return collection
 
 
@@ -137,14 +138,14 @@ def test_failed_rebuild_leaves_the_old_collection_intact(corpus_file, tmp_path, 
         build_collection(bad, out, QUIET, overwrite=True, encoder=hashing_encoder)
     assert (out / "manifest.json").read_text() == before
     reopened = Collection(out)
-    reopened.use_encoder(hashing_encoder)
+    reopened = reopened.with_encoder(hashing_encoder)
     assert reopened.search("salmon", k=1)[0].id == "d4"
 
 
 def test_queries_from_another_model_are_refused(corpus_file, tmp_path, hashing_encoder):
     collection = build(corpus_file, tmp_path / "c", hashing_encoder)
     with pytest.raises(ModelMismatchError, match="was built with model 'hashing'"):
-        collection.use_encoder(HashingEncoder(salt="-other"))
+        collection = collection.with_encoder(HashingEncoder(salt="-other"))
 
 
 def test_registry_models_are_located_afresh_when_reopened(corpus_file, tmp_path):

@@ -12,7 +12,8 @@ from helpers import HashingEncoder
 from densekit.corpus import Document
 from densekit.corpus import readers as readers_module
 from densekit.errors import InputError
-from densekit.store import BuildOptions, Collection, build_collection, update_collection
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions, update_collection
 
 LEGACY_IDS = ["tab\there", " padded ", "x" * 600]
 
@@ -38,7 +39,7 @@ def test_ids_written_before_the_rules_are_searched_and_deleted(
 ) -> None:
     directory = build_before_the_rules(tmp_path, monkeypatch)
     with Collection(directory) as collection:
-        collection.use_encoder(HashingEncoder())
+        collection = collection.with_encoder(HashingEncoder())
         found = {hit.id for hit in collection.search("legacy text", k=10)}
     assert set(LEGACY_IDS) <= found
     report = update_collection(

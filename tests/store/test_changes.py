@@ -14,13 +14,8 @@ from helpers import HashingEncoder, kill_once_writing
 
 from densekit.corpus import Document
 from densekit.errors import CollectionError, InputError, ModelMismatchError
-from densekit.store import (
-    BuildOptions,
-    Collection,
-    build_collection,
-    compact_collection,
-    update_collection,
-)
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions, compact_collection, update_collection
 from densekit.store import changes as changes_module
 
 WORDS = [
@@ -64,14 +59,14 @@ def build(
         encoder=HashingEncoder(),
     )
     if built.manifest.encoder is not None:
-        built.use_encoder(HashingEncoder())
+        built = built.with_encoder(HashingEncoder())
     return built
 
 
 def opened(directory: Path) -> Collection:
     collection = Collection(directory)
     if collection.manifest.encoder is not None:
-        collection.use_encoder(HashingEncoder())
+        collection = collection.with_encoder(HashingEncoder())
     return collection
 
 

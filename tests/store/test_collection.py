@@ -14,7 +14,8 @@ import pytest
 from helpers import kill_once_writing
 
 from densekit.errors import CollectionError
-from densekit.store import BuildOptions, Collection, build_collection
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions
 
 BM25_ONLY = BuildOptions(retriever="bm25", progress=False)
 

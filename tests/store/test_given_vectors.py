@@ -17,7 +17,8 @@ from densekit.cli.main import main
 from densekit.errors import CollectionError, InputError
 from densekit.evaluate import evaluate
 from densekit.files.vectors import read_vectors
-from densekit.store import BuildOptions, Collection, build_collection
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions
 
 DOC_IDS = [d["_id"] for d in DOCUMENTS]
 TEXTS = [f"{d['title']} {d['text']}" for d in DOCUMENTS]
@@ -65,7 +66,7 @@ def test_npy_in_corpus_order_gives_the_same_search_as_encoding(
         BuildOptions(progress=False, cache_dir=None),
         encoder=HashingEncoder(),
     )
-    encoded.use_encoder(HashingEncoder())
+    encoded = encoded.with_encoder(HashingEncoder())
     expected = evaluate(tiny_beir, collection=encoded, retriever="dense")
     for query, ranking in expected.run.items():  # the same ranking, scores to float precision
         assert [d for d, _ in report.run[query]] == [d for d, _ in ranking]
@@ -90,7 +91,7 @@ def test_parquet_with_ids_in_any_order_and_a_named_model(corpus_file, tmp_path, 
     assert collection.manifest.encoder.fingerprint == HashingEncoder().fingerprint
     stored = np.concatenate([np.asarray(s) for s in collection.dense_vectors()[0].shards])
     np.testing.assert_allclose(stored, document_vectors, atol=1e-6)
-    collection.use_encoder(HashingEncoder())
+    collection = collection.with_encoder(HashingEncoder())
     assert collection.search("salmon rivers", k=1, retriever="dense")[0].id == "d4"
 
 

@@ -12,7 +12,8 @@ from helpers import HashingEncoder
 
 from densekit.corpus import read_corpus
 from densekit.encode.truncation import CHARS_PER_TOKEN, MARGIN
-from densekit.store import BuildOptions, build_collection, update_collection
+from densekit.retrieve import build_collection
+from densekit.store import BuildOptions, update_collection
 
 
 class RecordingEncoder(HashingEncoder):

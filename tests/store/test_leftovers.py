@@ -17,13 +17,8 @@ from helpers import HashingEncoder
 from densekit.adapt import AdapterSpec, ResidualAdapter
 from densekit.cli.main import main
 from densekit.corpus import Document
-from densekit.store import (
-    BuildOptions,
-    Collection,
-    build_collection,
-    compact_collection,
-    update_collection,
-)
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions, compact_collection, update_collection
 from densekit.store.adapters import attach_adapter
 from densekit.store.layout import directory_lock
 from densekit.store.leftovers import find_leftovers
@@ -102,7 +97,7 @@ def test_a_compaction_killed_after_its_rename_is_cleaned_up_by_the_next(tmp_path
     change(collection, delete=["d1", "d2"])
     change(collection, add=[Document("n1", "new text w1")])
     reader = Collection(collection)
-    reader.use_encoder(HashingEncoder())
+    reader = reader.with_encoder(HashingEncoder())
     before = [hit.id for hit in reader.search("text number w3", k=5)]
     killed = subprocess.run([sys.executable, "-c", KILL_AFTER_RENAME, str(collection)])
     assert killed.returncode == -9

@@ -16,7 +16,8 @@ from helpers import HashingEncoder
 
 from densekit.cli.main import main
 from densekit.errors import CollectionError
-from densekit.store import BuildOptions, Collection, build_collection, update_collection
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions, update_collection
 
 
 def build(tmp_path: Path, **options: object) -> Path:

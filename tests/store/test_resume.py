@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from helpers import HashingEncoder
 
-from densekit.store import BuildOptions, Collection, build_collection
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions
 
 DOCS = [{"_id": f"d{i}", "text": f"document number {i} about topic {i % 3}"} for i in range(7)]
 
@@ -123,7 +124,7 @@ def test_float16_storage_halves_the_shards_and_keeps_the_ranking(tmp_path: Path)
     half = build_collection(corpus, tmp_path / "f16", options(dtype="float16"), encoder=encoder)
     assert half.dense_index.shards[0].dtype == np.float16
     for collection in (full, half):
-        collection.use_encoder(encoder)
+        collection = collection.with_encoder(encoder)
     query = "document about topic 2"
     assert [h.id for h in half.search(query, k=3)] == [h.id for h in full.search(query, k=3)]
 

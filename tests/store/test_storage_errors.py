@@ -19,7 +19,8 @@ from densekit.cli.main import main
 from densekit.corpus import Document
 from densekit.files.durability import StorageError, atomic_write_text
 from densekit.index.lexical import LexicalIndex
-from densekit.store import BuildOptions, Collection, build_collection, update_collection
+from densekit.retrieve import Collection, build_collection
+from densekit.store import BuildOptions, update_collection
 from densekit.store import documents as documents_module
 
 FULL = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -12,7 +12,8 @@ from helpers import judged_hashing_collection
 
 from densekit.encode import load_encoder
 from densekit.errors import InputError
-from densekit.store import BuildOptions, build_collection
+from densekit.retrieve import build_collection
+from densekit.store import BuildOptions
 from densekit.train.bi_encoder import CARD_FILE, RUN_FILE, train_model
 from densekit.train.mining import MiningConfig
 from densekit.train.recipe import (

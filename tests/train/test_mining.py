@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from densekit.errors import InputError
-from densekit.store import BuildOptions, build_collection
+from densekit.retrieve import build_collection
+from densekit.store import BuildOptions
 from densekit.train import MiningConfig, mine_negatives
 
 

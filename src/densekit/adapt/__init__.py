@@ -1,8 +1,8 @@
 """Small learned maps on frozen or black-box embeddings."""
 
-from densekit.adapt.files import load_adapter, save_adapter
-from densekit.adapt.residual import AdapterSpec, ResidualAdapter
 from densekit.adapt.training import AdapterTraining, AdapterTrainingReport, train_adapter
+from densekit.encode.adapters.files import load_adapter, save_adapter
+from densekit.encode.adapters.residual import AdapterSpec, ResidualAdapter
 
 __all__ = [
     "AdapterSpec",

@@ -10,18 +10,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from densekit.adapt.lexsem import LexSemBridge, LexSemSpec, document_frequency_idf
-from densekit.adapt.query_tokens import (
+from densekit.adapt.training import AdapterTraining, train_adapter, train_lexsem
+from densekit.encode.adapters.lexsem import LexSemBridge, LexSemSpec, document_frequency_idf
+from densekit.encode.adapters.query_tokens import (
     hidden_size_of,
     read_query_tokens,
     token_embeddings_of,
     tokenizer_of,
 )
-from densekit.adapt.residual import AdapterSpec
-from densekit.adapt.training import AdapterTraining, train_adapter, train_lexsem
+from densekit.encode.adapters.residual import AdapterSpec
 from densekit.errors import InputError
 from densekit.evaluate.beir import load_beir
-from densekit.store.collection import Collection
+from densekit.store.collection import StoredCollection
 
 AdapterKind = Literal["residual", "lexsem"]
 KINDS: tuple[AdapterKind, ...] = ("residual", "lexsem")
@@ -53,7 +53,7 @@ class TrainingSet:
 
 def training_set(
     dataset: str | Path,
-    collection: Collection,
+    collection: StoredCollection,
     split: str,
     query_vectors: str | Path | None = None,
 ) -> TrainingSet:
@@ -63,7 +63,9 @@ def training_set(
     if query_vectors is not None:
         from densekit.files.vectors import read_vectors
 
-        collection.use_query_vectors(read_vectors(query_vectors), data.queries)
+        encoder = collection.given_query_vectors(read_vectors(query_vectors), data.queries)
+    else:
+        encoder = collection.encoder  # the model's own vectors: an adapter maps those
     shards, groups = collection.dense_vectors()
     documents = np.concatenate([np.asarray(shard) for shard in shards.shards])
     rows = collection.documents.rows_of({doc for judged in data.qrels.values() for doc in judged})
@@ -96,7 +98,7 @@ def training_set(
         given[:, 1] = (np.cumsum(live) - 1)[given[:, 1]]
         documents = documents[live]
     texts = [data.queries[q] for q in names]
-    vectors = collection.encoder.encode_queries(texts, progress=sys.stderr.isatty())
+    vectors = encoder.encode_queries(texts, progress=sys.stderr.isatty())
     return TrainingSet(texts, vectors, documents, given, skipped)
 
 
@@ -112,14 +114,14 @@ def adapt_collection(
     """Train on ``dataset``'s judged pairs; store the result in the collection (``attach``)
     and/or in the folder ``out``. ``query_vectors`` hold the training queries' vectors when
     the collection has no model to encode them. Returns the training report."""
-    from densekit.adapt.files import save_adapter
+    from densekit.encode.adapters.files import save_adapter
     from densekit.files.durability import refuse_to_replace
     from densekit.store.adapters import attach_adapter, check_attachable
 
     # Everything that would refuse the result is checked before minutes of training.
     if out is not None:
         refuse_to_replace(Path(out), overwrite=False)
-    with Collection(directory) as collection:
+    with StoredCollection(directory) as collection:
         if attach:
             maps_documents = options.kind == "residual" and options.residual.sides != "query"
             dimension = collection.manifest.encoder.dimension if collection.manifest.encoder else 0
@@ -180,7 +182,7 @@ def adapt_collection(
     return summary
 
 
-def corpus_idf(collection: Collection, tokenizer: Any, batch: int = 1000) -> np.ndarray:
+def corpus_idf(collection: StoredCollection, tokenizer: Any, batch: int = 1000) -> np.ndarray:
     """IDF of every vocabulary entry over the collection's live documents."""
     ids: list[np.ndarray] = []
     texts: list[str] = []

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from densekit.adapt.lexsem import LexSemBridge, QueryTokens
-from densekit.adapt.residual import AdapterSpec, ResidualAdapter
+from densekit.encode.adapters.lexsem import LexSemBridge, QueryTokens
+from densekit.encode.adapters.residual import AdapterSpec, ResidualAdapter
 from densekit.errors import InputError
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from densekit.adapt.lexsem import LEXICAL_WEIGHTS, LexSemSpec
 from densekit.adapt.on_collection import KINDS, AdaptOptions, adapt_collection
-from densekit.adapt.residual import FORMS, SIDES, AdapterSpec
 from densekit.adapt.training import AdapterTraining
 from densekit.cli.arguments import positive_int
 from densekit.cli.output import print_json
+from densekit.encode.adapters.lexsem import LEXICAL_WEIGHTS, LexSemSpec
+from densekit.encode.adapters.residual import FORMS, SIDES, AdapterSpec
 from densekit.errors import InputError
 from densekit.store.adapters import detach_adapter
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from densekit.errors import InputError
-from densekit.retrieve import FusionConfig
+from densekit.retrieve import DEFAULT_FUSION, FusionConfig
 from densekit.retrieve.pipeline import Pipeline
 
 
@@ -64,14 +64,15 @@ def add_fusion_arguments(parser: argparse.ArgumentParser, default_help: str) -> 
 
 
 def fusion_from(args: argparse.Namespace, base: FusionConfig | None = None) -> FusionConfig | None:
-    """The fusion the flags ask for on top of ``base``; ``None`` when no flag was given."""
+    """The hybrid fusion the flags ask for on top of ``base``; ``None`` when no flag was given."""
     if args.fusion is None and args.alpha is None:
         return base
-    base = base or FusionConfig()
-    return FusionConfig(
-        method=args.fusion or base.method,
-        alpha=base.alpha if args.alpha is None else args.alpha,
-        rrf_k=base.rrf_k,
+    base = base or DEFAULT_FUSION
+    alpha = args.alpha if args.alpha is not None else base.alpha
+    return FusionConfig.hybrid(
+        args.fusion or base.method,
+        DEFAULT_FUSION.alpha if alpha is None else alpha,  # type: ignore[arg-type]
+        rrf_k=base.k,
         depth=base.depth,
     )
 

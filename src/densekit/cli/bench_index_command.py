@@ -15,7 +15,7 @@ from densekit.errors import InputError
 from densekit.files.text import decoded_lines
 from densekit.index.bench import bench_specs, format_table, parse_spec_list, plot_recall_qps
 from densekit.index.vectors import ShardedVectors
-from densekit.store import Collection
+from densekit.store import StoredCollection
 
 DEFAULT_SPECS = "flat;HNSW32;IVF256,Flat(nprobe=16);binary+rescore*4;int8+rescore*4"
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     specs = parse_spec_list(args.specs)
     if not specs:
         raise InputError("--specs names no index; e.g. --specs 'flat;HNSW32'")
-    collection = Collection(args.collection)
+    collection = StoredCollection(args.collection)
     vectors, groups = collection.dense_vectors()
     queries = _queries(collection, vectors, args)
     if not args.json:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _queries(
-    collection: Collection, vectors: ShardedVectors, args: argparse.Namespace
+    collection: StoredCollection, vectors: ShardedVectors, args: argparse.Namespace
 ) -> np.ndarray:
     if args.queries is None:
         return vectors.sample(min(args.sample, vectors.rows), seed=1)

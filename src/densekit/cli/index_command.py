@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         **build_options_from(
             args,
             retriever=args.retriever,
-            fusion=fusion_from(args, DEFAULT_FUSION),
+            fusion=(fusion_from(args, DEFAULT_FUSION) or DEFAULT_FUSION).to_dict(),
             index=args.index,
             sparse=args.sparse,
             vectors=args.vectors,

@@ -6,7 +6,7 @@ import argparse
 
 from densekit.cli.check_command import DAMAGED, show
 from densekit.cli.output import print_json
-from densekit.store import Collection
+from densekit.store import StoredCollection
 from densekit.store.integrity import IntegrityReport, verify_collection
 
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         if not integrity.ok:
             show(integrity, as_json=args.json)
             return DAMAGED
-    info = Collection(args.collection).info()
+    info = StoredCollection(args.collection).info()
     if args.json:
         print_json(info if integrity is None else {**info, "integrity": integrity.to_dict()})
         return 0

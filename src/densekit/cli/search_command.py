@@ -16,10 +16,10 @@ from densekit.cli.arguments import (
     utf8_argument,
 )
 from densekit.cli.output import print_json, snippet, warn
+from densekit.encode import load_encoder
 from densekit.errors import InputError
 from densekit.files.vectors import read_vectors
-from densekit.retrieve import RETRIEVER_NAMES, FusionConfig, Searcher
-from densekit.store import Collection
+from densekit.retrieve import RETRIEVER_NAMES, Collection, FusionConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,26 +57,27 @@ def run(args: argparse.Namespace) -> int:
                 "--query-vectors search the dense index with a vector, and the query is its id, "
                 "not text: drop --model, --pipeline and any --retriever but dense"
             )
-        if collection.adapter is not None and collection.adapter.kind == "lexsem":
+        adapter = collection.stored.adapter
+        if adapter is not None and adapter.kind == "lexsem":
             raise InputError(
                 f"{args.collection}: its lexical bridge reads the query's text, which "
                 "--query-vectors do not give; search with text, or evaluate with densekit eval "
                 "--query-vectors (which knows each query's text)"
             )
         args.retriever = "dense"
-        collection.use_query_vectors(read_vectors(args.query_vectors), {args.query: args.query})
-    base = FusionConfig.from_dict(collection.manifest.fusion)
-    searcher = Searcher(
-        collection,
+        table = read_vectors(args.query_vectors)
+        collection = collection.with_query_vectors(table, {args.query: args.query})
+    elif args.model:  # checked even for BM25: naming the wrong model is always a mistake
+        collection = collection.with_encoder(load_encoder(args.model))
+    base = FusionConfig.stored(collection.manifest.fusion)
+    searcher = collection.searcher(
         args.retriever,
-        fusion_from(args, base) if pipeline is None else None,
-        model=args.model,
-        index_params=index_params_from(args),
+        fusion=fusion_from(args, base) if pipeline is None else None,
         pipeline=pipeline,
+        index_params=index_params_from(args),
     )
     hits = searcher.search([args.query], args.k)[0]
-    notes = searcher.runner.notes if searcher.runner is not None else []
-    for note in notes:
+    for note in searcher.runner.notes:
         warn(note)
     if args.json:
         print_json(

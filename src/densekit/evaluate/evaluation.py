@@ -15,11 +15,11 @@ from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.metrics import DEFAULT_METRICS, compute_metrics, parse_metrics, run_depth
 from densekit.evaluate.runfile import Run, read_run, write_run
+from densekit.retrieve.collection import Collection, build_collection
 from densekit.retrieve.fusion import FusionConfig
 from densekit.retrieve.pipeline import Pipeline
-from densekit.retrieve.searcher import RetrieverName, Searcher
-from densekit.store.builder import BuildOptions, build_collection
-from densekit.store.collection import Collection
+from densekit.store.builder import BuildOptions
+from densekit.store.manifest import RetrieverName
 
 
 @dataclass
@@ -82,14 +82,14 @@ def evaluate(
 
             if model is not None:
                 raise InputError("query vectors replace the model; give one of them, not both")
-            opened.use_query_vectors(read_vectors(query_vectors), data.queries)
-        searcher = Searcher(
-            opened,
-            retriever,
-            fusion,
-            model=check_model,
-            index_params=index_params,
-            pipeline=pipeline,
+            opened = opened.with_query_vectors(read_vectors(query_vectors), data.queries)
+        elif check_model is not None:
+            from densekit.encode import load_encoder
+
+            # Checked even for BM25: naming the wrong model is always a mistake.
+            opened = opened.with_encoder(load_encoder(check_model))
+        searcher = opened.searcher(
+            retriever, fusion=fusion, pipeline=pipeline, index_params=index_params
         )
         query_ids = list(data.queries)
         rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
@@ -102,7 +102,7 @@ def evaluate(
         }
         warnings = [*data.warnings, *_unknown_documents(data, set(opened.doc_ids))]
         stages = []
-        if searcher.runner is not None:
+        if pipeline is not None:
             warnings += searcher.runner.notes
             stages = [cost.to_dict() for cost in searcher.runner.costs]
         model_name = opened.manifest.encoder.name if opened.manifest.encoder else None

@@ -1,28 +1,43 @@
-"""Retrieval: dense, BM25 and hybrid rankings, and their fusion."""
+"""Retrieval: the collection users search, retrievers, pipelines, fusion and reranking."""
 
+from densekit.retrieve.collection import Collection, build_collection, open_collection
 from densekit.retrieve.fusion import (
     DEFAULT_FUSION,
     FusionConfig,
     convex_fusion,
-    fuse,
     reciprocal_rank_fusion,
 )
-from densekit.retrieve.pipeline import CandidateStage, FusionStage, Pipeline, RerankStage
+from densekit.retrieve.pipeline import CandidateStage, Pipeline, RerankStage, builtin_pipeline
 from densekit.retrieve.ranking import Hit, Ranking
-from densekit.retrieve.searcher import RETRIEVER_NAMES, Searcher
+from densekit.retrieve.retrievers import (
+    DenseRetriever,
+    LexicalRetriever,
+    Retriever,
+    SparseRetriever,
+    open_retriever,
+)
+from densekit.retrieve.searcher import Searcher
+from densekit.store.manifest import RETRIEVER_NAMES
 
 __all__ = [
     "DEFAULT_FUSION",
     "RETRIEVER_NAMES",
     "CandidateStage",
+    "Collection",
+    "DenseRetriever",
     "FusionConfig",
-    "FusionStage",
     "Hit",
+    "LexicalRetriever",
     "Pipeline",
     "Ranking",
     "RerankStage",
+    "Retriever",
     "Searcher",
+    "SparseRetriever",
+    "build_collection",
+    "builtin_pipeline",
     "convex_fusion",
-    "fuse",
+    "open_collection",
+    "open_retriever",
     "reciprocal_rank_fusion",
 ]

@@ -1,52 +1,146 @@
-"""Fuse rankings from several retrievers: reciprocal rank fusion and normalised convex sums."""
+"""Fuse rankings from several retrievers: reciprocal rank fusion and normalised convex sums.
+
+One configuration, :class:`FusionConfig`, serves the hybrid retriever (dense + BM25, with its
+``alpha`` vocabulary) and every pipeline's ``[fusion]`` table.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from densekit.errors import InputError
 from densekit.retrieve.ranking import Ranking
+from densekit.tomlfile import refuse_unknown_keys
 
 FusionMethod = Literal["convex", "rrf"]
+FUSION_METHODS: tuple[FusionMethod, ...] = ("rrf", "convex")
+# The hybrid retriever's lists, in the order its weights (alpha, 1 - alpha) apply to.
+HYBRID_LISTS = ("dense", "bm25")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """How hybrid retrieval combines dense and BM25 rankings.
+    """How candidate lists combine.
 
-    ``alpha`` weighs the dense scores in a convex sum (1 - alpha for BM25); ``rrf_k`` is the
-    rank offset of reciprocal rank fusion; ``depth`` is how many candidates each side gives.
+    ``method``: ``rrf`` (reciprocal rank fusion, rank offset ``k``) or ``convex`` (a weighted sum
+    of min-max normalised scores, one weight per list; equal weights when ``weights`` is None).
+    ``depth``: how many candidates each list gives when its stage sets no count of its own.
     """
 
-    method: FusionMethod = "convex"
-    alpha: float = 0.4
-    rrf_k: int = 60
+    method: FusionMethod = "rrf"
+    k: int = 60
+    weights: tuple[float, ...] | None = None
     depth: int = 100
 
     def __post_init__(self) -> None:
-        if self.method not in ("convex", "rrf"):
-            raise InputError(f"unknown fusion method {self.method!r}; choose convex or rrf")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise InputError(f"fusion alpha must be in [0, 1], got {self.alpha}")
-        if self.rrf_k < 0 or self.depth < 1:
+        if self.method not in FUSION_METHODS:
+            raise InputError(f"fusion.method: unknown {self.method!r}; choose rrf or convex")
+        if not _whole(self.k) or self.k < 0:
+            raise InputError(f"fusion.k must be a whole number, 0 or more, got {self.k!r}")
+        if not _whole(self.depth) or self.depth < 1:
             raise InputError(
-                f"fusion needs rrf_k >= 0 and depth >= 1, got {self.rrf_k}, {self.depth}"
+                f"fusion.depth must be a whole number of at least 1, got {self.depth!r}"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        if self.weights is not None:
+            if self.method != "convex":
+                raise InputError('fusion.weights apply to method = "convex" only')
+            finite = all(math.isfinite(w) for w in self.weights)
+            if not finite or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise InputError(
+                    f"fusion.weights must be non-negative and not all 0, got {self.weights}"
+                )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> FusionConfig:
-        return cls(**data) if data else DEFAULT_FUSION
+    def hybrid(
+        cls, method: FusionMethod = "convex", alpha: float = 0.4, rrf_k: int = 60, depth: int = 100
+    ) -> FusionConfig:
+        """Dense + BM25 in the hybrid retriever's words: ``alpha`` weighs the dense scores of a
+        convex sum (1 - alpha the BM25 ones); ``rrf_k`` is RRF's rank offset."""
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"fusion alpha must be in [0, 1], got {alpha}")
+        if method != "convex":
+            return cls(method, k=rrf_k, depth=depth)
+        return cls("convex", k=rrf_k, weights=(alpha, 1.0 - alpha), depth=depth)
+
+    @property
+    def alpha(self) -> float | None:
+        """The first list's weight of a two-list convex fusion (the hybrid's dense weight)."""
+        if self.method != "convex" or self.weights is None or len(self.weights) != 2:
+            return None
+        return self.weights[0] / sum(self.weights)
+
+    def weights_for(self, lists: int) -> tuple[float, ...]:
+        if self.weights is None:
+            return tuple(1.0 / lists for _ in range(lists))
+        if len(self.weights) != lists:
+            raise InputError(
+                f"fusion.weights has {len(self.weights)} weights for {lists} candidate stages; "
+                "give one per stage, in order"
+            )
+        return self.weights
+
+    def fuse(self, rankings: Sequence[Ranking]) -> Ranking:
+        if self.method == "rrf":
+            return reciprocal_rank_fusion(rankings, self.k)
+        return convex_fusion(rankings, self.weights_for(len(rankings)))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"method": self.method, "k": self.k, "depth": self.depth}
+        if self.weights is not None:
+            data["weights"] = list(self.weights)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "") -> FusionConfig:
+        """A ``[fusion]`` table (method, k, weights, depth), every key and value checked;
+        ``source`` (a file) starts every error message."""
+        prefix = f"{source}: " if source else ""
+        refuse_unknown_keys(data, {"method", "k", "weights", "depth"}, f"{prefix}fusion")
+        values = dict(data)
+        weights = values.get("weights")
+        if weights is not None:
+            if not isinstance(weights, list | tuple) or not all(
+                isinstance(w, int | float) and not isinstance(w, bool) for w in weights
+            ):
+                raise InputError(
+                    f"{prefix}fusion.weights must be a list of numbers, got {weights!r}"
+                )
+            values["weights"] = tuple(float(w) for w in weights)
+        if "method" in values and not isinstance(values["method"], str):
+            raise InputError(f"{prefix}fusion.method must be a string, got {values['method']!r}")
+        try:
+            return cls(**values)
+        except InputError as exc:
+            raise InputError(f"{prefix}{exc}") from None
+
+    @classmethod
+    def stored(cls, data: Mapping[str, Any] | None) -> FusionConfig:
+        """A collection's default fusion from its manifest: what :meth:`to_dict` writes, or the
+        hybrid vocabulary (``alpha``, ``rrf_k``) of collections built before; empty:
+        :data:`DEFAULT_FUSION`."""
+        if not data:
+            return DEFAULT_FUSION
+        if "alpha" in data or "rrf_k" in data:
+            return cls.hybrid(
+                data.get("method", "convex"),
+                float(data.get("alpha", 0.4)),
+                int(data.get("rrf_k", 60)),
+                int(data.get("depth", 100)),
+            )
+        return cls.from_dict(data, source="manifest.json")
 
 
-# Chosen on SciFact's train split (benchmarks/hybrid_sweep.py), then checked on other sets.
-DEFAULT_FUSION = FusionConfig(method="convex", alpha=0.4)
+# The hybrid retriever's default: chosen on SciFact's train split (benchmarks/hybrid_sweep.py).
+DEFAULT_FUSION = FusionConfig.hybrid("convex", alpha=0.4)
 
 
 def min_max(scores: np.ndarray) -> np.ndarray:
@@ -80,9 +174,3 @@ def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int = 60) -> Ranking:
         for rank, row in enumerate(ranking.rows.tolist(), start=1):
             fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank)
     return Ranking.from_mapping(fused)
-
-
-def fuse(dense: Ranking, lexical: Ranking, config: FusionConfig) -> Ranking:
-    if config.method == "rrf":
-        return reciprocal_rank_fusion([dense, lexical], config.rrf_k)
-    return convex_fusion([dense, lexical], [config.alpha, 1.0 - config.alpha])

@@ -14,6 +14,7 @@ A pipeline file::
     method = "rrf"             # rrf | convex
     k = 60                     # rrf: the rank offset
     # weights = [0.4, 0.6]     # convex: one per candidate stage, on min-max normalised scores
+    # depth = 100              # candidates a stage without its own k gives (at least)
 
     [[rerank]]
     model = "models/scifact-reranker"  # a CrossEncoder, or for kind = "llm" a causal LM
@@ -22,6 +23,11 @@ A pipeline file::
     batch = 32
 
 Every key is checked; a mistake is reported with the stage it is in (``candidates[2].k``).
+
+Each ``--retriever`` name is a built-in pipeline (:func:`builtin_pipeline`): ``dense``, ``bm25``
+and ``splade`` are one candidate stage, ``hybrid`` fuses dense and BM25 with the collection's
+fusion. Their stages set no ``k``: they give as many candidates as the search asks for, and
+fused, at least the fusion's ``depth``.
 """
 
 from __future__ import annotations
@@ -30,32 +36,29 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from densekit.errors import InputError
+from densekit.retrieve.fusion import DEFAULT_FUSION, HYBRID_LISTS, FusionConfig
 from densekit.tomlfile import read_toml, refuse_unknown_keys
 
 CANDIDATE_RETRIEVERS = ("dense", "bm25", "splade")
 RERANK_KINDS = ("cross-encoder", "llm")
-FusionName = Literal["rrf", "convex"]
 
 
 @dataclass(frozen=True)
 class CandidateStage:
-    """A first-stage retriever and how many candidates it gives."""
+    """A first-stage retriever and how many candidates it gives (None: as many as the search
+    asks for, and when fused, at least the fusion's depth)."""
 
     retriever: str
-    k: int = 100
+    k: int | None = 100
 
-
-@dataclass(frozen=True)
-class FusionStage:
-    """How candidate lists combine: reciprocal rank fusion, or a weighted sum of min-max
-    normalised scores (one weight per candidate stage)."""
-
-    method: FusionName = "rrf"
-    k: int = 60
-    weights: tuple[float, ...] | None = None
+    def depth(self, k: int, fusion: FusionConfig | None) -> int:
+        """Candidates this stage gives for a search of the top ``k``."""
+        if self.k is not None:
+            return self.k
+        return max(k, fusion.depth) if fusion is not None else k
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class RerankStage:
 @dataclass(frozen=True)
 class Pipeline:
     candidates: tuple[CandidateStage, ...]
-    fusion: FusionStage | None = None
+    fusion: FusionConfig | None = None
     rerank: tuple[RerankStage, ...] = field(default_factory=tuple)
     name: str = ""
 
@@ -83,9 +86,11 @@ class Pipeline:
         _validate(self)
 
     @property
-    def depth(self) -> int:
-        """Candidates the first stages produce (the most any later stage can rank)."""
-        return max(stage.k for stage in self.candidates)
+    def fused(self) -> FusionConfig | None:
+        """How the candidate lists combine; None for a single list."""
+        if len(self.candidates) < 2:
+            return None
+        return self.fusion or FusionConfig()
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Pipeline:
@@ -108,7 +113,7 @@ class Pipeline:
         if "fusion" in data:
             if not isinstance(data["fusion"], Mapping):
                 raise InputError(f"{where}: [fusion] must be a table")
-            fusion = _stage(FusionStage, data["fusion"], f"{where}: fusion")
+            fusion = FusionConfig.from_dict(data["fusion"], source=where)
         rerank = [
             _stage(RerankStage, entry, f"{where}: rerank[{i}]")
             for i, entry in enumerate(_tables(data, "rerank", where), 1)
@@ -127,7 +132,7 @@ class Pipeline:
         data: dict[str, Any] = {"name": self.name}
         data["candidates"] = [asdict(stage) for stage in self.candidates]
         if self.fusion is not None:
-            data["fusion"] = {k: v for k, v in asdict(self.fusion).items() if v is not None}
+            data["fusion"] = self.fusion.to_dict()
         data["rerank"] = [
             {k: v for k, v in asdict(stage).items() if v is not None} for stage in self.rerank
         ]
@@ -137,17 +142,16 @@ class Pipeline:
         """What the pipeline does, step by step, for `densekit pipeline show`."""
         lines = [f"pipeline {self.name or '(unnamed)'}:"]
         for i, stage in enumerate(self.candidates, 1):
-            lines.append(f"  {i}. {stage.retriever}: the top {stage.k} documents")
+            count = "k" if stage.k is None else stage.k
+            lines.append(f"  {i}. {stage.retriever}: the top {count} documents")
         step = len(self.candidates)
-        if len(self.candidates) > 1:
-            fusion = self.fusion or FusionStage()
+        fusion = self.fused
+        if fusion is not None:
             step += 1
             if fusion.method == "rrf":
                 how = f"reciprocal rank fusion, sum of 1 / ({fusion.k} + rank)"
             else:
-                weights = fusion.weights or tuple(
-                    1.0 / len(self.candidates) for _ in self.candidates
-                )
+                weights = fusion.weights_for(len(self.candidates))
                 parts = ", ".join(
                     f"{w:g} × {s.retriever}" for w, s in zip(weights, self.candidates, strict=True)
                 )
@@ -179,26 +183,10 @@ def _validate(pipeline: Pipeline) -> None:
         if stage.retriever in seen:
             raise InputError(f"candidates[{i}]: {stage.retriever!r} is already a stage")
         seen.add(stage.retriever)
-        _at_least_one(stage.k, f"candidates[{i}].k")
-    fusion = pipeline.fusion
-    if fusion is not None:
-        if fusion.method not in ("rrf", "convex"):
-            raise InputError(f"fusion.method: unknown {fusion.method!r}; choose rrf or convex")
-        if not isinstance(fusion.k, int) or isinstance(fusion.k, bool) or fusion.k < 0:
-            raise InputError(f"fusion.k must be a whole number, 0 or more, got {fusion.k!r}")
-        if fusion.weights is not None:
-            if fusion.method != "convex":
-                raise InputError('fusion.weights apply to method = "convex" only')
-            if len(fusion.weights) != len(pipeline.candidates):
-                raise InputError(
-                    f"fusion.weights has {len(fusion.weights)} weights for "
-                    f"{len(pipeline.candidates)} candidate stages; give one per stage, in order"
-                )
-            finite = all(math.isfinite(w) for w in fusion.weights)
-            if not finite or any(w < 0 for w in fusion.weights) or sum(fusion.weights) <= 0:
-                raise InputError(
-                    f"fusion.weights must be non-negative and not all 0, got {fusion.weights}"
-                )
+        if stage.k is not None:
+            _at_least_one(stage.k, f"candidates[{i}].k")
+    if pipeline.fusion is not None:
+        pipeline.fusion.weights_for(len(pipeline.candidates))  # one weight per stage
     for i, stage in enumerate(pipeline.rerank, 1):
         if stage.kind not in RERANK_KINDS:
             raise InputError(
@@ -242,14 +230,7 @@ def _stage(kind: type, entry: Mapping[str, Any], where: str) -> Any:
     fields = set(kind.__dataclass_fields__)
     refuse_unknown_keys(entry, fields, where)
     values = dict(entry)
-    if "weights" in values:
-        weights = values["weights"]
-        if not isinstance(weights, list | tuple) or not all(
-            isinstance(w, int | float) and not isinstance(w, bool) for w in weights
-        ):
-            raise InputError(f"{where}.weights must be a list of numbers, got {weights!r}")
-        values["weights"] = tuple(float(w) for w in weights)
-    for name in ("retriever", "model", "kind", "method"):
+    for name in ("retriever", "model", "kind"):
         if name in values and not isinstance(values[name], str):
             raise InputError(f"{where}.{name} must be a string, got {values[name]!r}")
     if "retriever" not in values and kind is CandidateStage:
@@ -259,3 +240,15 @@ def _stage(kind: type, entry: Mapping[str, Any], where: str) -> Any:
     if "model" not in values and kind is RerankStage:
         raise InputError(f"{where}: no model given (a CrossEncoder path or hub name)")
     return kind(**values)
+
+
+def builtin_pipeline(retriever: str, fusion: FusionConfig | None = None) -> Pipeline:
+    """The pipeline a ``--retriever`` name stands for; ``hybrid`` fuses dense and BM25 with
+    ``fusion`` (default: :data:`DEFAULT_FUSION`)."""
+    if retriever == "hybrid":
+        stages = tuple(CandidateStage(name, None) for name in HYBRID_LISTS)
+        return Pipeline(stages, fusion or DEFAULT_FUSION, name="hybrid")
+    if retriever not in CANDIDATE_RETRIEVERS:
+        names = ", ".join((*CANDIDATE_RETRIEVERS, "hybrid"))
+        raise InputError(f"unknown retriever {retriever!r}; choose one of {names}")
+    return Pipeline((CandidateStage(retriever, None),), name=retriever)

@@ -1,23 +1,27 @@
-"""Run a :class:`Pipeline` against a collection: candidates, fusion, reranking, with costs."""
+"""Run a :class:`Pipeline` against a collection: candidates, fusion, reranking, with costs.
+
+The one way a collection is searched: every retriever name is a built-in pipeline.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from densekit.errors import CollectionError
-from densekit.retrieve.fusion import blend, convex_fusion, reciprocal_rank_fusion
-from densekit.retrieve.pipeline import FusionStage, Pipeline, RerankStage
+from densekit.retrieve.fusion import blend
+from densekit.retrieve.pipeline import Pipeline, RerankStage
 from densekit.retrieve.ranking import Ranking
 from densekit.retrieve.rerankers import Reranker, load_reranker
-from densekit.retrieve.searcher import dense_rankings, lexical_rankings, sparse_rankings
+from densekit.retrieve.retrievers import Retriever, open_retriever
 
 if TYPE_CHECKING:
-    from densekit.store.collection import Collection
+    from densekit.encode import Encoder
+    from densekit.store.collection import StoredCollection
 
 
 @dataclass
@@ -43,10 +47,14 @@ class StageCost:
 
 @dataclass
 class PipelineRunner:
-    """A pipeline bound to a collection, with its rerankers loaded once."""
+    """A pipeline bound to a collection, with its retrievers opened and rerankers loaded once.
 
-    collection: Collection
+    ``query_encoder`` gives the encoder of dense queries (asked only when a stage is dense).
+    """
+
+    collection: StoredCollection
     pipeline: Pipeline
+    query_encoder: Callable[[], Encoder]
     index_params: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -59,6 +67,10 @@ class PipelineRunner:
                     f"index (it supports {', '.join(available)}); rebuild it with one, or drop "
                     "the stage"
                 )
+        self.retrievers: list[Retriever] = [
+            open_retriever(self.collection, stage.retriever, self.query_encoder, self.index_params)
+            for stage in self.pipeline.candidates
+        ]
         self.rerankers: list[Reranker] = [
             load_reranker(stage, f"rerank[{i}]") for i, stage in enumerate(self.pipeline.rerank, 1)
         ]
@@ -68,12 +80,12 @@ class PipelineRunner:
         ]
 
     def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        lists = [self._candidates(i, queries) for i in range(len(self.pipeline.candidates))]
-        if len(lists) == 1:
+        fusion = self.pipeline.fused
+        lists = [self._candidates(i, queries, k) for i in range(len(self.pipeline.candidates))]
+        if fusion is None:
             rankings = lists[0]
         else:
-            fusion = self.pipeline.fusion or FusionStage()
-            rankings = [_fuse(per_query, fusion) for per_query in zip(*lists, strict=True)]
+            rankings = [fusion.fuse(per_query) for per_query in zip(*lists, strict=True)]
         offset = len(self.pipeline.candidates)
         for number, (stage, reranker) in enumerate(
             zip(self.pipeline.rerank, self.rerankers, strict=True)
@@ -81,15 +93,11 @@ class PipelineRunner:
             rankings = self._rerank(stage, reranker, self.costs[offset + number], queries, rankings)
         return [ranking.top(k) for ranking in rankings]
 
-    def _candidates(self, index: int, queries: Sequence[str]) -> list[Ranking]:
+    def _candidates(self, index: int, queries: Sequence[str], k: int) -> list[Ranking]:
         stage, cost = self.pipeline.candidates[index], self.costs[index]
         started = time.perf_counter()
-        if stage.retriever == "dense":
-            rankings = dense_rankings(self.collection, queries, stage.k, self.index_params)
-        elif stage.retriever == "splade":
-            rankings = sparse_rankings(self.collection, queries, stage.k)
-        else:
-            rankings = lexical_rankings(self.collection, queries, stage.k)
+        depth = stage.depth(k, self.pipeline.fused)
+        rankings = self.retrievers[index].retrieve(queries, depth)
         cost.seconds += time.perf_counter() - started
         cost.queries += len(queries)
         return rankings
@@ -143,10 +151,3 @@ class PipelineRunner:
         cost.queries += len(queries)
         cost.passages += len(pairs)
         return reranked
-
-
-def _fuse(rankings: Sequence[Ranking], fusion: FusionStage) -> Ranking:
-    if fusion.method == "rrf":
-        return reciprocal_rank_fusion(rankings, fusion.k)
-    weights = fusion.weights or tuple(1.0 / len(rankings) for _ in rankings)
-    return convex_fusion(rankings, weights)

@@ -1,87 +1,84 @@
-"""Run queries against a collection with a dense, BM25 or hybrid retriever."""
+"""Search a collection by retriever name or by pipeline: both run as one pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from densekit.errors import CollectionError, InputError
-from densekit.retrieve.fusion import FusionConfig, fuse
+from densekit.retrieve.fusion import FusionConfig
+from densekit.retrieve.pipeline import Pipeline, builtin_pipeline
+from densekit.retrieve.pipeline_runner import PipelineRunner
 from densekit.retrieve.ranking import Hit, Ranking
+from densekit.store.manifest import RETRIEVER_NAMES
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
-    from densekit.retrieve.pipeline import Pipeline
-    from densekit.retrieve.pipeline_runner import PipelineRunner
-    from densekit.store.collection import Collection
-
-RetrieverName = Literal["dense", "bm25", "hybrid", "splade"]
-RETRIEVER_NAMES: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid", "splade")
+    from densekit.store.collection import StoredCollection
 
 
 class Searcher:
-    """Ranks collection rows for queries; ``retriever`` defaults to the collection's own."""
+    """Ranks a collection's documents for queries, with a pipeline: the one given, or the one
+    a retriever name stands for (default: the collection's own, with its stored fusion).
+
+    Made by :meth:`densekit.retrieve.Collection.searcher`, which supplies the query encoder.
+    """
 
     def __init__(
         self,
-        collection: Collection,
+        collection: StoredCollection,
+        query_encoder: Callable[[], Encoder],
         retriever: str | None = None,
         fusion: FusionConfig | None = None,
-        model: str | Encoder | None = None,
         index_params: dict[str, int] | None = None,
         pipeline: Pipeline | None = None,
     ) -> None:
         self.collection = collection
         self.index_params = dict(index_params or {})
-        self.runner: PipelineRunner | None = None
+        self.retriever: str | None = None
         if pipeline is not None:
-            from densekit.retrieve.pipeline_runner import PipelineRunner
-
             if retriever is not None or fusion is not None:
                 raise InputError(
                     "a pipeline names its own retrievers and fusion; drop --retriever/--fusion "
                     "or the pipeline"
                 )
-            self.runner = PipelineRunner(collection, pipeline, self.index_params)
-        self.retriever = retriever or collection.manifest.retriever
-        if self.runner is None:  # a runner has checked its own stages against the collection
-            self._check_retriever()
-        self.fusion = fusion or FusionConfig.from_dict(collection.manifest.fusion)
-        if model is not None:  # checked even for BM25: naming the wrong model is always a mistake
-            from densekit.encode import load_encoder
+        else:
+            self.retriever = retriever or collection.manifest.retriever
+            self._check_retriever(self.retriever)
+            stored = FusionConfig.stored(collection.manifest.fusion)
+            pipeline = builtin_pipeline(self.retriever, fusion or stored)
+        self.pipeline = pipeline
+        self.runner = PipelineRunner(collection, pipeline, query_encoder, self.index_params)
 
-            collection.use_encoder(load_encoder(model) if isinstance(model, str) else model)
-
-    def _check_retriever(self) -> None:
-        if self.retriever not in RETRIEVER_NAMES:
+    def _check_retriever(self, retriever: str) -> None:
+        if retriever not in RETRIEVER_NAMES:
             raise InputError(
-                f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
+                f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
             )
         supported = self.collection.retrievers
-        if self.retriever not in supported:
-            hint = (
-                "--sparse splade-tiny"
-                if self.retriever == "splade"
-                else f"--retriever {self.retriever}"
-            )
+        if retriever not in supported:
+            hint = "--sparse splade-tiny" if retriever == "splade" else f"--retriever {retriever}"
             raise CollectionError(
-                f"{self.collection.directory}: cannot search with {self.retriever!r}; this "
+                f"{self.collection.directory}: cannot search with {retriever!r}; this "
                 f"collection supports {', '.join(supported)}. Rebuild it with {hint} to add it"
             )
 
     @property
+    def fusion(self) -> FusionConfig | None:
+        """How the pipeline's candidate lists combine (None for a single list)."""
+        return self.pipeline.fused
+
+    @property
     def uses_dense_model(self) -> bool:
         """Whether queries go through the collection's dense model."""
-        if self.runner is not None:
-            return any(s.retriever == "dense" for s in self.runner.pipeline.candidates)
-        return self.retriever in ("dense", "hybrid")
+        return any(stage.retriever == "dense" for stage in self.pipeline.candidates)
 
     @property
     def name(self) -> str:
         """What ranks: the retriever, or the pipeline by name."""
-        if self.runner is not None:
-            return f"pipeline {self.runner.pipeline.name}".strip()
-        return self.retriever
+        if self.retriever is not None:
+            return self.retriever
+        return f"pipeline {self.pipeline.name}".strip()
 
     def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
         if k < 1:
@@ -89,17 +86,7 @@ class Searcher:
         for number, query in enumerate(queries, 1):
             if not isinstance(query, str) or not query.strip():
                 raise InputError(f"query {number} is empty; give some text to search for")
-        if self.runner is not None:
-            return self.runner.rank(queries, k)
-        if self.retriever == "dense":
-            return self._dense(queries, k)
-        if self.retriever == "bm25":
-            return self._lexical(queries, k)
-        if self.retriever == "splade":
-            return sparse_rankings(self.collection, queries, k)
-        depth = max(k, self.fusion.depth)
-        pairs = zip(self._dense(queries, depth), self._lexical(queries, depth), strict=True)
-        return [fuse(dense, lexical, self.fusion).top(k) for dense, lexical in pairs]
+        return self.runner.rank(queries, k)
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """Rankings with document ids, titles and texts, for display and for run files."""
@@ -115,27 +102,3 @@ class Searcher:
                 ]
             )
         return hits
-
-    def _dense(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        return dense_rankings(self.collection, queries, k, self.index_params)
-
-    def _lexical(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        return lexical_rankings(self.collection, queries, k)
-
-
-def dense_rankings(
-    collection: Collection, queries: Sequence[str], k: int, index_params: dict[str, int]
-) -> list[Ranking]:
-    vectors = collection.query_vectors(queries)
-    rows, scores = collection.dense_index.search(vectors, k, **index_params)
-    # Approximate indexes pad lists they could not fill with row -1.
-    return [Ranking(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
-
-
-def lexical_rankings(collection: Collection, queries: Sequence[str], k: int) -> list[Ranking]:
-    return [Ranking(r, s) for r, s in collection.lexical_index.search(queries, k)]
-
-
-def sparse_rankings(collection: Collection, queries: Sequence[str], k: int) -> list[Ranking]:
-    vectors = collection.sparse_encoder.encode_queries(queries)
-    return [Ranking(r, s) for r, s in collection.sparse_index.search(vectors, k)]

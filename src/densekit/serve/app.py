@@ -380,6 +380,6 @@ def _page() -> str:
 
 
 def _version() -> str:
-    from densekit import __version__
+    from densekit.version import __version__
 
     return __version__

@@ -19,8 +19,9 @@ from typing import Any
 
 from densekit.corpus.document import Document
 from densekit.errors import CollectionError, DensekitError, InputError
+from densekit.retrieve import Collection
 from densekit.serve.models import ModelPool
-from densekit.store import ChangeReport, Collection, update_collection
+from densekit.store import ChangeReport, StoredCollection, update_collection
 from densekit.store.manifest import MANIFEST_NAME
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -62,12 +63,12 @@ class ServedCollection:
         self._seen = self._manifest_version()
 
     def _open(self) -> Collection:
-        collection = Collection(self.directory)
-        info = collection.manifest.encoder
+        stored = StoredCollection(self.directory)
+        info = stored.manifest.encoder
         # A collection of vectors made elsewhere has no model: BM25 works, dense search says so.
-        if info is not None and info.backend != "precomputed":
-            collection.use_encoder(self._models.for_collection(collection))
-        return collection
+        if info is None or info.backend == "precomputed":
+            return Collection(stored)
+        return Collection(stored, encoder=self._models.for_collection(stored))
 
     def _manifest_version(self) -> int:
         try:
@@ -136,7 +137,7 @@ class ServedCollection:
             encoder = None
             with self.snapshot() as collection:
                 if collection.manifest.encoder is not None:
-                    encoder = collection.encoder
+                    encoder = collection.model
             with self._named_errors():
                 report = update_collection(
                     self.directory,

@@ -14,7 +14,7 @@ from densekit.encode import load_encoder
 from densekit.encode.base import Encoder
 from densekit.errors import InputError
 from densekit.serve.batching import BatchingEncoder
-from densekit.store import Collection
+from densekit.store import StoredCollection
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class ModelPool:
             self._by_name.setdefault(encoder.name, wrapped)
             return wrapped
 
-    def for_collection(self, collection: Collection) -> BatchingEncoder:
+    def for_collection(self, collection: StoredCollection) -> BatchingEncoder:
         """The collection's model, loaded once for every collection built with it."""
         info = collection.manifest.encoder
         assert info is not None

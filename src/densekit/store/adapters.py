@@ -31,7 +31,7 @@ def attach_adapter(
 ) -> AdapterInfo:
     """Store ``adapter`` (a ResidualAdapter or LexSemBridge trained on this collection's
     encoder) in the collection at ``directory``; it replaces any adapter stored before."""
-    from densekit.adapt.files import adapter_kind, save_adapter
+    from densekit.encode.adapters.files import adapter_kind, save_adapter
 
     directory = Path(directory)
     maps_documents = getattr(adapter, "document_map", None) is not None

@@ -6,10 +6,11 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -27,10 +28,8 @@ from densekit.files.vectors import VectorTable, read_vectors
 from densekit.index.lexical import DEFAULT_B, DEFAULT_K1
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import ShardedVectors
-from densekit.retrieve.fusion import DEFAULT_FUSION, FusionConfig
-from densekit.retrieve.searcher import RETRIEVER_NAMES, RetrieverName
 from densekit.store import layout
-from densekit.store.collection import Collection
+from densekit.store.collection import StoredCollection
 from densekit.store.commit import publish
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.encoding_run import Passage, encode_passages
@@ -41,7 +40,14 @@ from densekit.store.given_vectors import (
 )
 from densekit.store.indexing import build_ann_index, index_lexical, index_sparse
 from densekit.store.leftovers import clear_leftovers
-from densekit.store.manifest import DenseInfo, EncoderInfo, LexicalInfo, Manifest
+from densekit.store.manifest import (
+    RETRIEVER_NAMES,
+    DenseInfo,
+    EncoderInfo,
+    LexicalInfo,
+    Manifest,
+    RetrieverName,
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,9 @@ class BuildOptions:
     cache_dir: Path | None = field(default_factory=default_cache_dir)
     bm25_k1: float = DEFAULT_K1
     bm25_b: float = DEFAULT_B
-    fusion: FusionConfig = DEFAULT_FUSION
+    # The default search's fusion (densekit.retrieve.FusionConfig.to_dict()); empty: retrieve's
+    # default, chosen when the collection is searched.
+    fusion: Mapping[str, Any] = field(default_factory=dict)
     index: str = "flat"
     sparse: str | None = None  # a learned sparse model (e.g. "splade-tiny") adds a SPLADE index
     layers: int | None = None  # encode with the model's first layers (2D Matryoshka)
@@ -105,7 +113,7 @@ def build_collection(
     *,
     overwrite: bool = False,
     encoder: Encoder | None = None,
-) -> Collection:
+) -> StoredCollection:
     """Build a collection from ``corpus`` into ``out`` and return it opened.
 
     A crash or Ctrl-C at any point leaves the previous collection (if any) the visible one: the
@@ -159,7 +167,7 @@ def build_collection(
         # Past this point an interruption leaves either the old manifest (and a stale
         # generation the next build removes) or the new one: never a manifest without its files.
         publish(directory, manifest)
-    return Collection(directory)
+    return StoredCollection(directory)
 
 
 def _build_key(
@@ -267,7 +275,7 @@ def _build_generation(
         dense=dense,
         lexical=lexical,
         sparse=sparse,
-        fusion=options.fusion.to_dict(),
+        fusion=dict(options.fusion),
         stats=stats,
     )
 

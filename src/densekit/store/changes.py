@@ -33,7 +33,7 @@ from densekit.files.shards import open_shards
 from densekit.index.ann import extend_saved_index
 from densekit.index.vectors import ShardedVectors
 from densekit.store import layout
-from densekit.store.collection import Collection
+from densekit.store.collection import StoredCollection
 from densekit.store.commit import open_for_writing, publish, staged_generation
 from densekit.store.compaction import compact_collection
 from densekit.store.documents import DocumentStore, DocumentWriter
@@ -111,9 +111,8 @@ def update_collection(
             current.documents, str(directory), add=add, update=update, upsert=upsert, delete=delete
         )
         if current.manifest.encoder is not None and plan.append:
-            if encoder is not None:
-                current.use_encoder(encoder)  # refuses a model other than the collection's
-            encoder = current.encoder
+            # A given model is checked: one other than the collection's is refused.
+            encoder = current.encoder if encoder is None else current.check_encoder(encoder)
         with staged_generation(directory) as (generation, root):
             writer = _ChangeWriter(current, generation, root, progress)
             manifest = writer.write(
@@ -249,7 +248,9 @@ def _preview(ids: list[str]) -> str:
 class _ChangeWriter:
     """Writes one change's generation from the published collection ``current``."""
 
-    def __init__(self, current: Collection, generation: str, root: Path, progress: bool) -> None:
+    def __init__(
+        self, current: StoredCollection, generation: str, root: Path, progress: bool
+    ) -> None:
         self.current = current
         self.old: Manifest = current.manifest
         self.directory = current.directory

@@ -1,9 +1,12 @@
-"""An opened collection: its manifest, documents, indexes and the encoder its queries need."""
+"""An opened collection directory: its manifest, documents, vectors and indexes, read-only.
+
+Searching lives above the store: :class:`densekit.retrieve.Collection` wraps this.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,21 +24,19 @@ from densekit.store.row_files import corrupt, load_rows, open_tombstones
 _OPEN_ATTEMPTS = 3
 
 if TYPE_CHECKING:
-    from densekit.adapt.applied import AppliedAdapter
     from densekit.encode import Encoder
+    from densekit.encode.adapters.applied import AppliedAdapter
+    from densekit.encode.precomputed import PrecomputedQueries
     from densekit.encode.sparse import SparseTextEncoder
     from densekit.files.vectors import VectorTable
     from densekit.index import FlatIndex, LexicalIndex
     from densekit.index.ann import AnnIndex
     from densekit.index.sparse import SparseIndex
     from densekit.index.vectors import PassageGroups, ShardedVectors
-    from densekit.retrieve.pipeline import Pipeline
-    from densekit.retrieve.ranking import Hit
-    from densekit.retrieve.searcher import Searcher
 
 
-class Collection:
-    """A searchable collection directory, opened read-only.
+class StoredCollection:
+    """A collection directory, opened read-only: one snapshot of what it holds.
 
     Opening checks the manifest and that every file it names is there, whole; a missing, partial
     or corrupt collection is refused with a message saying which and what to do.
@@ -64,7 +65,6 @@ class Collection:
         # after a change or a rebuild publishes another.
         self.deleted = open_tombstones(self.directory, self.manifest)
         self._dense_parts: tuple[ShardedVectors, PassageGroups] | None = None
-        self._searchers: dict[tuple[object, ...], Searcher] = {}
         self.documents = self._open_documents()
         self.adapter = self._open_adapter()
         self._dense = self._open_dense()
@@ -86,9 +86,9 @@ class Collection:
 
     def __repr__(self) -> str:
         where = str(self.directory)
-        return f"Collection({where!r}, documents={len(self)}, retrievers={self.retrievers})"
+        return f"StoredCollection({where!r}, documents={len(self)}, retrievers={self.retrievers})"
 
-    def __enter__(self) -> Collection:
+    def __enter__(self) -> StoredCollection:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -183,7 +183,7 @@ class Collection:
         info = self.manifest.adapter
         if info is None:
             return None
-        from densekit.adapt.applied import AppliedAdapter
+        from densekit.encode.adapters.applied import AppliedAdapter
 
         folder = self.directory / info.folder
         for name, size in info.files.items():
@@ -194,13 +194,6 @@ class Collection:
             return AppliedAdapter.load(folder, self._encoder_info().fingerprint)
         except InputError as exc:
             raise self._corrupt(str(exc)) from None
-
-    def query_vectors(self, queries: Sequence[str]) -> np.ndarray:
-        """The queries' vectors as the dense index expects them: encoded, then adapted."""
-        vectors = self.encoder.encode_queries(queries)
-        if self.adapter is None:
-            return vectors
-        return self.adapter.queries(queries, vectors, self.encoder)
 
     def dense_vectors(self) -> tuple[ShardedVectors, PassageGroups]:
         """The stored float vectors (memory-mapped), their grouping into documents, and which
@@ -298,22 +291,12 @@ class Collection:
                     "documents by rebuilding with their vectors, or rebuild with "
                     "--vectors-model naming the model that made them"
                 )
-            self.use_encoder(load_encoder(info.model_spec(), max_tokens=info.max_tokens))
-        assert self._encoder is not None
+            model = load_encoder(info.model_spec(), max_tokens=info.max_tokens)
+            self._encoder = self.check_encoder(model)
         return self._encoder
 
-    def use_query_vectors(self, table: VectorTable, queries: Mapping[str, str]) -> None:
-        """Search ``queries`` (id → text) with their vectors in ``table`` (made elsewhere by
-        the collection's model) instead of encoding them."""
-        from densekit.encode.precomputed import PrecomputedQueries
-
-        info = self._encoder_info()
-        self._encoder = PrecomputedQueries.for_queries(
-            table, queries, name=info.name, fingerprint=info.fingerprint, dimension=info.dimension
-        )
-
-    def use_encoder(self, encoder: Encoder) -> None:
-        """Encode queries with ``encoder``; one that is not the collection's model is refused."""
+    def check_encoder(self, encoder: Encoder) -> Encoder:
+        """``encoder``, if it is the collection's model; another model is refused."""
         info = self._encoder_info()
         if encoder.fingerprint != info.fingerprint:
             raise ModelMismatchError(
@@ -322,7 +305,24 @@ class Collection:
                 f"{encoder.name!r} (fingerprint {encoder.fingerprint[:12]}); its vectors are not "
                 "comparable. Use the collection's model, or rebuild the collection with this one"
             )
-        self._encoder = encoder
+        return encoder
+
+    def given_query_vectors(
+        self, table: VectorTable, queries: Mapping[str, str]
+    ) -> PrecomputedQueries:
+        """An encoder standing in for the collection's model: it gives ``queries`` (id → text)
+        their vectors in ``table``, made elsewhere by that model."""
+        from densekit.encode.precomputed import PrecomputedQueries
+
+        info = self._encoder_info()
+        return PrecomputedQueries.for_queries(
+            table, queries, name=info.name, fingerprint=info.fingerprint, dimension=info.dimension
+        )
+
+    @property
+    def encoder_info(self) -> EncoderInfo:
+        """The model the dense vectors come from; a BM25-only collection has none."""
+        return self._encoder_info()
 
     def _encoder_info(self) -> EncoderInfo:
         info = self.manifest.encoder
@@ -333,44 +333,6 @@ class Collection:
             )
         return info
 
-    def search(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        retriever: str | None = None,
-        pipeline: Pipeline | None = None,
-        **index_params: int,
-    ) -> list[Hit]:
-        """The top ``k`` documents for ``query``, with their ids, scores, titles and texts.
-
-        ``pipeline`` runs candidate, fusion and rerank stages instead of one ``retriever``.
-        ``index_params`` tune an approximate index per search: ``efSearch``, ``nprobe``,
-        ``rescore`` (candidate multiplier).
-        """
-        return self.search_many([query], k, retriever=retriever, pipeline=pipeline, **index_params)[
-            0
-        ]
-
-    def search_many(
-        self,
-        queries: Sequence[str],
-        k: int = 10,
-        *,
-        retriever: str | None = None,
-        pipeline: Pipeline | None = None,
-        **index_params: int,
-    ) -> list[list[Hit]]:
-        from densekit.retrieve.searcher import Searcher
-
-        # Kept per setting, so a pipeline's rerankers load once, not on every search.
-        key = (retriever, pipeline, tuple(sorted(index_params.items())))
-        if key not in self._searchers:
-            self._searchers[key] = Searcher(
-                self, retriever, index_params=index_params, pipeline=pipeline
-            )
-        return self._searchers[key].search(queries, k)
-
     def info(self) -> dict[str, Any]:
         """What the collection holds, for `densekit info` and for people."""
         from densekit.store.collection_info import collection_info
@@ -379,7 +341,3 @@ class Collection:
 
     def close(self) -> None:
         self.documents.close()
-
-
-def open_collection(directory: str | Path) -> Collection:
-    return Collection(directory)

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from densekit.store.integrity import latest_report
 
 if TYPE_CHECKING:
-    from densekit.store.collection import Collection
+    from densekit.store.collection import StoredCollection
 
 
-def collection_info(collection: Collection) -> dict[str, Any]:
+def collection_info(collection: StoredCollection) -> dict[str, Any]:
     """The collection's documents, model, indexes, sizes and provenance, for people."""
     manifest = collection.manifest
     integrity = latest_report(collection.directory, manifest.generation)

@@ -10,18 +10,18 @@ from pathlib import Path
 
 from densekit.files.durability import fsync_tree
 from densekit.store import layout
-from densekit.store.collection import Collection
+from densekit.store.collection import StoredCollection
 from densekit.store.integrity import record_checksums
 from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import Manifest, read_manifest, write_manifest
 
 
 @contextmanager
-def open_for_writing(directory: Path) -> Iterator[Collection]:
+def open_for_writing(directory: Path) -> Iterator[StoredCollection]:
     """The published collection, with every other writer locked out until the block ends."""
     read_manifest(directory)  # a missing or broken collection is reported before locking
     with layout.directory_lock(directory):
-        collection = Collection(directory)
+        collection = StoredCollection(directory)
         try:
             yield collection
         finally:

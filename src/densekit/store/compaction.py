@@ -28,7 +28,7 @@ from densekit.index.sparse import SparseIndex
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import ShardedVectors
 from densekit.store import layout
-from densekit.store.collection import Collection
+from densekit.store.collection import StoredCollection
 from densekit.store.commit import open_for_writing, publish, staged_generation
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.indexing import build_ann_index, index_lexical
@@ -108,7 +108,7 @@ def compact_collection(
 
 
 def _compact_dense(
-    current: Collection,
+    current: StoredCollection,
     dense: DenseInfo,
     generation: str,
     root: Path,

@@ -32,7 +32,7 @@ CHECKSUMS_FILE = "checksums.json"
 ALGORITHM = "blake2b-128"
 _FORMAT = "densekit-checksums"
 _ATTEMPTS = 3
-# The last report per collection directory, for Collection.info (a server's info endpoint).
+# The last report per collection directory, for StoredCollection.info (a server's info endpoint).
 _LATEST: dict[str, IntegrityReport] = {}
 _LATEST_LOCK = threading.Lock()
 
@@ -287,10 +287,10 @@ def _file_problem(directory: Path, name: str, size: int) -> str | None:
 
 
 def _opens(directory: Path, damaged: list[Finding]) -> bool:
-    from densekit.store.collection import Collection
+    from densekit.store.collection import StoredCollection
 
     try:
-        Collection(directory).close()
+        StoredCollection(directory).close()
     except (CollectionError, OSError) as exc:
         damaged.append(Finding(MANIFEST_NAME, f"the collection does not open: {exc}"))
         return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from densekit.encode.registry import REGISTRY, ModelSpec
 from densekit.errors import CollectionError
@@ -130,6 +130,12 @@ class AdapterInfo:
     maps_documents: bool = False
 
 
+# What a collection can be searched with, by the indexes it holds: dense vectors, BM25, both
+# (hybrid), a learned sparse index. How a search combines them is retrieve's business.
+RetrieverName = Literal["dense", "bm25", "hybrid", "splade"]
+RETRIEVER_NAMES: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid", "splade")
+
+
 @dataclass(frozen=True)
 class Manifest:
     generation: str
@@ -137,12 +143,13 @@ class Manifest:
     created: str
     source: str
     files: dict[str, int]
-    retriever: str
+    retriever: str  # the default search: one of RETRIEVER_NAMES
     encoder: EncoderInfo | None = None
     dense: DenseInfo | None = None
     lexical: LexicalInfo | None = None
     sparse: SparseInfo | None = None
     adapter: AdapterInfo | None = None
+    # The default search's fusion, as densekit.retrieve.FusionConfig.to_dict writes it.
     fusion: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     # Tombstones: document rows deleted since the last compaction, kept in the vector row

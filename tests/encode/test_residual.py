@@ -3,14 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import unit_rows
 
-from densekit.adapt.residual import KEY_TEMPERATURE, AdapterSpec, ResidualAdapter, residual_map
+from densekit.encode.adapters.residual import (
+    KEY_TEMPERATURE,
+    AdapterSpec,
+    ResidualAdapter,
+    residual_map,
+)
 from densekit.errors import InputError
-
-
-def unit_rows(count: int, dimension: int, seed: int = 0) -> np.ndarray:
-    vectors = np.random.default_rng(seed).normal(size=(count, dimension)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 @pytest.mark.parametrize("form", ["low-rank", "key-value"])

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from densekit.adapt.files import TOKENIZER, Adapter, adapter_kind, load_adapter
-from densekit.adapt.lexsem import LexSemBridge
-from densekit.adapt.query_tokens import load_tokenizer, read_query_tokens
+from densekit.encode.adapters.files import TOKENIZER, Adapter, adapter_kind, load_adapter
+from densekit.encode.adapters.lexsem import LexSemBridge
+from densekit.encode.adapters.query_tokens import load_tokenizer, read_query_tokens
 from densekit.errors import InputError
 
 

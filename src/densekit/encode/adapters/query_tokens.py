@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from densekit.adapt.lexsem import QueryTokens
+from densekit.encode.adapters.lexsem import QueryTokens
 from densekit.errors import InputError
 
 

@@ -15,19 +15,19 @@ from test_adapter_training import mismatched_task, top1
 from test_residual import unit_rows
 
 from densekit.adapt import AdapterSpec, AdapterTraining, load_adapter, save_adapter, train_adapter
-from densekit.adapt.lexsem import (
+from densekit.adapt.training import fit_query_map, train_lexsem
+from densekit.encode.adapters.lexsem import (
     LexSemBridge,
     LexSemSpec,
     QueryTokens,
     document_frequency_idf,
 )
-from densekit.adapt.query_tokens import (
+from densekit.encode.adapters.query_tokens import (
     hidden_size_of,
     load_tokenizer,
     read_query_tokens,
     tokenizer_of,
 )
-from densekit.adapt.training import fit_query_map, train_lexsem
 from densekit.errors import InputError
 
 STOPWORDS = (2, 3, 4)  # token ids every document holds: an IDF of almost 0

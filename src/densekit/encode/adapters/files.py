@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from densekit.adapt.lexsem import LexSemBridge, LexSemSpec
-from densekit.adapt.residual import AdapterSpec, ResidualAdapter
+from densekit.encode.adapters.lexsem import LexSemBridge, LexSemSpec
+from densekit.encode.adapters.residual import AdapterSpec, ResidualAdapter
 from densekit.errors import InputError
 from densekit.files.durability import publish_folder, refuse_to_replace
 
