@@ -7,6 +7,7 @@ import argparse
 from densekit.cli.check_command import DAMAGED, show
 from densekit.cli.output import print_json
 from densekit.store import StoredCollection
+from densekit.store.collection_info import collection_info
 from densekit.store.integrity import IntegrityReport, verify_collection
 
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         if not integrity.ok:
             show(integrity, as_json=args.json)
             return DAMAGED
-    info = StoredCollection(args.collection).info()
+    info = collection_info(StoredCollection(args.collection))
     if args.json:
         print_json(info if integrity is None else {**info, "integrity": integrity.to_dict()})
         return 0

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from densekit.encode.registry import ModelSpec
+from densekit.encode.model_spec import ModelSpec
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ import torch
 from densekit.encode.cache import default_cache_dir
 from densekit.encode.cpu import has_vnni
 from densekit.encode.fingerprint import weights_digest
-from densekit.encode.registry import ModelSpec
+from densekit.encode.model_spec import ModelSpec
 from densekit.encode.sentence_transformers import SentenceTransformerEncoder
 from densekit.errors import MissingDependencyError
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from densekit.encode.registry import ModelSpec
+from densekit.encode.model_spec import ModelSpec
 from densekit.errors import InputError
 from densekit.files.vectors import VectorTable
 

@@ -14,7 +14,7 @@ from densekit.encode.allocator import keep_freed_memory
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
 from densekit.encode.depth import check_dimension, keep_first_layers
 from densekit.encode.fingerprint import settings_digest, weights_digest
-from densekit.encode.registry import ModelSpec
+from densekit.encode.model_spec import ModelSpec
 from densekit.encode.truncation import tokenizer_spans
 from densekit.errors import InputError
 

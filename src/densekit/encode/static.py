@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from densekit.encode.fingerprint import settings_digest
-from densekit.encode.registry import ModelSpec
+from densekit.encode.model_spec import ModelSpec
 from densekit.errors import InputError, MissingDependencyError
 
 MAX_TOKENS = 512

@@ -15,7 +15,7 @@ from functools import cache
 import torch
 
 from densekit.encode.cpu import has_vnni
-from densekit.encode.registry import ModelSpec
+from densekit.encode.model_spec import ModelSpec
 from densekit.encode.sentence_transformers import SentenceTransformerEncoder
 from densekit.errors import InputError
 

@@ -17,6 +17,7 @@ import numpy as np
 from densekit.store.builder import BuildOptions
 from densekit.store.builder import build_collection as build_stored
 from densekit.store.collection import StoredCollection
+from densekit.store.collection_info import collection_info
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
@@ -88,7 +89,8 @@ class Collection:
         self.close()
 
     def info(self) -> dict[str, Any]:
-        return self.stored.info()
+        """What the collection holds, for `densekit info` and for people."""
+        return collection_info(self.stored)
 
     def close(self) -> None:
         self.stored.close()

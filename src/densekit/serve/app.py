@@ -9,10 +9,8 @@ flight, the cross-site guard and the metrics (:func:`create_app`).
 from __future__ import annotations
 
 import base64
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any, TypeVar
 
@@ -25,55 +23,24 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 
 from densekit.corpus.document import Document
-from densekit.retrieve.pipeline import Pipeline
 from densekit.serve import refusals, schemas
 from densekit.serve.cancellation import run_cancellable
-from densekit.serve.catalog import NAME_PATTERN, Catalog
-from densekit.serve.connections import ConnectionLimits
+from densekit.serve.catalog import NAME_PATTERN
 from densekit.serve.guards import CrossSiteGuard, LoopbackHostGuard
 from densekit.serve.integrity import start_integrity_checks
-from densekit.serve.metrics import CONTENT_TYPE, ServerMetrics
+from densekit.serve.metrics import CONTENT_TYPE
 from densekit.serve.middleware import BodyLimit, InFlightLimit, RequestMetrics
-from densekit.serve.models import ModelPool
 from densekit.serve.pipelines import requested_pipeline
 from densekit.serve.refusals import ERRORS, POST_ERRORS, WRITE_ERRORS, StorageRefusedError
 from densekit.serve.security import is_loopback, key_matches
 from densekit.serve.spec import served_spec
+from densekit.serve.state import ServerState
 from densekit.serve.strict_json import StrictJsonRoute
 
 # Declared as security schemes, so the OpenAPI spec says how writes authenticate.
 _BEARER = HTTPBearer(auto_error=False, description="the key from --api-key-file")
 _API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 T = TypeVar("T")
-
-
-@dataclass
-class ServerState:
-    """Everything a running app holds; built by :func:`densekit.serve.server.open_state`."""
-
-    catalog: Catalog
-    models: ModelPool
-    metrics: ServerMetrics
-    pipelines: Mapping[str, Pipeline] = field(default_factory=dict)
-    api_key: str | None = None
-    timeout_s: float = 30.0
-    threads: int = 64
-    max_body_bytes: int = 8 * 1024 * 1024
-    # Origins (scheme://host[:port]) whose web pages may call this server (--allow-origin).
-    allowed_origins: list[str] = field(default_factory=list)
-    # The address it listens on: without an API key, writes are served on loopback only.
-    host: str = "127.0.0.1"
-    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
-    started: int = field(default_factory=lambda: int(time.time()))
-
-    @property
-    def read_only(self) -> bool:
-        """Without a key, writes are served only where no other machine can reach them."""
-        return self.api_key is None and not is_loopback(self.host)
-
-    def close(self) -> None:
-        self.catalog.close()
-        self.models.close()
 
 
 def create_app(state: ServerState) -> Any:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from densekit.encode.base import Encoder
-from densekit.encode.registry import ModelSpec
+from densekit.encode.model_spec import ModelSpec
 from densekit.errors import DensekitError
 from densekit.serve.cancellation import RequestCancelledError, current_cancellation
 

@@ -18,7 +18,7 @@ from densekit.errors import DensekitError
 from densekit.store.integrity import verify_collection
 
 if TYPE_CHECKING:
-    from densekit.serve.app import ServerState
+    from densekit.serve.state import ServerState
 
 log = logging.getLogger("densekit.serve")
 

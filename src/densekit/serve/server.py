@@ -12,7 +12,7 @@ from typing import Any
 
 from densekit.errors import InputError
 from densekit.retrieve.pipeline import Pipeline
-from densekit.serve.app import ServerState, create_app
+from densekit.serve.app import create_app
 from densekit.serve.catalog import Catalog
 from densekit.serve.connections import (
     ConnectionLimits,
@@ -24,6 +24,7 @@ from densekit.serve.guards import normalise_origin
 from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
 from densekit.serve.security import read_api_key
+from densekit.serve.state import ServerState
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -332,12 +332,6 @@ class StoredCollection:
                 "rebuild with --retriever dense or hybrid to search with one"
             )
         return info
-
-    def info(self) -> dict[str, Any]:
-        """What the collection holds, for `densekit info` and for people."""
-        from densekit.store.collection_info import collection_info
-
-        return collection_info(self)
 
     def close(self) -> None:
         self.documents.close()

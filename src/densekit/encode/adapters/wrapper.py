@@ -15,7 +15,7 @@ import numpy as np
 
 from densekit.encode.adapters.applied import AppliedAdapter
 from densekit.encode.base import Encoder
-from densekit.encode.registry import ModelSpec
+from densekit.encode.model_spec import ModelSpec
 
 
 class AdaptedEncoder:

@@ -24,7 +24,6 @@ _HOMES = {
     "HardNegativeSoftmaxLoss": "listwise",
     "grl_loss": "grl",
     "dpo_loss": "dpo",
-    "build_loss": "build",
 }
 
 __all__ = sorted(_HOMES)
