@@ -8,12 +8,14 @@ made elsewhere. :meth:`Collection.with_encoder` gives another view of the same s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from densekit.retrieve.fusion import DEFAULT_FUSION
 from densekit.store.builder import BuildOptions
 from densekit.store.builder import build_collection as build_stored
 from densekit.store.collection import StoredCollection
@@ -198,6 +200,9 @@ def build_collection(
     """Build a collection from ``corpus`` into ``out`` (see
     :func:`densekit.store.build_collection`) and open it for search, with ``encoder`` for the
     queries when one was given for the documents."""
+    options = options or BuildOptions()
+    if not options.fusion:  # the manifest records the default search's fusion, not "default"
+        options = dataclasses.replace(options, fusion=DEFAULT_FUSION.to_dict())
     stored = build_stored(corpus, out, options, overwrite=overwrite, encoder=encoder)
     dense = stored.manifest.encoder is not None
     return Collection(stored, encoder=encoder if dense else None)

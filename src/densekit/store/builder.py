@@ -82,6 +82,16 @@ class BuildOptions:
     vectors_model: str | None = None
     progress: bool = True
 
+    def load_encoder(self) -> Encoder:
+        """The model these options encode with."""
+        return load_encoder(
+            self.model,
+            backend=self.backend,
+            layers=self.layers,
+            dim=self.dim,
+            batch_tokens=self.batch_tokens,
+        )
+
     def __post_init__(self) -> None:
         parse_spec(self.index)  # a malformed spec fails before any work
         if self.retriever not in RETRIEVER_NAMES:
@@ -139,13 +149,7 @@ def build_collection(
             )
             given.check_dimension(encoder.dimension, f"model {encoder.name!r}")
     elif options.retriever != "bm25":  # a wrong model fails now, not after reading the corpus
-        encoder = encoder or load_encoder(
-            options.model,
-            backend=options.backend,
-            layers=options.layers,
-            dim=options.dim,
-            batch_tokens=options.batch_tokens,
-        )
+        encoder = encoder or options.load_encoder()
         check_chunking(options.chunk, encoder)
     sparse_encoder = SparseTextEncoder(options.sparse) if options.sparse is not None else None
     key = _build_key(reader, options, encoder, given)

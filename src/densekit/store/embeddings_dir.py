@@ -19,7 +19,7 @@ import numpy as np
 from densekit.corpus.chunking import document_passages
 from densekit.corpus.document import Document
 from densekit.corpus.readers import CorpusReader
-from densekit.encode import Encoder, load_encoder
+from densekit.encode import Encoder
 from densekit.errors import CollectionError, InputError, MissingDependencyError
 from densekit.files.durability import atomic_write_text
 from densekit.files.encode_folder import EMBEDDINGS_MANIFEST, PARQUET_FILE
@@ -51,13 +51,7 @@ def encode_corpus(
     reader = CorpusReader(
         corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
     )
-    encoder = encoder or load_encoder(
-        options.model,
-        backend=options.backend,
-        layers=options.layers,
-        dim=options.dim,
-        batch_tokens=options.batch_tokens,
-    )
+    encoder = encoder or options.load_encoder()
     check_chunking(options.chunk, encoder)
     _claim(directory, overwrite)
     with directory_lock(directory):

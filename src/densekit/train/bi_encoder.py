@@ -27,9 +27,9 @@ from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.files.durability import atomic_write_text, publish_folder, refuse_to_replace
 from densekit.retrieve.collection import Collection
-from densekit.train.recipe_loss import build_loss
 from densekit.train.pairs import Examples, read_triplets, training_examples
 from densekit.train.recipe import DistillRecipe, Recipe
+from densekit.train.recipe_loss import build_loss
 from densekit.train.result import TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 

@@ -12,9 +12,11 @@ from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.files.durability import refuse_to_replace
 from densekit.retrieve.collection import Collection
-from densekit.train.llm_trainer import LlmEncoderTrainer, LlmTraining
+from densekit.tomlfile import read_toml, refuse_unknown_keys
+from densekit.train.llm_trainer import LlmEncoderTrainer, LlmTraining, LoraSettings
 from densekit.train.mining import MiningConfig
 from densekit.train.pairs import training_examples
+from densekit.train.recipe import build_settings, settings_table
 from densekit.train.result import TrainResult
 
 
@@ -33,6 +35,27 @@ class LlmConfig:
     training: LlmTraining = field(default_factory=LlmTraining)
     merged: bool = True
     overwrite: bool = False
+
+    @classmethod
+    def from_toml(
+        cls, path: str | Path, dataset: str | Path | BeirDataset, out: str | Path, **options: Any
+    ) -> LlmConfig:
+        """Settings from a TOML file: ``[training]`` (the fields of :class:`LlmTraining`),
+        ``[lora]`` (of :class:`LoraSettings`) and ``[mining]`` (of :class:`MiningConfig`); what a
+        table leaves out keeps its default."""
+        data = read_toml(Path(path), "LLM training settings")
+        try:
+            refuse_unknown_keys(data, {"training", "lora", "mining"}, "the settings")
+            training = dict(settings_table(data, "training"))
+            if "lora" in data:
+                training["lora"] = build_settings(
+                    LoraSettings, settings_table(data, "lora"), "[lora]"
+                )
+            settings = build_settings(LlmTraining, training, "[training]")
+            mining = build_settings(MiningConfig, settings_table(data, "mining"), "[mining]")
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        return cls(dataset, out, mining=mining, training=settings, **options)
 
 
 @dataclass(frozen=True)

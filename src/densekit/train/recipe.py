@@ -97,19 +97,23 @@ class Recipe:
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "recipe") -> Recipe:
         try:
             refuse_unknown_keys(data, {"data", "loss", "train"}, "the recipe")
-            loss = dict(_table(data, "loss"))
+            loss = dict(settings_table(data, "loss"))
             if "mixing" in loss:
-                loss["mixing"] = _build(Mixing, _table(loss, "mixing"), "[loss.mixing]")
+                loss["mixing"] = build_settings(
+                    Mixing, settings_table(loss, "mixing"), "[loss.mixing]"
+                )
             if "distill" in loss:
-                loss["distill"] = _build(DistillRecipe, _table(loss, "distill"), "[loss.distill]")
+                loss["distill"] = build_settings(
+                    DistillRecipe, settings_table(loss, "distill"), "[loss.distill]"
+                )
             if "matryoshka" in loss:
-                loss["matryoshka"] = _build(
-                    MatryoshkaRecipe, _table(loss, "matryoshka"), "[loss.matryoshka]"
+                loss["matryoshka"] = build_settings(
+                    MatryoshkaRecipe, settings_table(loss, "matryoshka"), "[loss.matryoshka]"
                 )
             return cls(
-                data=_build(MiningConfig, _table(data, "data"), "[data]"),
-                loss=_build(LossRecipe, loss, "[loss]"),
-                train=_build(TrainRecipe, _table(data, "train"), "[train]"),
+                data=build_settings(MiningConfig, settings_table(data, "data"), "[data]"),
+                loss=build_settings(LossRecipe, loss, "[loss]"),
+                train=build_settings(TrainRecipe, settings_table(data, "train"), "[train]"),
             )
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
@@ -184,17 +188,19 @@ def _validate_distill(distill: DistillRecipe, loss: LossRecipe, data: MiningConf
         )
 
 
-def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def settings_table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The table ``[key]`` of a settings file (empty when absent)."""
     value = data.get(key, {})
     if not isinstance(value, Mapping):
         raise InputError(f"{key} must be a table ([{key}] in TOML)")
     return value
 
 
-def _build(kind: type, values: Mapping[str, Any], where: str) -> Any:
+def build_settings(kind: type, values: Mapping[str, Any], where: str) -> Any:
+    """The dataclass ``kind`` from a TOML table, every key and number checked."""
     refuse_unknown_keys(values, {f.name for f in fields(kind)}, where)
     converted = dict(values)
-    for name in ("ranks", "retrievers", "dims"):
+    for name in ("ranks", "retrievers", "dims", "targets"):
         if name in converted:
             if not isinstance(converted[name], list | tuple):
                 raise InputError(f"{where} {name} must be a list, got {converted[name]!r}")

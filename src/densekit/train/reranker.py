@@ -30,8 +30,10 @@ from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.files.durability import publish_folder, refuse_to_replace
 from densekit.retrieve.collection import Collection
+from densekit.tomlfile import read_toml, refuse_unknown_keys
 from densekit.train.checks import whole
 from densekit.train.mining import MiningConfig
+from densekit.train.recipe import build_settings, settings_table
 from densekit.train.reranker_data import Group, TrainingGroups, training_groups
 from densekit.train.result import TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
@@ -98,6 +100,29 @@ class RerankerConfig:
     def __post_init__(self) -> None:
         if self.settings is None:  # train_reranker(..., settings=None): the defaults
             object.__setattr__(self, "settings", RerankerTraining())
+
+    @classmethod
+    def from_toml(
+        cls,
+        path: str | Path,
+        dataset: str | Path | BeirDataset,
+        collection: str | Path | Collection,
+        out: str | Path,
+        **options: Any,
+    ) -> RerankerConfig:
+        """Settings from a TOML file: ``[training]`` (the fields of :class:`RerankerTraining`)
+        and ``[mining]`` (of :class:`MiningConfig`); what a table leaves out keeps its default."""
+        data = read_toml(Path(path), "reranker settings")
+        try:
+            refuse_unknown_keys(data, {"training", "mining"}, "the settings")
+            training = dict(settings_table(data, "training"))
+            if "mining" in data:
+                mining = build_settings(MiningConfig, settings_table(data, "mining"), "[mining]")
+                training["mining"] = mining
+            settings = build_settings(RerankerTraining, training, "[training]")
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        return cls(dataset, collection, out, settings=settings, **options)
 
 
 @dataclass(frozen=True)
