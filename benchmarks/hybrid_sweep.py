@@ -37,9 +37,7 @@ def score(collection, data, dense, lexical, config: FusionConfig) -> float:
 
 
 def label(config: FusionConfig) -> str:
-    return (
-        f"convex alpha={config.alpha:.1f}" if config.method == "convex" else f"rrf k={config.k}"
-    )
+    return f"convex alpha={config.alpha:.1f}" if config.method == "convex" else f"rrf k={config.k}"
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import pytest
 from helpers import HashingEncoder
 
 from densekit.retrieve import build_collection
-from densekit.serve.app import ServerState
 from densekit.serve.catalog import Catalog
 from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
+from densekit.serve.state import ServerState
 from densekit.store import BuildOptions
 
 API_KEY = "test-key-0123456789abcdef"

@@ -224,10 +224,10 @@ def test_a_slow_request_gets_a_503_not_a_hang(tmp_path: Path, serve_state) -> No
             time.sleep(1.0)
             return super().encode_queries(texts)
 
-    from densekit.serve.app import ServerState
     from densekit.serve.catalog import Catalog
     from densekit.serve.metrics import ServerMetrics
     from densekit.serve.models import BatchSettings, ModelPool
+    from densekit.serve.state import ServerState
 
     models = ModelPool(BatchSettings())
     models.add(Slow())

@@ -16,11 +16,11 @@ import httpx
 from helpers import HashingEncoder
 from serving import build_hashing_collection
 
-from densekit.serve.app import ServerState
 from densekit.serve.batching import PIECE
 from densekit.serve.catalog import Catalog
 from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
+from densekit.serve.state import ServerState
 
 
 class HeldEncoder(HashingEncoder):
