@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from densekit.encode.base import Encoder
-from densekit.encode.model_spec import ModelSpec
+from densekit.encode.wrapping import EncoderWrapper
 from densekit.errors import DensekitError
 from densekit.serve.cancellation import RequestCancelledError, current_cancellation
 
@@ -181,7 +181,7 @@ class MicroBatcher:
                 self._observe(len(texts))
 
 
-class BatchingEncoder:
+class BatchingEncoder(EncoderWrapper):
     """An :class:`Encoder` whose query and document encodings go through micro-batchers.
 
     Everything else (name, fingerprint, dimension, token counts) is the wrapped encoder's, so a
@@ -197,7 +197,7 @@ class BatchingEncoder:
         timeout_s: float | None = None,
         observe: BatchObserver | None = None,
     ) -> None:
-        self.inner = encoder
+        super().__init__(encoder)
         # Tokenizers are not thread-safe: one call into the model at a time.
         self._lock = threading.Lock()
         self._queries = MicroBatcher(
@@ -227,30 +227,6 @@ class BatchingEncoder:
                 return call(texts)
 
         return locked
-
-    @property
-    def spec(self) -> ModelSpec:
-        return self.inner.spec
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint
-
-    @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    @property
-    def document_tokens(self) -> int:
-        return self.inner.document_tokens
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         with self._lock:

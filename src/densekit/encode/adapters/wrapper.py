@@ -15,59 +15,22 @@ import numpy as np
 
 from densekit.encode.adapters.applied import AppliedAdapter
 from densekit.encode.base import Encoder
-from densekit.encode.model_spec import ModelSpec
+from densekit.encode.wrapping import EncoderWrapper
 
 
-class AdaptedEncoder:
-    """``base``'s query vectors passed through ``adapter``; everything else is ``base``'s."""
+class AdaptedEncoder(EncoderWrapper):
+    """``inner``'s query vectors passed through ``adapter``; everything else is ``inner``'s."""
 
-    def __init__(self, base: Encoder, adapter: AppliedAdapter) -> None:
-        self.base = base
+    def __init__(self, inner: Encoder, adapter: AppliedAdapter) -> None:
+        super().__init__(inner)
         self.adapter = adapter
 
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        vectors = self.base.encode_queries(texts, progress=progress)
-        return self.adapter.queries(texts, vectors, self.base)
-
-    def encode_documents(
-        self,
-        texts: Sequence[str],
-        *,
-        progress: bool = False,
-        token_lengths: Sequence[int] | None = None,
-    ) -> np.ndarray:
-        return self.base.encode_documents(texts, progress=progress, token_lengths=token_lengths)
-
-    @property
-    def spec(self) -> ModelSpec:
-        return self.base.spec
-
-    @property
-    def name(self) -> str:
-        return self.base.name
-
-    @property
-    def dimension(self) -> int:
-        return self.base.dimension
-
-    @property
-    def fingerprint(self) -> str:
-        return self.base.fingerprint
-
-    @property
-    def max_tokens(self) -> int:
-        return self.base.max_tokens
-
-    @property
-    def document_tokens(self) -> int:
-        return self.base.document_tokens
-
-    def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        return self.base.token_lengths(texts)
-
-    def token_spans(self, text: str) -> Sequence[tuple[int, int]]:
-        return self.base.token_spans(text)
+        vectors = self.inner.encode_queries(texts, progress=progress)
+        return self.adapter.queries(texts, vectors, self.inner)
 
     def __getattr__(self, name: str) -> Any:
         # Backend extras (a server's model lock, the transformers model) stay reachable.
-        return getattr(self.base, name)
+        if name == "inner":  # not set yet
+            raise AttributeError(name)
+        return getattr(self.inner, name)
