@@ -96,9 +96,18 @@ def main() -> None:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(worktree)], cwd=PROJECT, check=False
             )
+    now = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=PROJECT, capture_output=True, text=True
+    ).stdout.strip()
     write_json(
         "compatibility",
-        {"environment": environment(), "base": base, "dataset": "scifact test", "rows": rows},
+        {
+            "environment": environment(),
+            "base": base,
+            "now": now,
+            "dataset": "scifact test",
+            "rows": rows,
+        },
     )
     if not all(row["runs identical"] and row["metrics equal"] for row in rows.values()):
         raise SystemExit("a run differs from the earlier version's")

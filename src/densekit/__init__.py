@@ -42,7 +42,8 @@ from densekit.store import (
 )
 from densekit.version import __version__
 
-# densekit.open(directory).search("query", k=5)
+# densekit.open(directory).search("query", k=5). Not in __all__: a star import keeps Python's
+# own open.
 open = open_collection
 
 
@@ -84,7 +85,6 @@ __all__ = [
     "evaluate_run",
     "load_beir",
     "load_encoder",
-    "open",
     "open_collection",
     "read_corpus",
     "read_run",

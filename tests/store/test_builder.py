@@ -194,3 +194,9 @@ def test_an_opened_collection_survives_being_replaced(corpus_file, tmp_path, has
 def test_chunking_a_bm25_only_build_is_refused():
     with pytest.raises(InputError, match="BM25 indexes whole documents"):
         BuildOptions(retriever="bm25", chunk=ChunkConfig(100, 10))
+
+
+def test_the_splade_retriever_needs_a_sparse_model() -> None:
+    with pytest.raises(InputError, match="--sparse splade-tiny"):
+        BuildOptions(retriever="splade")
+    assert BuildOptions(retriever="splade", sparse="splade-tiny").sparse == "splade-tiny"

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="flat",
         metavar="SPEC",
         help="dense index: flat (exact, default), HNSW32, IVF256,PQ48, binary+rescore*4, "
-        "int8+rescore*4, dim128:HNSW32+rescore*4 ... (grammar in the README)",
+        "int8+rescore*4, dim128:HNSW32+rescore*4 ... (grammar: docs/index-specs.md)",
     )
     parser.add_argument(
         "--sparse",

@@ -102,6 +102,11 @@ class BuildOptions:
             raise InputError(
                 f"unknown vector storage {self.dtype!r}; choose one of {', '.join(STORAGE_DTYPES)}"
             )
+        if self.retriever == "splade" and self.sparse is None:
+            raise InputError(
+                "the splade retriever searches a learned sparse index; name its model with "
+                "--sparse splade-tiny (sparse='splade-tiny'), or pick another retriever"
+            )
         if self.vectors is not None and self.retriever == "bm25":
             raise InputError("--vectors are dense vectors; build with --retriever dense or hybrid")
         if self.vectors is not None and self.chunk is not None:

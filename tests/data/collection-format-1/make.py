@@ -1,6 +1,9 @@
 """Build a small collection with the densekit on PYTHONPATH and record its searches."""
-import json, sys
+
+import json
+import sys
 from pathlib import Path
+
 import densekit
 from densekit.store import BuildOptions
 
@@ -23,11 +26,18 @@ docs = [
 corpus.write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
 options = BuildOptions(model="static", retriever="hybrid", progress=False, cache_dir=None)
 densekit.build_collection(corpus, out, options, overwrite=True).close()
-queries = ["vitamin D and cancer", "heart attack risk", "cholesterol", "bacteria resistant to antibiotics"]
+queries = [
+    "vitamin D and cancer",
+    "heart attack risk",
+    "cholesterol",
+    "bacteria resistant to antibiotics",
+]
 results = {}
 with densekit.open_collection(out) as collection:
     for retriever in ("dense", "bm25", "hybrid"):
         hits = collection.search_many(queries, 5, retriever=retriever)
         results[retriever] = [[[h.id, h.score] for h in q] for q in hits]
-(out.parent / "expected.json").write_text(json.dumps({"queries": queries, "results": results}, indent=1))
+(out.parent / "expected.json").write_text(
+    json.dumps({"queries": queries, "results": results}, indent=1)
+)
 print("built", out, densekit.__file__)
