@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_reranker_settings_fill_their_tables_and_keep_defaults(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        '[training]\nepochs = 1\nlearning_rate = 3e-5\n[mining]\nnegatives = 4\nranks = [2, 20]\n',
+        "[training]\nepochs = 1\nlearning_rate = 3e-5\n[mining]\nnegatives = 4\nranks = [2, 20]\n",
     )
     config = RerankerConfig.from_toml(path, "data", "collection", tmp_path / "out")
     assert config.settings.epochs == 1 and config.settings.learning_rate == 3e-5
