@@ -55,8 +55,7 @@ def pipelines(reranker: Path) -> dict[str, Pipeline]:
         "3-way convex + ce": Pipeline(
             three, convex3, (RerankStage(str(reranker), top_n=50, batch=32),), name="+ ce"
         ),
-        # Half reranker, half first-stage score: the share that ranked best on queries held
-        # out of SciFact's train split.
+        # Half reranker, half first-stage score.
         "3-way convex + ce blend 0.5": Pipeline(
             three,
             convex3,
