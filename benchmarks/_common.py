@@ -15,15 +15,56 @@ import densekit
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared" / "datasets"
-BUILD = PROJECT / "build" / "benchmarks"
-RESULTS = PROJECT / "benchmarks" / "results"
+# QUICK=1 (`make benchmarks QUICK=1`): every script on small copies of the datasets, with its
+# builds and results kept apart: a check that the scripts still run, not results.
+QUICK = os.environ.get("QUICK") == "1"
+QUICK_QUERIES = 40  # judged queries kept per split
+QUICK_DOCUMENTS = 1500  # documents kept: the judged ones, then the first others
+BUILD = PROJECT / "build" / ("benchmarks-quick" if QUICK else "benchmarks")
+RESULTS = PROJECT / "benchmarks" / "results" / ("quick" if QUICK else "")
 
 
 def dataset(name: str) -> Path:
     path = SHARED / name
     if not path.is_dir():
         raise SystemExit(f"{path} is missing: the benchmarks read ../shared/datasets")
-    return path
+    return quick_copy(path) if QUICK and (path / "qrels").is_dir() else path
+
+
+def quick_copy(source: Path) -> Path:
+    """A small BEIR dataset cut from ``source``: per split its first judged queries, their
+    judged documents and the first others up to QUICK_DOCUMENTS; made once under BUILD."""
+    out = BUILD / "datasets" / source.name
+    if (out / "corpus.jsonl").exists():
+        return out
+    staging = out.with_name(out.name + ".tmp")
+    (staging / "qrels").mkdir(parents=True, exist_ok=True)
+    kept_queries: set[str] = set()
+    judged: set[str] = set()
+    for qrels in sorted((source / "qrels").glob("*.tsv")):
+        lines = qrels.read_text(encoding="utf-8").splitlines()
+        header, rows = lines[0], [line.split("\t") for line in lines[1:] if line.strip()]
+        queries = list(dict.fromkeys(row[0] for row in rows))[:QUICK_QUERIES]
+        keep = set(queries)
+        rows = [row for row in rows if row[0] in keep]
+        kept_queries |= keep
+        judged |= {row[1] for row in rows}
+        body = "".join("\t".join(row) + "\n" for row in rows)
+        (staging / "qrels" / qrels.name).write_text(header + "\n" + body, encoding="utf-8")
+    queries_text = (source / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    kept = [line for line in queries_text if json.loads(line)["_id"] in kept_queries]
+    (staging / "queries.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    documents, others = [], QUICK_DOCUMENTS - len(judged)
+    with (source / "corpus.jsonl").open(encoding="utf-8") as corpus:
+        for line in corpus:
+            if json.loads(line)["_id"] in judged:
+                documents.append(line)
+            elif others > 0:
+                documents.append(line)
+                others -= 1
+    (staging / "corpus.jsonl").write_text("".join(documents), encoding="utf-8")
+    os.replace(staging, out)
+    return out
 
 
 def build_or_open(
