@@ -13,6 +13,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import HashingEncoder
+from required import (  # noqa: F401 - hooks: in CI and `make test`, required parts never skip
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_terminal_summary,
+)
 from serving import serve_state, server  # noqa: F401 - fixtures of tests/serve
 
 # Keep the suite's embedding cache away from the user's (set before any BuildOptions exists).
@@ -89,7 +94,9 @@ def tiny_beir(tmp_path: Path) -> Path:
 def shared_dataset(name: str) -> Path:
     path = SHARED_DATASETS / name
     if not path.exists():
-        pytest.skip(f"../shared/datasets/{name} is not beside the project")
+        pytest.skip(
+            f"../shared/datasets/{name} is missing: CI clones the shared folder beside the repo"
+        )
     return path
 
 

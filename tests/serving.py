@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,31 +99,3 @@ def server(tmp_path: Path, serve_state) -> Iterator[RunningServer]:
     directory = build_hashing_collection(tmp_path / "docs")
     state = hashing_state({"docs": directory})
     yield RunningServer(serve_state(state), state, directory)
-
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Without these, Chromium keeps trying to reach Google's hosts on a closed network.
-QUIET_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Debian's chromium (make test installs it where it can)"
-)
-
-
-@contextmanager
-def chromium_page() -> Iterator[object]:
-    """A page of a real headless Chromium (Debian's, driven by Playwright)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=QUIET_FLAGS)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()

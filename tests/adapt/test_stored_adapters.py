@@ -391,7 +391,6 @@ def test_a_dataset_with_no_judged_document_here_is_refused(
 def test_approximate_indexes_refuse_adapters_that_map_documents(
     aliases: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("faiss")
     directory = tmp_path / "hnsw"
     with build(aliases / "corpus.jsonl", directory, index="HNSW16") as collection:
         both = trained_residual(collection, aliases, AdapterSpec(rank=4, sides="both"))

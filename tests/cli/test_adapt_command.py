@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DOCUMENTS, write_jsonl
+from required import require
 from test_cli import run_cli
 
 from densekit.cli.main import main
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """DOCUMENTS as a BEIR dataset with train judgements (q1 -> d3, q2 -> d2) and its static
     model collection, built once for the module (each test gets a copy)."""
-    pytest.importorskip("static_model")
+    require("static_model")
     root = tmp_path_factory.mktemp("adapt-cli")
     dataset = root / "dataset"
     (dataset / "qrels").mkdir(parents=True)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
+from required import require
 from test_cli import run_cli
 
 
 @pytest.fixture
 def collection(capsys, tiny_beir: Path, tmp_path: Path) -> Path:
-    pytest.importorskip("static_model")
-    pytest.importorskip("faiss")
+    require("static_model")
     out = tmp_path / "c"
     flags = ["--model", "static", "--quiet", "--no-cache", "--index", "HNSW16"]
     code, _, err = run_cli(capsys, "index", tiny_beir / "corpus.jsonl", "--out", out, *flags)

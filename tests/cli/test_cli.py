@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from required import require
 
 from densekit.cli.main import main
 
@@ -21,7 +22,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 def judged_static_collection(capsys: pytest.CaptureFixture[str], dataset: Path, out: Path) -> Path:
     """Give ``dataset`` train judgements (q1 -> d3, q2 -> d2) and index its corpus with the
     static model at ``out``, as training commands need."""
-    pytest.importorskip("static_model")
+    require("static_model")
     (dataset / "qrels" / "train.tsv").write_text(
         "query-id\tcorpus-id\tscore\nq1\td3\t1\nq2\td2\t1\n", encoding="utf-8"
     )
@@ -197,7 +198,7 @@ def test_per_query_values_and_fusion_override(capsys, tiny_beir: Path, tmp_path:
 
 
 def test_encode_command_writes_resumable_vectors(capsys, tiny_beir: Path, tmp_path: Path):
-    pytest.importorskip("static_model")
+    require("static_model")
     out = tmp_path / "vectors"
     args = ["encode", tiny_beir / "corpus.jsonl", "--out", out, "--model", "static", "--quiet"]
     code, stdout, _ = run_cli(capsys, *args, "--no-cache", "--shard-rows", "2")
@@ -217,8 +218,7 @@ def test_unknown_backend_is_refused(capsys, tiny_beir: Path, tmp_path: Path) -> 
 
 
 def test_index_spec_flags_build_and_tune_an_approximate_index(capsys, tiny_beir, tmp_path):
-    pytest.importorskip("static_model")
-    pytest.importorskip("faiss")
+    require("static_model")
     out = tmp_path / "hnsw"
     corpus = tiny_beir / "corpus.jsonl"
     base = ["index", corpus, "--model", "static", "--retriever", "dense", "--quiet", "--no-cache"]
@@ -239,8 +239,7 @@ def test_index_spec_flags_build_and_tune_an_approximate_index(capsys, tiny_beir,
 
 
 def test_bench_index_prints_writes_and_plots_the_trade_off(capsys, tiny_beir, tmp_path):
-    pytest.importorskip("static_model")
-    pytest.importorskip("faiss")
+    require("static_model")
     collection = tmp_path / "c"
     corpus = tiny_beir / "corpus.jsonl"
     flags = ["--model", "static", "--retriever", "dense", "--quiet", "--no-cache"]

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from required import require
 from test_cli import run_cli
 
 
 @pytest.fixture
 def static_collection(capsys, tiny_beir: Path, tmp_path: Path) -> Path:
-    pytest.importorskip("static_model")
+    require("static_model")
     out = tmp_path / "c"
     flags = ["--model", "static", "--quiet", "--no-cache"]
     code, _, err = run_cli(capsys, "index", tiny_beir / "corpus.jsonl", "--out", out, *flags)

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from required import require
 from test_cli import judged_static_collection, run_cli
 
-pytest.importorskip("datasets")
+require("datasets")
 
 
 def test_mine_then_train_on_the_triplets(capsys, tiny_beir: Path, tmp_path: Path) -> None:

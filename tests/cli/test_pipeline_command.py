@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from required import require
 from test_cli import run_cli
 
 PIPELINE = """
@@ -23,7 +23,7 @@ k = 10
 
 
 def test_show_search_and_eval_with_a_pipeline(capsys, tiny_beir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("static_model")
+    require("static_model")
     pipeline = tmp_path / "both.toml"
     pipeline.write_text(PIPELINE, encoding="utf-8")
     code, out, err = run_cli(capsys, "pipeline", "show", pipeline)
@@ -69,7 +69,7 @@ def test_pipeline_mistakes_exit_2(capsys, tiny_beir: Path, tmp_path: Path) -> No
 
 
 def test_sparse_index_from_the_cli(capsys, tiny_beir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("cognition")
+    require("cognition")
     collection = tmp_path / "c"
     flags = ["--retriever", "bm25", "--sparse", "splade-tiny", "--quiet"]
     code, _, err = run_cli(capsys, "index", tiny_beir / "corpus.jsonl", "--out", collection, *flags)

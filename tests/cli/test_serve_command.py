@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from required import require
 from serving import free_port
 from test_cli import run_cli
 
@@ -19,7 +20,7 @@ SERVE = [sys.executable, "-m", "densekit.cli.main", "serve"]
 
 
 def static_collection(capsys, tiny_beir: Path, out: Path) -> Path:
-    pytest.importorskip("static_model")
+    require("static_model")
     flags = ["--model", "static", "--quiet", "--no-cache"]
     assert run_cli(capsys, "index", tiny_beir / "corpus.jsonl", "--out", out, *flags)[0] == 0
     return out

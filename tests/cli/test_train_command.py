@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from helpers import kill_when
+from required import require
 from test_cli import judged_static_collection, run_cli
 
-pytest.importorskip("datasets")
+require("datasets")
 
 RECIPE = """
 [data]

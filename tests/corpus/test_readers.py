@@ -6,6 +6,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from required import require
 
 from densekit.corpus import CorpusReader, FieldNames, read_corpus
 from densekit.errors import InputError
@@ -61,7 +62,7 @@ def test_folder_of_text_and_markdown_uses_relative_paths(tmp_path: Path) -> None
 
 
 def test_parquet(tmp_path: Path) -> None:
-    pa = pytest.importorskip("pyarrow")
+    pa = require("pyarrow")
     import pyarrow.parquet as pq
 
     path = tmp_path / "docs.parquet"
@@ -180,7 +181,7 @@ def test_damaged_gzip_and_wrong_format_are_input_errors(tmp_path: Path) -> None:
         CorpusReader(tmp_path, format="jsonl")
     bad_parquet = tmp_path / "x.parquet"
     bad_parquet.write_text("not parquet")
-    pytest.importorskip("pyarrow")
+    require("pyarrow")
     with pytest.raises(InputError, match="not a readable Parquet file"):
         list(read_corpus(bad_parquet))
 
@@ -220,7 +221,7 @@ def test_text_formats_give_trimmed_text_ids_under_the_same_rules(tmp_path: Path)
 
 
 def test_parquet_ids_must_be_strings(tmp_path: Path) -> None:
-    pa = pytest.importorskip("pyarrow")
+    pa = require("pyarrow")
     import pyarrow.parquet as pq
 
     path = tmp_path / "docs.parquet"

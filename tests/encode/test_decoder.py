@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import transformers
+from tiny_llms import FAMILIES, tiny_model
 
 from densekit.encode import load_encoder
 from densekit.encode.decoder import (
@@ -20,10 +22,6 @@ from densekit.encode.decoder import (
 from densekit.errors import InputError
 from densekit.retrieve import build_collection, open_collection
 from densekit.store import BuildOptions
-
-transformers = pytest.importorskip("transformers")
-
-from tiny_llms import FAMILIES, tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from required import require
 
 from densekit.encode import load_encoder
 from densekit.errors import InputError
@@ -54,7 +55,7 @@ def test_cuts_beyond_the_model_are_refused(options: dict, message: str) -> None:
 
 
 def test_other_backends_refuse_cuts() -> None:
-    pytest.importorskip("static_model")
+    require("static_model")
     with pytest.raises(InputError, match="work with the sentence-transformers backend"):
         load_encoder("static", layers=1)
 

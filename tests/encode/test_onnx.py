@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from required import require
 
 from densekit.encode import load_encoder
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("onnxruntime")
+require("onnxruntime")
 
 TEXTS = [
     "Vitamin D deficiency is associated with a higher risk of fractures.",

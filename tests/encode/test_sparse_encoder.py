@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from required import require
 
 from densekit.encode import load_encoder
 from densekit.errors import InputError
 
-pytest.importorskip("cognition")
+require("cognition")
 
 
 def test_splade_tiny_expands_texts_into_vocabulary_weights() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from required import require
 
 from densekit.encode import load_encoder
 from densekit.encode.registry import ModelSpec
@@ -14,7 +15,7 @@ from densekit.errors import InputError
 from densekit.retrieve import build_collection
 from densekit.store import BuildOptions
 
-pytest.importorskip("static_model")
+require("static_model")
 
 
 def test_static_vectors_are_64_d_normalised_and_deterministic() -> None:

@@ -13,8 +13,6 @@ from densekit.index.ann import INDEX_FILE, AnnIndex
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import PassageGroups, ShardedVectors
 
-pytest.importorskip("faiss")
-
 DIM = 64
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from required import require
 
 from densekit.errors import CollectionError, InputError
 from densekit.retrieve import build_collection, pipeline_runner
@@ -142,7 +143,7 @@ def test_bad_pipelines_name_their_stage(collection, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_llm_likelihood_reranker_prefers_the_passage_the_query_is_about(collection) -> None:
-    pytest.importorskip("gguf")
+    require("gguf")
 
     from densekit.retrieve.rerankers import LikelihoodReranker
 

@@ -10,13 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving import (
-    API_KEY,
-    build_hashing_collection,
-    chromium_page,
-    hashing_state,
-    needs_chromium,
-)
+from browser import chromium_page, needs_chromium
+from serving import API_KEY, build_hashing_collection, hashing_state
 
 from densekit.serve.connections import listen
 from densekit.serve.server import announcement

@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from helpers import HashingEncoder
+from required import require
 from serving import API_KEY, RunningServer, build_hashing_collection, hashing_state
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -157,7 +158,7 @@ def test_embeddings_float_base64_dimensions_and_errors(server: RunningServer) ->
 
 
 def test_the_official_openai_client_works_unchanged(server: RunningServer) -> None:
-    openai = pytest.importorskip("openai")
+    openai = require("openai")
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
     answer = client.embeddings.create(model="hashing", input=["vitamin D", "bones"])
     vectors = np.array([item.embedding for item in answer.data], dtype=np.float32)

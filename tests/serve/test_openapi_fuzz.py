@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
+from required import require
 from serving import RunningServer
 
-schemathesis = pytest.importorskip("schemathesis")
+schemathesis = require("schemathesis")
 
 CASES_PER_OPERATION = 30
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from serving import RunningServer, chromium_page, needs_chromium
+from browser import chromium_page, needs_chromium
+from serving import RunningServer
 
 pytestmark = needs_chromium
 

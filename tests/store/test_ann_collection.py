@@ -15,8 +15,6 @@ from densekit.errors import CollectionError, InputError
 from densekit.retrieve import Collection, build_collection, open_collection
 from densekit.store import BuildOptions
 
-pytest.importorskip("faiss")
-
 TOPICS = ["vitamin bone fracture", "stock market crash", "protein folding structure", "river"]
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import write_jsonl
 from helpers import HashingEncoder, kill_once_writing
+from required import require
 
 from densekit.corpus import Document
 from densekit.errors import CollectionError, InputError, ModelMismatchError
@@ -120,7 +121,6 @@ def test_changed_collection_searches_like_a_fresh_build_of_its_documents(tmp_pat
     ["HNSW16(efSearch=64)", "IVF4,Flat(nprobe=4)", "int8+rescore*4", "PQ8+rescore*8", "binary"],
 )
 def test_approximate_indexes_take_additions_without_retraining(tmp_path: Path, spec: str) -> None:
-    pytest.importorskip("faiss")
     import faiss
 
     base = make_documents(0, 300)
@@ -357,7 +357,6 @@ def test_kill_9_mid_change_keeps_the_published_collection(tmp_path: Path) -> Non
 
 
 def test_compaction_keeps_the_training_when_too_few_vectors_are_left(tmp_path: Path) -> None:
-    pytest.importorskip("faiss")
     build(tmp_path, "c", make_documents(0, 300), index="PQ8+rescore*8", retriever="dense")
     deleted = [f"d{i}" for i in range(200)]
     report = change(tmp_path / "c", delete=deleted, compact_above=0.3)  # 100 left: PQ8 needs 256
@@ -377,7 +376,7 @@ def test_an_older_snapshot_keeps_its_vectors(tmp_path: Path) -> None:
 
 
 def test_sparse_indexes_follow_changes_and_compaction(tmp_path: Path) -> None:
-    pytest.importorskip("cognition")
+    require("cognition")
     base = make_documents(0, 30)
     build(tmp_path, "c", base, sparse="splade-tiny")
     added = [Document("new", "zebra giraffe okapi savanna")]

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import HashingEncoder
+from required import require
 
 from densekit.errors import CollectionError, InputError
 from densekit.files.encode_folder import load_embeddings
@@ -36,7 +37,7 @@ def test_vectors_and_ids_come_back_in_corpus_order(tmp_path: Path) -> None:
 
 
 def test_parquet_output_matches_the_shards(tmp_path: Path) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
+    pq = require("pyarrow.parquet")
     encode_corpus(
         corpus(tmp_path), tmp_path / "emb", OPTIONS, output="parquet", encoder=HashingEncoder()
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import judged_hashing_collection
+from required import require
 
 from densekit.encode import load_encoder
 from densekit.errors import InputError
@@ -24,7 +25,7 @@ from densekit.train.recipe import (
     TrainRecipe,
 )
 
-pytest.importorskip("datasets")
+require("datasets")
 
 SMALL = Recipe(
     MiningConfig(negatives=1, ranks=(1, 4), margin=None),

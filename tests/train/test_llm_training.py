@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-pytest.importorskip("peft")
+from required import require
 
 from densekit.cli.main import main
 from densekit.encode import load_encoder
@@ -18,6 +17,8 @@ from densekit.train.llm_trainer import LlmEncoderTrainer, LlmTraining, LoraSetti
 from densekit.train.losses.dpo import dpo_loss
 from densekit.train.losses.grl import grl_loss
 from densekit.train.pairs import Example
+
+require("peft")
 
 ROWS = [
     Example("cat mat", "the cat sat on the mat", ("fish swim rivers",)),

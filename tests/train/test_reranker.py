@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from helpers import judged_hashing_collection
+from required import require
 
 from densekit.errors import InputError
 from densekit.retrieve import CandidateStage, Pipeline, RerankStage
 from densekit.train import MiningConfig, RerankerTraining, train_reranker
 
-pytest.importorskip("datasets")
+require("datasets")
 
 
 def test_trained_reranker_loads_into_a_pipeline(tiny_beir: Path, tmp_path: Path) -> None:
