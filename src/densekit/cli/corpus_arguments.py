@@ -50,14 +50,7 @@ def add_encoding_arguments(parser: argparse.ArgumentParser) -> None:
         choices=BACKENDS,
         help="runtime for the model (default: the model's own; torch-int8 is the fastest on CPU)",
     )
-    parser.add_argument(
-        "--layers",
-        type=positive_int,
-        help="encode with the model's first LAYERS transformer layers (2D Matryoshka models)",
-    )
-    parser.add_argument(
-        "--dim", type=positive_int, help="keep the first DIM dimensions of each vector (Matryoshka)"
-    )
+    add_cut_arguments(parser)
     parser.add_argument(
         "--chunk-tokens", type=positive_int, help="split documents into windows of this many tokens"
     )
@@ -91,6 +84,18 @@ def add_encoding_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_cut_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--layers and --dim: encode with part of a (2D) Matryoshka model."""
+    parser.add_argument(
+        "--layers",
+        type=positive_int,
+        help="encode with the model's first LAYERS transformer layers (2D Matryoshka models)",
+    )
+    parser.add_argument(
+        "--dim", type=positive_int, help="keep the first DIM dimensions of each vector (Matryoshka)"
+    )
 
 
 def build_options_from(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:

@@ -12,11 +12,14 @@ from densekit.cli.arguments import (
     index_params_from,
     pipeline_from,
 )
+from densekit.cli.corpus_arguments import add_cut_arguments
 from densekit.cli.output import print_json, warn
+from densekit.encode import DEFAULT_MODEL
 from densekit.errors import InputError
 from densekit.evaluate import evaluate, evaluate_run
 from densekit.evaluate.metrics import DEFAULT_METRICS
 from densekit.retrieve import RETRIEVER_NAMES
+from densekit.store import BuildOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--collection", help="evaluate this collection (built from the dataset's corpus)"
     )
     parser.add_argument("--model", help="model to build with, or to check against --collection")
+    add_cut_arguments(
+        parser.add_argument_group("part of a 2D Matryoshka model (a fresh build, no --collection)")
+    )
     parser.add_argument("--retriever", choices=RETRIEVER_NAMES, help="default: hybrid")
     parser.add_argument(
         "--query-vectors",
@@ -65,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             split=args.split,
             fusion=fusion_from(args),
             run_out=args.run_out,
+            build_options=_cut_build(args),
             index_params=index_params_from(args),
             pipeline=pipeline_from(args),
             query_vectors=args.query_vectors,
@@ -89,10 +96,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cut_build(args: argparse.Namespace) -> BuildOptions | None:
+    """How to build the dataset's corpus with part of the model (--layers, --dim); None: as
+    evaluate() builds by default."""
+    if args.layers is None and args.dim is None:
+        return None
+    if args.collection:
+        raise InputError(
+            "--layers and --dim cut the model of the collection eval builds; --collection was "
+            "built with its own (densekit info shows them): drop them, or drop --collection"
+        )
+    if args.pipeline:
+        raise InputError(
+            "--layers and --dim do not combine with --pipeline here: build the collection with "
+            "densekit index --layers/--dim, then evaluate it with --collection"
+        )
+    return BuildOptions(
+        model=args.model or DEFAULT_MODEL,
+        retriever=args.retriever or "hybrid",
+        layers=args.layers,
+        dim=args.dim,
+    )
+
+
 def _search_flags(args: argparse.Namespace) -> dict[str, object]:
     return {
         "--collection": args.collection,
         "--model": args.model,
+        "--layers": args.layers,
+        "--dim": args.dim,
         "--retriever": args.retriever,
         "--run-out": args.run_out,
         "--fusion": args.fusion,
