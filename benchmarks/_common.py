@@ -123,3 +123,23 @@ def paired_tests(a: dict[str, dict], b: dict[str, dict], measure: str, seed: int
         "t_test_p": float(f"{ttest_rel(y, x).pvalue:.3g}"),
         "randomisation_p": randomised,
     }
+
+
+def seen_unseen(per_query: dict[str, dict[str, float]], name: str = "scifact") -> dict:
+    """Scores of a dataset's official test queries (``per_query``, as `densekit.evaluate`
+    reports them) averaged apart by whether their relevant documents were all ("seen"), some
+    or none ("unseen") judged relevant to a train query: what is trained on train can gain on
+    the seen ones by learning which documents get cited."""
+    from densekit.evaluate.beir import load_beir
+    from densekit.evaluate.splits import seen_breakdown
+
+    train, test = load_beir(dataset(name), "train"), load_beir(dataset(name), "test")
+    breakdown = seen_breakdown(train.qrels, test.qrels, train.queries | test.queries)
+    groups = {"seen": breakdown.all, "some": breakdown.some, "unseen": breakdown.none}
+    result = {}
+    for group, ids in groups.items():
+        scored = [per_query[q] for q in ids if q in per_query]
+        result[group] = {"queries": len(scored)}
+        for measure in scored[0] if scored else ():
+            result[group][measure] = round(float(np.mean([s[measure] for s in scored])), 4)
+    return result

@@ -11,8 +11,9 @@ mined from the SciFact MiniLM collection. Each ablation row adds one thing to th
   (MarginMSE from the `train-reranker` cross-encoder of benchmarks/pipeline.py) on + focal,
   since mixing lowered the scores -> + soup (greedy, by dev nDCG@10, over the rows above).
 
-Per row: SciFact test nDCG@10 and R@100 (dense retrieval with the trained model), dev nDCG@10
-before/after, training seconds. Then 2D Matryoshka: nDCG@10 over layers {2, 4, 6} x dims
+Per row: SciFact test nDCG@10 and R@100 (dense retrieval with the trained model), also apart
+on the test queries whose relevant documents train judged too (seen) or not (unseen), dev
+nDCG@10 before/after, training seconds. Then 2D Matryoshka: nDCG@10 over layers {2, 4, 6} x dims
 {32, 64, 128, 256, 384} for the 2D-trained model and the base cut the same way; and STS-B test
 Spearman of the best row vs the base. The grid encodes once per (model, layers) at full width
 and cuts the stored vectors to each width; one cell is checked against `--layers/--dim`.
@@ -32,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
+from _common import BUILD, RESULTS, build_or_open, dataset, environment, seen_unseen, write_json
 
 import densekit
 from densekit.store import BuildOptions
@@ -76,12 +77,16 @@ def save() -> None:
     write_json("train", RESULTS_DATA)
 
 
-def test_scores(model: str, **cut: int | None) -> dict[str, float]:
+def test_scores(model: str, **cut: int | None) -> dict:
+    """Test nDCG@10 and R@100, and the same apart on the test queries whose relevant
+    documents were judged in train (seen) or not (unseen): a model trained on train can gain
+    on the seen ones by learning which documents get cited."""
     options = BuildOptions(model=model, retriever="dense", cache_dir=None, progress=False, **cut)
     report = densekit.evaluate(
         dataset("scifact"), metrics=["nDCG@10", "R@100"], build_options=options
     )
-    return {m: round(v, 4) for m, v in report.metrics.items()}
+    scores: dict = {m: round(v, 4) for m, v in report.metrics.items()}
+    return scores | {"seen_unseen": seen_unseen(report.per_query)}
 
 
 def train_row(label: str, recipe: Recipe, folder: Path) -> dict:
