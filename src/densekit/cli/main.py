@@ -28,6 +28,7 @@ from densekit.cli import (
     train_llm_command,
     train_reranker_command,
 )
+from densekit.encode.allocator import tune_for_command
 from densekit.errors import DensekitError
 
 COMMANDS = (
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="densekit",
         description="Dense text retrieval: build, search and evaluate collections.",
     )
+    parser.add_argument(
+        "--no-allocator-tuning",
+        action="store_true",
+        help="leave glibc's malloc settings alone (default: keep freed encoding buffers in the "
+        "heap; DENSEKIT_MALLOC_TUNING=0 does the same)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
@@ -67,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    tune_for_command(disabled=args.no_allocator_tuning)
     try:
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left shows here, not at the interpreter's exit

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from densekit.encode.allocator import keep_freed_memory
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
 from densekit.encode.depth import check_dimension, keep_first_layers
 from densekit.encode.fingerprint import settings_digest, weights_digest
@@ -53,8 +52,6 @@ class SentenceTransformerEncoder:
             keep_first_layers(self.model, spec.layers, spec.name)
         if spec.dim is not None:
             check_dimension(spec.dim, self._full_dimension(), spec.name)
-        if self.model.device.type == "cpu":
-            keep_freed_memory()
         # Long documents are truncated on purpose; the tokenizer's warning per text is noise.
         logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
 
