@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +82,72 @@ def build_or_open(
     return densekit.build_collection(dataset(name) / "corpus.jsonl", out, options, overwrite=True)
 
 
+# The libraries whose versions a measurement depends on; each is one of the distributions named.
+LIBRARIES = {
+    "torch": ("torch",),
+    "transformers": ("transformers",),
+    "sentence-transformers": ("sentence-transformers",),
+    "faiss": ("faiss-cpu", "faiss-gpu", "faiss"),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+}
+
+
 def environment() -> dict[str, Any]:
+    """Where and with what a measurement ran: the revision, the machine, the libraries, and the
+    allocator settings of the measuring process (call it from that process)."""
     import torch
+
+    from densekit.encode.allocator import allocator_settings
 
     return {
         "date": time.strftime("%Y-%m-%d"),
+        "git": git_revision(),
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count(),
         "cpu_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "densekit": densekit.__version__,
+        "versions": {name: library_version(*names) for name, names in LIBRARIES.items()},
+        "allocator": allocator_settings(),
     }
+
+
+def git_revision() -> dict[str, Any]:
+    """The commit measured, and the tracked files that differed from it (if any)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=PROJECT, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        changed = git("diff", "--name-only", "HEAD").splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None, "changed": []}
+    return {"commit": commit, "dirty": bool(changed), "changed": changed}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def library_version(*distributions: str) -> str:
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
 
 
 def write_json(name: str, data: dict[str, Any]) -> Path:
