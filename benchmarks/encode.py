@@ -1,36 +1,41 @@
 """Encoding speed and memory, side by side with sentence-transformers in one run.
 
-    .venv/bin/python benchmarks/encode.py [--docs 2000] [--rounds 3] [--sizes 100000,1000000]
+    .venv/bin/python benchmarks/encode.py [--docs 200] [--rounds 5] [--sizes 100000,1000000]
 
-1. Throughput: the same SciFact documents through `SentenceTransformer.encode` (its defaults,
-   in a process of its own) and through `densekit encode` (reading, token-budget batching,
-   shard commits; no cache) with each backend, interleaved round by round; docs/s ratios and
-   the cosine of densekit's vectors to the reference vectors.
+1. Throughput: the same SciFact documents, cut at the same token length, through
+   `SentenceTransformer.encode` (its defaults) and through densekit's `densekit encode` path
+   (reading, token-budget batching, shard commits; no cache) with each backend. Each side runs
+   in a process of its own, twice: with the allocator as the C library leaves it (clean), and
+   with densekit's glibc tuning applied the same way to both (tuned). Interleaved rounds;
+   docs/s ratios under each setting, what the tuning gives each side, and the cosine of
+   densekit's vectors to the reference vectors.
 2. Quality: SciFact test nDCG@10 of a dense collection built with each backend.
 3. Memory: `densekit encode --model static` over synthetic corpora of each size, each in its own
    process; peak RSS per size.
 
-Writes benchmarks/results/encode.json.
+Writes benchmarks/results/encode.json; `runs.{part}` names the revision and date each part was
+last measured at (`--parts` reruns some and keeps the others).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _common import RESULTS, dataset, environment, write_json
 
 import densekit
-from densekit.files.encode_folder import load_embeddings
-from densekit.store.embeddings_dir import encode_corpus
+from densekit.encode import allocator
 
 MEMORY_PROBE = """
 import json, sys, time
@@ -57,45 +62,87 @@ def _fields(record: dict) -> dict:
     return {"id": record["_id"], "text": record["text"], "title": record.get("title", "")}
 
 
-ANCHOR_WORKER = """
-import json, sys, time
+ALLOCATOR = Path(densekit.__file__).parent / "encode" / "allocator.py"
+
+# One side of the comparison in a process of its own. Both sides tune (or not) through the
+# same code, loaded by path before anything else, so the anchor never imports densekit.
+WORKER = """
+import importlib.util, json, sys, time
+side, tuned, max_tokens, allocator_file, texts_file, corpus, warm_up, warm_up_count, location = (
+    sys.argv[1:10]
+)
+spec = importlib.util.spec_from_file_location("allocator", allocator_file)
+allocator = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(allocator)
+if tuned == "1":
+    allocator.tune_allocator()
 import numpy as np
-from sentence_transformers import SentenceTransformer
-model = SentenceTransformer(sys.argv[1], device="cpu")
-texts = json.loads(open(sys.argv[2], encoding="utf-8").read())
+if side == "anchor":
+    from sentence_transformers import SentenceTransformer
+    model = SentenceTransformer(location, device="cpu")
+    model.max_seq_length = int(max_tokens)
+    texts = json.loads(open(texts_file, encoding="utf-8").read())
+    def encode(request, out):
+        started = time.perf_counter()
+        vectors = model.encode(texts[: int(warm_up_count) if request == "warm-up" else len(texts)])
+        return time.perf_counter() - started, vectors
+else:
+    import densekit
+    from densekit.files.encode_folder import load_embeddings
+    from densekit.store.embeddings_dir import encode_corpus
+    encoder = densekit.load_encoder("minilm", backend=side, max_tokens=int(max_tokens))
+    options = densekit.BuildOptions(retriever="dense", cache_dir=None, progress=False)
+    def encode(request, out):
+        started = time.perf_counter()
+        encode_corpus(warm_up if request == "warm-up" else corpus, out, options, encoder=encoder)
+        return time.perf_counter() - started, load_embeddings(out)[1]  # read back untimed
+print(json.dumps(allocator.allocator_settings()), flush=True)
 for line in sys.stdin:
-    out, count = line.split()
-    started = time.perf_counter()
-    vectors = model.encode(texts[: int(count)])
-    seconds = time.perf_counter() - started
-    np.save(out, vectors)
+    request, out = line.split()
+    seconds, vectors = encode(request, out)
+    np.save(out + ".npy", vectors)
     print(seconds, flush=True)
 """
 
+WARM_UP_DOCS = 50
+ANCHOR = "sentence-transformers (anchor)"
+SETTINGS = {"clean": "0", "tuned": "1"}
 
-class AnchorProcess:
-    """`SentenceTransformer.encode` with its defaults, in a process densekit never touched: its
-    allocator and thread settings are what a sentence-transformers user gets."""
 
-    def __init__(self, location: str, texts: list[str], workdir: Path) -> None:
-        texts_file = workdir / "anchor-texts.json"
-        texts_file.write_text(json.dumps(texts), encoding="utf-8")
+class Worker:
+    """One encoder in a process of its own, under one allocator setting, serving timed runs."""
+
+    def __init__(self, side: str, setting: str, inputs: list[str], workdir: Path) -> None:
+        self.name = f"{side}-{setting}"
         self.workdir = workdir
+        # The same environment for every worker: nothing inherited decides the comparison.
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        env.pop(allocator.ENVIRONMENT_SWITCH, None)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", ANCHOR_WORKER, location, str(texts_file)],
+            [sys.executable, "-c", WORKER, side, SETTINGS[setting], *inputs],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
+        self.allocator = json.loads(self._line())
 
-    def encode(self, count: int) -> tuple[float, np.ndarray]:
-        """Seconds to encode the first ``count`` texts, and their vectors."""
-        out = self.workdir / "anchor-vectors.npy"
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(f"{out} {count}\n")
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the {self.name} worker stopped (exit {self.process.wait()})")
+        return line
+
+    def encode(self, request: str) -> tuple[float, np.ndarray]:
+        """Seconds to encode the warm-up or the measured texts, and their vectors."""
+        out = self.workdir / f"{self.name}-{request}"
+        shutil.rmtree(out, ignore_errors=True)
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{request} {out}\n")
         self.process.stdin.flush()
-        seconds = float(self.process.stdout.readline())
-        return seconds, np.load(out)
+        seconds = float(self._line())
+        return seconds, np.load(f"{out}.npy")
 
     def close(self) -> None:
         if self.process.stdin is not None:
@@ -103,64 +150,87 @@ class AnchorProcess:
         self.process.wait()
 
 
-WARM_UP_DOCS = 100
+def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, workdir: Path):
+    """Every side (the anchor and each densekit backend) under both allocator settings, each in
+    a fresh process; interleaved rounds over the same texts.
 
-
-def throughput(size: int, rounds: int, backends: list[str], workdir: Path) -> dict:
-    """Interleaved rounds: the anchor, then each densekit backend, on the same documents.
-
-    Each side first encodes a few documents untimed (lazy initialisation, first allocations).
-    Ratios are taken within each round, where both sides met the same machine load, and the
-    median over rounds is reported.
+    Each worker first encodes a few documents untimed (lazy initialisation, first
+    allocations). A round runs every worker once, in reverse order every other round, so drift
+    in the shared machine's speed falls on both sides of each ratio; ratios are taken within
+    each round and their median reported.
     """
     corpus = workdir / "scifact-subset.jsonl"
     texts = scifact_subset(size, corpus)
+    texts_file = workdir / "texts.json"
+    texts_file.write_text(json.dumps(texts), encoding="utf-8")
     warm_up = workdir / "warm-up.jsonl"
     scifact_subset(WARM_UP_DOCS, warm_up)
-    anchor_process = AnchorProcess(densekit.resolve_model("minilm").location, texts, workdir)
-    options = densekit.BuildOptions(retriever="dense", cache_dir=None, progress=False)
-    encoders = {name: densekit.load_encoder("minilm", backend=name) for name in backends}
-    anchor_name = "sentence-transformers (anchor)"
-    times: dict[str, list[float]] = {anchor_name: []}
-    vectors: dict[str, np.ndarray] = {}
+    inputs = [str(max_tokens), str(ALLOCATOR), str(texts_file), str(corpus), str(warm_up)]
+    inputs += [str(WARM_UP_DOCS), densekit.resolve_model("minilm").location]
+    sides = ["anchor", *backends]
+    workers: dict[tuple[str, str], Worker] = {}
+    times: dict[tuple[str, str], list[float]] = {}
+    vectors: dict[tuple[str, str], np.ndarray] = {}
     try:
-        anchor_process.encode(WARM_UP_DOCS)
-        for name, encoder in encoders.items():
-            encode_corpus(warm_up, workdir / f"warm-up-{name}", options, encoder=encoder)
+        for setting in SETTINGS:
+            for side in sides:
+                workers[side, setting] = Worker(side, setting, inputs, workdir)
+        for worker in workers.values():
+            worker.encode("warm-up")
+        order = list(workers)
         for round_number in range(rounds):
-            seconds, reference = anchor_process.encode(size)
-            times[anchor_name].append(seconds)
-            for name, encoder in encoders.items():
-                out = workdir / f"vectors-{name}-{round_number}"
-                started = time.perf_counter()
-                encode_corpus(corpus, out, options, encoder=encoder)
-                times.setdefault(name, []).append(time.perf_counter() - started)
-                vectors[name] = load_embeddings(out)[1]
-            line = ", ".join(f"{name} {size / t[-1]:.1f}" for name, t in times.items())
+            for key in order if round_number % 2 == 0 else order[::-1]:
+                seconds, vectors[key] = workers[key].encode("measured")
+                times.setdefault(key, []).append(seconds)
+            line = ", ".join(
+                f"{side} {setting} {size / t[-1]:.1f}" for (side, setting), t in times.items()
+            )
             print(f"round {round_number + 1} docs/s: {line}", flush=True)
     finally:
-        anchor_process.close()
-    reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-    anchor = size / statistics.median(times[anchor_name])
-    results = {}
-    for name in backends:
-        rate = size / statistics.median(times[name])
-        ratios = [a / b for a, b in zip(times[anchor_name], times[name], strict=True)]
-        cosine = (vectors[name] * reference).sum(axis=1) / np.linalg.norm(vectors[name], axis=1)
-        results[name] = {
-            "docs_per_second": round(rate, 2),
-            "ratio_to_sentence_transformers": round(statistics.median(ratios), 3),
-            "ratio_per_round": [round(ratio, 3) for ratio in ratios],
-            "min_cosine_to_reference": round(float(cosine.min()), 6),
-            "mean_cosine_to_reference": round(float(cosine.mean()), 6),
-        }
-    return {
+        for worker in workers.values():
+            worker.close()
+    results: dict[str, Any] = {
         "documents": size,
         "rounds": rounds,
+        "warm_up_documents": WARM_UP_DOCS,
         "model": "minilm",
-        "sentence_transformers_docs_per_second": round(anchor, 2),
-        "densekit": results,
+        "max_tokens": max_tokens,
     }
+    for setting in SETTINGS:
+        anchor = times["anchor", setting]
+        rows = {}
+        for side in backends:
+            ratios = [a / b for a, b in zip(anchor, times[side, setting], strict=True)]
+            rows[side] = {
+                "docs_per_second": round(size / statistics.median(times[side, setting]), 2),
+                "ratio_to_sentence_transformers": round(statistics.median(ratios), 3),
+                "ratio_per_round": [round(ratio, 3) for ratio in ratios],
+            }
+        results[setting] = {
+            "allocator": workers["anchor", setting].allocator,
+            "sentence_transformers_docs_per_second": round(size / statistics.median(anchor), 2),
+            "densekit": rows,
+        }
+    results["tuning_speed_up"] = {
+        ANCHOR if side == "anchor" else side: round(
+            statistics.median(
+                c / t for c, t in zip(times[side, "clean"], times[side, "tuned"], strict=True)
+            ),
+            3,
+        )
+        for side in sides
+    }
+    reference = vectors["anchor", "clean"]
+    reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    results["cosine_to_reference"] = {}
+    for side in backends:
+        found = vectors[side, "clean"]
+        cosine = (found * reference).sum(axis=1) / np.linalg.norm(found, axis=1)
+        results["cosine_to_reference"][side] = {
+            "min": round(float(cosine.min()), 6),
+            "mean": round(float(cosine.mean()), 6),
+        }
+    return results
 
 
 def scifact_quality(backends: list[str], workdir: Path) -> dict:
@@ -219,15 +289,19 @@ def memory(sizes: list[int], workdir: Path) -> dict:
     }
 
 
+PARTS = ("throughput", "quality", "memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--docs", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=256, help="MiniLM's own limit")
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--backends", default="sentence-transformers,torch-int8,onnx,onnx-int8")
     parser.add_argument(
         "--parts",
-        default="throughput,quality,memory",
+        default=",".join(PARTS),
         help="which measurements to (re)run; the others keep their last results",
     )
     args = parser.parse_args()
@@ -235,11 +309,19 @@ def main() -> None:
     parts = set(args.parts.split(","))
     previous = RESULTS / "encode.json"
     data = json.loads(previous.read_text()) if previous.exists() else {}
+    runs = data.setdefault("runs", {})
+    for part in PARTS:  # parts kept from an earlier run keep that run's record
+        if part not in runs and "environment" in data:
+            runs[part] = {key: data["environment"].get(key) for key in ("date", "git")}
     data["environment"] = environment()
+    for part in parts:
+        runs[part] = {key: data["environment"][key] for key in ("date", "git")}
     with tempfile.TemporaryDirectory(prefix="densekit-bench-") as scratch:
         workdir = Path(scratch)
         if "throughput" in parts:
-            data["throughput"] = throughput(args.docs, args.rounds, backends, workdir)
+            data["throughput"] = throughput(
+                args.docs, args.rounds, backends, args.max_tokens, workdir
+            )
         if "quality" in parts:
             data["scifact_ndcg_at_10"] = scifact_quality(backends, workdir)
         if "memory" in parts:
