@@ -71,6 +71,7 @@ def test_a_checkpoint_without_its_token_embeddings_is_refused(tmp_path: Path):
         load_encoder(f"llm:{tmp_path}")
 
 
+@pytest.mark.usefixtures("bundled_smollm2")
 def test_a_cached_checkpoint_of_an_older_format_is_written_again(tmp_path: Path, monkeypatch):
     written: list[Path] = []
 
@@ -95,6 +96,7 @@ def test_a_cached_checkpoint_of_an_older_format_is_written_again(tmp_path: Path,
 # --- the bundled SmolLM2 -------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("bundled_smollm2")
 @pytest.mark.slow
 def test_smollm2_token_embeddings_equal_the_gguf_table():
     import gguf
@@ -119,6 +121,7 @@ print(json.dumps({"fingerprint": encoder.fingerprint, "vectors": vectors.tolist(
 """
 
 
+@pytest.mark.usefixtures("bundled_smollm2")
 @pytest.mark.slow
 def test_smollm2_is_the_same_model_in_every_process():
     runs = [
@@ -132,6 +135,7 @@ def test_smollm2_is_the_same_model_in_every_process():
     assert np.array_equal(np.array(first["vectors"]), np.array(second["vectors"]))
 
 
+@pytest.mark.usefixtures("bundled_smollm2")
 @pytest.mark.slow
 def test_smollm2_collection_indexed_in_one_command_is_searched_in_the_next(tmp_path: Path):
     corpus = tmp_path / "corpus.jsonl"
@@ -166,6 +170,7 @@ def test_smollm2_collection_indexed_in_one_command_is_searched_in_the_next(tmp_p
     assert hits == pytest.approx(dict(zip(documents, scores.tolist(), strict=True)), abs=1e-5)
 
 
+@pytest.mark.usefixtures("bundled_smollm2")
 @pytest.mark.slow
 def test_smollm2_likelihood_reranker_prefers_the_passage_that_answers():
     reranker = LikelihoodReranker(causal.SMOLLM2, batch=4)

@@ -139,6 +139,7 @@ def test_a_family_that_ignores_custom_masks_is_refused_by_name():
         check_bidirectional(IgnoresMasks(), "oddformer")
 
 
+@pytest.mark.usefixtures("bundled_smollm2")
 @pytest.mark.slow
 def test_bundled_smollm2_attends_bidirectionally():
     full = load_encoder("llm:smollm2#max_tokens=64")

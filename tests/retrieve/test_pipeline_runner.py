@@ -141,6 +141,7 @@ def test_bad_pipelines_name_their_stage(collection, tmp_path: Path) -> None:
         collection.searcher(pipeline=Pipeline((CandidateStage("bm25", 5),))).rank(["dogs", "  "], 5)
 
 
+@pytest.mark.usefixtures("bundled_smollm2")
 @pytest.mark.slow
 def test_the_llm_likelihood_reranker_prefers_the_passage_the_query_is_about(collection) -> None:
     require("gguf")

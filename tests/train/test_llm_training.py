@@ -198,6 +198,7 @@ def test_cli_train_llm(capsys, llama, tiny_beir, tmp_path):
         assert "--collection" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("bundled_smollm2")
 @pytest.mark.slow
 def test_cli_train_llm_on_the_bundled_smollm2_with_grl_and_dpo(capsys, tiny_beir, tmp_path):
 
