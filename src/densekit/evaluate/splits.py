@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -239,18 +239,6 @@ def write_split(split: DatasetSplit, out: str | Path, *, overwrite: bool = False
 
     publish_folder(out, write)
     return out
-
-
-def restricted(dataset: BeirDataset, query_ids: Iterable[str], split: str) -> BeirDataset:
-    """``dataset`` with only the judged queries ``query_ids`` (e.g. the unseen ones)."""
-    keep = [q for q in query_ids if q in dataset.qrels]
-    return BeirDataset(
-        dataset.root,
-        split,
-        dataset.corpus_path,
-        {q: dataset.queries[q] for q in keep},
-        {q: dataset.qrels[q] for q in keep},
-    )
 
 
 def _target(dataset: BeirDataset, test_share: float, seed: int) -> int:
