@@ -94,7 +94,8 @@ LIBRARIES = {
 
 def environment() -> dict[str, Any]:
     """Where and with what a measurement ran: the revision, the machine, the libraries, and the
-    allocator settings of the measuring process (call it from that process)."""
+    allocator settings of the measuring process (call it from that process) and of the
+    `densekit` commands it starts."""
     import torch
 
     from densekit.encode.allocator import allocator_settings
@@ -111,6 +112,8 @@ def environment() -> dict[str, Any]:
         "densekit": densekit.__version__,
         "versions": {name: library_version(*names) for name, names in LIBRARIES.items()},
         "allocator": allocator_settings(),
+        # Numbers measured in `densekit` subprocesses (servers, builds) run under these.
+        "allocator_of_densekit_commands": allocator_settings(command=True),
     }
 
 

@@ -53,6 +53,9 @@ def test_environment_names_revision_machine_libraries_and_allocator(
     assert record["allocator"]["densekit_tuning"] is True
     assert record["allocator"]["mmap_threshold"] == allocator.MMAP_THRESHOLD
     assert record["allocator"]["environment"]["MALLOC_ARENA_MAX"] == "2"
+    monkeypatch.setenv(allocator.ENVIRONMENT_SWITCH, "0")
+    commands = common.environment()["allocator_of_densekit_commands"]
+    assert commands["densekit_tuning"] is False
 
 
 def test_a_missing_library_is_named_not_installed(common: ModuleType) -> None:

@@ -110,6 +110,16 @@ def test_the_command_line_flag_turns_the_tuning_off(
     assert allocator.allocator_settings()["densekit_tuning"] is False
 
 
+def test_the_settings_of_a_command_are_known_before_it_starts(
+    mallopt_calls: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert allocator.allocator_settings(command=True)["densekit_tuning"] is GLIBC
+    assert allocator.allocator_settings()["densekit_tuning"] is False  # this process: untouched
+    monkeypatch.setenv(allocator.ENVIRONMENT_SWITCH, "0")
+    assert allocator.allocator_settings(command=True)["densekit_tuning"] is False
+    assert mallopt_calls == []
+
+
 def test_the_environment_switch_turns_the_tuning_off(
     mallopt_calls: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -53,11 +53,18 @@ def tune_for_command(*, disabled: bool) -> bool:
     return tune_allocator()
 
 
-def allocator_settings() -> dict[str, Any]:
+def allocator_settings(*, command: bool = False) -> dict[str, Any]:
     """The allocator settings in force in this process, as far as they can be known: densekit's
     tuning (glibc offers no way to read mallopt values back) and the variables that set an
-    allocator from outside (``MALLOC_*``, ``GLIBC_TUNABLES``, ``LD_PRELOAD``) or switch it off."""
-    tuned = bool(_applied)
+    allocator from outside (``MALLOC_*``, ``GLIBC_TUNABLES``, ``LD_PRELOAD``) or switch it off.
+
+    With ``command``, those of a ``densekit`` command started from this process's environment
+    (without ``--no-allocator-tuning``).
+    """
+    if command:
+        tuned = os.environ.get(ENVIRONMENT_SWITCH, "1") != "0" and _glibc()
+    else:
+        tuned = bool(_applied)
     settings: dict[str, Any] = {
         "libc": " ".join(platform.libc_ver()).strip() or "unknown",
         "densekit_tuning": tuned,
@@ -73,8 +80,12 @@ def allocator_settings() -> dict[str, Any]:
     return settings
 
 
+def _glibc() -> bool:
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def _tune() -> bool:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not _glibc():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
