@@ -170,6 +170,7 @@ def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, wor
     sides = ["anchor", *backends]
     workers: dict[tuple[str, str], Worker] = {}
     times: dict[tuple[str, str], list[float]] = {}
+    load: list[float] = []
     vectors: dict[tuple[str, str], np.ndarray] = {}
     try:
         for setting in SETTINGS:
@@ -182,6 +183,7 @@ def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, wor
             for key in order if round_number % 2 == 0 else order[::-1]:
                 seconds, vectors[key] = workers[key].encode("measured")
                 times.setdefault(key, []).append(seconds)
+            load.append(round(os.getloadavg()[0], 2))  # other jobs on the machine, per round
             line = ", ".join(
                 f"{side} {setting} {size / t[-1]:.1f}" for (side, setting), t in times.items()
             )
@@ -195,6 +197,7 @@ def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, wor
         "warm_up_documents": WARM_UP_DOCS,
         "model": "minilm",
         "max_tokens": max_tokens,
+        "load_average_per_round": load,
     }
     for setting in SETTINGS:
         anchor = times["anchor", setting]
