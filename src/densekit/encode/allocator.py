@@ -2,9 +2,10 @@
 
 A transformer forward pass on CPU allocates and frees tensors of tens of MiB per layer. glibc
 serves blocks that large with ``mmap`` and hands them back to the kernel on ``free``, so every
-layer pays page faults on fresh memory again, a measurable share of encoding time (the reason
-CPU inference guides preload jemalloc or tcmalloc). Raising the mmap and trim thresholds keeps
-those blocks in the heap for reuse; the heap grows to the batch's working set and no further.
+layer pays page faults on fresh memory again (the reason CPU inference guides preload jemalloc
+or tcmalloc); how much of the encoding time that is depends on the machine. Raising the mmap
+and trim thresholds keeps those blocks in the heap for reuse; the heap grows to the batch's
+working set and no further.
 
 The allocator belongs to the process, not to a library: importing densekit and encoding never
 changes it. The ``densekit`` command tunes it at start (``--no-allocator-tuning`` or
