@@ -200,3 +200,28 @@ def test_the_splade_retriever_needs_a_sparse_model() -> None:
     with pytest.raises(InputError, match="--sparse splade-tiny"):
         BuildOptions(retriever="splade")
     assert BuildOptions(retriever="splade", sparse="splade-tiny").sparse == "splade-tiny"
+
+
+def test_a_fusion_config_is_recorded_as_its_table(corpus_file, tmp_path, hashing_encoder):
+    from densekit.retrieve import FusionConfig
+    from densekit.store import build_collection as build_stored
+
+    fusion = FusionConfig.hybrid(alpha=0.7)
+    options = BuildOptions(progress=False, cache_dir=None, fusion=fusion)
+    assert options.fusion == fusion.to_dict()
+    with build_stored(corpus_file, tmp_path / "c", options, encoder=hashing_encoder) as stored:
+        assert FusionConfig.stored(stored.manifest.fusion) == fusion
+
+
+def test_a_fusion_that_is_no_table_is_refused_before_any_work() -> None:
+    with pytest.raises(InputError, match="fusion must be"):
+        BuildOptions(fusion=0.7)  # type: ignore[arg-type]
+
+
+def test_an_unknown_fusion_is_refused_before_the_corpus_is_read(tmp_path, hashing_encoder):
+    options = BuildOptions(progress=False, cache_dir=None, fusion={"method": "max"})
+    with pytest.raises(InputError, match="fusion.method: unknown 'max'"):
+        build_collection(
+            tmp_path / "missing.jsonl", tmp_path / "c", options, encoder=hashing_encoder
+        )
+    assert not (tmp_path / "c").exists()

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from densekit.retrieve.fusion import DEFAULT_FUSION
-from densekit.store.builder import BuildOptions
+from densekit.retrieve.fusion import FusionConfig
+from densekit.store.builder import BuildOptions, fusion_table
 from densekit.store.builder import build_collection as build_stored
 from densekit.store.collection import StoredCollection
 from densekit.store.collection_info import collection_info
@@ -24,7 +24,6 @@ from densekit.store.collection_info import collection_info
 if TYPE_CHECKING:
     from densekit.encode import Encoder
     from densekit.files.vectors import VectorTable
-    from densekit.retrieve.fusion import FusionConfig
     from densekit.retrieve.pipeline import Pipeline
     from densekit.retrieve.ranking import Hit
     from densekit.retrieve.searcher import Searcher
@@ -201,8 +200,10 @@ def build_collection(
     :func:`densekit.store.build_collection`) and open it for search, with ``encoder`` for the
     queries when one was given for the documents."""
     options = options or BuildOptions()
-    if not options.fusion:  # the manifest records the default search's fusion, not "default"
-        options = dataclasses.replace(options, fusion=DEFAULT_FUSION.to_dict())
+    # Checked before any work, and recorded in full: the manifest names the default search's
+    # fusion, not "the default" (which may change).
+    fusion = FusionConfig.stored(fusion_table(options.fusion), source="BuildOptions.fusion")
+    options = dataclasses.replace(options, fusion=fusion.to_dict())
     stored = build_stored(corpus, out, options, overwrite=overwrite, encoder=encoder)
     dense = stored.manifest.encoder is not None
     return Collection(stored, encoder=encoder if dense else None)

@@ -123,10 +123,12 @@ class FusionConfig:
             raise InputError(f"{prefix}{exc}") from None
 
     @classmethod
-    def stored(cls, data: Mapping[str, Any] | None) -> FusionConfig:
+    def stored(
+        cls, data: Mapping[str, Any] | None, *, source: str = "manifest.json"
+    ) -> FusionConfig:
         """A collection's default fusion from its manifest: what :meth:`to_dict` writes, or the
         hybrid vocabulary (``alpha``, ``rrf_k``) of collections built before; empty:
-        :data:`DEFAULT_FUSION`."""
+        :data:`DEFAULT_FUSION`. ``source`` starts every error message."""
         if not data:
             return DEFAULT_FUSION
         if "alpha" in data or "rrf_k" in data:
@@ -136,7 +138,7 @@ class FusionConfig:
                 int(data.get("rrf_k", 60)),
                 int(data.get("depth", 100)),
             )
-        return cls.from_dict(data, source="manifest.json")
+        return cls.from_dict(data, source=source)
 
 
 # The hybrid retriever's default: chosen on SciFact's train split (benchmarks/hybrid_sweep.py).

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -50,6 +50,23 @@ from densekit.store.manifest import (
 )
 
 
+class FusionTable(Protocol):
+    """A fusion setting that writes itself as a table (densekit.retrieve.FusionConfig)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def fusion_table(fusion: Mapping[str, Any] | FusionTable) -> dict[str, Any]:
+    """The table the manifest records for ``fusion``; what it means is retrieve's to check."""
+    if isinstance(fusion, Mapping):
+        return dict(fusion)
+    if callable(getattr(fusion, "to_dict", None)):
+        return dict(fusion.to_dict())
+    raise InputError(
+        f"fusion must be a densekit.FusionConfig or its to_dict() table, got {fusion!r}"
+    )
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """How to turn a corpus into a collection; the defaults reproduce the published numbers."""
@@ -67,9 +84,9 @@ class BuildOptions:
     cache_dir: Path | None = field(default_factory=default_cache_dir)
     bm25_k1: float = DEFAULT_K1
     bm25_b: float = DEFAULT_B
-    # The default search's fusion (densekit.retrieve.FusionConfig.to_dict()); empty: retrieve's
-    # default, chosen when the collection is searched.
-    fusion: Mapping[str, Any] = field(default_factory=dict)
+    # The default search's fusion: a densekit.retrieve.FusionConfig, kept as its to_dict() table
+    # (the store cannot read the type); empty: retrieve's default, chosen at search time.
+    fusion: Mapping[str, Any] | FusionTable = field(default_factory=dict)
     index: str = "flat"
     sparse: str | None = None  # a learned sparse model (e.g. "splade-tiny") adds a SPLADE index
     layers: int | None = None  # encode with the model's first layers (2D Matryoshka)
@@ -94,6 +111,7 @@ class BuildOptions:
 
     def __post_init__(self) -> None:
         parse_spec(self.index)  # a malformed spec fails before any work
+        object.__setattr__(self, "fusion", fusion_table(self.fusion))
         if self.retriever not in RETRIEVER_NAMES:
             raise InputError(
                 f"unknown retriever {self.retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
@@ -284,7 +302,7 @@ def _build_generation(
         dense=dense,
         lexical=lexical,
         sparse=sparse,
-        fusion=dict(options.fusion),
+        fusion=fusion_table(options.fusion),
         stats=stats,
     )
 
