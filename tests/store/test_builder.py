@@ -220,7 +220,7 @@ def test_a_fusion_that_is_no_table_is_refused_before_any_work() -> None:
 
 def test_an_unknown_fusion_is_refused_before_the_corpus_is_read(tmp_path, hashing_encoder):
     options = BuildOptions(progress=False, cache_dir=None, fusion={"method": "max"})
-    with pytest.raises(InputError, match="fusion.method: unknown 'max'"):
+    with pytest.raises(InputError, match=r"fusion\.method: unknown 'max'"):
         build_collection(
             tmp_path / "missing.jsonl", tmp_path / "c", options, encoder=hashing_encoder
         )
