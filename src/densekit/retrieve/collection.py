@@ -9,6 +9,7 @@ made elsewhere. :meth:`Collection.with_encoder` gives another view of the same s
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,14 @@ if TYPE_CHECKING:
     from densekit.store.manifest import Manifest
 
 
+# Methods that swapped a collection's query encoder in place; a view with another encoder
+# replaces them.
+_VIEWS_INSTEAD = {
+    "use_encoder": "with_encoder(encoder)",
+    "use_query_vectors": "with_query_vectors(table, queries)",
+}
+
+
 class Collection:
     """A collection opened for search: ``Collection(directory).search("query", k=5)``.
 
@@ -41,10 +50,19 @@ class Collection:
     def __init__(
         self, source: str | Path | StoredCollection, *, encoder: Encoder | None = None
     ) -> None:
-        self.stored = source if isinstance(source, StoredCollection) else StoredCollection(source)
-        self._given = self.stored.check_encoder(encoder) if encoder is not None else None
+        opened = not isinstance(source, StoredCollection)
+        self.stored = StoredCollection(source) if opened else source
+        try:
+            self._given = self.stored.check_encoder(encoder) if encoder is not None else None
+        except BaseException:
+            if opened:  # no one else holds it
+                self.stored.close()
+            raise
         self._query_encoder: Encoder | None = None
         self._searchers: dict[tuple[object, ...], Searcher] = {}
+        # Concurrent first searches of one setting (a server's requests on one snapshot) make
+        # one searcher, so its rerankers load once.
+        self._searchers_lock = threading.Lock()
 
     # What the store holds, at hand.
     @property
@@ -78,7 +96,15 @@ class Collection:
         # The snapshot's other parts (indexes, vectors, the adapter) read through to the store.
         if name == "stored":  # not set yet: construction failed
             raise AttributeError(name)
-        return getattr(self.stored, name)
+        if name in _VIEWS_INSTEAD:
+            raise AttributeError(
+                f"a Collection's query encoder is fixed; {_VIEWS_INSTEAD[name]} returns a view "
+                "of the same snapshot that searches that way"
+            )
+        try:
+            return getattr(self.stored, name)
+        except AttributeError:
+            raise AttributeError(f"'Collection' object has no attribute {name!r}") from None
 
     def __repr__(self) -> str:
         return repr(self.stored).replace("StoredCollection(", "Collection(", 1)
@@ -94,6 +120,7 @@ class Collection:
         return collection_info(self.stored)
 
     def close(self) -> None:
+        """Close the snapshot, for every view of it (:meth:`with_encoder`)."""
         self.stored.close()
 
     # The query side.
@@ -120,7 +147,9 @@ class Collection:
 
     def with_encoder(self, encoder: Encoder) -> Collection:
         """This snapshot, with queries encoded by ``encoder`` (the collection's model, e.g. on
-        another device or behind a server's batching); another model is refused."""
+        another device or behind a server's batching); another model is refused.
+
+        The views share the opened snapshot: closing any of them closes it for all."""
         return Collection(self.stored, encoder=encoder)
 
     def with_query_vectors(self, table: VectorTable, queries: Mapping[str, str]) -> Collection:
@@ -145,11 +174,12 @@ class Collection:
 
         params = dict(index_params or {})
         key = (retriever, fusion, pipeline, tuple(sorted(params.items())))
-        if key not in self._searchers:
-            self._searchers[key] = Searcher(
-                self.stored, lambda: self.encoder, retriever, fusion, params, pipeline
-            )
-        return self._searchers[key]
+        with self._searchers_lock:
+            if key not in self._searchers:
+                self._searchers[key] = Searcher(
+                    self.stored, lambda: self.encoder, retriever, fusion, params, pipeline
+                )
+            return self._searchers[key]
 
     def search(
         self,
