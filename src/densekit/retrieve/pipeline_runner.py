@@ -5,6 +5,7 @@ The one way a collection is searched: every retriever name is a built-in pipelin
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,8 @@ class StageCost:
 
 @dataclass
 class PipelineRunner:
-    """A pipeline bound to a collection, with its retrievers opened and rerankers loaded once.
+    """A pipeline bound to a collection: rerankers loaded once, retrievers opened at the first
+    search.
 
     ``query_encoder`` gives the encoder of dense queries (asked only when a stage is dense).
     """
@@ -67,10 +69,8 @@ class PipelineRunner:
                     f"index (it supports {', '.join(available)}); rebuild it with one, or drop "
                     "the stage"
                 )
-        self.retrievers: list[Retriever] = [
-            open_retriever(self.collection, stage.retriever, self.query_encoder, self.index_params)
-            for stage in self.pipeline.candidates
-        ]
+        self._retrievers: list[Retriever] | None = None
+        self._opening = threading.Lock()
         self.rerankers: list[Reranker] = [
             load_reranker(stage, f"rerank[{i}]") for i, stage in enumerate(self.pipeline.rerank, 1)
         ]
@@ -78,6 +78,21 @@ class PipelineRunner:
         self.costs += [
             StageCost(f"rerank[{i}] {s.model}") for i, s in enumerate(self.pipeline.rerank, 1)
         ]
+
+    @property
+    def retrievers(self) -> list[Retriever]:
+        """The candidate stages' retrievers, opened at the first search: a query model loads
+        when queries need it, so a refused query or an unused searcher costs no model load."""
+        if self._retrievers is None:
+            with self._opening:  # concurrent first searches open them once
+                if self._retrievers is None:
+                    self._retrievers = [
+                        open_retriever(
+                            self.collection, stage.retriever, self.query_encoder, self.index_params
+                        )
+                        for stage in self.pipeline.candidates
+                    ]
+        return self._retrievers
 
     def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
         fusion = self.pipeline.fused

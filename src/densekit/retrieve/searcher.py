@@ -33,6 +33,12 @@ class Searcher:
         index_params: dict[str, int] | None = None,
         pipeline: Pipeline | None = None,
     ) -> None:
+        if not callable(query_encoder):
+            raise TypeError(
+                "Searcher(stored, query_encoder, retriever, ...) takes a function giving the "
+                "query encoder; Collection.searcher(retriever, ...) makes one with the "
+                "collection's own"
+            )
         self.collection = collection
         self.index_params = dict(index_params or {})
         self.retriever: str | None = None
