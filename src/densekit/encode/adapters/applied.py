@@ -14,6 +14,7 @@ import numpy as np
 from densekit.encode.adapters.files import TOKENIZER, Adapter, adapter_kind, load_adapter
 from densekit.encode.adapters.lexsem import LexSemBridge
 from densekit.encode.adapters.query_tokens import load_tokenizer, read_query_tokens
+from densekit.encode.base import Encoder
 from densekit.errors import InputError
 
 
@@ -42,7 +43,7 @@ class AppliedAdapter:
     def maps_documents(self) -> bool:
         return not isinstance(self.adapter, LexSemBridge) and self.adapter.document_map is not None
 
-    def queries(self, texts: Sequence[str], vectors: np.ndarray, encoder: Any) -> np.ndarray:
+    def queries(self, texts: Sequence[str], vectors: np.ndarray, encoder: Encoder) -> np.ndarray:
         if not isinstance(self.adapter, LexSemBridge):
             return self.adapter.adapt_queries(vectors)
         learned = self.adapter.spec.weights == "llr"
