@@ -46,3 +46,10 @@ def test_fuse_dispatches_on_method_and_validates() -> None:
         FusionConfig.hybrid(alpha=1.5)
     with pytest.raises(InputError):
         FusionConfig(method="max")  # type: ignore[arg-type]
+
+
+def test_a_fusion_names_its_method() -> None:
+    # The hybrid default is convex, a pipeline file's is rrf: no silent choice between them.
+    with pytest.raises(TypeError):
+        FusionConfig()  # type: ignore[call-arg]
+    assert FusionConfig.from_dict({}).method == "rrf"

@@ -36,7 +36,9 @@ class FusionConfig:
     ``depth``: how many candidates each list gives when its stage sets no count of its own.
     """
 
-    method: FusionMethod = "rrf"
+    # No default: the hybrid retriever's default is convex (DEFAULT_FUSION), a pipeline file's
+    # is rrf; FusionConfig() would silently mean one of them.
+    method: FusionMethod
     k: int = 60
     weights: tuple[float, ...] | None = None
     depth: int = 100
@@ -115,7 +117,8 @@ class FusionConfig:
                     f"{prefix}fusion.weights must be a list of numbers, got {weights!r}"
                 )
             values["weights"] = tuple(float(w) for w in weights)
-        if "method" in values and not isinstance(values["method"], str):
+        values.setdefault("method", "rrf")  # a pipeline file's default
+        if not isinstance(values["method"], str):
             raise InputError(f"{prefix}fusion.method must be a string, got {values['method']!r}")
         try:
             return cls(**values)

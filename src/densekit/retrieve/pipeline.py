@@ -40,6 +40,7 @@ from typing import Any
 
 from densekit.errors import InputError
 from densekit.retrieve.fusion import DEFAULT_FUSION, HYBRID_LISTS, FusionConfig
+from densekit.store.manifest import RETRIEVER_NAMES
 from densekit.tomlfile import read_toml, refuse_unknown_keys
 
 CANDIDATE_RETRIEVERS = ("dense", "bm25", "splade")
@@ -90,7 +91,7 @@ class Pipeline:
         """How the candidate lists combine; None for a single list."""
         if len(self.candidates) < 2:
             return None
-        return self.fusion or FusionConfig()
+        return self.fusion or FusionConfig("rrf")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Pipeline:
@@ -248,7 +249,7 @@ def builtin_pipeline(retriever: str, fusion: FusionConfig | None = None) -> Pipe
     if retriever == "hybrid":
         stages = tuple(CandidateStage(name, None) for name in HYBRID_LISTS)
         return Pipeline(stages, fusion or DEFAULT_FUSION, name="hybrid")
-    if retriever not in CANDIDATE_RETRIEVERS:
-        names = ", ".join((*CANDIDATE_RETRIEVERS, "hybrid"))
+    if retriever not in RETRIEVER_NAMES:
+        names = ", ".join(RETRIEVER_NAMES)
         raise InputError(f"unknown retriever {retriever!r}; choose one of {names}")
     return Pipeline((CandidateStage(retriever, None),), name=retriever)

@@ -10,7 +10,6 @@ from densekit.retrieve.fusion import FusionConfig
 from densekit.retrieve.pipeline import Pipeline, builtin_pipeline
 from densekit.retrieve.pipeline_runner import PipelineRunner
 from densekit.retrieve.ranking import Hit, Ranking
-from densekit.store.manifest import RETRIEVER_NAMES
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
@@ -50,17 +49,13 @@ class Searcher:
                 )
         else:
             self.retriever = retriever or collection.manifest.retriever
-            self._check_retriever(self.retriever)
             stored = FusionConfig.stored(collection.manifest.fusion)
-            pipeline = builtin_pipeline(self.retriever, fusion or stored)
+            pipeline = builtin_pipeline(self.retriever, fusion or stored)  # refuses unknown names
+            self._check_supported(self.retriever)
         self.pipeline = pipeline
         self.runner = PipelineRunner(collection, pipeline, query_encoder, self.index_params)
 
-    def _check_retriever(self, retriever: str) -> None:
-        if retriever not in RETRIEVER_NAMES:
-            raise InputError(
-                f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVER_NAMES)}"
-            )
+    def _check_supported(self, retriever: str) -> None:
         supported = self.collection.retrievers
         if retriever not in supported:
             hint = "--sparse splade-tiny" if retriever == "splade" else f"--retriever {retriever}"
