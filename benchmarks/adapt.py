@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from _common import (
     BUILD,
+    QUICK,
     RESULTS,
     build_or_open,
     dataset,
@@ -410,7 +411,9 @@ def external_encoder(documents: int = 1000) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--queries", type=int, default=500, help="queries per fine-grained set")
+    parser.add_argument(
+        "--queries", type=int, default=50 if QUICK else 500, help="queries per fine-grained set"
+    )
     parser.add_argument(
         "--only",
         choices=SECTIONS,

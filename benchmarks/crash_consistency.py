@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import dataset, environment, write_json
+from _common import QUICK, dataset, environment, write_json
 
 from densekit.encode import load_encoder
 from densekit.errors import CollectionError
@@ -264,7 +264,9 @@ def trial(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials-per-operation", type=int, default=sum(MODES.values()))
+    parser.add_argument(
+        "--trials-per-operation", type=int, default=len(MODES) if QUICK else sum(MODES.values())
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, environment, write_json
+from _common import QUICK, RESULTS, environment, write_json
 
 VOCABULARY = (
     "the of and to in is that for it as was with be by on not he this are or his from at which "
@@ -75,7 +75,9 @@ def measure(corpus: Path, out: Path, retriever: str, model: str) -> dict[str, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=int, default=50, help="size of the one line (MB)")
+    parser.add_argument(
+        "--mb", type=int, default=5 if QUICK else 50, help="size of the one line (MB)"
+    )
     parser.add_argument("--retriever", default="dense", help="what `index` builds")
     parser.add_argument("--model", default="minilm")
     args = parser.parse_args()

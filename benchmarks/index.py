@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
+from _common import BUILD, QUICK, RESULTS, build_or_open, dataset, environment, write_json
 
 from densekit.evaluate.beir import load_beir
 from densekit.evaluate.metrics import compute_metrics
@@ -255,7 +255,7 @@ def replot() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--parts", default="scifact,synthetic")
-    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--size", type=int, default=20_000 if QUICK else 1_000_000)
     parser.add_argument("--replot", action="store_true", help="only redraw index.png")
     args = parser.parse_args()
     if args.replot:
