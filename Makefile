@@ -65,9 +65,11 @@ format: $(STAMP)
 BENCHMARKS := retrieval_quality hybrid_sweep significance compatibility encode index \
 	index_updates crash_consistency huge_document pipeline adapt train llm serve
 benchmarks: $(STAMP)
-	cd benchmarks && for script in $(BENCHMARKS); do \
-		echo "== benchmarks/$$script.py"; QUICK=$(QUICK) ../$(BIN)/python $$script.py || exit 1; \
-	done
+	@cd benchmarks && start=$$(date +%s) && for script in $(BENCHMARKS); do \
+		echo "== benchmarks/$$script.py"; began=$$(date +%s); \
+		QUICK=$(QUICK) ../$(BIN)/python $$script.py || exit 1; \
+		echo "== benchmarks/$$script.py: $$(( $$(date +%s) - began )) s"; \
+	done && echo "== all benchmarks: $$(( ($$(date +%s) - start) / 60 )) min"
 
 clean:
 	rm -rf build

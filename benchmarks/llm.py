@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from _common import (
     BUILD,
+    QUICK,
     RESULTS,
     build_or_open,
     dataset,
@@ -275,8 +276,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", choices=["throughput", "before", "train"], action="append")
     parser.add_argument("--max-tokens", type=int, default=128, help="document tokens read")
-    parser.add_argument("--sample", type=int, default=200, help="documents for throughput")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument(
+        "--sample", type=int, default=50 if QUICK else 200, help="documents for throughput"
+    )
+    parser.add_argument("--steps", type=int, default=5 if QUICK else 40)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--negatives", type=int, default=1, help="mined hard negatives per row")

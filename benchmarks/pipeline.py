@@ -11,7 +11,9 @@ nDCG@10 and R@100 on SciFact test (300 queries), latency per query on this CPU (
 searched alone, one at a time, over 20 queries after a warm-up), and each rerank stage's
 passages/s, including an LLM likelihood reranker (SmolLM2-135M, UPR scoring of the top 10),
 and on SciFact the scores apart on the test queries whose relevant documents train judged too
-(seen) or not (unseen), where a reranker trained on train cannot have learned the answers;
+(seen) or not (unseen), where a reranker trained on train cannot have learned the answers,
+with per-query scores and paired tests (t-test, randomisation) of each reranker against the
+first stage it reranks, on all test queries and on the unseen ones alone;
 R@2 and R@10 on LIMIT-small and nDCG@10 on Cranfield (graded 0-4) for the pipelines without
 rerankers. Results are saved after each pipeline; a rerun measures only what is missing
 (`--fresh` measures everything again).
@@ -26,7 +28,16 @@ import json
 import time
 from pathlib import Path
 
-from _common import BUILD, RESULTS, build_or_open, dataset, environment, seen_unseen, write_json
+from _common import (
+    BUILD,
+    RESULTS,
+    build_or_open,
+    dataset,
+    environment,
+    paired_tests,
+    seen_unseen,
+    write_json,
+)
 
 import densekit
 from densekit.evaluate.beir import load_beir
@@ -35,6 +46,14 @@ from densekit.train import RerankerTraining, train_reranker
 
 RERANKER = BUILD / "scifact-reranker"
 LATENCY_QUERIES = 20
+FIRST_STAGE = "dense+bm25+splade convex"
+# (A, B): does B, which reranks A's candidates, beat A? Tested on SciFact's per-query nDCG@10.
+RERANK_COMPARISONS = [
+    (FIRST_STAGE, "3-way convex + ce"),
+    (FIRST_STAGE, "3-way convex + ce blend 0.5"),
+    ("3-way convex + ce", "3-way convex + ce blend 0.5"),
+    (FIRST_STAGE, "3-way convex + llm"),
+]
 
 
 def pipelines(reranker: Path) -> dict[str, Pipeline]:
@@ -101,19 +120,45 @@ def evaluate_all(
     data = load_beir(dataset(name), "test")
     queries = list(data.queries.values())[:LATENCY_QUERIES]
     for label, pipeline in found.items():
-        # SciFact's results also hold the seen/unseen breakdown; older ones lack it.
-        if label in done and (name != "scifact" or "seen_unseen" in done[label]):
+        # SciFact's results also hold per-query scores; older ones lack them.
+        if label in done and (name != "scifact" or "per_query" in done[label]):
             continue
         report = densekit.evaluate(data, collection=collection, metrics=metrics, pipeline=pipeline)
         entry = {m: round(v, 4) for m, v in report.metrics.items()}
         if name == "scifact":  # the cross-encoder learned from SciFact train's judgements
             entry["seen_unseen"] = seen_unseen(report.per_query)
+            entry["per_query"] = report.per_query
         entry["latency_ms_per_query"] = latency_ms(collection, pipeline, queries)
         entry["stages"] = report.stages
         done[label] = entry
-        print(f"{name} {label}: {json.dumps(entry)}", flush=True)
+        shown = {key: value for key, value in entry.items() if key != "per_query"}
+        print(f"{name} {label}: {json.dumps(shown)}", flush=True)
         save()
     return done
+
+
+def rerank_tests(scifact: dict) -> dict:
+    """Paired tests of each reranker against the first stage, on all SciFact test queries and
+    on those whose relevant documents no train query judged (unseen)."""
+    from densekit.evaluate.beir import load_beir
+    from densekit.evaluate.splits import seen_breakdown
+
+    train, test = load_beir(dataset("scifact"), "train"), load_beir(dataset("scifact"), "test")
+    unseen = set(seen_breakdown(train.qrels, test.qrels, train.queries | test.queries).none)
+    tests = {}
+    for a, b in RERANK_COMPARISONS:
+        if a not in scifact or b not in scifact:
+            continue
+        first, second = scifact[a]["per_query"], scifact[b]["per_query"]
+        tests[f"{b} vs {a}"] = {
+            "all": paired_tests(first, second, "nDCG@10"),
+            "unseen": paired_tests(
+                {q: s for q, s in first.items() if q in unseen},
+                {q: s for q, s in second.items() if q in unseen},
+                "nDCG@10",
+            ),
+        }
+    return tests
 
 
 RESULTS_DATA: dict = {}
@@ -142,6 +187,10 @@ def main() -> None:
     RESULTS_DATA["reranker_training"] = card
     scifact = RESULTS_DATA.setdefault("scifact", {})
     evaluate_all("scifact", every, ["nDCG@10", "R@100"], scifact)
+    RESULTS_DATA["rerank_tests"] = rerank_tests(scifact)
+    save()
+    for label, test in RESULTS_DATA["rerank_tests"].items():
+        print("scifact", label, json.dumps(test), flush=True)
     # The rerankers run on SciFact only: the cross-encoder is SciFact-trained, UPR is costly.
     others = {label: p for label, p in every.items() if not p.rerank}
     evaluate_all("limit-small", others, ["R@2", "R@10"], RESULTS_DATA.setdefault("limit_small", {}))

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from _common import BUILD, RESULTS, build_or_open, dataset, environment, write_json
+from _common import BUILD, QUICK, RESULTS, build_or_open, dataset, environment, write_json
 from serve_hardening import run_hardening
 from serve_process import percentile, running_server, scratch_copy, server_5xx
 
@@ -293,9 +293,13 @@ def run_soak(source: Path, seconds: float, readers: int = 4) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=40, help="requests per client")
-    parser.add_argument("--soak-seconds", type=float, default=60.0)
-    parser.add_argument("--fuzz-cases", type=int, default=50, help="max examples per operation")
+    parser.add_argument(
+        "--requests", type=int, default=10 if QUICK else 40, help="requests per client"
+    )
+    parser.add_argument("--soak-seconds", type=float, default=10.0 if QUICK else 60.0)
+    parser.add_argument(
+        "--fuzz-cases", type=int, default=10 if QUICK else 50, help="max examples per operation"
+    )
     parser.add_argument("--only", choices=["load", "fuzz", "soak", "hardening"])
     args = parser.parse_args()
     queries = list(load_beir(dataset("scifact"), "test").queries.values())
