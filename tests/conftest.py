@@ -92,6 +92,35 @@ def tiny_beir(tmp_path: Path) -> Path:
     return root
 
 
+def write_scifact_subset(root: Path, splits: dict[str, list[str]], distractors: int) -> Path:
+    """A BEIR folder at ``root`` of the bundled SciFact test queries named in ``splits`` (split
+    name -> query ids), their relevant abstracts, and the first ``distractors`` others."""
+    import gzip
+
+    from densekit.evaluate import load_beir
+
+    full = load_beir(BUNDLED_SCIFACT)
+    assert full.corpus_path is not None
+    query_ids = [query_id for part in splits.values() for query_id in part]
+    relevant = {doc for query_id in query_ids for doc in full.qrels[query_id]}
+    (root / "qrels").mkdir(parents=True)
+    kept = 0
+    with (
+        gzip.open(full.corpus_path, "rt", encoding="utf-8") as source,
+        (root / "corpus.jsonl").open("w", encoding="utf-8") as corpus,
+    ):
+        for line in source:
+            doc_id = json.loads(line)["_id"]
+            if doc_id in relevant or kept < distractors:
+                kept += doc_id not in relevant
+                corpus.write(line)
+    write_jsonl(root / "queries.jsonl", [{"_id": q, "text": full.queries[q]} for q in query_ids])
+    for split, part in splits.items():
+        lines = "".join(f"{q}\t{d}\t{r}\n" for q in part for d, r in full.qrels[q].items())
+        (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + lines)
+    return root
+
+
 def shared_dataset(name: str) -> Path:
     path = SHARED_DATASETS / name
     if not path.exists():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_SCIFACT
+from conftest import BUNDLED_SCIFACT, write_scifact_subset
 
 from densekit.cli.main import main
 from densekit.evaluate import evaluate, load_beir
@@ -22,29 +21,9 @@ DISTRACTORS = 400
 @pytest.fixture(scope="module")
 def scifact_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first judged test queries, their relevant abstracts, and a few hundred others."""
+    query_ids = sorted(load_beir(BUNDLED_SCIFACT).qrels)[:QUERIES]
     root = tmp_path_factory.mktemp("scifact-subset")
-    full = load_beir(BUNDLED_SCIFACT)
-    query_ids = sorted(full.qrels)[:QUERIES]
-    relevant = {doc for q in query_ids for doc in full.qrels[q]}
-    kept = 0
-    with (
-        gzip.open(full.corpus_path, "rt", encoding="utf-8") as source,
-        (root / "corpus.jsonl").open("w", encoding="utf-8") as corpus,
-    ):
-        for line in source:
-            doc_id = json.loads(line)["_id"]
-            if doc_id in relevant or kept < DISTRACTORS:
-                kept += doc_id not in relevant
-                corpus.write(line)
-    (root / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": q, "text": full.queries[q]}) + "\n" for q in query_ids)
-    )
-    (root / "qrels").mkdir()
-    (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n"
-        + "".join(f"{q}\t{d}\t{r}\n" for q in query_ids for d, r in full.qrels[q].items())
-    )
-    return root
+    return write_scifact_subset(root, {"test": query_ids}, DISTRACTORS)
 
 
 @pytest.fixture(scope="module")
