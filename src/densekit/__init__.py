@@ -11,11 +11,13 @@ from densekit.errors import (
 )
 from densekit.evaluate import (
     EvalReport,
+    FusionTuning,
     compute_metrics,
     evaluate,
     evaluate_run,
     load_beir,
     read_run,
+    tune_fusion,
     write_run,
 )
 from densekit.retrieve import (
@@ -65,6 +67,7 @@ __all__ = [
     "EvalReport",
     "FieldNames",
     "FusionConfig",
+    "FusionTuning",
     "Hit",
     "InputError",
     "MissingDependencyError",
@@ -89,6 +92,7 @@ __all__ = [
     "read_corpus",
     "read_run",
     "resolve_model",
+    "tune_fusion",
     "update_collection",
     "write_run",
 ]

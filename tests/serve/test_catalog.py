@@ -58,3 +58,40 @@ def test_errors_name_the_collection_not_the_servers_paths(tmp_path: Path) -> Non
     with state.catalog["docs"].snapshot() as collection:
         assert len(collection) == 5  # the refused change wrote nothing
     state.close()
+
+
+def test_a_tuned_fusion_is_described_without_the_servers_paths(tmp_path: Path) -> None:
+    from densekit.store.fusion_default import store_tuned_fusion
+    from densekit.store.manifest import FusionTuningInfo
+
+    directory = build_hashing_collection(tmp_path / "docs")
+    dataset = tmp_path / "private" / "judged"
+    record = FusionTuningInfo(
+        dataset="judged",
+        dataset_path=str(dataset),
+        split="train",
+        qrels_sha256="0" * 64,
+        metric="nDCG@10",
+        queries=20,
+        folds=5,
+        seed=0,
+        candidates=45,
+        cv_mean=0.5,
+        cv_std=0.1,
+        score=0.6,
+        previous={"method": "convex", "k": 60, "depth": 100, "weights": [0.4, 0.6]},
+        previous_score=0.55,
+        fold_choices=[],
+        parts={"dense": 0.4, "bm25": 0.5},
+        version="0",
+        created="2026-01-01T00:00:00+00:00",
+    )
+    store_tuned_fusion(directory, {"method": "rrf", "k": 30, "depth": 50}, record)
+    state = hashing_state({"docs": directory})
+    described = state.catalog.describe("docs")
+    state.close()
+    assert described["fusion"] == {"method": "rrf", "k": 30, "depth": 50}
+    assert described["fusion_tuning"]["dataset"] == "judged"
+    assert described["fusion_tuning"]["cv_mean"] == 0.5
+    assert "dataset_path" not in described["fusion_tuning"]
+    assert str(tmp_path) not in str(described)

@@ -6,6 +6,8 @@ import argparse
 
 from densekit.cli.check_command import DAMAGED, show
 from densekit.cli.output import print_json
+from densekit.evaluate.tuning import describe_fusion
+from densekit.retrieve import FusionConfig
 from densekit.store import StoredCollection
 from densekit.store.collection_info import collection_info
 from densekit.store.integrity import IntegrityReport, verify_collection
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         ("adapter", _adapter(info["adapter"])),
         ("chunking", info["chunking"] or "none"),
         ("bm25", info["bm25"] or "none"),
-        ("fusion", info["fusion"]),
+        ("fusion", describe_fusion(FusionConfig.stored(info["fusion"]))),
+        *_tuning(info["fusion_tuning"]),
         ("size", f"{info['size_bytes'] / 1e6:.1f} MB"),
         ("created", info["created"]),
         ("source", info["source"]),
@@ -86,3 +89,22 @@ def _adapter(adapter: dict | None) -> str:
     trained = adapter.get("trained") or {}
     where = f"; trained on {trained.get('dataset')} ({trained.get('split')})" if trained else ""
     return f"{adapter['kind']} ({spec}){where}"
+
+
+def _tuning(tuning: dict | None) -> list[tuple[str, str]]:
+    """When `densekit tune` chose the fusion: from what data, and how well it did."""
+    if tuning is None:
+        return []
+    return [
+        (
+            "tuned",
+            f"on {tuning['dataset']} ({tuning['split']}, {tuning['queries']} queries, "
+            f"{tuning['dataset_path']}), {tuning['created']}",
+        ),
+        (
+            "tuned score",
+            f"{tuning['metric']} {tuning['cv_mean']:.4f} ± {tuning['cv_std']:.4f} in "
+            f"{tuning['folds']}-fold CV; {tuning['score']:.4f} on all its queries, where the "
+            f"fusion before scored {tuning['previous_score']:.4f}",
+        ),
+    ]

@@ -27,6 +27,7 @@ from densekit.cli import (
     train_command,
     train_llm_command,
     train_reranker_command,
+    tune_command,
 )
 from densekit.encode.allocator import tune_for_command
 from densekit.errors import DensekitError
@@ -40,6 +41,7 @@ COMMANDS = (
     eval_command,
     make_queries_command,
     split_command,
+    tune_command,
     pipeline_command,
     info_command,
     check_command,

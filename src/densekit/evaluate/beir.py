@@ -23,6 +23,7 @@ class BeirDataset:
     queries: dict[str, str]
     qrels: Qrels
     warnings: tuple[str, ...] = ()
+    qrels_path: Path | None = None  # the split's judgements file, when read from one
 
     @property
     def name(self) -> str:
@@ -104,4 +105,4 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
         for query_id in unknown:
             del qrels[query_id]
     queries = {query_id: all_queries[query_id] for query_id in qrels}
-    return BeirDataset(root, split, corpus, queries, qrels, tuple(warnings))
+    return BeirDataset(root, split, corpus, queries, qrels, tuple(warnings), qrels_path)

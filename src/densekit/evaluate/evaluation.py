@@ -15,6 +15,7 @@ from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.metrics import DEFAULT_METRICS, compute_metrics, parse_metrics, run_depth
 from densekit.evaluate.runfile import Run, read_run, write_run
+from densekit.evaluate.tuning import refuse_tuned_split
 from densekit.retrieve.collection import Collection, build_collection
 from densekit.retrieve.fusion import FusionConfig
 from densekit.retrieve.pipeline import Pipeline
@@ -88,6 +89,8 @@ def evaluate(
 
             # Checked even for BM25: naming the wrong model is always a mistake.
             opened = opened.with_encoder(load_encoder(check_model))
+        if collection is not None and pipeline is None and fusion is None:
+            refuse_tuned_split(opened, data, retriever)
         searcher = opened.searcher(
             retriever, fusion=fusion, pipeline=pipeline, index_params=index_params
         )

@@ -207,6 +207,8 @@ class Catalog:
             info["source"] = Path(str(info["source"])).name
         if info.get("model"):
             info["model"].pop("location", None)
+        if info.get("fusion_tuning"):
+            info["fusion_tuning"].pop("dataset_path", None)
         return {"name": name, **info}
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from densekit.store.integrity import latest_report
@@ -49,6 +50,10 @@ def collection_info(collection: StoredCollection) -> dict[str, Any]:
         },
         "adapter": None if collection.adapter is None else collection.adapter.describe(),
         "fusion": manifest.fusion,
+        # How `densekit tune` chose that fusion: data, metric, cross-validated score.
+        "fusion_tuning": None
+        if manifest.fusion_tuning is None
+        else dataclasses.asdict(manifest.fusion_tuning),
         "size_bytes": sum(manifest.files.values()),
         "created": manifest.created,
         "source": manifest.source,

@@ -130,6 +130,35 @@ class AdapterInfo:
     maps_documents: bool = False
 
 
+@dataclass(frozen=True)
+class FusionTuningInfo:
+    """How the default fusion was chosen by cross-validation on judgements (`densekit tune`):
+    the data, the metric, the score and spread it reached, and what the default scored before.
+
+    ``qrels_sha256`` digests the split's judgements (sorted query-id, doc-id, relevance lines),
+    so an evaluation on the same judgements can be refused, whatever file holds them.
+    """
+
+    dataset: str  # the dataset folder's name
+    dataset_path: str
+    split: str
+    qrels_sha256: str
+    metric: str
+    queries: int
+    folds: int
+    seed: int
+    candidates: int  # fusion settings compared
+    cv_mean: float  # the held-out folds' mean score, each fold's choice made on the others
+    cv_std: float
+    score: float  # the chosen setting on every query of the split (in-sample)
+    previous: dict[str, Any]  # the fusion it replaced, and its score on the same queries
+    previous_score: float
+    fold_choices: list[dict[str, Any]]
+    parts: dict[str, float]  # each retriever alone on the same queries
+    version: str
+    created: str
+
+
 # What a collection can be searched with, by the indexes it holds: dense vectors, BM25, both
 # (hybrid), a learned sparse index. How a search combines them is retrieve's business.
 RetrieverName = Literal["dense", "bm25", "hybrid", "splade"]
@@ -151,6 +180,8 @@ class Manifest:
     adapter: AdapterInfo | None = None
     # The default search's fusion, as densekit.retrieve.FusionConfig.to_dict writes it.
     fusion: dict[str, Any] = field(default_factory=dict)
+    # How that fusion was chosen, when `densekit tune` chose it; None: set at build time.
+    fusion_tuning: FusionTuningInfo | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     # Tombstones: document rows deleted since the last compaction, kept in the vector row
     # space (searches skip them) until `densekit compact` rewrites the collection.
@@ -182,6 +213,7 @@ class Manifest:
             "lexical": LexicalInfo,
             "sparse": SparseInfo,
             "adapter": AdapterInfo,
+            "fusion_tuning": FusionTuningInfo,
         }
         values = dict(data)
         for key, kind in sections.items():
