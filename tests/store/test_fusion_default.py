@@ -38,10 +38,11 @@ def tuned_format_1(tmp_path: Path) -> tuple[Path, densekit.FusionTuning]:
     return copy, densekit.tune_fusion(data, copy, folds=3)
 
 
-def test_a_format_1_collection_tuned_stays_readable_as_format_1(tuned_format_1) -> None:
+def test_a_tuned_format_1_collection_becomes_format_3(tuned_format_1) -> None:
+    # Releases that cannot read the tuning record refuse the collection by its version.
     copy, tuning = tuned_format_1
     manifest = json.loads((copy / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 3
     assert tuning.previous == DEFAULT_FUSION  # read from {"alpha": 0.4, "rrf_k": 60, ...}
     assert manifest["fusion_tuning"]["previous"] == DEFAULT_FUSION.to_dict()
     assert FusionConfig.stored(manifest["fusion"]) == tuning.fusion

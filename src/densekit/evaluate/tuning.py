@@ -36,8 +36,10 @@ from densekit.version import __version__
 # The settings tuning chooses among, in one place: a new fusion method adds its own here.
 CONVEX_ALPHAS = tuple(round(0.1 * step, 1) for step in range(11))  # the dense list's weight
 RRF_KS = (10, 30, 60, 100)
-# Candidates each list gives before fusing; the default's first, so a tie keeps it.
-DEPTHS = (100, 50, 200)
+# Candidates each list gives before fusing; the default's first, so a tie keeps it. None below
+# 100: a search of the top k takes max(k, depth) from each list, so a shallower setting would
+# search differently at eval's k = 100 than it was scored.
+DEPTHS = (100, 200)
 
 
 def fusion_grid() -> tuple[FusionConfig, ...]:

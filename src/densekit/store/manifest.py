@@ -32,7 +32,10 @@ FORMAT_VERSION = 1
 # Version 2 adds a stored adapter; a collection without one stays version 1, readable by
 # releases that predate adapters (which would search a version 2 one without its adapter).
 ADAPTER_FORMAT_VERSION = 2
-READABLE_VERSIONS = (FORMAT_VERSION, ADAPTER_FORMAT_VERSION)
+# Version 3 adds the record of a tuned fusion (`densekit tune`): releases before it refuse the
+# collection by its version, instead of by an unknown field.
+TUNED_FORMAT_VERSION = 3
+READABLE_VERSIONS = (FORMAT_VERSION, ADAPTER_FORMAT_VERSION, TUNED_FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,11 @@ class Manifest:
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Replace ``directory/manifest.json`` atomically and durably."""
-    version = ADAPTER_FORMAT_VERSION if manifest.adapter is not None else FORMAT_VERSION
+    version = FORMAT_VERSION
+    if manifest.fusion_tuning is not None:
+        version = TUNED_FORMAT_VERSION
+    elif manifest.adapter is not None:
+        version = ADAPTER_FORMAT_VERSION
     manifest = replace(manifest, format_version=version)
     atomic_write_text(directory / MANIFEST_NAME, manifest.to_json())
 
