@@ -271,3 +271,23 @@ def test_bench_index_prints_writes_and_plots_the_trade_off(capsys, tiny_beir, tm
 
     code, _, err = run_cli(capsys, "bench-index", collection, "--specs", "HNSW32;bogus spec")
     assert code == 2 and "invalid index spec 'bogus spec'" in err
+
+
+def test_z_score_fusion_is_chosen_by_flag_and_stored_by_index(
+    capsys, tiny_beir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "c"
+    args = ["index", tiny_beir / "corpus.jsonl", "--out", out, "--quiet"]
+    code, _, err = run_cli(capsys, *args, "--normalization", "z-score", "--alpha", "0.3")
+    assert code == 0, err
+    stored = json.loads((out / "manifest.json").read_text())["fusion"]
+    assert stored["normalization"] == "z-score" and stored["weights"] == [0.3, 0.7]
+    code, found, _ = run_cli(capsys, "search", out, "solar panels", "-k", "2", "--json")
+    assert code == 0 and len(json.loads(found)["hits"]) == 2
+    # Back to min-max for one search; RRF has no scores to scale.
+    code, _, err = run_cli(capsys, "search", out, "solar", "--normalization", "min-max")
+    assert code == 0, err
+    code, _, err = run_cli(
+        capsys, "search", out, "solar", "--fusion", "rrf", "--normalization", "z-score"
+    )
+    assert code == 2 and "use it with --fusion convex" in err

@@ -53,3 +53,46 @@ def test_a_fusion_names_its_method() -> None:
     with pytest.raises(TypeError):
         FusionConfig()  # type: ignore[call-arg]
     assert FusionConfig.from_dict({}).method == "rrf"
+
+
+def test_z_score_fusion_measures_each_score_against_its_list_s_spread() -> None:
+    dense = ranking([1, 2, 3, 4], [0.84, 0.73, 0.59, 0.37])  # z: 1.1819, 0.5554, ...
+    lexical = ranking([2, 1, 3, 4], [4.5, 3.7, 2.0, 1.1])  # z: 1.2461, 0.6509, ...
+    z = convex_fusion([dense, lexical], [0.5, 0.5], "z-score")
+    scores = dict(zip(z.rows.tolist(), z.scores.tolist(), strict=True))
+    assert scores[1] == pytest.approx(0.5 * (1.18190 + 0.65093), abs=1e-4)
+    assert scores[2] == pytest.approx(0.5 * (0.55536 + 1.24609), abs=1e-4)
+    assert z.rows.tolist()[:2] == [1, 2]
+    # Min-max stretches each list's range to [0, 1] instead, and orders the two the other way.
+    assert convex_fusion([dense, lexical], [0.5, 0.5]).rows.tolist()[:2] == [2, 1]
+
+
+def test_z_score_fusion_scores_a_missing_document_at_the_list_s_lowest() -> None:
+    dense = ranking([1, 2], [0.9, 0.1])  # z: 1, -1
+    lexical = ranking([3, 4, 5], [3.0, 2.0, 1.0])  # z: 1.2247, 0, -1.2247
+    fused = convex_fusion([dense, lexical], [0.5, 0.5], "z-score")
+    scores = dict(zip(fused.rows.tolist(), fused.scores.tolist(), strict=True))
+    low_dense, low_lexical = -1.0, -1.2247449
+    assert scores[1] == pytest.approx(0.5 * (1.0 + low_lexical), rel=1e-5)
+    assert scores[3] == pytest.approx(0.5 * (low_dense + 1.2247449), rel=1e-5)
+    assert scores[5] == pytest.approx(0.5 * (low_dense + low_lexical), rel=1e-5)
+    # A constant list carries no preference: it adds nothing to any document.
+    flat = convex_fusion([ranking([1, 2], [0.5, 0.5]), lexical], [0.5, 0.5], "z-score")
+    flat_scores = dict(zip(flat.rows.tolist(), flat.scores.tolist(), strict=True))
+    assert flat_scores[3] == pytest.approx(0.5 * 1.2247449, rel=1e-5)
+    assert flat_scores[1] == flat_scores[2] == pytest.approx(0.5 * low_lexical, rel=1e-5)
+
+
+def test_normalization_is_checked_and_stored_only_when_not_min_max() -> None:
+    z = FusionConfig("convex", weights=(0.4, 0.6), normalization="z-score")
+    assert z.to_dict()["normalization"] == "z-score"
+    assert FusionConfig.from_dict(z.to_dict()) == z
+    assert FusionConfig.stored(z.to_dict()) == z
+    # Collections stored before the option read, and write, exactly as they did.
+    assert "normalization" not in FusionConfig("convex", weights=(0.4, 0.6)).to_dict()
+    with pytest.raises(InputError, match='applies to method = "convex" only'):
+        FusionConfig("rrf", normalization="z-score")
+    with pytest.raises(InputError, match="unknown 'softmax'; choose min-max or z-score"):
+        FusionConfig.from_dict({"method": "convex", "normalization": "softmax"}, source="p.toml")
+    with pytest.raises(InputError, match=r"p\.toml: fusion\.normalization must be a string"):
+        FusionConfig.from_dict({"method": "convex", "normalization": 1}, source="p.toml")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from densekit.errors import InputError
-from densekit.retrieve import DEFAULT_FUSION, FusionConfig
+from densekit.retrieve import DEFAULT_FUSION, NORMALIZATIONS, FusionConfig
 from densekit.retrieve.pipeline import Pipeline
 
 
@@ -61,19 +61,34 @@ def add_fusion_arguments(parser: argparse.ArgumentParser, default_help: str) -> 
     parser.add_argument(
         "--alpha", type=float, help=f"dense weight of convex fusion ({default_help})"
     )
+    parser.add_argument(
+        "--normalization",
+        choices=NORMALIZATIONS,
+        help=f"how convex fusion scales each list's scores ({default_help})",
+    )
+
+
+def fusion_flags_given(args: argparse.Namespace) -> bool:
+    return any(value is not None for value in (args.fusion, args.alpha, args.normalization))
 
 
 def fusion_from(args: argparse.Namespace, base: FusionConfig | None = None) -> FusionConfig | None:
     """The hybrid fusion the flags ask for on top of ``base``; ``None`` when no flag was given."""
-    if args.fusion is None and args.alpha is None:
+    if not fusion_flags_given(args):
         return base
     base = base or DEFAULT_FUSION
     alpha = args.alpha if args.alpha is not None else base.alpha
+    method = args.fusion or base.method
+    if args.normalization not in (None, "min-max") and method != "convex":
+        raise InputError(
+            "--normalization scales convex fusion's scores; use it with --fusion convex"
+        )
     return FusionConfig.hybrid(
-        args.fusion or base.method,
+        method,
         DEFAULT_FUSION.alpha if alpha is None else alpha,  # type: ignore[arg-type]
         rrf_k=base.k,
         depth=base.depth,
+        normalization=args.normalization or base.normalization,
     )
 
 
@@ -102,8 +117,9 @@ def add_pipeline_argument(parser: argparse.ArgumentParser) -> None:
 def pipeline_from(args: argparse.Namespace) -> Pipeline | None:
     if args.pipeline is None:
         return None
-    if args.retriever is not None or args.fusion is not None or args.alpha is not None:
+    if args.retriever is not None or fusion_flags_given(args):
         raise InputError(
-            "--pipeline names its own retrievers and fusion; drop --retriever/--fusion/--alpha"
+            "--pipeline names its own retrievers and fusion; drop "
+            "--retriever/--fusion/--alpha/--normalization"
         )
     return Pipeline.from_toml(args.pipeline)

@@ -129,6 +129,7 @@ def _search_flags(args: argparse.Namespace) -> dict[str, object]:
         "--run-out": args.run_out,
         "--fusion": args.fusion,
         "--alpha": args.alpha,
+        "--normalization": args.normalization,
         "--ef-search": args.ef_search,
         "--nprobe": args.nprobe,
         "--rescore": args.rescore,

@@ -26,7 +26,7 @@ from densekit.evaluate.beir import BeirDataset, Qrels, load_beir
 from densekit.evaluate.cross_validation import best_candidate, cross_validate, query_folds
 from densekit.evaluate.metrics import compute_metrics, parse_metrics, run_depth
 from densekit.retrieve.collection import Collection
-from densekit.retrieve.fusion import DEFAULT_FUSION, HYBRID_LISTS, FusionConfig
+from densekit.retrieve.fusion import DEFAULT_FUSION, HYBRID_LISTS, NORMALIZATIONS, FusionConfig
 from densekit.retrieve.ranking import Ranking
 from densekit.retrieve.retrievers import open_retriever
 from densekit.store.fusion_default import check_fusable, store_tuned_fusion
@@ -44,7 +44,10 @@ DEPTHS = (100, 200)
 
 def fusion_grid() -> tuple[FusionConfig, ...]:
     convex = [
-        FusionConfig("convex", weights=(alpha, round(1.0 - alpha, 1)), depth=depth)
+        FusionConfig(
+            "convex", weights=(alpha, round(1.0 - alpha, 1)), depth=depth, normalization=norm
+        )
+        for norm in NORMALIZATIONS
         for depth in DEPTHS
         for alpha in CONVEX_ALPHAS
     ]
@@ -376,7 +379,8 @@ def describe_fusion(fusion: FusionConfig) -> str:
     """A fusion in a few words, for people."""
     if fusion.method == "convex":
         dense, bm25 = fusion.weights_for(len(HYBRID_LISTS))
-        return f"convex {dense:g} × dense + {bm25:g} × bm25, depth {fusion.depth}"
+        scaled = "" if fusion.normalization == "min-max" else f" ({fusion.normalization})"
+        return f"convex{scaled} {dense:g} × dense + {bm25:g} × bm25, depth {fusion.depth}"
     if fusion.method == "rrf":
         return f"rrf k {fusion.k}, depth {fusion.depth}"
     return f"{fusion.method} {fusion.to_dict()}"

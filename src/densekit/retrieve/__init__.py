@@ -3,6 +3,7 @@
 from densekit.retrieve.collection import Collection, build_collection, open_collection
 from densekit.retrieve.fusion import (
     DEFAULT_FUSION,
+    NORMALIZATIONS,
     FusionConfig,
     convex_fusion,
     reciprocal_rank_fusion,
@@ -21,6 +22,7 @@ from densekit.store.manifest import RETRIEVER_NAMES
 
 __all__ = [
     "DEFAULT_FUSION",
+    "NORMALIZATIONS",
     "RETRIEVER_NAMES",
     "CandidateStage",
     "Collection",

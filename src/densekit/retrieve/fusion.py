@@ -19,6 +19,11 @@ from densekit.tomlfile import refuse_unknown_keys
 
 FusionMethod = Literal["convex", "rrf"]
 FUSION_METHODS: tuple[FusionMethod, ...] = ("rrf", "convex")
+# How a convex fusion puts each list's scores on one scale: min-max to [0, 1], or z-scores (how
+# many standard deviations above the list's mean), which let a list whose top stands out from
+# the rest count for more than one whose scores are all alike.
+Normalization = Literal["min-max", "z-score"]
+NORMALIZATIONS: tuple[Normalization, ...] = ("min-max", "z-score")
 # The hybrid retriever's lists, in the order its weights (alpha, 1 - alpha) apply to.
 HYBRID_LISTS = ("dense", "bm25")
 
@@ -32,7 +37,8 @@ class FusionConfig:
     """How candidate lists combine.
 
     ``method``: ``rrf`` (reciprocal rank fusion, rank offset ``k``) or ``convex`` (a weighted sum
-    of min-max normalised scores, one weight per list; equal weights when ``weights`` is None).
+    of normalised scores, one weight per list; equal weights when ``weights`` is None), with
+    each list's scores normalised by ``normalization`` (``min-max`` or ``z-score``).
     ``depth``: how many candidates each list gives when its stage sets no count of its own.
     """
 
@@ -42,10 +48,18 @@ class FusionConfig:
     k: int = 60
     weights: tuple[float, ...] | None = None
     depth: int = 100
+    normalization: Normalization = "min-max"
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
             raise InputError(f"fusion.method: unknown {self.method!r}; choose rrf or convex")
+        if self.normalization not in NORMALIZATIONS:
+            raise InputError(
+                f"fusion.normalization: unknown {self.normalization!r}; choose "
+                f"{' or '.join(NORMALIZATIONS)}"
+            )
+        if self.normalization != "min-max" and self.method != "convex":
+            raise InputError('fusion.normalization applies to method = "convex" only')
         if not _whole(self.k) or self.k < 0:
             raise InputError(f"fusion.k must be a whole number, 0 or more, got {self.k!r}")
         if not _whole(self.depth) or self.depth < 1:
@@ -63,7 +77,12 @@ class FusionConfig:
 
     @classmethod
     def hybrid(
-        cls, method: FusionMethod = "convex", alpha: float = 0.4, rrf_k: int = 60, depth: int = 100
+        cls,
+        method: FusionMethod = "convex",
+        alpha: float = 0.4,
+        rrf_k: int = 60,
+        depth: int = 100,
+        normalization: Normalization = "min-max",
     ) -> FusionConfig:
         """Dense + BM25 in the hybrid retriever's words: ``alpha`` weighs the dense scores of a
         convex sum (1 - alpha the BM25 ones); ``rrf_k`` is RRF's rank offset."""
@@ -71,7 +90,8 @@ class FusionConfig:
             raise InputError(f"fusion alpha must be in [0, 1], got {alpha}")
         if method != "convex":
             return cls(method, k=rrf_k, depth=depth)
-        return cls("convex", k=rrf_k, weights=(alpha, 1.0 - alpha), depth=depth)
+        weights = (alpha, 1.0 - alpha)
+        return cls("convex", k=rrf_k, weights=weights, depth=depth, normalization=normalization)
 
     @property
     def alpha(self) -> float | None:
@@ -93,12 +113,14 @@ class FusionConfig:
     def fuse(self, rankings: Sequence[Ranking]) -> Ranking:
         if self.method == "rrf":
             return reciprocal_rank_fusion(rankings, self.k)
-        return convex_fusion(rankings, self.weights_for(len(rankings)))
+        return convex_fusion(rankings, self.weights_for(len(rankings)), self.normalization)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"method": self.method, "k": self.k, "depth": self.depth}
         if self.weights is not None:
             data["weights"] = list(self.weights)
+        if self.normalization != "min-max":  # min-max: what collections stored before say
+            data["normalization"] = self.normalization
         return data
 
     @classmethod
@@ -106,7 +128,8 @@ class FusionConfig:
         """A ``[fusion]`` table (method, k, weights, depth), every key and value checked;
         ``source`` (a file) starts every error message."""
         prefix = f"{source}: " if source else ""
-        refuse_unknown_keys(data, {"method", "k", "weights", "depth"}, f"{prefix}fusion")
+        known = {"method", "k", "weights", "depth", "normalization"}
+        refuse_unknown_keys(data, known, f"{prefix}fusion")
         values = dict(data)
         weights = values.get("weights")
         if weights is not None:
@@ -118,8 +141,9 @@ class FusionConfig:
                 )
             values["weights"] = tuple(float(w) for w in weights)
         values.setdefault("method", "rrf")  # a pipeline file's default
-        if not isinstance(values["method"], str):
-            raise InputError(f"{prefix}fusion.method must be a string, got {values['method']!r}")
+        for key in ("method", "normalization"):
+            if key in values and not isinstance(values[key], str):
+                raise InputError(f"{prefix}fusion.{key} must be a string, got {values[key]!r}")
         try:
             return cls(**values)
         except InputError as exc:
@@ -163,12 +187,42 @@ def blend(new: np.ndarray, old: np.ndarray, weight: float) -> np.ndarray:
     return (weight * min_max(new) + (1.0 - weight) * min_max(old)).astype(np.float32)
 
 
-def convex_fusion(rankings: Sequence[Ranking], weights: Sequence[float]) -> Ranking:
-    """Sum of min-max normalised scores; a document missing from a list scores 0 there."""
+def z_scores(scores: np.ndarray) -> np.ndarray:
+    """Standard deviations above the list's mean; a constant list says nothing (all zeros)."""
+    if len(scores) == 0:
+        return scores.astype(np.float32)
+    values = scores.astype(np.float64)
+    spread = float(values.std())
+    if spread == 0.0:
+        return np.zeros(len(values), dtype=np.float32)
+    return ((values - values.mean()) / spread).astype(np.float32)
+
+
+def convex_fusion(
+    rankings: Sequence[Ranking],
+    weights: Sequence[float],
+    normalization: Normalization = "min-max",
+) -> Ranking:
+    """Weighted sum of normalised scores. A document missing from a list scores that list's
+    lowest normalised score there (min-max: 0): it ranked below every candidate it gave."""
+    normalised = [
+        min_max(ranking.scores) if normalization == "min-max" else z_scores(ranking.scores)
+        for ranking in rankings
+    ]
+    lowest = [
+        0.0 if normalization == "min-max" or len(values) == 0 else float(values.min())
+        for values in normalised
+    ]
     fused: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights, strict=True):
-        for row, score in zip(ranking.rows.tolist(), min_max(ranking.scores).tolist(), strict=True):
+    for ranking, values, weight in zip(rankings, normalised, weights, strict=True):
+        for row, score in zip(ranking.rows.tolist(), values.tolist(), strict=True):
             fused[row] = fused.get(row, 0.0) + weight * score
+    for ranking, floor, weight in zip(rankings, lowest, weights, strict=True):
+        if floor != 0.0:  # the missing documents' share; min-max's floor adds nothing
+            present = set(ranking.rows.tolist())
+            for row in fused:
+                if row not in present:
+                    fused[row] += weight * floor
     return Ranking.from_mapping(fused)
 
 
