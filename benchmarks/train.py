@@ -13,12 +13,17 @@ mined from the SciFact MiniLM collection. Each ablation row adds one thing to th
 
 Per row: SciFact test nDCG@10 and R@100 (dense retrieval with the trained model), also apart
 on the test queries whose relevant documents train judged too (seen) or not (unseen), dev
-nDCG@10 before/after, training seconds. Then 2D Matryoshka: nDCG@10 over layers {2, 4, 6} x dims
-{32, 64, 128, 256, 384} for the 2D-trained model and the base cut the same way; and STS-B test
-Spearman of the best row vs the base. The grid encodes once per (model, layers) at full width
-and cuts the stored vectors to each width; one cell is checked against `--layers/--dim`.
-Results are saved after each measurement; a rerun measures only what is missing (`--fresh`
-measures everything again).
+nDCG@10 before/after, training seconds, and per-query scores; each row is tested (paired t-test
+and randomisation test) against the base and against the row it adds to. Then STS-B test
+Spearman of the best row vs the base, and 2D Matryoshka: the recipe of + mined negatives with
+the loss also on shallower layers and embedding prefixes, trained by this script (`--device`:
+where; recorded), and its nDCG@10 over layers {2, 4, 6} x dims {32, 64, 128, 256, 384} against
+the base cut the same way, each cell with a paired test. The grid encodes once per
+(model, layers) at full width and cuts the stored vectors to each width; one cell is checked
+against `--layers/--dim`.
+Results are saved after each measurement; a rerun measures only what is missing, `--only PART`
+measures the named parts again (ablation rows by label, "base", "+ soup", "stsb", "2d"), and
+`--fresh` measures everything again. QUICK=1: two rows, one epoch, a smaller grid.
 
 Writes benchmarks/results/train.json.
 """
@@ -28,17 +33,30 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _common import BUILD, RESULTS, build_or_open, dataset, environment, seen_unseen, write_json
+from _common import (
+    BUILD,
+    QUICK,
+    RESULTS,
+    build_or_open,
+    dataset,
+    environment,
+    paired_tests,
+    seen_unseen,
+    write_json,
+)
 
 import densekit
+from densekit.evaluate.metrics import MetricResult, compute_metrics
 from densekit.store import BuildOptions
 from densekit.train import Mixing, soup_models
-from densekit.train.bi_encoder import CARD_FILE, train_model
+from densekit.train.bi_encoder import train_model
 from densekit.train.mining import MiningConfig as DataRecipe
 from densekit.train.recipe import (
     DistillRecipe,
@@ -50,7 +68,9 @@ from densekit.train.recipe import (
 
 MODELS = BUILD / "train"
 TEACHER = BUILD / "scifact-reranker"
-TRAIN = TrainRecipe(epochs=2, batch=32, learning_rate=3e-5, dev_share=0.1, checkpoint_steps=25)
+TRAIN = TrainRecipe(
+    epochs=1 if QUICK else 2, batch=32, learning_rate=3e-5, dev_share=0.1, checkpoint_steps=25
+)
 MINED = DataRecipe(negatives=3, ranks=(10, 60), margin=0.95)
 
 
@@ -59,17 +79,31 @@ def ablation() -> dict[str, Recipe]:
     mixing = replace(focal, mixing=Mixing(pairs=8, with_query=4, hardest=16))
     # Distillation goes on the best recipe so far: + focal (mixing lowered dev and test scores).
     distill = replace(focal, distill=DistillRecipe(teacher=str(TEACHER), kind="margin-mse"))
-    return {
+    rows = {
         "in-batch only": Recipe(DataRecipe(negatives=0, margin=None), LossRecipe(), TRAIN),
         "+ mined negatives": Recipe(MINED, LossRecipe(), TRAIN),
         "+ focal": Recipe(MINED, focal, TRAIN),
         "+ mixing": Recipe(MINED, mixing, TRAIN),
         "+ distillation": Recipe(MINED, distill, TRAIN),
     }
+    return dict(list(rows.items())[:2]) if QUICK else rows
+
+
+# The row each row adds one thing to: the paired tests compare them.
+PARENT = {
+    "in-batch only": "base",
+    "+ mined negatives": "in-batch only",
+    "+ focal": "+ mined negatives",
+    "+ mixing": "+ focal",
+    "+ distillation": "+ focal",
+    "+ soup": "+ mined negatives",
+}
 
 
 TWO_D = Recipe(MINED, LossRecipe(matryoshka=MatryoshkaRecipe(layers=True)), TRAIN)
-LAYERS, DIMS = (2, 4, 6), (32, 64, 128, 256, 384)
+LAYERS, DIMS = ((2, 6), (64, 384)) if QUICK else ((2, 4, 6), (32, 64, 128, 256, 384))
+TRAINED_BY = "benchmarks/train.py"
+DEVICE = "cpu"  # set by --device
 RESULTS_DATA: dict = {}
 
 
@@ -86,10 +120,10 @@ def test_scores(model: str, **cut: int | None) -> dict:
         dataset("scifact"), metrics=["nDCG@10", "R@100"], build_options=options
     )
     scores: dict = {m: round(v, 4) for m, v in report.metrics.items()}
-    return scores | {"seen_unseen": seen_unseen(report.per_query)}
+    return scores | {"seen_unseen": seen_unseen(report.per_query), "per_query": report.per_query}
 
 
-def train_row(label: str, recipe: Recipe, folder: Path) -> dict:
+def train_row(recipe: Recipe, folder: Path) -> dict:
     started = time.perf_counter()
     report = train_model(
         dataset("scifact"),
@@ -104,23 +138,24 @@ def train_row(label: str, recipe: Recipe, folder: Path) -> dict:
         "dev_before": report.dev_before,
         "dev_after": report.dev_after,
         "train_seconds": round(time.perf_counter() - started, 1),
+        "device": DEVICE,
         "rows": report.rows,
         "recipe": report.recipe,
     }
 
 
-def run_ablation(rows: dict, only: set[str]) -> None:
-    if "base" not in rows:
+def run_ablation(rows: dict, wanted: Callable[[str], bool]) -> None:
+    if "base" not in rows and wanted("base"):
         rows["base"] = test_scores("minilm")
         save()
     for label, recipe in ablation().items():
-        if label in rows or (only and label not in only):
+        if label in rows or not wanted(label):
             continue
-        rows[label] = train_row(label, recipe, MODELS / _slug(label))
-        print(label, json.dumps({k: v for k, v in rows[label].items() if k != "recipe"}))
+        rows[label] = train_row(recipe, MODELS / _slug(label))
+        print(label, json.dumps(_summary(rows[label])), flush=True)
         save()
     trained = [MODELS / _slug(label) for label in ablation() if (MODELS / _slug(label)).exists()]
-    if "+ soup" not in rows and len(trained) >= 2 and (not only or "+ soup" in only):
+    if "+ soup" not in rows and len(trained) >= 2 and wanted("+ soup"):
         started = time.perf_counter()
         soup = soup_models(trained, MODELS / "soup", greedy=True, dev=dev_dataset(), overwrite=True)
         rows["+ soup"] = {
@@ -129,6 +164,22 @@ def run_ablation(rows: dict, only: set[str]) -> None:
             "seconds": round(time.perf_counter() - started, 1),
         }
         save()
+
+
+def ablation_tests(rows: dict) -> dict:
+    """Each row against the row it adds to and against the base, on per-query nDCG@10 (rows
+    measured before per-query scores were kept are left out)."""
+    scored = {label: row["per_query"] for label, row in rows.items() if "per_query" in row}
+    tests = {}
+    for label, parent in PARENT.items():
+        for other in dict.fromkeys((parent, "base")):
+            if label in scored and other in scored:
+                tests[f"{label} vs {other}"] = paired_tests(scored[other], scored[label], "nDCG@10")
+    return tests
+
+
+def _summary(row: dict) -> dict:
+    return {key: value for key, value in row.items() if key not in ("recipe", "per_query")}
 
 
 def dev_dataset() -> Path:
@@ -155,41 +206,43 @@ def dev_dataset() -> Path:
 
 def run_two_d(grid: dict) -> None:
     folder = MODELS / "two-d"
-    card = folder / CARD_FILE
-    if "training" not in grid:
-        # A model already there (e.g. trained by the same code on an accelerator) is used as is.
-        trained = json.loads(card.read_text()) if card.exists() else train_row("2d", TWO_D, folder)
-        grid["training"] = {k: v for k, v in trained.items() if k != "recipe"}
+    if grid.get("training", {}).get("trained_by") != TRAINED_BY:
+        grid.clear()  # a grid is only kept for a model this script trained itself
+        grid["training"] = {**_summary(train_row(TWO_D, folder)), "trained_by": TRAINED_BY}
         save()
-    for name, model in (("trained", str(folder)), ("base", "minilm")):
-        cells = grid.setdefault(name, {})
-        for layers in LAYERS:
-            if all(f"L{layers}xD{dim}" in cells for dim in DIMS):
-                continue
-            cells.update(cut_scores(model, layers))
-            print(name, layers, {k: v for k, v in cells.items() if k.startswith(f"L{layers}x")})
-            save()
+    tests = grid.setdefault("tests", {})
+    for layers in LAYERS:
+        if all(f"L{layers}xD{dim}" in tests for dim in DIMS):
+            continue
+        trained, base = cut_scores(str(folder), layers), cut_scores("minilm", layers)
+        for cell in trained:
+            grid.setdefault("trained", {})[cell] = round(trained[cell].aggregate["nDCG@10"], 4)
+            grid.setdefault("base", {})[cell] = round(base[cell].aggregate["nDCG@10"], 4)
+            tests[cell] = paired_tests(base[cell].per_query, trained[cell].per_query, "nDCG@10")
+        print(layers, {cell: grid["trained"][cell] for cell in trained}, flush=True)
+        save()
     if "check" not in grid:
-        # One cell through the real path (`--layers 4 --dim 128`): the grid's shortcut of
-        # cutting stored full-width vectors must give the same number.
+        # One cell through the real path (`--layers L --dim D`): the grid's shortcut of cutting
+        # stored full-width vectors must give the same number.
+        layers, dim = LAYERS[len(LAYERS) // 2], DIMS[len(DIMS) // 2]
         grid["check"] = {
-            "cell": "trained L4xD128",
-            "grid": grid["trained"]["L4xD128"],
-            "densekit eval --layers 4 --dim 128": test_scores(str(folder), layers=4, dim=128)[
-                "nDCG@10"
-            ],
+            "cell": f"trained L{layers}xD{dim}",
+            "grid": grid["trained"][f"L{layers}xD{dim}"],
+            f"densekit eval --layers {layers} --dim {dim}": test_scores(
+                str(folder), layers=layers, dim=dim
+            )["nDCG@10"],
         }
         save()
 
 
-def cut_scores(model: str, layers: int) -> dict[str, float]:
-    """Test nDCG@10 at every width of DIMS with the first ``layers`` layers.
+def cut_scores(model: str, layers: int) -> dict[str, MetricResult]:
+    """Test nDCG@10 (with per-query scores) at every width of DIMS with the first ``layers``
+    layers.
 
     Encodes once at full width and cuts the stored vectors (first d dims, renormalised),
     which is what `--dim d` does when it encodes.
     """
     from densekit.evaluate.beir import load_beir
-    from densekit.evaluate.metrics import compute_metrics
     from densekit.retrieve import build_collection
 
     data = load_beir(dataset("scifact"), "test")
@@ -210,9 +263,7 @@ def cut_scores(model: str, layers: int) -> dict[str, float]:
         run = {
             q: {ids[row]: float(scores[i, row]) for row in top[i]} for i, q in enumerate(query_ids)
         }
-        cells[f"L{layers}xD{dim}"] = round(
-            compute_metrics(data.qrels, run, ["nDCG@10"]).aggregate["nDCG@10"], 4
-        )
+        cells[f"L{layers}xD{dim}"] = compute_metrics(data.qrels, run, ["nDCG@10"])
     return cells
 
 
@@ -236,19 +287,55 @@ def _slug(label: str) -> str:
     return label.strip("+ ").replace(" ", "-")
 
 
+def select_device(choice: str) -> str:
+    """Where the models train and encode, by name ("cpu" or the GPU's)."""
+    if choice == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch first looks for a GPU
+    import torch
+
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA GPU here")
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
 def main() -> None:
+    global DEVICE
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", default=[], help="ablation rows to run")
+    parser.add_argument("--only", nargs="*", default=[], help="parts to measure (again)")
     parser.add_argument("--fresh", action="store_true", help="measure everything again")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where to train (auto: a CUDA GPU if torch sees one); recorded with each model",
+    )
     args = parser.parse_args()
+    DEVICE = select_device(args.device)
     previous = RESULTS / "train.json"
     if previous.exists() and not args.fresh:
         RESULTS_DATA.update(json.loads(previous.read_text()))
     RESULTS_DATA["environment"] = environment()
     rows = RESULTS_DATA.setdefault("ablation", {})
-    run_ablation(rows, set(args.only))
-    if args.only:
-        return
+    only = set(args.only)
+    for part in only:  # measured again
+        rows.pop(part, None)
+        RESULTS_DATA.pop({"stsb": "stsb_spearman", "2d": "matryoshka_2d"}.get(part, part), None)
+
+    def wanted(part: str) -> bool:
+        return not only or part in only
+
+    run_ablation(rows, wanted)
+    RESULTS_DATA["tests"] = ablation_tests(rows)
+    save()
+    if wanted("stsb"):
+        run_guard(rows)
+    if wanted("2d"):
+        run_two_d(RESULTS_DATA.setdefault("matryoshka_2d", {}))
+    print("wrote", RESULTS / "train.json")
+
+
+def run_guard(rows: dict) -> None:
+    """STS-B Spearman of the base and of the best row: what fine-tuning forgot."""
     best = max((name for name in rows if name != "base"), key=lambda name: rows[name]["nDCG@10"])
     guard = RESULTS_DATA.setdefault("stsb_spearman", {})
     if "base" not in guard:
@@ -257,8 +344,6 @@ def main() -> None:
     if guard.get("best_row") != best:
         guard.update(best_row=best, fine_tuned=sts_spearman(str(best_folder)))
     save()
-    run_two_d(RESULTS_DATA.setdefault("matryoshka_2d", {}))
-    print("wrote benchmarks/results/train.json")
 
 
 if __name__ == "__main__":
