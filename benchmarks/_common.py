@@ -186,6 +186,27 @@ def paired_tests(a: dict[str, dict], b: dict[str, dict], measure: str, seed: int
     }
 
 
+def paired_tests_with_unseen(
+    a: dict[str, dict], b: dict[str, dict], measure: str, name: str = "scifact"
+) -> dict:
+    """:func:`paired_tests` of b − a on all of a dataset's test queries and on the unseen ones
+    alone (no relevant document judged for a train query), where what was trained on train
+    cannot have learned which documents get cited."""
+    from densekit.evaluate.beir import load_beir
+    from densekit.evaluate.splits import seen_breakdown
+
+    train, test = load_beir(dataset(name), "train"), load_beir(dataset(name), "test")
+    unseen = set(seen_breakdown(train.qrels, test.qrels, train.queries | test.queries).none)
+    return {
+        "all": paired_tests(a, b, measure),
+        "unseen": paired_tests(
+            {q: s for q, s in a.items() if q in unseen},
+            {q: s for q, s in b.items() if q in unseen},
+            measure,
+        ),
+    }
+
+
 def seen_unseen(per_query: dict[str, dict[str, float]], name: str = "scifact") -> dict:
     """Scores of a dataset's official test queries (``per_query``, as `densekit.evaluate`
     reports them) averaged apart by whether their relevant documents were all ("seen"), some

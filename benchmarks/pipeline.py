@@ -34,7 +34,7 @@ from _common import (
     build_or_open,
     dataset,
     environment,
-    paired_tests,
+    paired_tests_with_unseen,
     seen_unseen,
     write_json,
 )
@@ -140,25 +140,13 @@ def evaluate_all(
 def rerank_tests(scifact: dict) -> dict:
     """Paired tests of each reranker against the first stage, on all SciFact test queries and
     on those whose relevant documents no train query judged (unseen)."""
-    from densekit.evaluate.beir import load_beir
-    from densekit.evaluate.splits import seen_breakdown
-
-    train, test = load_beir(dataset("scifact"), "train"), load_beir(dataset("scifact"), "test")
-    unseen = set(seen_breakdown(train.qrels, test.qrels, train.queries | test.queries).none)
-    tests = {}
-    for a, b in RERANK_COMPARISONS:
-        if a not in scifact or b not in scifact:
-            continue
-        first, second = scifact[a]["per_query"], scifact[b]["per_query"]
-        tests[f"{b} vs {a}"] = {
-            "all": paired_tests(first, second, "nDCG@10"),
-            "unseen": paired_tests(
-                {q: s for q, s in first.items() if q in unseen},
-                {q: s for q, s in second.items() if q in unseen},
-                "nDCG@10",
-            ),
-        }
-    return tests
+    return {
+        f"{b} vs {a}": paired_tests_with_unseen(
+            scifact[a]["per_query"], scifact[b]["per_query"], "nDCG@10"
+        )
+        for a, b in RERANK_COMPARISONS
+        if a in scifact and b in scifact
+    }
 
 
 RESULTS_DATA: dict = {}

@@ -48,6 +48,7 @@ from _common import (
     dataset,
     environment,
     paired_tests,
+    paired_tests_with_unseen,
     seen_unseen,
     write_json,
 )
@@ -167,14 +168,17 @@ def run_ablation(rows: dict, wanted: Callable[[str], bool]) -> None:
 
 
 def ablation_tests(rows: dict) -> dict:
-    """Each row against the row it adds to and against the base, on per-query nDCG@10 (rows
-    measured before per-query scores were kept are left out)."""
+    """Each row against the row it adds to and against the base, on per-query nDCG@10 of all
+    test queries and of the unseen ones (rows measured before per-query scores were kept are
+    left out)."""
     scored = {label: row["per_query"] for label, row in rows.items() if "per_query" in row}
     tests = {}
     for label, parent in PARENT.items():
         for other in dict.fromkeys((parent, "base")):
             if label in scored and other in scored:
-                tests[f"{label} vs {other}"] = paired_tests(scored[other], scored[label], "nDCG@10")
+                tests[f"{label} vs {other}"] = paired_tests_with_unseen(
+                    scored[other], scored[label], "nDCG@10"
+                )
     return tests
 
 
