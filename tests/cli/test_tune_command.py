@@ -15,8 +15,8 @@ from conftest import BUNDLED_SCIFACT, write_scifact_subset
 from test_cli import run_cli
 
 from densekit.evaluate import load_beir
-from densekit.evaluate.tuning import describe_fusion
 from densekit.retrieve import Collection, FusionConfig
+from densekit.retrieve.fusion import describe_fusion
 
 pytestmark = pytest.mark.slow
 

@@ -18,9 +18,10 @@ from helpers import HashingEncoder
 
 from densekit import CollectionError, FusionConfig, InputError
 from densekit.evaluate import evaluate, load_beir, tune_fusion
-from densekit.evaluate.tuning import FUSION_GRID, describe_fusion, judgements_digest
+from densekit.evaluate.tuning import FUSION_GRID, judgements_digest
 from densekit.files import durability
 from densekit.retrieve import DEFAULT_FUSION, Collection, build_collection
+from densekit.retrieve.fusion import describe_fusion
 from densekit.store import BuildOptions, layout
 
 # Settings at depth 100 or more rank the same for nDCG@10 as evaluate's searches of 100 do,

@@ -6,8 +6,8 @@ import argparse
 
 from densekit.cli.check_command import DAMAGED, show
 from densekit.cli.output import print_json
-from densekit.evaluate.tuning import describe_fusion
 from densekit.retrieve import FusionConfig
+from densekit.retrieve.fusion import describe_fusion
 from densekit.store import StoredCollection
 from densekit.store.collection_info import collection_info
 from densekit.store.integrity import IntegrityReport, verify_collection

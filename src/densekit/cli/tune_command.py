@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from densekit.cli.output import print_json, warn
-from densekit.evaluate.tuning import FusionTuning, describe_fusion, tune_fusion
+from densekit.evaluate.tuning import FusionTuning, tune_fusion
+from densekit.retrieve.fusion import describe_fusion
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,7 +14,7 @@ from densekit.encode import DEFAULT_MODEL
 from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.metrics import DEFAULT_METRICS, compute_metrics, parse_metrics, run_depth
-from densekit.evaluate.runfile import Run, read_run, write_run
+from densekit.evaluate.runfile import RankedHits, Run, ranked_hits, read_run, write_run
 from densekit.evaluate.tuning import refuse_tuned_split
 from densekit.retrieve.collection import Collection, build_collection
 from densekit.retrieve.fusion import FusionConfig
@@ -32,7 +32,7 @@ class EvalReport:
     queries: int
     metrics: dict[str, float]
     per_query: dict[str, dict[str, float]] = field(repr=False)
-    run: dict[str, list[tuple[str, float]]] = field(repr=False)
+    run: RankedHits = field(repr=False)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     # A pipeline's stages: seconds, ms per query, passages scored per second.
@@ -96,13 +96,7 @@ def evaluate(
         )
         query_ids = list(data.queries)
         rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
-        ids = opened.row_ids
-        run = {
-            query_id: [
-                (ids[row], float(score)) for row, score in zip(r.rows, r.scores, strict=True)
-            ]
-            for query_id, r in zip(query_ids, rankings, strict=True)
-        }
+        run = ranked_hits(query_ids, rankings, opened.row_ids)
         warnings = [*data.warnings, *_unknown_documents(data, set(opened.doc_ids))]
         stages = []
         if pipeline is not None:

@@ -5,11 +5,31 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from densekit.errors import InputError
 from densekit.files.text import decoded_lines
 
+if TYPE_CHECKING:
+    from densekit.retrieve.ranking import Ranking
+
 Run = dict[str, dict[str, float]]
+# Each query's hits, best first, as (document id, score).
+RankedHits = dict[str, list[tuple[str, float]]]
+
+
+def ranked_hits(
+    query_ids: Sequence[str], rankings: Sequence[Ranking], ids: Sequence[str | None]
+) -> RankedHits:
+    """Rankings of collection rows as each query's (document id, score) pairs, best first;
+    ``ids`` names each row."""
+    return {
+        query_id: [
+            (str(ids[row]), float(score))
+            for row, score in zip(ranking.rows.tolist(), ranking.scores.tolist(), strict=True)
+        ]
+        for query_id, ranking in zip(query_ids, rankings, strict=True)
+    }
 
 
 def write_run(

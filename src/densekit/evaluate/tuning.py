@@ -25,6 +25,7 @@ from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset, Qrels, load_beir
 from densekit.evaluate.cross_validation import best_candidate, cross_validate, query_folds
 from densekit.evaluate.metrics import compute_metrics, parse_metrics, run_depth
+from densekit.evaluate.runfile import ranked_hits
 from densekit.retrieve.collection import Collection
 from densekit.retrieve.fusion import DEFAULT_FUSION, HYBRID_LISTS, NORMALIZATIONS, FusionConfig
 from densekit.retrieve.ranking import Ranking
@@ -340,13 +341,7 @@ def _per_query(
     ids: Sequence[str | None],
     metric: str,
 ) -> list[float]:
-    run = {
-        query_id: {
-            str(ids[row]): float(score)
-            for row, score in zip(ranking.rows.tolist(), ranking.scores.tolist(), strict=True)
-        }
-        for query_id, ranking in zip(query_ids, rankings, strict=True)
-    }
+    run = {query: dict(hits) for query, hits in ranked_hits(query_ids, rankings, ids).items()}
     per_query = compute_metrics(qrels, run, [metric]).per_query
     return [per_query[query_id][metric] for query_id in query_ids]
 
@@ -373,14 +368,3 @@ def refuse_tuned_split(collection: Collection, data: BeirDataset, retriever: str
         "nothing new; evaluate another split (e.g. --split test), or an explicit setting: "
         "--retriever dense or bm25, --fusion/--alpha, or a --pipeline"
     )
-
-
-def describe_fusion(fusion: FusionConfig) -> str:
-    """A fusion in a few words, for people."""
-    if fusion.method == "convex":
-        dense, bm25 = fusion.weights_for(len(HYBRID_LISTS))
-        scaled = "" if fusion.normalization == "min-max" else f" ({fusion.normalization})"
-        return f"convex{scaled} {dense:g} × dense + {bm25:g} × bm25, depth {fusion.depth}"
-    if fusion.method == "rrf":
-        return f"rrf k {fusion.k}, depth {fusion.depth}"
-    return f"{fusion.method} {fusion.to_dict()}"

@@ -203,26 +203,25 @@ def convex_fusion(
     weights: Sequence[float],
     normalization: Normalization = "min-max",
 ) -> Ranking:
-    """Weighted sum of normalised scores. A document missing from a list scores that list's
-    lowest normalised score there (min-max: 0): it ranked below every candidate it gave."""
-    normalised = [
-        min_max(ranking.scores) if normalization == "min-max" else z_scores(ranking.scores)
+    """Weighted sum of normalised scores. A document missing from a list ranked below every
+    candidate it gave: it scores that list's lowest normalised score there (min-max: 0)."""
+    normalise = min_max if normalization == "min-max" else z_scores
+    lists = [
+        dict(zip(ranking.rows.tolist(), normalise(ranking.scores).tolist(), strict=True))
         for ranking in rankings
     ]
-    lowest = [
-        0.0 if normalization == "min-max" or len(values) == 0 else float(values.min())
-        for values in normalised
+    floors = [
+        0.0 if normalization == "min-max" or not scores else min(scores.values())
+        for scores in lists
     ]
-    fused: dict[int, float] = {}
-    for ranking, values, weight in zip(rankings, normalised, weights, strict=True):
-        for row, score in zip(ranking.rows.tolist(), values.tolist(), strict=True):
-            fused[row] = fused.get(row, 0.0) + weight * score
-    for ranking, floor, weight in zip(rankings, lowest, weights, strict=True):
-        if floor != 0.0:  # the missing documents' share; min-max's floor adds nothing
-            present = set(ranking.rows.tolist())
-            for row in fused:
-                if row not in present:
-                    fused[row] += weight * floor
+    rows = dict.fromkeys(row for scores in lists for row in scores)
+    fused = {
+        row: sum(
+            weight * scores.get(row, floor)
+            for scores, floor, weight in zip(lists, floors, weights, strict=True)
+        )
+        for row in rows
+    }
     return Ranking.from_mapping(fused)
 
 
@@ -233,3 +232,12 @@ def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int = 60) -> Ranking:
         for rank, row in enumerate(ranking.rows.tolist(), start=1):
             fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank)
     return Ranking.from_mapping(fused)
+
+
+def describe_fusion(fusion: FusionConfig) -> str:
+    """A hybrid fusion in a few words, for people."""
+    if fusion.method == "convex":
+        dense, bm25 = fusion.weights_for(len(HYBRID_LISTS))
+        scaled = "" if fusion.normalization == "min-max" else f" ({fusion.normalization})"
+        return f"convex{scaled} {dense:g} × dense + {bm25:g} × bm25, depth {fusion.depth}"
+    return f"rrf k {fusion.k}, depth {fusion.depth}"
