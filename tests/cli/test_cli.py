@@ -291,3 +291,26 @@ def test_z_score_fusion_is_chosen_by_flag_and_stored_by_index(
         capsys, "search", out, "solar", "--fusion", "rrf", "--normalization", "z-score"
     )
     assert code == 2 and "use it with --fusion convex" in err
+
+
+def test_new_collections_fuse_calibrated_and_search_explains_it(
+    capsys, tiny_beir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "c"
+    code, _, err = run_cli(capsys, "index", tiny_beir / "corpus.jsonl", "--out", out, "--quiet")
+    assert code == 0, err
+    assert json.loads((out / "manifest.json").read_text())["fusion"]["method"] == "calibrated"
+    code, text, err = run_cli(capsys, "search", out, "vitamin bones", "-k", "2", "--explain")
+    assert code == 0, err
+    assert "weights for this query (calibrated fusion)" in text and "the most the query" in text
+    code, found, _ = run_cli(capsys, "search", out, "vitamin bones", "--explain", "--json")
+    explained = json.loads(found)["explain"]
+    assert [part["retriever"] for part in explained["lists"]] == ["dense", "bm25"]
+    assert sum(part["share"] for part in explained["lists"]) == pytest.approx(1.0)
+    # A fixed weight asked for on the calibrated default means convex; with --fusion
+    # calibrated it is refused.
+    code, found, err = run_cli(capsys, "search", out, "vitamin", "--alpha", "0.3", "--json")
+    assert code == 0, err
+    flags = ["--fusion", "calibrated", "--alpha", "0.3"]
+    code, _, err = run_cli(capsys, "search", out, "vitamin", *flags)
+    assert code == 2 and "calibrated fusion weighs each query's lists itself" in err

@@ -283,7 +283,10 @@ def test_a_failure_while_storing_leaves_the_old_manifest(data_and_copy, monkeypa
 
 
 def test_settings_are_described_for_people() -> None:
-    assert describe_fusion(DEFAULT_FUSION) == "convex 0.4 × dense + 0.6 × bm25, depth 100"
+    assert describe_fusion(FusionConfig.hybrid("convex", 0.4)) == (
+        "convex 0.4 × dense + 0.6 × bm25, depth 100"
+    )
+    assert describe_fusion(DEFAULT_FUSION).startswith("calibrated per query 1 × dense")
     assert describe_fusion(FusionConfig("rrf", k=30, depth=50)) == "rrf k 30, depth 50"
-    assert len(FUSION_GRID) == 52 and len(set(FUSION_GRID)) == 52 and DEFAULT_FUSION in FUSION_GRID
+    assert len(FUSION_GRID) == 66 and len(set(FUSION_GRID)) == 66 and DEFAULT_FUSION in FUSION_GRID
     assert min(fusion.depth for fusion in FUSION_GRID) == 100  # as deep as eval searches

@@ -52,3 +52,15 @@ def test_documents_of_stop_words_only_give_an_index_that_matches_nothing(tmp_pat
     for searched in (index, loaded):
         [(rows, scores)] = searched.search(["the cat"], k=3)
         assert len(rows) == 0 and len(scores) == 0
+
+
+def test_a_query_s_ceiling_is_the_sum_of_its_indexed_terms_idf() -> None:
+    index = LexicalIndex.build(TEXTS)
+    documents = len(TEXTS)
+    idf_one = np.log1p((documents - 1 + 0.5) / (1 + 0.5))  # a term in one document
+    # "dogs" and "bark" are each in one document; an unknown term and stop words add nothing.
+    ceilings = index.ceilings(["dogs bark", "dogs dogs", "zebra the", "bark"])
+    np.testing.assert_allclose(ceilings, [2 * idf_one, 2 * idf_one, 0.0, idf_one])
+    # No document reaches it: BM25's saturating term frequency stays below 1.
+    [(rows, scores)] = index.search(["dogs bark"], k=1)
+    assert rows.tolist() == [1] and 0 < scores[0] < ceilings[0]

@@ -30,8 +30,8 @@ def old_collection(tmp_path: Path) -> Path:
 def test_the_stored_hybrid_fusion_reads_as_the_single_config(old_collection: Path) -> None:
     manifest = json.loads((old_collection / "manifest.json").read_text())
     assert manifest["fusion"] == {"alpha": 0.4, "depth": 100, "method": "convex", "rrf_k": 60}
-    assert FusionConfig.stored(manifest["fusion"]) == DEFAULT_FUSION
-    assert DEFAULT_FUSION.weights == (0.4, 0.6)
+    assert FusionConfig.stored(manifest["fusion"]) == FusionConfig.hybrid("convex", alpha=0.4)
+    assert DEFAULT_FUSION.method == "calibrated"  # new collections only
 
 
 @pytest.mark.parametrize("retriever", ["dense", "bm25", "hybrid"])

@@ -96,3 +96,45 @@ def test_normalization_is_checked_and_stored_only_when_not_min_max() -> None:
         FusionConfig.from_dict({"method": "convex", "normalization": "softmax"}, source="p.toml")
     with pytest.raises(InputError, match=r"p\.toml: fusion\.normalization must be a string"):
         FusionConfig.from_dict({"method": "convex", "normalization": 1}, source="p.toml")
+
+
+def test_calibrated_fusion_sums_each_list_on_its_own_scale() -> None:
+    from densekit.retrieve.ranking import ScoreScale
+
+    # Dense: 2 deviations above random documents; BM25: half the query's terms.
+    dense = Ranking(np.array([1, 2]), np.array([0.5, 0.3], np.float32), ScoreScale(0.1, 0.2))
+    bm25 = Ranking(np.array([2, 3]), np.array([5.0, 2.0], np.float32), ScoreScale(0.0, 10.0))
+    fused = FusionConfig("calibrated").fuse([dense, bm25], ["dense", "bm25"])
+    scores = dict(zip(fused.rows.tolist(), fused.scores.tolist(), strict=True))
+    # missing from a list: that list's lowest calibrated score there (dense 1.0, BM25 0.2)
+    expected = {1: 2.0 + 16 * 0.2, 2: 1.0 + 16 * 0.5, 3: 1.0 + 16 * 0.2}
+    assert scores == pytest.approx(expected)
+    assert fused.rows.tolist() == [2, 1, 3]
+    # Given weights replace the per-retriever ones; other names weigh 1.
+    config = FusionConfig("calibrated", weights=(1.0, 1.0))
+    assert config.fuse([dense, bm25]).rows.tolist()[0] == 1  # 2.0 + 0.2 against 1.0 + 0.5
+    assert FusionConfig("calibrated").weights_for(2, ["dense", "mine"]) == (1.0, 1.0)
+    with pytest.raises(InputError, match='"convex" or "calibrated"'):
+        FusionConfig("rrf", weights=(1.0, 1.0))
+
+
+def test_a_list_without_a_scale_is_calibrated_by_its_own_z_scores() -> None:
+    plain = ranking([1, 2, 3], [3.0, 2.0, 1.0])
+    fused = FusionConfig("calibrated", weights=(1.0,)).fuse([plain], ["x"])
+    np.testing.assert_allclose(fused.scores, [1.2247449, 0.0, -1.2247449], rtol=1e-6)
+
+
+def test_shares_say_how_far_each_list_could_move_a_document() -> None:
+    from densekit.retrieve.ranking import ScoreScale
+
+    # Dense spans 1 deviation (weight 1), BM25 a quarter of the query (weight 16): 1 to 4.
+    dense = Ranking(np.array([1, 2]), np.array([0.5, 0.3], np.float32), ScoreScale(0.0, 0.2))
+    bm25 = Ranking(np.array([2, 3]), np.array([5.0, 2.5], np.float32), ScoreScale(0.0, 10.0))
+    shares = FusionConfig("calibrated").shares([dense, bm25], ["dense", "bm25"])
+    assert shares == pytest.approx([0.2, 0.8])
+    # Convex min-max: the weights themselves; RRF: lists alike when equally long.
+    assert FusionConfig.hybrid("convex", 0.4).shares([dense, bm25]) == pytest.approx([0.4, 0.6])
+    assert FusionConfig("rrf").shares([dense, bm25]) == pytest.approx([0.5, 0.5])
+    # A list of one candidate cannot move anything.
+    lone = ranking([9], [1.0])
+    assert FusionConfig.hybrid("convex", 0.4).shares([lone, bm25]) == pytest.approx([0.0, 1.0])

@@ -77,7 +77,7 @@ def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) ->
         ),
         (
             '[[candidates]]\nretriever = "dense"\n[fusion]\nmethod = "rrf"\nweights = [1.0]\n',
-            'fusion.weights apply to method = "convex" only',
+            'fusion.weights apply to method = "convex" or "calibrated"',
         ),
         ('[[candidates]]\nretriever = "dense"\n[fusion]\nmethod = "max"\n', "unknown 'max'"),
         ('[[candidates]]\nretriever = "dense"\n[[rerank]]\ntop_n = 5\n', "rerank[1]: no model"),

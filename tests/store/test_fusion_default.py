@@ -13,7 +13,7 @@ from required import require
 
 import densekit
 from densekit.cli.main import main
-from densekit.retrieve import DEFAULT_FUSION, FusionConfig
+from densekit.retrieve import FusionConfig
 
 FORMAT_1 = Path(__file__).resolve().parents[1] / "data" / "collection-format-1"
 
@@ -43,8 +43,9 @@ def test_a_tuned_format_1_collection_becomes_format_3(tuned_format_1) -> None:
     copy, tuning = tuned_format_1
     manifest = json.loads((copy / "manifest.json").read_text())
     assert manifest["format_version"] == 3
-    assert tuning.previous == DEFAULT_FUSION  # read from {"alpha": 0.4, "rrf_k": 60, ...}
-    assert manifest["fusion_tuning"]["previous"] == DEFAULT_FUSION.to_dict()
+    old_default = FusionConfig.hybrid("convex", alpha=0.4)  # read from {"alpha": 0.4, ...}
+    assert tuning.previous == old_default
+    assert manifest["fusion_tuning"]["previous"] == old_default.to_dict()
     assert FusionConfig.stored(manifest["fusion"]) == tuning.fusion
     with densekit.open(copy) as collection:
         assert collection.searcher().fusion == tuning.fusion

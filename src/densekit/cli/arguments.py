@@ -6,6 +6,7 @@ import argparse
 
 from densekit.errors import InputError
 from densekit.retrieve import DEFAULT_FUSION, NORMALIZATIONS, FusionConfig
+from densekit.retrieve.fusion import CONVEX_ALPHA, FUSION_METHODS
 from densekit.retrieve.pipeline import Pipeline
 
 
@@ -56,10 +57,15 @@ def rank_window(text: str) -> tuple[int, int]:
 
 def add_fusion_arguments(parser: argparse.ArgumentParser, default_help: str) -> None:
     parser.add_argument(
-        "--fusion", choices=["convex", "rrf"], help=f"hybrid fusion ({default_help})"
+        "--fusion",
+        choices=FUSION_METHODS,
+        help="hybrid fusion: calibrated (weighs each query's lists on their own scales), convex "
+        f"(fixed weights), rrf ({default_help})",
     )
     parser.add_argument(
-        "--alpha", type=float, help=f"dense weight of convex fusion ({default_help})"
+        "--alpha",
+        type=float,
+        help=f"dense weight of convex fusion; implies --fusion convex ({default_help})",
     )
     parser.add_argument(
         "--normalization",
@@ -77,15 +83,23 @@ def fusion_from(args: argparse.Namespace, base: FusionConfig | None = None) -> F
     if not fusion_flags_given(args):
         return base
     base = base or DEFAULT_FUSION
-    alpha = args.alpha if args.alpha is not None else base.alpha
     method = args.fusion or base.method
+    convex_flags = args.alpha is not None or args.normalization is not None
+    if method == "calibrated" and convex_flags:
+        if args.fusion is not None:
+            raise InputError(
+                "--alpha and --normalization set a convex fusion's fixed weights; calibrated "
+                "fusion weighs each query's lists itself: drop them, or use --fusion convex"
+            )
+        method = "convex"  # a fixed weight asked for on a calibrated default
     if args.normalization not in (None, "min-max") and method != "convex":
         raise InputError(
             "--normalization scales convex fusion's scores; use it with --fusion convex"
         )
+    alpha = args.alpha if args.alpha is not None else base.alpha
     return FusionConfig.hybrid(
         method,
-        DEFAULT_FUSION.alpha if alpha is None else alpha,  # type: ignore[arg-type]
+        CONVEX_ALPHA if alpha is None else alpha,
         rrf_k=base.k,
         depth=base.depth,
         normalization=args.normalization or base.normalization,

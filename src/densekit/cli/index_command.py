@@ -58,8 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_fusion_arguments(
         parser,
-        f"saved as the collection default; default {DEFAULT_FUSION.method}, "
-        f"alpha {DEFAULT_FUSION.alpha}",
+        f"saved as the collection default; default {DEFAULT_FUSION.method}",
     )
     parser.set_defaults(handler=run)
 

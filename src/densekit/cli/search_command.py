@@ -20,6 +20,7 @@ from densekit.encode import load_encoder
 from densekit.errors import InputError
 from densekit.files.vectors import read_vectors
 from densekit.retrieve import RETRIEVER_NAMES, Collection, FusionConfig
+from densekit.retrieve.searcher import ListWeight
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_fusion_arguments(parser, "default: the collection's")
     add_pipeline_argument(parser)
     add_index_search_arguments(parser)
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show how this query's candidate lists were weighed in the fusion",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
 
@@ -77,20 +83,44 @@ def run(args: argparse.Namespace) -> int:
         index_params=index_params_from(args),
     )
     hits = searcher.search([args.query], args.k)[0]
+    weighed = searcher.explain([args.query], args.k)[0] if args.explain else None
     for note in searcher.runner.notes:
         warn(note)
     if args.json:
-        print_json(
-            {
-                "query": args.query,
-                "retriever": searcher.name,
-                "hits": [asdict(h) for h in hits],
+        hit_list = [asdict(h) for h in hits]
+        result = {"query": args.query, "retriever": searcher.name, "hits": hit_list}
+        if weighed is not None:
+            result["explain"] = {
+                "fusion": searcher.fusion.to_dict() if searcher.fusion else None,
+                "lists": [asdict(part) for part in weighed],
             }
-        )
+        print_json(result)
         return 0
     for hit in hits:
         title = f"{hit.title} — " if hit.title else ""
         print(f"{hit.rank:>3}. {hit.score:8.4f}  {hit.id}  {snippet(title + hit.text)}")
     if not hits:
         print("no results")
+    if weighed is not None:
+        print(explanation(searcher.fusion, weighed))
     return 0
+
+
+def explanation(fusion: FusionConfig | None, weighed: list[ListWeight]) -> str:
+    """How one query's lists were weighed, for people."""
+    how = "one list, no fusion" if fusion is None else f"{fusion.method} fusion"
+    lines = [f"weights for this query ({how}):"]
+    for part in weighed:
+        weight = "" if part.weight is None else f"weight {part.weight:g}, "
+        line = f"  {part.retriever:<7} {part.candidates:>4} candidates, {weight}"
+        line += f"share {part.share:.0%}"
+        if part.scale is not None and fusion is not None and fusion.method == "calibrated":
+            if part.scale.center == 0.0:
+                line += f" (scores / {part.scale.spread:.4g}, the most the query can score)"
+            else:
+                line += (
+                    f" (scores - {part.scale.center:.4g}, / {part.scale.spread:.4g}: mean and "
+                    "deviation over random documents)"
+                )
+        lines.append(line)
+    return "\n".join(lines)

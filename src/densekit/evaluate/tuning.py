@@ -27,7 +27,13 @@ from densekit.evaluate.cross_validation import best_candidate, cross_validate, q
 from densekit.evaluate.metrics import compute_metrics, parse_metrics, run_depth
 from densekit.evaluate.runfile import ranked_hits
 from densekit.retrieve.collection import Collection
-from densekit.retrieve.fusion import DEFAULT_FUSION, HYBRID_LISTS, NORMALIZATIONS, FusionConfig
+from densekit.retrieve.fusion import (
+    CALIBRATED_WEIGHTS,
+    DEFAULT_FUSION,
+    HYBRID_LISTS,
+    NORMALIZATIONS,
+    FusionConfig,
+)
 from densekit.retrieve.ranking import Ranking
 from densekit.retrieve.retrievers import open_retriever
 from densekit.store.fusion_default import check_fusable, store_tuned_fusion
@@ -37,6 +43,8 @@ from densekit.version import __version__
 # The settings tuning chooses among, in one place: a new fusion method adds its own here.
 CONVEX_ALPHAS = tuple(round(0.1 * step, 1) for step in range(11))  # the dense list's weight
 RRF_KS = (10, 30, 60, 100)
+# A calibrated fusion's BM25 weight (dense: 1), around the default 16, doubling.
+CALIBRATED_BM25_WEIGHTS = (4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0)
 # Candidates each list gives before fusing; the default's first, so a tie keeps it. None below
 # 100: a search of the top k takes max(k, depth) from each list, so a shallower setting would
 # search differently at eval's k = 100 than it was scored.
@@ -53,7 +61,14 @@ def fusion_grid() -> tuple[FusionConfig, ...]:
         for alpha in CONVEX_ALPHAS
     ]
     rrf = [FusionConfig("rrf", k=k, depth=depth) for depth in DEPTHS for k in RRF_KS]
-    return (*convex, *rrf)
+    default = CALIBRATED_WEIGHTS["bm25"]
+    calibrated = [
+        # The default's weight as the default's own setting (weights None), not a copy of it.
+        FusionConfig("calibrated", weights=None if bm25 == default else (1.0, bm25), depth=depth)
+        for depth in DEPTHS
+        for bm25 in CALIBRATED_BM25_WEIGHTS
+    ]
+    return (*calibrated, *convex, *rrf)
 
 
 FUSION_GRID = fusion_grid()

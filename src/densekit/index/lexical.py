@@ -106,18 +106,9 @@ class LexicalIndex:
 
     def search(self, queries: Sequence[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top ``k`` documents per query as (rows, scores); those sharing no term are omitted."""
-        import bm25s
-
         if not queries:
             return []
-        with self._tokenize_lock:
-            tokens = bm25s.tokenize(
-                list(queries),
-                stopwords=self.stopwords,
-                stemmer=self._stemmer,
-                return_ids=False,
-                show_progress=False,
-            )
+        tokens = self._tokens(queries)
         k = min(k, self.documents)
         rows, scores = self.retriever.retrieve(  # type: ignore[attr-defined]
             tokens, k=k, show_progress=False, n_threads=1
@@ -129,3 +120,32 @@ class LexicalIndex:
             rows = positions if self.rows is None else self.rows[positions]
             results.append((rows, query_scores[keep].astype(np.float32)))
         return results
+
+    def ceilings(self, queries: Sequence[str]) -> np.ndarray:
+        """The most each query can score: the sum of its indexed terms' IDFs (a BM25 term's
+        saturating tf part tends to 1, in the Lucene form bm25s computes); 0 for a query none
+        of whose terms is indexed. Terms repeated in a query count each time, as they score."""
+        if not queries:
+            return np.zeros(0, dtype=np.float64)
+        vocabulary: dict[str, int] = self.retriever.vocab_dict  # type: ignore[attr-defined]
+        indptr = np.asarray(self.retriever.scores["indptr"])  # type: ignore[attr-defined]
+        documents = self.documents
+        ceilings = np.zeros(len(queries), dtype=np.float64)
+        for number, terms in enumerate(self._tokens(queries)):
+            ids = np.array([vocabulary[t] for t in terms if t in vocabulary], dtype=np.int64)
+            frequency = (indptr[ids + 1] - indptr[ids]).astype(np.float64)
+            idf = np.log1p((documents - frequency + 0.5) / (frequency + 0.5))
+            ceilings[number] = float(idf.sum())
+        return ceilings
+
+    def _tokens(self, queries: Sequence[str]) -> list[list[str]]:
+        import bm25s
+
+        with self._tokenize_lock:
+            return bm25s.tokenize(
+                list(queries),
+                stopwords=self.stopwords,
+                stemmer=self._stemmer,
+                return_ids=False,
+                show_progress=False,
+            )

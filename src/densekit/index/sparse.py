@@ -44,6 +44,10 @@ class SparseIndex:
         """The documents × terms matrix again (for appending and compaction)."""
         return csr_matrix(self.postings.T, dtype=np.float32)
 
+    def document_rows(self, rows: np.ndarray) -> csr_matrix:
+        """The vectors (documents × terms) of the documents at ``rows``, in that order."""
+        return csr_matrix(self.postings[:, np.asarray(rows, dtype=np.int64)].T, dtype=np.float32)
+
     def search(self, queries: csr_matrix, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top ``k`` document rows per query by sparse dot product; zero scores are left out."""
         data, indices, indptr = self.postings.data, self.postings.indices, self.postings.indptr

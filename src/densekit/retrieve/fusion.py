@@ -1,4 +1,5 @@
-"""Fuse rankings from several retrievers: reciprocal rank fusion and normalised convex sums.
+"""Fuse rankings from several retrievers: calibrated sums, normalised convex sums and
+reciprocal rank fusion.
 
 One configuration, :class:`FusionConfig`, serves the hybrid retriever (dense + BM25, with its
 ``alpha`` vocabulary) and every pipeline's ``[fusion]`` table.
@@ -17,8 +18,8 @@ from densekit.errors import InputError
 from densekit.retrieve.ranking import Ranking
 from densekit.tomlfile import refuse_unknown_keys
 
-FusionMethod = Literal["convex", "rrf"]
-FUSION_METHODS: tuple[FusionMethod, ...] = ("rrf", "convex")
+FusionMethod = Literal["calibrated", "convex", "rrf"]
+FUSION_METHODS: tuple[FusionMethod, ...] = ("calibrated", "rrf", "convex")
 # How a convex fusion puts each list's scores on one scale: min-max to [0, 1], or z-scores (how
 # many standard deviations above the list's mean), which let a list whose top stands out from
 # the rest count for more than one whose scores are all alike.
@@ -26,6 +27,15 @@ Normalization = Literal["min-max", "z-score"]
 NORMALIZATIONS: tuple[Normalization, ...] = ("min-max", "z-score")
 # The hybrid retriever's lists, in the order its weights (alpha, 1 - alpha) apply to.
 HYBRID_LISTS = ("dense", "bm25")
+# The dense weight of a convex hybrid fusion unless told otherwise: chosen on SciFact's train
+# split (benchmarks/hybrid_sweep.py); the hybrid default before calibrated fusion.
+CONVEX_ALPHA = 0.4
+# A calibrated fusion's weight per retriever, on each list's own scale (ScoreScale): one
+# standard deviation of a dense score above random documents counts as much as 1/16 of the
+# query's BM25 terms matched. Chosen for the smallest worst-case loss against the better list
+# alone over the judged and generated query sets of benchmarks/fusion.py (which records how
+# the loss moves with the BM25 weight); a list of another name weighs 1.
+CALIBRATED_WEIGHTS = {"dense": 1.0, "bm25": 16.0, "splade": 0.15}
 
 
 def _whole(value: object) -> bool:
@@ -36,14 +46,17 @@ def _whole(value: object) -> bool:
 class FusionConfig:
     """How candidate lists combine.
 
-    ``method``: ``rrf`` (reciprocal rank fusion, rank offset ``k``) or ``convex`` (a weighted sum
-    of normalised scores, one weight per list; equal weights when ``weights`` is None), with
-    each list's scores normalised by ``normalization`` (``min-max`` or ``z-score``).
+    ``method``: ``calibrated`` (a weighted sum of each list's scores on its retriever's own
+    scale for that query, see :class:`~densekit.retrieve.ranking.ScoreScale`; weights
+    :data:`CALIBRATED_WEIGHTS` by retriever when ``weights`` is None), ``convex`` (a weighted
+    sum of scores normalised within each list by ``normalization``, ``min-max`` or
+    ``z-score``; equal weights when ``weights`` is None) or ``rrf`` (reciprocal rank fusion,
+    rank offset ``k``).
     ``depth``: how many candidates each list gives when its stage sets no count of its own.
     """
 
-    # No default: the hybrid retriever's default is convex (DEFAULT_FUSION), a pipeline file's
-    # is rrf; FusionConfig() would silently mean one of them.
+    # No default: the hybrid retriever's default is calibrated (DEFAULT_FUSION), a pipeline
+    # file's is rrf; FusionConfig() would silently mean one of them.
     method: FusionMethod
     k: int = 60
     weights: tuple[float, ...] | None = None
@@ -52,7 +65,9 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
-            raise InputError(f"fusion.method: unknown {self.method!r}; choose rrf or convex")
+            raise InputError(
+                f"fusion.method: unknown {self.method!r}; choose {', '.join(FUSION_METHODS)}"
+            )
         if self.normalization not in NORMALIZATIONS:
             raise InputError(
                 f"fusion.normalization: unknown {self.normalization!r}; choose "
@@ -67,8 +82,8 @@ class FusionConfig:
                 f"fusion.depth must be a whole number of at least 1, got {self.depth!r}"
             )
         if self.weights is not None:
-            if self.method != "convex":
-                raise InputError('fusion.weights apply to method = "convex" only')
+            if self.method == "rrf":
+                raise InputError('fusion.weights apply to method = "convex" or "calibrated"')
             finite = all(math.isfinite(w) for w in self.weights)
             if not finite or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
                 raise InputError(
@@ -79,13 +94,14 @@ class FusionConfig:
     def hybrid(
         cls,
         method: FusionMethod = "convex",
-        alpha: float = 0.4,
+        alpha: float = CONVEX_ALPHA,
         rrf_k: int = 60,
         depth: int = 100,
         normalization: Normalization = "min-max",
     ) -> FusionConfig:
         """Dense + BM25 in the hybrid retriever's words: ``alpha`` weighs the dense scores of a
-        convex sum (1 - alpha the BM25 ones); ``rrf_k`` is RRF's rank offset."""
+        convex sum (1 - alpha the BM25 ones); ``rrf_k`` is RRF's rank offset; a calibrated
+        fusion takes its own weights."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"fusion alpha must be in [0, 1], got {alpha}")
         if method != "convex":
@@ -100,8 +116,13 @@ class FusionConfig:
             return None
         return self.weights[0] / sum(self.weights)
 
-    def weights_for(self, lists: int) -> tuple[float, ...]:
+    def weights_for(self, lists: int, names: Sequence[str] = ()) -> tuple[float, ...]:
+        """One weight per list; ``names`` (the lists' retrievers) choose a calibrated
+        fusion's default weights."""
         if self.weights is None:
+            if self.method == "calibrated":
+                named = list(names) or list(HYBRID_LISTS[:lists])
+                return tuple(CALIBRATED_WEIGHTS.get(name, 1.0) for name in named)
             return tuple(1.0 / lists for _ in range(lists))
         if len(self.weights) != lists:
             raise InputError(
@@ -110,10 +131,38 @@ class FusionConfig:
             )
         return self.weights
 
-    def fuse(self, rankings: Sequence[Ranking]) -> Ranking:
+    def fuse(self, rankings: Sequence[Ranking], names: Sequence[str] = ()) -> Ranking:
+        """One ranking from ``rankings`` (of the retrievers ``names``, in order; the hybrid's
+        dense and BM25 when not given)."""
         if self.method == "rrf":
             return reciprocal_rank_fusion(rankings, self.k)
-        return convex_fusion(rankings, self.weights_for(len(rankings)), self.normalization)
+        weights = self.weights_for(len(rankings), names)
+        if self.method == "calibrated":
+            return calibrated_fusion(rankings, weights)
+        return convex_fusion(rankings, weights, self.normalization)
+
+    def shares(self, rankings: Sequence[Ranking], names: Sequence[str] = ()) -> list[float]:
+        """How much each list could move a document in this query's fused score, as shares
+        summing to 1: its weight times the range its candidates span once normalised (RRF: the
+        range of 1 / (k + rank)). The per-query weights a fusion actually applies."""
+        if self.method == "rrf":
+            ranges = [1 / (self.k + 1) - 1 / (self.k + len(r)) if len(r) else 0.0 for r in rankings]
+            weights: Sequence[float] = [1.0] * len(rankings)
+        else:
+            weights = self.weights_for(len(rankings), names)
+            normalise = self._normaliser()
+            ranges = [float(np.ptp(normalise(r))) if len(r) else 0.0 for r in rankings]
+        reach = [w * spread for w, spread in zip(weights, ranges, strict=True)]
+        total = sum(reach)
+        if total == 0:
+            return [1.0 / len(rankings)] * len(rankings) if rankings else []
+        return [part / total for part in reach]
+
+    def _normaliser(self):
+        if self.method == "calibrated":
+            return calibrated_scores
+        plain = min_max if self.normalization == "min-max" else z_scores
+        return lambda ranking: plain(ranking.scores)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"method": self.method, "k": self.k, "depth": self.depth}
@@ -161,15 +210,17 @@ class FusionConfig:
         if "alpha" in data or "rrf_k" in data:
             return cls.hybrid(
                 data.get("method", "convex"),
-                float(data.get("alpha", 0.4)),
+                float(data.get("alpha", CONVEX_ALPHA)),
                 int(data.get("rrf_k", 60)),
                 int(data.get("depth", 100)),
             )
         return cls.from_dict(data, source=source)
 
 
-# The hybrid retriever's default: chosen on SciFact's train split (benchmarks/hybrid_sweep.py).
-DEFAULT_FUSION = FusionConfig.hybrid("convex", alpha=0.4)
+# The hybrid retriever's default for new collections: per-query calibrated scores, safe where
+# either list is much the stronger (benchmarks/fusion.py). Collections built before keep the
+# fusion their manifest names (convex, 0.4 × dense + 0.6 × BM25, min-max), still selectable.
+DEFAULT_FUSION = FusionConfig("calibrated")
 
 
 def min_max(scores: np.ndarray) -> np.ndarray:
@@ -198,6 +249,21 @@ def z_scores(scores: np.ndarray) -> np.ndarray:
     return ((values - values.mean()) / spread).astype(np.float32)
 
 
+def calibrated_scores(ranking: Ranking) -> np.ndarray:
+    """A list's scores on its retriever's own scale for the query (z-scores within the list
+    where the retriever gave no scale)."""
+    if ranking.scale is None:
+        return z_scores(ranking.scores)
+    return ranking.scale.apply(ranking.scores)
+
+
+def calibrated_fusion(rankings: Sequence[Ranking], weights: Sequence[float]) -> Ranking:
+    """Weighted sum of calibrated scores (:func:`calibrated_scores`): a list whose candidates
+    stand out on their own scale counts for more in this query than one whose candidates are
+    unremarkable. A document missing from a list scores that list's lowest candidate there."""
+    return _weighted_sum([calibrated_scores(r) for r in rankings], rankings, weights, True)
+
+
 def convex_fusion(
     rankings: Sequence[Ranking],
     weights: Sequence[float],
@@ -206,14 +272,21 @@ def convex_fusion(
     """Weighted sum of normalised scores. A document missing from a list ranked below every
     candidate it gave: it scores that list's lowest normalised score there (min-max: 0)."""
     normalise = min_max if normalization == "min-max" else z_scores
+    normalised = [normalise(ranking.scores) for ranking in rankings]
+    return _weighted_sum(normalised, rankings, weights, normalization != "min-max")
+
+
+def _weighted_sum(
+    normalised: Sequence[np.ndarray],
+    rankings: Sequence[Ranking],
+    weights: Sequence[float],
+    floor_at_lowest: bool,
+) -> Ranking:
     lists = [
-        dict(zip(ranking.rows.tolist(), normalise(ranking.scores).tolist(), strict=True))
-        for ranking in rankings
+        dict(zip(ranking.rows.tolist(), values.tolist(), strict=True))
+        for ranking, values in zip(rankings, normalised, strict=True)
     ]
-    floors = [
-        0.0 if normalization == "min-max" or not scores else min(scores.values())
-        for scores in lists
-    ]
+    floors = [min(scores.values()) if floor_at_lowest and scores else 0.0 for scores in lists]
     rows = dict.fromkeys(row for scores in lists for row in scores)
     fused = {
         row: sum(
@@ -236,6 +309,13 @@ def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int = 60) -> Ranking:
 
 def describe_fusion(fusion: FusionConfig) -> str:
     """A hybrid fusion in a few words, for people."""
+    if fusion.method == "calibrated":
+        dense, bm25 = fusion.weights_for(len(HYBRID_LISTS))
+        return (
+            f"calibrated per query {dense:g} × dense (standard deviations above random "
+            f"documents) + {bm25:g} × bm25 (share of the query's terms matched), depth "
+            f"{fusion.depth}"
+        )
     if fusion.method == "convex":
         dense, bm25 = fusion.weights_for(len(HYBRID_LISTS))
         scaled = "" if fusion.normalization == "min-max" else f" ({fusion.normalization})"

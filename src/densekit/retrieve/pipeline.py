@@ -152,11 +152,13 @@ class Pipeline:
             if fusion.method == "rrf":
                 how = f"reciprocal rank fusion, sum of 1 / ({fusion.k} + rank)"
             else:
-                weights = fusion.weights_for(len(self.candidates))
-                parts = ", ".join(
-                    f"{w:g} × {s.retriever}" for w, s in zip(weights, self.candidates, strict=True)
-                )
-                how = f"convex sum of min-max normalised scores: {parts}"
+                names = [stage.retriever for stage in self.candidates]
+                weights = fusion.weights_for(len(self.candidates), names)
+                parts = ", ".join(f"{w:g} × {name}" for w, name in zip(weights, names, strict=True))
+                if fusion.method == "calibrated":
+                    how = f"sum of scores calibrated per query: {parts}"
+                else:
+                    how = f"convex sum of {fusion.normalization} normalised scores: {parts}"
             lines.append(f"  {step}. fuse the {len(self.candidates)} lists by {how}")
         for stage in self.rerank:
             step += 1

@@ -94,13 +94,24 @@ class PipelineRunner:
                     ]
         return self._retrievers
 
+    @property
+    def list_names(self) -> list[str]:
+        """The retriever of each candidate stage, in order."""
+        return [stage.retriever for stage in self.pipeline.candidates]
+
+    def candidates(self, queries: Sequence[str], k: int) -> list[list[Ranking]]:
+        """For each query, the candidate stages' lists before fusion, in stage order."""
+        lists = [self._candidates(i, queries, k) for i in range(len(self.pipeline.candidates))]
+        return [list(per_query) for per_query in zip(*lists, strict=True)]
+
     def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
         fusion = self.pipeline.fused
         lists = [self._candidates(i, queries, k) for i in range(len(self.pipeline.candidates))]
         if fusion is None:
             rankings = lists[0]
         else:
-            rankings = [fusion.fuse(per_query) for per_query in zip(*lists, strict=True)]
+            names = self.list_names
+            rankings = [fusion.fuse(per_query, names) for per_query in zip(*lists, strict=True)]
         offset = len(self.pipeline.candidates)
         for number, (stage, reranker) in enumerate(
             zip(self.pipeline.rerank, self.rerankers, strict=True)

@@ -9,9 +9,28 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class ScoreScale:
+    """Where one query's scores from a retriever sit on a scale that means the same for every
+    query: ``(score - center) / spread``. Dense and SPLADE lists measure it against the query's
+    scores for a fixed sample of the collection's documents (how many standard deviations a
+    candidate stands above a random document); BM25 divides by the most the query's terms can
+    score (the share of the query a candidate matches)."""
+
+    center: float
+    spread: float
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        return ((scores.astype(np.float64) - self.center) / self.spread).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class Ranking:
+    """Rows best first with their scores; ``scale`` calibrates the scores where the retriever
+    knows how (see :class:`ScoreScale`)."""
+
     rows: np.ndarray
     scores: np.ndarray
+    scale: ScoreScale | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -25,7 +44,7 @@ class Ranking:
         return cls(rows, values)
 
     def top(self, k: int) -> Ranking:
-        return Ranking(self.rows[:k], self.scores[:k])
+        return Ranking(self.rows[:k], self.scores[:k], self.scale)
 
 
 @dataclass(frozen=True)

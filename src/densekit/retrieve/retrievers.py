@@ -11,16 +11,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from densekit.errors import CollectionError
-from densekit.retrieve.ranking import Ranking
+from densekit.retrieve.ranking import Ranking, ScoreScale
 
 if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
     from densekit.encode import Encoder
     from densekit.encode.sparse import SparseTextEncoder
     from densekit.index import FlatIndex, LexicalIndex
     from densekit.index.ann import AnnIndex
     from densekit.index.sparse import SparseIndex
     from densekit.store.collection import StoredCollection
+
+
+# How many documents a dense or sparse list's scores are measured against (see ScoreScale):
+# enough for a stable mean and spread, few enough to score with every query.
+REFERENCE_DOCUMENTS = 1000
 
 
 class Retriever(Protocol):
@@ -40,12 +49,21 @@ class DenseRetriever:
     encoder: Encoder
     index_params: dict[str, int] = field(default_factory=dict)
     name: str = "dense"
+    # Vectors of a fixed sample of the collection's documents, which calibrate each query's
+    # scores (None: the lists carry no scale).
+    reference: np.ndarray | None = None
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
         vectors = self.encoder.encode_queries(queries)
         rows, scores = self.index.search(vectors, k, **self.index_params)
+        scales: list[ScoreScale | None] = [None] * len(rows)
+        if self.reference is not None:
+            scales = reference_scales(vectors @ self.reference.T)
         # Approximate indexes pad lists they could not fill with row -1.
-        return [Ranking(r[r >= 0], s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
+        return [
+            Ranking(r[r >= 0], s[r >= 0], scale)
+            for r, s, scale in zip(rows, scores, scales, strict=True)
+        ]
 
 
 @dataclass
@@ -56,7 +74,11 @@ class LexicalRetriever:
     name: str = "bm25"
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        return [Ranking(r, s) for r, s in self.index.search(queries, k)]
+        ceilings = self.index.ceilings(queries)
+        return [
+            Ranking(r, s, ScoreScale(0.0, float(ceiling)) if ceiling > 0 else None)
+            for (r, s), ceiling in zip(self.index.search(queries, k), ceilings, strict=True)
+        ]
 
 
 @dataclass
@@ -66,10 +88,30 @@ class SparseRetriever:
     index: SparseIndex
     encoder: SparseTextEncoder
     name: str = "splade"
+    # Vectors (documents × terms) of the reference documents (see DenseRetriever.reference).
+    reference: csr_matrix | None = None
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
         vectors = self.encoder.encode_queries(queries)
-        return [Ranking(r, s) for r, s in self.index.search(vectors, k)]
+        scales: list[ScoreScale | None] = [None] * vectors.shape[0]
+        if self.reference is not None:
+            scales = reference_scales((vectors @ self.reference.T).toarray())
+        return [
+            Ranking(r, s, scale)
+            for (r, s), scale in zip(self.index.search(vectors, k), scales, strict=True)
+        ]
+
+
+def reference_scales(scores: np.ndarray) -> list[ScoreScale | None]:
+    """Each query's scale from its scores (one row per query) for the reference documents:
+    their mean and standard deviation; None where they are all alike (nothing to measure by)."""
+    if scores.shape[1] == 0:
+        return [None] * len(scores)
+    centers, spreads = scores.mean(axis=1), scores.std(axis=1)
+    return [
+        ScoreScale(float(center), float(spread)) if spread > 0 else None
+        for center, spread in zip(centers, spreads, strict=True)
+    ]
 
 
 def open_retriever(
@@ -81,9 +123,23 @@ def open_retriever(
     """The ``name`` retriever (dense, bm25 or splade) over ``collection``'s own index; dense
     encodes queries with the encoder ``query_encoder`` gives (asked only for dense)."""
     if name == "dense":
-        return DenseRetriever(collection.dense_index, query_encoder(), dict(index_params or {}))
+        vectors, groups = collection.dense_vectors()
+        rows = collection.reference_documents(REFERENCE_DOCUMENTS)
+        if groups.offsets is not None:  # every passage of those documents
+            rows = np.concatenate(
+                [np.arange(groups.offsets[row], groups.offsets[row + 1]) for row in rows]
+                or [np.empty(0, np.int64)]
+            )
+        return DenseRetriever(
+            collection.dense_index,
+            query_encoder(),
+            dict(index_params or {}),
+            reference=vectors.take(rows),
+        )
     if name == "bm25":
         return LexicalRetriever(collection.lexical_index)
     if name == "splade":
-        return SparseRetriever(collection.sparse_index, collection.sparse_encoder)
+        index = collection.sparse_index
+        reference = index.document_rows(collection.reference_documents(REFERENCE_DOCUMENTS))
+        return SparseRetriever(index, collection.sparse_encoder, reference=reference)
     raise CollectionError(f"{collection.directory}: no retriever named {name!r}")

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from densekit.errors import CollectionError, InputError
 from densekit.retrieve.fusion import FusionConfig
 from densekit.retrieve.pipeline import Pipeline, builtin_pipeline
 from densekit.retrieve.pipeline_runner import PipelineRunner
-from densekit.retrieve.ranking import Hit, Ranking
+from densekit.retrieve.ranking import Hit, Ranking, ScoreScale
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
     from densekit.store.collection import StoredCollection
+
+
+@dataclass(frozen=True)
+class ListWeight:
+    """What one candidate list counted for in one query's fusion.
+
+    ``weight``: the fusion's weight for the list (None for RRF, which weighs ranks alike);
+    ``share``: how much of the fused score the list could move (shares sum to 1 over the
+    lists; see :meth:`FusionConfig.shares`); ``scale``: the list's calibration for the query.
+    """
+
+    retriever: str
+    candidates: int
+    weight: float | None
+    share: float
+    scale: ScoreScale | None
 
 
 class Searcher:
@@ -82,11 +99,7 @@ class Searcher:
         return f"pipeline {self.pipeline.name}".strip()
 
     def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        if k < 1:
-            raise InputError(f"k must be at least 1, got {k}")
-        for number, query in enumerate(queries, 1):
-            if not isinstance(query, str) or not query.strip():
-                raise InputError(f"query {number} is empty; give some text to search for")
+        _check_queries(queries, k)
         return self.runner.rank(queries, k)
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
@@ -103,3 +116,32 @@ class Searcher:
                 ]
             )
         return hits
+
+    def explain(self, queries: Sequence[str], k: int) -> list[list[ListWeight]]:
+        """For each query, how its candidate lists were weighed (one list: share 1)."""
+        _check_queries(queries, k)
+        names = self.runner.list_names
+        fusion = self.fusion
+        explained = []
+        for lists in self.runner.candidates(queries, k):
+            shares = fusion.shares(lists, names) if fusion is not None else [1.0]
+            weights: Sequence[float | None] = [None] * len(lists)
+            if fusion is not None and fusion.method != "rrf":
+                weights = fusion.weights_for(len(lists), names)
+            explained.append(
+                [
+                    ListWeight(name, len(ranking), weight, share, ranking.scale)
+                    for name, ranking, weight, share in zip(
+                        names, lists, weights, shares, strict=True
+                    )
+                ]
+            )
+        return explained
+
+
+def _check_queries(queries: Sequence[str], k: int) -> None:
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}")
+    for number, query in enumerate(queries, 1):
+        if not isinstance(query, str) or not query.strip():
+            raise InputError(f"query {number} is empty; give some text to search for")

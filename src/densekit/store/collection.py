@@ -6,6 +6,7 @@ Searching lives above the store: :class:`densekit.retrieve.Collection` wraps thi
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -102,6 +103,17 @@ class StoredCollection:
     def row_ids(self) -> list[str | None]:
         """The document id of each row of the document space; ``None`` for deleted rows."""
         return self.documents.ids_by_row(self.manifest.document_rows)
+
+    def reference_documents(self, count: int) -> np.ndarray:
+        """Rows of ``count`` live documents (all, when fewer) chosen by a hash of their ids, in
+        hash order: the same documents in the same order however the rows are laid out, so a
+        changed collection measures scores (ScoreScale) as a fresh build of its documents."""
+        keyed = sorted(
+            (zlib.crc32(doc_id.encode("utf-8")), doc_id, row)
+            for row, doc_id in enumerate(self.row_ids)
+            if doc_id is not None
+        )
+        return np.array([row for _, _, row in keyed[:count]], dtype=np.int64)
 
     @cached_property
     def doc_ids(self) -> list[str]:
