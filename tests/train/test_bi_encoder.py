@@ -118,3 +118,31 @@ def test_only_whole_checkpoints_are_resumed(tmp_path: Path) -> None:
     (whole / "trainer_state.json").write_text('{"global_step": 2}')
     (torn / "trainer_state.json").write_text('{"global_st')  # killed while writing it
     assert _complete(whole) and not _complete(cut) and not _complete(torn)
+
+
+def test_the_epoch_kept_is_the_best_on_dev(tmp_path: Path) -> None:
+    from conftest import BUNDLED_SCIFACT, write_scifact_subset
+    from helpers import HashingEncoder
+
+    from densekit.evaluate import load_beir
+
+    queries = sorted(load_beir(BUNDLED_SCIFACT, "test").qrels)[:12]
+    root = write_scifact_subset(tmp_path / "data", {"train": queries}, distractors=30)
+    options = BuildOptions(progress=False, cache_dir=None)
+    collection = build_collection(
+        root / "corpus.jsonl", tmp_path / "c", options, encoder=HashingEncoder()
+    ).with_encoder(HashingEncoder())
+    recipe = Recipe(
+        MiningConfig(negatives=1, ranks=(1, 10), margin=None),
+        train=TrainRecipe(epochs=3, batch=4, max_length=64, dev_share=0.34, checkpoint_steps=50),
+    )
+    report = train_model(root, tmp_path / "m", recipe=recipe, collection=collection, progress=False)
+    assert report.dev_queries == 4 and report.dev_by_epoch is not None
+    assert 1 <= len(report.dev_by_epoch) <= 3 and report.best_epoch is not None
+    assert report.dev_after == max(report.dev_by_epoch)
+    assert report.dev_by_epoch.index(report.dev_after) + 1 == report.best_epoch
+    if len(report.dev_by_epoch) < 3:  # stopped early: the last epoch did not beat the best
+        assert report.dev_by_epoch[-1] <= report.dev_after
+    card = json.loads((tmp_path / "m" / CARD_FILE).read_text())
+    assert card["dev_by_epoch"] == report.dev_by_epoch and card["best_epoch"] == report.best_epoch
+    assert not (tmp_path / ".m.checkpoints").exists()

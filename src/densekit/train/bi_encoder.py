@@ -75,7 +75,9 @@ class ModelTrainingReport(TrainResult):
     dropped_negatives: int
     dev_queries: int
     dev_before: float | None  # dev nDCG@10 of the base model
-    dev_after: float | None
+    dev_after: float | None  # of the model kept: the best epoch's
+    dev_by_epoch: list[float] | None
+    best_epoch: int | None
     resumed_from: str | None
     seconds: float
     recipe: dict[str, Any]
@@ -96,6 +98,9 @@ class ModelTrainingReport(TrainResult):
             lines.append(
                 f"dev nDCG@10 ({self.dev_queries} held-out queries): {before}{self.dev_after:.4f}"
             )
+        if self.dev_by_epoch and self.best_epoch is not None:
+            scores = ", ".join(f"{score:.4f}" for score in self.dev_by_epoch)
+            lines.append(f"dev by epoch: {scores}; kept epoch {self.best_epoch}")
         return lines
 
 
@@ -149,7 +154,8 @@ def train_model(
     }
     checkpoints = out.with_name(f".{out.name}.checkpoints")
     resume = _prepare_checkpoints(checkpoints, run, restart)
-    model, dev_before, dev_after = _fit(spec, examples, recipe, checkpoints, resume, progress)
+    fitted = _fit(spec, examples, recipe, checkpoints, resume, progress)
+    model = fitted.model
     report = ModelTrainingReport(
         out=str(out),
         base=spec.name,
@@ -158,8 +164,10 @@ def train_model(
         skipped_queries=examples.skipped_queries,
         dropped_negatives=examples.dropped_negatives,
         dev_queries=len(examples.dev),
-        dev_before=dev_before,
-        dev_after=dev_after,
+        dev_before=fitted.dev_before,
+        dev_after=fitted.dev_after,
+        dev_by_epoch=fitted.dev_by_epoch,
+        best_epoch=fitted.best_epoch,
         resumed_from=resume,
         seconds=round(time.perf_counter() - started, 1),
         recipe=recipe.to_dict(),
@@ -208,6 +216,15 @@ def _complete(checkpoint: Path) -> bool:
     return has_weights and (checkpoint / "optimizer.pt").exists()
 
 
+@dataclass(frozen=True)
+class _Fitted:
+    model: Any
+    dev_before: float | None
+    dev_after: float | None
+    dev_by_epoch: list[float] | None = None
+    best_epoch: int | None = None
+
+
 def _fit(
     spec: Any,
     examples: Examples,
@@ -215,7 +232,7 @@ def _fit(
     checkpoints: Path,
     resume: str | None,
     progress: bool,
-) -> tuple[Any, float | None, float | None]:
+) -> _Fitted:
     try:
         from datasets import Dataset
         from sentence_transformers import (
@@ -259,18 +276,29 @@ def _fit(
         dataloader_pin_memory=torch.cuda.is_available(),
         prompts=_prompts(spec, columns),
     )
+    keep_best = None
+    if evaluator is not None:
+        from densekit.train.early_stopping import KeepBestOnDev
+
+        score = lambda trained: _ndcg(evaluator, trained)  # noqa: E731
+        keep_best = KeepBestOnDev(model, score, checkpoints, settings.early_stopping)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=arguments,
         train_dataset=Dataset.from_dict(columns),
         loss=build_loss(model, recipe.loss, settings.seed),
         evaluator=evaluator if evaluate_during else None,
+        callbacks=[keep_best] if keep_best is not None else None,
     )
     # The trainer prints its closing metrics to stdout, where a --json report goes.
     with contextlib.redirect_stdout(sys.stderr):
         trainer.train(resume_from_checkpoint=resume)
-    dev_after = _ndcg(evaluator, model) if evaluator is not None else None
-    return model, dev_before, dev_after
+    if keep_best is None or keep_best.best_epoch is None:
+        return _Fitted(model, dev_before, None)
+    best = keep_best.best_model(SentenceTransformer)
+    best.max_seq_length = settings.max_length
+    scores = keep_best.scores
+    return _Fitted(best, dev_before, max(scores), scores, keep_best.best_epoch)
 
 
 def teacher_scores(columns: dict[str, list[str]], distill: DistillRecipe) -> list[list[float]]:

@@ -69,15 +69,18 @@ class LossRecipe:
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    epochs: int = 1
+    # At most this many epochs: with a dev split, the model kept is the epoch that scored best
+    # on it, and training stops once ``early_stopping`` epochs in a row have not beaten it.
+    epochs: int = 4
     batch: int = 32
-    learning_rate: float = 2e-5
+    learning_rate: float = 3e-5
     warmup: float = 0.1
     max_length: int = 256
     seed: int = 0
     dev_share: float = 0.1  # of the judged queries, held out for dev evaluation
-    eval_steps: int = 0  # also evaluate every this many steps (0: at the end only)
+    eval_steps: int = 0  # also evaluate every this many steps (0: at each epoch's end only)
     checkpoint_steps: int = 100
+    early_stopping: int = 1  # epochs without a better dev score before stopping (0: never)
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ def _validate(recipe: Recipe) -> None:
     for name in ("epochs", "batch", "max_length", "checkpoint_steps"):
         whole(getattr(train, name), f"train.{name}", minimum=1)
     whole(train.eval_steps, "train.eval_steps", minimum=0)
+    whole(train.early_stopping, "train.early_stopping", minimum=0)
     whole(train.seed, "train.seed", minimum=0)
     positive(train.learning_rate, "train.learning_rate")
     if not 0 <= train.warmup < 1 or not 0 <= train.dev_share < 1:
