@@ -10,14 +10,15 @@ letters or more get one swap, drop or substitution, seed 0) and STS-B paraphrase
 test pair scored 4 or more: find the second sentence, among every second sentence of STS-B,
 from the first). nDCG@10 (and R@2 on LIMIT-small) of dense (MiniLM), BM25, the default
 (calibrated per query: dense as deviations above random documents, BM25 as the share of the
-query's terms matched, weights 1 and 16), the fixed convex fusion of collections built before
+query's ceiling matched, BM25's weight set per query by benchmarks/fusion_rule.py's rule), the
+fixed convex fusion of collections built before
 (min-max, 0.4/0.6), the same weights over z-scores, RRF (k 60) and fusion tuned by `densekit
 tune` (on SciFact: chosen on the train split, measured on test; elsewhere, where there is one
 judged split, its 5-fold cross-validated score on that split); the same for three-way fusion
 with SPLADE-tiny. Each fusion is tested (paired t-test, randomisation test) against the better
 of its lists alone on that dataset: the default is safe where it is not significantly worse,
-and it must stay within 0.005 of the better list. ``bm25_weight`` records the default's score
-as its BM25 weight moves (dense 1).
+and it must stay within 0.005 of the better list. ``bm25_weight`` records calibrated fusion
+with fixed BM25 weights instead (dense 1).
 
 Writes benchmarks/results/fusion.json and fusion.png.
 """

@@ -25,8 +25,9 @@ The default recipe (`densekit train` with no recipe: the mined-negatives recipe 
 epochs at lr 3e-5, the epoch kept and the stop chosen by dev nDCG@10) is its own row, with its
 dev score after every epoch, tested against + mined negatives and the base.
 Results are saved after each measurement; a rerun measures only what is missing, `--only PART`
-measures the named parts again (ablation rows by label, "default recipe", "base", "+ soup", "stsb", "2d"), and
-`--fresh` measures everything again. QUICK=1: two rows, one epoch, a smaller grid.
+measures the named parts again (ablation rows by label, "default recipe", "base", "+ soup",
+"stsb", "2d"), and `--fresh` measures everything again. QUICK=1: two rows, one epoch, a
+smaller grid.
 
 Writes benchmarks/results/train.json.
 """

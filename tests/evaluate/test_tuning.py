@@ -288,5 +288,5 @@ def test_settings_are_described_for_people() -> None:
     )
     assert describe_fusion(DEFAULT_FUSION).startswith("calibrated per query 1 × dense")
     assert describe_fusion(FusionConfig("rrf", k=30, depth=50)) == "rrf k 30, depth 50"
-    assert len(FUSION_GRID) == 66 and len(set(FUSION_GRID)) == 66 and DEFAULT_FUSION in FUSION_GRID
+    assert len(FUSION_GRID) == 64 and len(set(FUSION_GRID)) == 64 and DEFAULT_FUSION in FUSION_GRID
     assert min(fusion.depth for fusion in FUSION_GRID) == 100  # as deep as eval searches

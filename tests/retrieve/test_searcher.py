@@ -63,7 +63,8 @@ def test_explain_gives_each_list_s_weight_and_share(hashing_collection):
     searcher = hashing_collection.searcher("hybrid")
     [lists] = searcher.explain(["vitamin bones"], 3)
     assert [part.retriever for part in lists] == ["dense", "bm25"]
-    assert [part.weight for part in lists] == [1.0, 16.0]
+    dense, bm25 = lists
+    assert dense.weight == 1.0 and bm25.weight is not None and 6.0 <= bm25.weight <= 32.0
     assert sum(part.share for part in lists) == pytest.approx(1.0)
     [[alone]] = hashing_collection.searcher("bm25").explain(["vitamin bones"], 3)
     assert alone.share == 1.0 and alone.weight is None

@@ -28,7 +28,6 @@ from densekit.evaluate.metrics import compute_metrics, parse_metrics, run_depth
 from densekit.evaluate.runfile import ranked_hits
 from densekit.retrieve.collection import Collection
 from densekit.retrieve.fusion import (
-    CALIBRATED_WEIGHTS,
     DEFAULT_FUSION,
     HYBRID_LISTS,
     NORMALIZATIONS,
@@ -43,8 +42,8 @@ from densekit.version import __version__
 # The settings tuning chooses among, in one place: a new fusion method adds its own here.
 CONVEX_ALPHAS = tuple(round(0.1 * step, 1) for step in range(11))  # the dense list's weight
 RRF_KS = (10, 30, 60, 100)
-# A calibrated fusion's BM25 weight (dense: 1), around the default 16, doubling.
-CALIBRATED_BM25_WEIGHTS = (4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0)
+# A calibrated fusion's fixed BM25 weights (dense: 1), besides the default's per-query one.
+CALIBRATED_BM25_WEIGHTS = (4.0, 8.0, 16.0, 32.0, 64.0)
 # Candidates each list gives before fusing; the default's first, so a tie keeps it. None below
 # 100: a search of the top k takes max(k, depth) from each list, so a shallower setting would
 # search differently at eval's k = 100 than it was scored.
@@ -61,12 +60,10 @@ def fusion_grid() -> tuple[FusionConfig, ...]:
         for alpha in CONVEX_ALPHAS
     ]
     rrf = [FusionConfig("rrf", k=k, depth=depth) for depth in DEPTHS for k in RRF_KS]
-    default = CALIBRATED_WEIGHTS["bm25"]
-    calibrated = [
-        # The default's weight as the default's own setting (weights None), not a copy of it.
-        FusionConfig("calibrated", weights=None if bm25 == default else (1.0, bm25), depth=depth)
+    calibrated = [  # the default (BM25 weighed per query), and fixed BM25 weights
+        FusionConfig("calibrated", weights=None if bm25 is None else (1.0, bm25), depth=depth)
         for depth in DEPTHS
-        for bm25 in CALIBRATED_BM25_WEIGHTS
+        for bm25 in (None, *CALIBRATED_BM25_WEIGHTS)
     ]
     return (*calibrated, *convex, *rrf)
 

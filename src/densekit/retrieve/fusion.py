@@ -30,12 +30,40 @@ HYBRID_LISTS = ("dense", "bm25")
 # The dense weight of a convex hybrid fusion unless told otherwise: chosen on SciFact's train
 # split (benchmarks/hybrid_sweep.py); the hybrid default before calibrated fusion.
 CONVEX_ALPHA = 0.4
-# A calibrated fusion's weight per retriever, on each list's own scale (ScoreScale): one
-# standard deviation of a dense score above random documents counts as much as 1/16 of the
-# query's BM25 terms matched. Chosen for the smallest worst-case loss against the better list
-# alone over the judged and generated query sets of benchmarks/fusion.py (which records how
-# the loss moves with the BM25 weight); a list of another name weighs 1.
-CALIBRATED_WEIGHTS = {"dense": 1.0, "bm25": 16.0, "splade": 0.15}
+# A calibrated fusion's weight per retriever, on each list's own scale (ScoreScale); a list of
+# another name weighs 1. BM25's weight is set per query by BM25_WEIGHT.
+CALIBRATED_WEIGHTS = {"dense": 1.0, "splade": 0.15}
+
+
+@dataclass(frozen=True)
+class StandoutWeight:
+    """BM25's weight in a calibrated fusion, per query, from how far its top candidate stands
+    above its ``nth``, in shares of the most the query can score: ``low`` up to a gap of
+    ``start``, rising linearly to ``high`` at ``start + ramp`` and beyond. A top that stands
+    out is a document holding the query's own rare words, which BM25 judges best; a flat top
+    is words many documents share, where the dense list should decide.
+
+    Chosen by benchmarks/fusion_rule.py: the smallest worst-case loss against the better list
+    alone over the query sets of benchmarks/fusion.py, SciFact train in place of SciFact test
+    (held out); fusion_rule.json also records fixed BM25 weights and each set left out.
+    """
+
+    low: float = 6.0
+    high: float = 32.0
+    start: float = 0.1
+    ramp: float = 0.2
+    nth: int = 10
+
+    def __call__(self, bm25: Ranking) -> float:
+        calibrated = calibrated_scores(bm25)
+        if len(calibrated) == 0:
+            return self.low
+        tenth = float(calibrated[self.nth - 1]) if len(calibrated) >= self.nth else 0.0
+        rise = min(1.0, max(0.0, (float(calibrated[0]) - tenth - self.start) / self.ramp))
+        return self.low + (self.high - self.low) * rise
+
+
+BM25_WEIGHT = StandoutWeight()
 
 
 def _whole(value: object) -> bool:
@@ -116,13 +144,21 @@ class FusionConfig:
             return None
         return self.weights[0] / sum(self.weights)
 
-    def weights_for(self, lists: int, names: Sequence[str] = ()) -> tuple[float, ...]:
-        """One weight per list; ``names`` (the lists' retrievers) choose a calibrated
-        fusion's default weights."""
+    def weights_for(
+        self, lists: int, names: Sequence[str] = (), rankings: Sequence[Ranking] = ()
+    ) -> tuple[float, ...]:
+        """One weight per list. ``names`` (the lists' retrievers; the hybrid's when not given)
+        choose a calibrated fusion's default weights, BM25's from its list in ``rankings``
+        (:data:`BM25_WEIGHT`; without rankings, its lowest weight)."""
         if self.weights is None:
             if self.method == "calibrated":
                 named = list(names) or list(HYBRID_LISTS[:lists])
-                return tuple(CALIBRATED_WEIGHTS.get(name, 1.0) for name in named)
+                return tuple(
+                    (BM25_WEIGHT(rankings[i]) if rankings else BM25_WEIGHT.low)
+                    if name == "bm25"
+                    else CALIBRATED_WEIGHTS.get(name, 1.0)
+                    for i, name in enumerate(named)
+                )
             return tuple(1.0 / lists for _ in range(lists))
         if len(self.weights) != lists:
             raise InputError(
@@ -136,7 +172,7 @@ class FusionConfig:
         dense and BM25 when not given)."""
         if self.method == "rrf":
             return reciprocal_rank_fusion(rankings, self.k)
-        weights = self.weights_for(len(rankings), names)
+        weights = self.weights_for(len(rankings), names, rankings)
         if self.method == "calibrated":
             return calibrated_fusion(rankings, weights)
         return convex_fusion(rankings, weights, self.normalization)
@@ -149,7 +185,7 @@ class FusionConfig:
             ranges = [1 / (self.k + 1) - 1 / (self.k + len(r)) if len(r) else 0.0 for r in rankings]
             weights: Sequence[float] = [1.0] * len(rankings)
         else:
-            weights = self.weights_for(len(rankings), names)
+            weights = self.weights_for(len(rankings), names, rankings)
             normalise = self._normaliser()
             ranges = [float(np.ptp(normalise(r))) if len(r) else 0.0 for r in rankings]
         reach = [w * spread for w, spread in zip(weights, ranges, strict=True)]
@@ -310,10 +346,14 @@ def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int = 60) -> Ranking:
 def describe_fusion(fusion: FusionConfig) -> str:
     """A hybrid fusion in a few words, for people."""
     if fusion.method == "calibrated":
-        dense, bm25 = fusion.weights_for(len(HYBRID_LISTS))
+        if fusion.weights is None:
+            bm25 = f"{BM25_WEIGHT.low:g}-{BM25_WEIGHT.high:g} (as its top stands out)"
+            dense = "1"
+        else:
+            dense, bm25 = (f"{w:g}" for w in fusion.weights_for(len(HYBRID_LISTS)))
         return (
-            f"calibrated per query {dense:g} × dense (standard deviations above random "
-            f"documents) + {bm25:g} × bm25 (share of the query's terms matched), depth "
+            f"calibrated per query {dense} × dense (standard deviations above random "
+            f"documents) + {bm25} × bm25 (share of the query's terms matched), depth "
             f"{fusion.depth}"
         )
     if fusion.method == "convex":

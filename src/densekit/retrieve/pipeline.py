@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from densekit.errors import InputError
-from densekit.retrieve.fusion import DEFAULT_FUSION, HYBRID_LISTS, FusionConfig
+from densekit.retrieve.fusion import BM25_WEIGHT, DEFAULT_FUSION, HYBRID_LISTS, FusionConfig
 from densekit.store.manifest import RETRIEVER_NAMES
 from densekit.tomlfile import read_toml, refuse_unknown_keys
 
@@ -154,7 +154,10 @@ class Pipeline:
             else:
                 names = [stage.retriever for stage in self.candidates]
                 weights = fusion.weights_for(len(self.candidates), names)
-                parts = ", ".join(f"{w:g} × {name}" for w, name in zip(weights, names, strict=True))
+                parts = ", ".join(
+                    f"{per_query_bm25() if per_query(fusion, name) else f'{w:g}'} × {name}"
+                    for w, name in zip(weights, names, strict=True)
+                )
                 if fusion.method == "calibrated":
                     how = f"sum of scores calibrated per query: {parts}"
                 else:
@@ -173,6 +176,15 @@ class Pipeline:
                 )
             lines.append(line)
         return "\n".join(lines)
+
+
+def per_query(fusion: FusionConfig, name: str) -> bool:
+    """Whether the list ``name`` gets its weight per query (a calibrated default's BM25)."""
+    return fusion.method == "calibrated" and fusion.weights is None and name == "bm25"
+
+
+def per_query_bm25() -> str:
+    return f"{BM25_WEIGHT.low:g} to {BM25_WEIGHT.high:g} as its top stands out"
 
 
 def _validate(pipeline: Pipeline) -> None:

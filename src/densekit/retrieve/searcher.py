@@ -127,7 +127,7 @@ class Searcher:
             shares = fusion.shares(lists, names) if fusion is not None else [1.0]
             weights: Sequence[float | None] = [None] * len(lists)
             if fusion is not None and fusion.method != "rrf":
-                weights = fusion.weights_for(len(lists), names)
+                weights = fusion.weights_for(len(lists), names, lists)
             explained.append(
                 [
                     ListWeight(name, len(ranking), weight, share, ranking.scale)
