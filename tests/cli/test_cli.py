@@ -314,3 +314,15 @@ def test_new_collections_fuse_calibrated_and_search_explains_it(
     flags = ["--fusion", "calibrated", "--alpha", "0.3"]
     code, _, err = run_cli(capsys, "search", out, "vitamin", *flags)
     assert code == 2 and "calibrated fusion weighs each query's lists itself" in err
+
+
+def test_index_keeps_the_stemmer_it_was_given(capsys, tiny_beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c"
+    args = ["index", tiny_beir / "corpus.jsonl", "--out", out, "--quiet", "--retriever", "bm25"]
+    code, _, err = run_cli(capsys, *args, "--stemmer", "none")
+    assert code == 0, err
+    assert json.loads((out / "manifest.json").read_text())["lexical"]["stemmer"] == "none"
+    code, found, _ = run_cli(capsys, "search", out, "fracture", "--json")  # "fractures" only
+    assert code == 0 and json.loads(found)["hits"] == []
+    code, _, err = run_cli(capsys, *args, "--stemmer", "klingon", "--overwrite")
+    assert code == 2 and "unknown BM25 stemmer 'klingon'" in err

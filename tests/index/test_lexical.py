@@ -64,3 +64,17 @@ def test_a_query_s_ceiling_is_the_sum_of_its_indexed_terms_idf() -> None:
     # No document reaches it: BM25's saturating term frequency stays below 1.
     [(rows, scores)] = index.search(["dogs bark"], k=1)
     assert rows.tolist() == [1] and 0 < scores[0] < ceilings[0]
+
+
+def test_without_a_stemmer_words_match_exactly(tmp_path: Path) -> None:
+    from densekit.errors import InputError
+    from densekit.index.lexical import check_stemmer
+
+    index = LexicalIndex.build(TEXTS, stemmer="none")
+    assert len(index.search(["runs"], k=3)[0][0]) == 0  # "runs" is not "running"
+    assert index.search(["running"], k=3)[0][0].tolist() == [0]
+    index.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25", stemmer="none")
+    assert len(loaded.search(["runs"], k=3)[0][0]) == 0
+    with pytest.raises(InputError, match=r"unknown BM25 stemmer 'klingon'.*english"):
+        check_stemmer("klingon")

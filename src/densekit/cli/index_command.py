@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "int8+rescore*4, dim128:HNSW32+rescore*4 ... (grammar: docs/index-specs.md)",
     )
     parser.add_argument(
+        "--stemmer",
+        default="english",
+        help="BM25's stemmer: a language (default: %(default)s), or none to match words exactly",
+    )
+    parser.add_argument(
         "--sparse",
         metavar="MODEL",
         help="also build a learned sparse (SPLADE) index with this model: splade-tiny "
@@ -71,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             fusion=(fusion_from(args, DEFAULT_FUSION) or DEFAULT_FUSION).to_dict(),
             index=args.index,
             sparse=args.sparse,
+            bm25_stemmer=args.stemmer,
             vectors=args.vectors,
             vector_ids=args.vector_ids,
             vectors_model=args.vectors_model,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densekit.errors import CollectionError
+from densekit.errors import CollectionError, InputError
 
 # Anserini/Pyserini's BM25 defaults, which its published BEIR numbers use.
 DEFAULT_K1 = 0.9
@@ -20,10 +20,28 @@ DEFAULT_B = 0.4
 ROWS_FILE = "document_rows.npy"
 
 
+# No stemming: BM25 matches words exactly ("limes" no longer matches "Key Lime Pies").
+NO_STEMMER = "none"
+
+
 def _stemmer(language: str):
+    if language == NO_STEMMER:
+        return None
     import Stemmer
 
     return Stemmer.Stemmer(language)
+
+
+def check_stemmer(language: str) -> None:
+    """Refuse a stemmer PyStemmer does not have, naming the ones it does."""
+    import Stemmer
+
+    known = sorted(Stemmer.algorithms())
+    if language != NO_STEMMER and language not in known:
+        raise InputError(
+            f"unknown BM25 stemmer {language!r}; choose {NO_STEMMER} (exact words) or one of "
+            f"{', '.join(known)}"
+        )
 
 
 class LexicalIndex:

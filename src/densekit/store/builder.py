@@ -25,7 +25,7 @@ from densekit.errors import InputError
 from densekit.files.durability import save_array
 from densekit.files.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
 from densekit.files.vectors import VectorTable, read_vectors
-from densekit.index.lexical import DEFAULT_B, DEFAULT_K1
+from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, check_stemmer
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import ShardedVectors
 from densekit.store import layout
@@ -84,6 +84,8 @@ class BuildOptions:
     cache_dir: Path | None = field(default_factory=default_cache_dir)
     bm25_k1: float = DEFAULT_K1
     bm25_b: float = DEFAULT_B
+    # BM25's stemmer: a PyStemmer language, or "none" to match words exactly.
+    bm25_stemmer: str = "english"
     # The default search's fusion: a densekit.retrieve.FusionConfig, kept as its to_dict() table
     # (the store cannot read the type); empty: retrieve's default, chosen at search time.
     fusion: Mapping[str, Any] | FusionTable = field(default_factory=dict)
@@ -125,6 +127,7 @@ class BuildOptions:
                 "the splade retriever searches a learned sparse index; name its model with "
                 "--sparse splade-tiny (sparse='splade-tiny'), or pick another retriever"
             )
+        check_stemmer(self.bm25_stemmer)
         if self.vectors is not None and self.retriever == "bm25":
             raise InputError("--vectors are dense vectors; build with --retriever dense or hybrid")
         if self.vectors is not None and self.chunk is not None:
@@ -276,7 +279,9 @@ def _build_generation(
             encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
         if options.retriever in ("bm25", "hybrid"):
             started = time.perf_counter()
-            settings = LexicalInfo(directory="", k1=options.bm25_k1, b=options.bm25_b)
+            settings = LexicalInfo(
+                directory="", k1=options.bm25_k1, b=options.bm25_b, stemmer=options.bm25_stemmer
+            )
             lexical = index_lexical(store, root, generation, settings, progress=options.progress)
             stats["bm25_seconds"] = round(time.perf_counter() - started, 3)
         if sparse_encoder is not None:
