@@ -1,25 +1,25 @@
 """Is the default fusion safe on every collection? Each list alone against every fusion.
 
-    .venv/bin/python benchmarks/fusion.py [--only NAME ...]
+.venv/bin/python benchmarks/fusion.py [--only NAME ...]
 
-On every judged dataset in ../shared/datasets (scifact, cranfield, limit-small,
-citeseer-cites), on the keyword and span query sets `densekit make-queries` builds from the
-SciFact and Cranfield corpora (500 queries each, seed 0), where BM25 is the stronger list, and
-on two sets where it is the weaker: SciFact's test queries with typos (half the words of four
-letters or more get one swap, drop or substitution, seed 0) and STS-B paraphrase retrieval (each
-test pair scored 4 or more: find the second sentence, among every second sentence of STS-B,
-from the first). LIMIT-small also in a collection whose BM25 matches words exactly
-(`densekit index --stemmer none`). nDCG@10 (and R@2 on LIMIT-small) of dense (MiniLM), BM25, the default
+On every judged dataset in ../shared/datasets (scifact, cranfield, limit-small, citeseer-
+cites), on the keyword and span query sets `densekit make-queries` builds from the SciFact and
+Cranfield corpora (500 queries each, seed 0), where BM25 is the stronger list, and on two sets
+where it is the weaker: SciFact's test queries with typos (half the words of four letters or
+more get one swap, drop or substitution, seed 0) and STS-B paraphrase retrieval (each test pair
+scored 4 or more: find the second sentence, among every second sentence of STS-B, from the
+first). LIMIT-small also in a collection whose BM25 matches words exactly (`densekit index
+--stemmer none`). nDCG@10 (and R@2 on LIMIT-small) of dense (MiniLM), BM25, the default
 (calibrated per query: dense as deviations above random documents, BM25 as the share of the
 query's ceiling matched, BM25's weight set per query by benchmarks/fusion_rule.py's rule), the
-fixed convex fusion of collections built before
-(min-max, 0.4/0.6), the same weights over z-scores, RRF (k 60) and fusion tuned by `densekit
-tune` (on SciFact: chosen on the train split, measured on test; elsewhere, where there is one
-judged split, its 5-fold cross-validated score on that split); the same for three-way fusion
-with SPLADE-tiny. Each fusion is tested (paired t-test, randomisation test) against the better
-of its lists alone on that dataset: the default is safe where it is not significantly worse,
-and it must stay within 0.005 of the better list. ``bm25_weight`` records calibrated fusion
-with fixed BM25 weights instead (dense 1).
+fixed convex fusion of collections built before (min-max, 0.4/0.6), the same weights over
+z-scores, RRF (k 60) and fusion tuned by `densekit tune` (on SciFact: chosen on the train
+split, measured on test; elsewhere, where there is one judged split, its 5-fold cross-validated
+score on that split); the same for three-way fusion with SPLADE-tiny. Each fusion is tested
+(paired t-test, randomisation test) against the better of its lists alone on that dataset: the
+default is safe where it is not significantly worse, and it must stay within 0.005 of the
+better list. ``bm25_weight`` records calibrated fusion with fixed BM25 weights instead (dense
+1).
 
 Writes benchmarks/results/fusion.json and fusion.png.
 """

@@ -9,14 +9,16 @@ again; the pipelines that use it are measured again whenever its training card c
 reranks the top 50 alone, and blended half-and-half with the first-stage score. Per pipeline:
 nDCG@10 and R@100 on SciFact test (300 queries), latency per query on this CPU (each query
 searched alone, one at a time, over 20 queries after a warm-up), and each rerank stage's
-passages/s, including an LLM likelihood reranker (SmolLM2-135M, UPR scoring of the top 10),
-and on SciFact the scores apart on the test queries whose relevant documents train judged too
-(seen) or not (unseen), where a reranker trained on train cannot have learned the answers,
-with per-query scores and paired tests (t-test, randomisation) of each reranker against the
-first stage it reranks, on all test queries and on the unseen ones alone;
-R@2 and R@10 on LIMIT-small and nDCG@10 on Cranfield (graded 0-4) for the pipelines without
-rerankers. Results are saved after each pipeline; a rerun measures only what is missing
-(`--fresh` measures everything again).
+passages/s, including an LLM likelihood reranker (SmolLM2-135M, UPR scoring of the top 10), and
+on SciFact the scores apart on the test queries whose relevant documents train judged too
+(seen) or not (unseen), where a reranker trained on train cannot have learned the answers, with
+per-query scores and paired tests (t-test, randomisation) of each reranker against the first
+stage it reranks, on all test queries and on the unseen ones alone; R@2 and R@10 on LIMIT-small
+and nDCG@10 on Cranfield (graded 0-4) for the pipelines without rerankers. Then the same on
+SciFact with the bi-encoder `densekit train` makes with its default recipe on SciFact train
+(benchmarks/train.py's "default recipe" model; trained here if missing) in place of MiniLM,
+first stages fused by calibrated fusion (`scifact_trained`). Results are saved after each
+pipeline; a rerun measures only what is missing (`--fresh` measures everything again).
 
 Writes benchmarks/results/pipeline.json.
 """
@@ -62,6 +64,7 @@ def pipelines(reranker: Path) -> dict[str, Pipeline]:
     rrf = FusionConfig("rrf", k=60)
     convex = FusionConfig("convex", weights=(0.4, 0.6))
     convex3 = FusionConfig("convex", weights=(0.4, 0.4, 0.2))
+    calibrated = FusionConfig("calibrated")
     three = (dense, bm25, splade)
     return {
         "bm25": Pipeline((bm25,), name="bm25"),
@@ -71,6 +74,7 @@ def pipelines(reranker: Path) -> dict[str, Pipeline]:
         "dense+bm25 convex": Pipeline((dense, bm25), convex, name="dense+bm25 convex"),
         "dense+bm25+splade rrf": Pipeline(three, rrf, name="3-way rrf"),
         "dense+bm25+splade convex": Pipeline(three, convex3, name="3-way convex"),
+        "dense+bm25+splade calibrated": Pipeline(three, calibrated, name="3-way calibrated"),
         # Rerankers over the best first stage. The cross-encoder reranks the top 50; UPR with
         # SmolLM2-135M (an LLM pass per pair) the top 10.
         "3-way convex + ce": Pipeline(
@@ -82,6 +86,12 @@ def pipelines(reranker: Path) -> dict[str, Pipeline]:
             convex3,
             (RerankStage(str(reranker), top_n=50, batch=32, weight=0.5),),
             name="+ ce blend",
+        ),
+        "3-way calibrated + ce blend 0.5": Pipeline(
+            three,
+            calibrated,
+            (RerankStage(str(reranker), top_n=50, batch=32, weight=0.5),),
+            name="calibrated + ce blend",
         ),
         "3-way convex + llm": Pipeline(
             three, convex3, (RerankStage("smollm2", kind="llm", top_n=10, batch=8),), name="+ llm"
@@ -103,6 +113,31 @@ def ensure_reranker(retrain: bool) -> Path:
     return RERANKER
 
 
+TRAINED_PIPELINES = ("dense", "dense+bm25+splade calibrated", "3-way calibrated + ce blend 0.5")
+
+
+def trained_collection() -> densekit.Collection:
+    """SciFact's corpus indexed with the default-recipe model (and BM25, SPLADE-tiny)."""
+    from train import DEFAULT_ROW, MODELS, _slug, default_recipe, train_row
+
+    model = MODELS / _slug(DEFAULT_ROW)
+    if not (model / "config.json").exists():
+        train_row(default_recipe(), model)
+    out = BUILD / "scifact-default-recipe-splade-tiny"
+    card = json.loads((model / "densekit_training.json").read_text())
+    kept = out / "model_card.json"
+    if kept.exists() and json.loads(kept.read_text()) == card:
+        return densekit.open_collection(out)
+    options = densekit.BuildOptions(
+        model=str(model), retriever="hybrid", sparse="splade-tiny", cache_dir=None
+    )
+    collection = densekit.build_collection(
+        dataset("scifact") / "corpus.jsonl", out, options, overwrite=True
+    )
+    (out / "model_card.json").write_text(json.dumps(card))  # which training it indexes
+    return collection
+
+
 def latency_ms(collection: densekit.Collection, pipeline: Pipeline, queries: list[str]) -> float:
     searcher = collection.searcher(pipeline=pipeline)
     searcher.rank(queries[:2], 10)  # warm-up: models loaded, caches filled
@@ -113,10 +148,14 @@ def latency_ms(collection: densekit.Collection, pipeline: Pipeline, queries: lis
 
 
 def evaluate_all(
-    name: str, found: dict[str, Pipeline], metrics: list[str], done: dict[str, dict]
+    name: str,
+    found: dict[str, Pipeline],
+    metrics: list[str],
+    done: dict[str, dict],
+    collection: densekit.Collection | None = None,
 ) -> dict:
     """Each pipeline's metrics and costs; ``done`` holds results of an interrupted run."""
-    collection = build_or_open(name, sparse="splade-tiny")
+    collection = collection or build_or_open(name, sparse="splade-tiny")
     data = load_beir(dataset(name), "test")
     queries = list(data.queries.values())[:LATENCY_QUERIES]
     for label, pipeline in found.items():
@@ -183,6 +222,23 @@ def main() -> None:
     others = {label: p for label, p in every.items() if not p.rerank}
     evaluate_all("limit-small", others, ["R@2", "R@10"], RESULTS_DATA.setdefault("limit_small", {}))
     evaluate_all("cranfield", others, ["nDCG@10"], RESULTS_DATA.setdefault("cranfield", {}))
+    trained = RESULTS_DATA.setdefault("scifact_trained", {})
+    collection = trained_collection()
+    card = json.loads((collection.directory / "model_card.json").read_text())
+    if trained.get("model_training") != card:
+        trained.clear()
+        trained["model_training"] = card
+    results = trained.setdefault("results", {})
+    found = {label: every[label] for label in TRAINED_PIPELINES}
+    evaluate_all("scifact", found, ["nDCG@10", "R@100"], results, collection)
+    trained["rerank_tests"] = {
+        "3-way calibrated + ce blend 0.5 vs dense+bm25+splade calibrated": paired_tests_with_unseen(
+            results["dense+bm25+splade calibrated"]["per_query"],
+            results["3-way calibrated + ce blend 0.5"]["per_query"],
+            "nDCG@10",
+        )
+    }
+    save()
     print("wrote benchmarks/results/pipeline.json")
 
 
