@@ -42,6 +42,20 @@ def test_search_one_query_a_batch_fields_and_retrievers(server: RunningServer) -
     assert lexical.json()["results"][0]["hits"][0]["id"] == "d2"
 
 
+def test_search_explains_how_each_query_s_lists_were_weighed(server: RunningServer) -> None:
+    body = {"collection": "docs", "queries": ["vitamin D bones", "cat"], "explain": True}
+    answer = post(server, "/search", body)
+    assert answer.status_code == 200
+    for result in answer.json()["results"]:
+        dense, bm25 = result["weights"]
+        assert (dense["retriever"], bm25["retriever"]) == ("dense", "bm25")
+        assert dense["share"] + bm25["share"] == pytest.approx(1.0)
+        assert dense["weight"] == 1.0 and 6.0 <= bm25["weight"] <= 32.0
+        assert bm25["center"] == 0.0 and bm25["spread"] > 0  # the query's BM25 ceiling
+    plain = post(server, "/search", {"collection": "docs", "query": "cat"}).json()
+    assert "weights" not in plain["results"][0]
+
+
 def test_inline_pipelines_run_and_may_not_name_new_models(server: RunningServer) -> None:
     pipeline = {
         "candidates": [{"retriever": "dense", "k": 5}, {"retriever": "bm25", "k": 5}],

@@ -76,10 +76,10 @@ class FusionConfig:
 
     ``method``: ``calibrated`` (a weighted sum of each list's scores on its retriever's own
     scale for that query, see :class:`~densekit.retrieve.ranking.ScoreScale`; weights
-    :data:`CALIBRATED_WEIGHTS` by retriever when ``weights`` is None), ``convex`` (a weighted
-    sum of scores normalised within each list by ``normalization``, ``min-max`` or
-    ``z-score``; equal weights when ``weights`` is None) or ``rrf`` (reciprocal rank fusion,
-    rank offset ``k``).
+    :data:`CALIBRATED_WEIGHTS` by retriever and BM25's per query, :data:`BM25_WEIGHT`, when
+    ``weights`` is None), ``convex`` (a weighted sum of scores normalised within each list by
+    ``normalization``, ``min-max`` or ``z-score``; equal weights when ``weights`` is None) or
+    ``rrf`` (reciprocal rank fusion, rank offset ``k``).
     ``depth``: how many candidates each list gives when its stage sets no count of its own.
     """
 

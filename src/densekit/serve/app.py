@@ -203,23 +203,24 @@ def create_app(state: ServerState) -> Any:
 
         def run() -> schemas.SearchResponse:
             with served.snapshot() as collection:
-                found = collection.search_many(
-                    queries, body.k, retriever=body.retriever, pipeline=pipeline
-                )
+                searcher = collection.searcher(body.retriever, pipeline=pipeline)
+                found = searcher.search(queries, body.k)
+                weighed = searcher.explain(queries, body.k) if body.explain else None
                 retriever = pipeline.name if pipeline else body.retriever
                 retriever = retriever or collection.manifest.retriever
             # Built here, on the worker thread: a big answer never stalls the event loop.
+            results = [
+                schemas.QueryResult(
+                    query=query,
+                    hits=[schemas.Hit(**{f: getattr(h, f) for f in fields}) for h in hits],
+                )
+                for query, hits in zip(queries, found, strict=True)
+            ]
+            if weighed is not None:
+                for result, lists in zip(results, weighed, strict=True):
+                    result.weights = [_list_weight(part) for part in lists]
             return schemas.SearchResponse(
-                collection=body.collection,
-                retriever=retriever,
-                results=[
-                    schemas.QueryResult(
-                        query=query,
-                        hits=[schemas.Hit(**{f: getattr(h, f) for f in fields}) for h in hits],
-                    )
-                    for query, hits in zip(queries, found, strict=True)
-                ],
-                took_ms=0.0,
+                collection=body.collection, retriever=retriever, results=results, took_ms=0.0
             )
 
         answer = await blocking(run, request)
@@ -333,6 +334,18 @@ def _document(state: ServerState, name: str, doc_id: str) -> schemas.DocumentOut
 def _change(report: Any) -> schemas.ChangeOut:
     return schemas.ChangeOut(
         **{k: getattr(report, k) for k in schemas.ChangeOut.model_fields}  # type: ignore[arg-type]
+    )
+
+
+def _list_weight(part: Any) -> schemas.ListWeight:
+    scale = part.scale
+    return schemas.ListWeight(
+        retriever=part.retriever,
+        candidates=part.candidates,
+        weight=part.weight,
+        share=part.share,
+        center=None if scale is None else scale.center,
+        spread=None if scale is None else scale.spread,
     )
 
 

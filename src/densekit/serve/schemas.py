@@ -81,6 +81,9 @@ class SearchRequest(Strict):
         description="a pipeline served by name, or one inline (as its TOML, in JSON)",
     )
     fields: list[HitField] = Field(None, description="hit fields to return (default: all)")  # type: ignore[assignment]
+    explain: bool = Field(
+        False, description="also give how each query's candidate lists were weighed"
+    )
 
     @model_validator(mode="after")
     def _one_of_query_or_queries(self) -> SearchRequest:
@@ -99,9 +102,23 @@ class Hit(BaseModel):
     text: str | None = None
 
 
+class ListWeight(BaseModel):
+    """What one candidate list counted for in a query's fusion (``explain``)."""
+
+    retriever: str
+    candidates: int
+    weight: float | None = Field(description="the fusion's weight for the list (RRF: none)")
+    share: float = Field(description="how much of the fused score the list could move")
+    center: float | None = Field(description="calibration: scores - center, / spread")
+    spread: float | None
+
+
 class QueryResult(BaseModel):
     query: str
     hits: list[Hit]
+    weights: list[ListWeight] | None = Field(
+        None, description="with `explain`: each candidate list's weight and share"
+    )
 
 
 class SearchResponse(BaseModel):
