@@ -31,6 +31,7 @@ from densekit.errors import CollectionError, InputError
 from densekit.evaluate.beir import load_beir
 from densekit.index import FlatIndex
 from densekit.retrieve import Collection, build_collection
+from densekit.retrieve.retrievers import REFERENCE_DOCUMENTS, open_retriever
 from densekit.store import BuildOptions, compact_collection, update_collection
 from densekit.store.adapters import attach_adapter, detach_adapter
 from densekit.store.layout import ADAPTERS_DIR
@@ -232,6 +233,11 @@ def test_an_adapter_that_maps_documents_searches_mapped_vectors(
         expected = adapter.adapt_queries(HashingEncoder().encode_queries(queries)) @ (
             adapter.adapt_documents(stored).T
         )
+        # Calibration measures queries against the documents as the index holds them.
+        dense = open_retriever(collection.stored, "dense", HashingEncoder)
+        reference_rows = collection.stored.reference_documents(REFERENCE_DOCUMENTS)
+        mapped = adapter.adapt_documents(stored[reference_rows])
+        np.testing.assert_allclose(dense.reference, mapped, atol=1e-6)
         for hits, scores in zip(collection.search_many(queries, 5), expected, strict=True):
             rows = collection.documents.rows_of([hit.id for hit in hits])
             np.testing.assert_allclose(

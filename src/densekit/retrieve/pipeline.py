@@ -155,7 +155,7 @@ class Pipeline:
                 names = [stage.retriever for stage in self.candidates]
                 weights = fusion.weights_for(len(self.candidates), names)
                 parts = ", ".join(
-                    f"{per_query_bm25() if per_query(fusion, name) else f'{w:g}'} × {name}"
+                    f"{_PER_QUERY_BM25 if _weighed_per_query(fusion, name) else f'{w:g}'} × {name}"
                     for w, name in zip(weights, names, strict=True)
                 )
                 if fusion.method == "calibrated":
@@ -178,13 +178,12 @@ class Pipeline:
         return "\n".join(lines)
 
 
-def per_query(fusion: FusionConfig, name: str) -> bool:
+_PER_QUERY_BM25 = f"{BM25_WEIGHT.low:g} to {BM25_WEIGHT.high:g} (as its top stands out)"
+
+
+def _weighed_per_query(fusion: FusionConfig, name: str) -> bool:
     """Whether the list ``name`` gets its weight per query (a calibrated default's BM25)."""
     return fusion.method == "calibrated" and fusion.weights is None and name == "bm25"
-
-
-def per_query_bm25() -> str:
-    return f"{BM25_WEIGHT.low:g} to {BM25_WEIGHT.high:g} as its top stands out"
 
 
 def _validate(pipeline: Pipeline) -> None:

@@ -130,11 +130,11 @@ def open_retriever(
                 [np.arange(groups.offsets[row], groups.offsets[row + 1]) for row in rows]
                 or [np.empty(0, np.int64)]
             )
+        reference = vectors.take(rows)
+        if collection.adapter is not None and collection.adapter.maps_documents:
+            reference = collection.adapter.documents(reference)  # as the index holds them
         return DenseRetriever(
-            collection.dense_index,
-            query_encoder(),
-            dict(index_params or {}),
-            reference=vectors.take(rows),
+            collection.dense_index, query_encoder(), dict(index_params or {}), reference=reference
         )
     if name == "bm25":
         return LexicalRetriever(collection.lexical_index)
