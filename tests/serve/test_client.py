@@ -24,6 +24,10 @@ def test_client_has_the_servers_verbs(server: RunningServer) -> None:
         assert slim.id == "d4" and slim.text == "" and slim.score > 0
         pipeline = Pipeline((CandidateStage("bm25", 5),), name="lexical")
         assert client.search("docs", "dogs", pipeline=pipeline)[0].id == "d2"
+        [(dense, bm25)] = client.explain("docs", ["vitamin D bones"], k=2)
+        assert (dense.retriever, bm25.retriever) == ("dense", "bm25")
+        assert dense.share + bm25.share == pytest.approx(1.0)
+        assert bm25.scale is not None and bm25.scale.center == 0.0
 
         vectors = client.embed(["vitamin D", "bones"], "hashing")
         np.testing.assert_allclose(

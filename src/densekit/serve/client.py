@@ -11,7 +11,8 @@ import numpy as np
 from densekit.corpus.document import Document
 from densekit.errors import DensekitError
 from densekit.retrieve.pipeline import Pipeline
-from densekit.retrieve.ranking import Hit
+from densekit.retrieve.ranking import Hit, ScoreScale
+from densekit.retrieve.searcher import ListWeight
 
 
 class ServerError(DensekitError):
@@ -118,6 +119,30 @@ class Client:
         answer = self._call("POST", "/search", body)
         return [[_hit(hit) for hit in result["hits"]] for result in answer["results"]]
 
+    def explain(
+        self,
+        collection: str,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        retriever: str | None = None,
+        pipeline: str | Pipeline | Mapping[str, Any] | None = None,
+    ) -> list[list[ListWeight]]:
+        """For each query, how its candidate lists were weighed (``"explain": true``)."""
+        body: dict[str, Any] = {
+            "collection": collection,
+            "queries": list(queries),
+            "k": k,
+            "fields": ["id"],
+            "explain": True,
+        }
+        if retriever is not None:
+            body["retriever"] = retriever
+        if pipeline is not None:
+            body["pipeline"] = pipeline.to_dict() if isinstance(pipeline, Pipeline) else pipeline
+        answer = self._call("POST", "/search", body)
+        return [[_list_weight(part) for part in result["weights"]] for result in answer["results"]]
+
     def embed(
         self,
         texts: str | Sequence[str],
@@ -171,4 +196,12 @@ def _hit(fields: Mapping[str, Any]) -> Hit:
         rank=fields.get("rank", 0),
         title=fields.get("title", ""),
         text=fields.get("text", ""),
+    )
+
+
+def _list_weight(fields: Mapping[str, Any]) -> ListWeight:
+    spread = fields.get("spread")
+    scale = None if spread is None else ScoreScale(fields["center"], spread)
+    return ListWeight(
+        fields["retriever"], fields["candidates"], fields["weight"], fields["share"], scale
     )
