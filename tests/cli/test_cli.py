@@ -322,6 +322,8 @@ def test_index_keeps_the_stemmer_it_was_given(capsys, tiny_beir: Path, tmp_path:
     code, _, err = run_cli(capsys, *args, "--stemmer", "none")
     assert code == 0, err
     assert json.loads((out / "manifest.json").read_text())["lexical"]["stemmer"] == "none"
+    code, shown, _ = run_cli(capsys, "info", out, "--json")
+    assert code == 0 and json.loads(shown)["bm25"]["stemmer"] == "none"
     code, found, _ = run_cli(capsys, "search", out, "fracture", "--json")  # "fractures" only
     assert code == 0 and json.loads(found)["hits"] == []
     code, _, err = run_cli(capsys, *args, "--stemmer", "klingon", "--overwrite")

@@ -47,6 +47,7 @@ def collection_info(collection: StoredCollection) -> dict[str, Any]:
         else {
             "k1": manifest.lexical.k1,
             "b": manifest.lexical.b,
+            "stemmer": manifest.lexical.stemmer,
         },
         "adapter": None if collection.adapter is None else collection.adapter.describe(),
         "fusion": manifest.fusion,
