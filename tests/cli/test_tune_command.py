@@ -76,7 +76,7 @@ def test_tune_then_search_info_and_eval_in_other_processes(
     tuned = densekit("tune", scifact_small, "--collection", collection)
     assert tuned.returncode == 0, tuned.stderr
     out = tuned.stdout
-    assert "scifact-small (train, 40 queries): 52 fusion settings compared by nDCG@10" in out
+    assert "scifact-small (train, 40 queries): 64 fusion settings compared by nDCG@10" in out
     assert "chosen:" in out and "5-fold CV:" in out and " ± " in out
     assert "the previous default (convex 1 × dense + 0 × bm25, depth 100)" in out
     assert out.count("  fold ") == 5 and "stored as the default search of" in out
