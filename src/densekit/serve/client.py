@@ -109,14 +109,7 @@ class Client:
     ) -> list[list[Hit]]:
         """Hits per query; with ``fields`` (e.g. ``["id", "score"]``) the others are left
         empty, which keeps answers small."""
-        body: dict[str, Any] = {"collection": collection, "queries": list(queries), "k": k}
-        if fields is not None:
-            body["fields"] = list(fields)
-        if retriever is not None:
-            body["retriever"] = retriever
-        if pipeline is not None:
-            body["pipeline"] = pipeline.to_dict() if isinstance(pipeline, Pipeline) else pipeline
-        answer = self._call("POST", "/search", body)
+        answer = self._search(collection, queries, k, retriever, pipeline, fields=fields)
         return [[_hit(hit) for hit in result["hits"]] for result in answer["results"]]
 
     def explain(
@@ -129,19 +122,29 @@ class Client:
         pipeline: str | Pipeline | Mapping[str, Any] | None = None,
     ) -> list[list[ListWeight]]:
         """For each query, how its candidate lists were weighed (``"explain": true``)."""
-        body: dict[str, Any] = {
-            "collection": collection,
-            "queries": list(queries),
-            "k": k,
-            "fields": ["id"],
-            "explain": True,
-        }
+        answer = self._search(collection, queries, k, retriever, pipeline, ["id"], explain=True)
+        return [[_list_weight(part) for part in result["weights"]] for result in answer["results"]]
+
+    def _search(
+        self,
+        collection: str,
+        queries: Sequence[str],
+        k: int,
+        retriever: str | None,
+        pipeline: str | Pipeline | Mapping[str, Any] | None,
+        fields: Sequence[str] | None,
+        explain: bool = False,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"collection": collection, "queries": list(queries), "k": k}
+        if fields is not None:
+            body["fields"] = list(fields)
         if retriever is not None:
             body["retriever"] = retriever
         if pipeline is not None:
             body["pipeline"] = pipeline.to_dict() if isinstance(pipeline, Pipeline) else pipeline
-        answer = self._call("POST", "/search", body)
-        return [[_list_weight(part) for part in result["weights"]] for result in answer["results"]]
+        if explain:
+            body["explain"] = True
+        return self._call("POST", "/search", body)
 
     def embed(
         self,
