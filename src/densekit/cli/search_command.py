@@ -82,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
         pipeline=pipeline,
         index_params=index_params_from(args),
     )
-    hits = searcher.search([args.query], args.k)[0]
-    weighed = searcher.explain([args.query], args.k)[0] if args.explain else None
+    weighed = None
+    if args.explain:
+        [hits], [weighed] = searcher.search_explained([args.query], args.k)
+    else:
+        [hits] = searcher.search([args.query], args.k)
     for note in searcher.runner.notes:
         warn(note)
     if args.json:

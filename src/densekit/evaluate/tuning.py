@@ -27,12 +27,7 @@ from densekit.evaluate.cross_validation import best_candidate, cross_validate, q
 from densekit.evaluate.metrics import compute_metrics, parse_metrics, run_depth
 from densekit.evaluate.runfile import ranked_hits
 from densekit.retrieve.collection import Collection
-from densekit.retrieve.fusion import (
-    DEFAULT_FUSION,
-    HYBRID_LISTS,
-    NORMALIZATIONS,
-    FusionConfig,
-)
+from densekit.retrieve.fusion import DEFAULT_FUSION, HYBRID_LISTS, NORMALIZATIONS, FusionConfig
 from densekit.retrieve.ranking import Ranking
 from densekit.retrieve.retrievers import open_retriever
 from densekit.store.fusion_default import check_fusable, store_tuned_fusion

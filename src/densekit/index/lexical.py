@@ -124,9 +124,22 @@ class LexicalIndex:
 
     def search(self, queries: Sequence[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top ``k`` documents per query as (rows, scores); those sharing no term are omitted."""
-        if not queries:
-            return []
-        tokens = self._tokens(queries)
+        return self._search(self._tokens(queries), k) if queries else []
+
+    def ceilings(self, queries: Sequence[str]) -> np.ndarray:
+        """The most each query can score: the sum of its indexed terms' IDFs (a BM25 term's
+        saturating tf part tends to 1, in the Lucene form bm25s computes); 0 for a query none
+        of whose terms is indexed. Terms repeated in a query count each time, as they score."""
+        return self._ceilings(self._tokens(queries) if queries else [])
+
+    def search_with_ceilings(
+        self, queries: Sequence[str], k: int
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """:meth:`search` and :meth:`ceilings` from one tokenisation of the queries."""
+        tokens = self._tokens(queries) if queries else []
+        return (self._search(tokens, k) if queries else []), self._ceilings(tokens)
+
+    def _search(self, tokens: list[list[str]], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         k = min(k, self.documents)
         rows, scores = self.retriever.retrieve(  # type: ignore[attr-defined]
             tokens, k=k, show_progress=False, n_threads=1
@@ -139,17 +152,12 @@ class LexicalIndex:
             results.append((rows, query_scores[keep].astype(np.float32)))
         return results
 
-    def ceilings(self, queries: Sequence[str]) -> np.ndarray:
-        """The most each query can score: the sum of its indexed terms' IDFs (a BM25 term's
-        saturating tf part tends to 1, in the Lucene form bm25s computes); 0 for a query none
-        of whose terms is indexed. Terms repeated in a query count each time, as they score."""
-        if not queries:
-            return np.zeros(0, dtype=np.float64)
+    def _ceilings(self, tokens: list[list[str]]) -> np.ndarray:
         vocabulary: dict[str, int] = self.retriever.vocab_dict  # type: ignore[attr-defined]
         indptr = np.asarray(self.retriever.scores["indptr"])  # type: ignore[attr-defined]
         documents = self.documents
-        ceilings = np.zeros(len(queries), dtype=np.float64)
-        for number, terms in enumerate(self._tokens(queries)):
+        ceilings = np.zeros(len(tokens), dtype=np.float64)
+        for number, terms in enumerate(tokens):
             ids = np.array([vocabulary[t] for t in terms if t in vocabulary], dtype=np.int64)
             frequency = (indptr[ids + 1] - indptr[ids]).astype(np.float64)
             idf = np.log1p((documents - frequency + 0.5) / (frequency + 0.5))

@@ -54,6 +54,9 @@ class StandoutWeight:
     ramp: float = 0.2
     nth: int = 10
 
+    def describe(self) -> str:
+        return f"{self.low:g} to {self.high:g} (as its top stands out)"
+
     def __call__(self, bm25: Ranking) -> float:
         calibrated = calibrated_scores(bm25)
         if len(calibrated) == 0:
@@ -347,8 +350,7 @@ def describe_fusion(fusion: FusionConfig) -> str:
     """A hybrid fusion in a few words, for people."""
     if fusion.method == "calibrated":
         if fusion.weights is None:
-            bm25 = f"{BM25_WEIGHT.low:g}-{BM25_WEIGHT.high:g} (as its top stands out)"
-            dense = "1"
+            bm25, dense = BM25_WEIGHT.describe(), f"{CALIBRATED_WEIGHTS['dense']:g}"
         else:
             dense, bm25 = (f"{w:g}" for w in fusion.weights_for(len(HYBRID_LISTS)))
         return (

@@ -155,7 +155,7 @@ class Pipeline:
                 names = [stage.retriever for stage in self.candidates]
                 weights = fusion.weights_for(len(self.candidates), names)
                 parts = ", ".join(
-                    f"{_PER_QUERY_BM25 if _weighed_per_query(fusion, name) else f'{w:g}'} × {name}"
+                    f"{_weight_text(fusion, name, w)} × {name}"
                     for w, name in zip(weights, names, strict=True)
                 )
                 if fusion.method == "calibrated":
@@ -178,12 +178,12 @@ class Pipeline:
         return "\n".join(lines)
 
 
-_PER_QUERY_BM25 = f"{BM25_WEIGHT.low:g} to {BM25_WEIGHT.high:g} (as its top stands out)"
-
-
-def _weighed_per_query(fusion: FusionConfig, name: str) -> bool:
-    """Whether the list ``name`` gets its weight per query (a calibrated default's BM25)."""
-    return fusion.method == "calibrated" and fusion.weights is None and name == "bm25"
+def _weight_text(fusion: FusionConfig, name: str, weight: float) -> str:
+    """The list ``name``'s weight in words; a calibrated default's BM25 gets its weight per
+    query."""
+    if fusion.method == "calibrated" and fusion.weights is None and name == "bm25":
+        return BM25_WEIGHT.describe()
+    return f"{weight:g}"
 
 
 def _validate(pipeline: Pipeline) -> None:

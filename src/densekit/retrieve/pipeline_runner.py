@@ -105,13 +105,18 @@ class PipelineRunner:
         return [list(per_query) for per_query in zip(*lists, strict=True)]
 
     def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        return self.rank_candidates(queries, self.candidates(queries, k), k)
+
+    def rank_candidates(
+        self, queries: Sequence[str], candidates: Sequence[Sequence[Ranking]], k: int
+    ) -> list[Ranking]:
+        """Fuse and rerank each query's candidate lists (from :meth:`candidates`)."""
         fusion = self.pipeline.fused
-        lists = [self._candidates(i, queries, k) for i in range(len(self.pipeline.candidates))]
         if fusion is None:
-            rankings = lists[0]
+            rankings = [lists[0] for lists in candidates]
         else:
             names = self.list_names
-            rankings = [fusion.fuse(per_query, names) for per_query in zip(*lists, strict=True)]
+            rankings = [fusion.fuse(lists, names) for lists in candidates]
         offset = len(self.pipeline.candidates)
         for number, (stage, reranker) in enumerate(
             zip(self.pipeline.rerank, self.rerankers, strict=True)

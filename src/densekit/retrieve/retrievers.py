@@ -74,10 +74,10 @@ class LexicalRetriever:
     name: str = "bm25"
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        ceilings = self.index.ceilings(queries)
+        found, ceilings = self.index.search_with_ceilings(queries, k)
         return [
             Ranking(r, s, ScoreScale(0.0, float(ceiling)) if ceiling > 0 else None)
-            for (r, s), ceiling in zip(self.index.search(queries, k), ceilings, strict=True)
+            for (r, s), ceiling in zip(found, ceilings, strict=True)
         ]
 
 

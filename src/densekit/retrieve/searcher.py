@@ -104,8 +104,25 @@ class Searcher:
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """Rankings with document ids, titles and texts, for display and for run files."""
+        return self._hits(self.rank(queries, k))
+
+    def explain(self, queries: Sequence[str], k: int) -> list[list[ListWeight]]:
+        """For each query, how its candidate lists were weighed (one list: share 1)."""
+        _check_queries(queries, k)
+        return [self._weighed(lists) for lists in self.runner.candidates(queries, k)]
+
+    def search_explained(
+        self, queries: Sequence[str], k: int
+    ) -> tuple[list[list[Hit]], list[list[ListWeight]]]:
+        """:meth:`search` and :meth:`explain` from one run of the candidate stages."""
+        _check_queries(queries, k)
+        candidates = self.runner.candidates(queries, k)
+        rankings = self.runner.rank_candidates(queries, candidates, k)
+        return self._hits(rankings), [self._weighed(lists) for lists in candidates]
+
+    def _hits(self, rankings: Sequence[Ranking]) -> list[list[Hit]]:
         hits = []
-        for ranking in self.rank(queries, k):
+        for ranking in rankings:
             documents = self.collection.documents.get_rows(ranking.rows.tolist())
             hits.append(
                 [
@@ -117,26 +134,16 @@ class Searcher:
             )
         return hits
 
-    def explain(self, queries: Sequence[str], k: int) -> list[list[ListWeight]]:
-        """For each query, how its candidate lists were weighed (one list: share 1)."""
-        _check_queries(queries, k)
-        names = self.runner.list_names
-        fusion = self.fusion
-        explained = []
-        for lists in self.runner.candidates(queries, k):
-            shares = fusion.shares(lists, names) if fusion is not None else [1.0]
-            weights: Sequence[float | None] = [None] * len(lists)
-            if fusion is not None and fusion.method != "rrf":
-                weights = fusion.weights_for(len(lists), names, lists)
-            explained.append(
-                [
-                    ListWeight(name, len(ranking), weight, share, ranking.scale)
-                    for name, ranking, weight, share in zip(
-                        names, lists, weights, shares, strict=True
-                    )
-                ]
-            )
-        return explained
+    def _weighed(self, lists: Sequence[Ranking]) -> list[ListWeight]:
+        names, fusion = self.runner.list_names, self.fusion
+        shares = fusion.shares(lists, names) if fusion is not None else [1.0]
+        weights: Sequence[float | None] = [None] * len(lists)
+        if fusion is not None and fusion.method != "rrf":
+            weights = fusion.weights_for(len(lists), names, lists)
+        return [
+            ListWeight(name, len(ranking), weight, share, ranking.scale)
+            for name, ranking, weight, share in zip(names, lists, weights, shares, strict=True)
+        ]
 
 
 def _check_queries(queries: Sequence[str], k: int) -> None:

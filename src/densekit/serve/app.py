@@ -204,8 +204,11 @@ def create_app(state: ServerState) -> Any:
         def run() -> schemas.SearchResponse:
             with served.snapshot() as collection:
                 searcher = collection.searcher(body.retriever, pipeline=pipeline)
-                found = searcher.search(queries, body.k)
-                weighed = searcher.explain(queries, body.k) if body.explain else None
+                weighed = None
+                if body.explain:
+                    found, weighed = searcher.search_explained(queries, body.k)
+                else:
+                    found = searcher.search(queries, body.k)
                 retriever = pipeline.name if pipeline else body.retriever
                 retriever = retriever or collection.manifest.retriever
             # Built here, on the worker thread: a big answer never stalls the event loop.
