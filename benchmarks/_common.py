@@ -70,16 +70,40 @@ def quick_copy(source: Path) -> Path:
 
 
 def build_or_open(
-    name: str, *, model: str = "minilm", sparse: str | None = None, rebuild: bool = False
+    name: str,
+    *,
+    model: str = "minilm",
+    sparse: str | None = None,
+    rebuild: bool = False,
+    classic_bm25: bool = False,
 ) -> densekit.Collection:
     """A hybrid collection of a shared dataset's corpus (with a ``sparse`` index if named),
-    reused across runs unless ``rebuild``."""
-    out = BUILD / (f"{name}-{model}" + (f"-{sparse}" if sparse else ""))
-    if not rebuild and (out / "manifest.json").exists():
-        return densekit.open_collection(out)
+    reused across runs unless ``rebuild``. ``classic_bm25``: its BM25 without the hybrid's
+    exact word forms and word pairs, as hybrid collections were built before them (for the
+    measurements made on those)."""
+    suffix = (f"-{sparse}" if sparse else "") + ("-classic-bm25" if classic_bm25 else "")
+    out = BUILD / f"{name}-{model}{suffix}"
+    classic = {"bm25_exact_weight": 0.0, "bm25_pair_weight": 0.0} if classic_bm25 else {}
     # No embedding cache: the build's encoding time is part of what is measured.
-    options = densekit.BuildOptions(model=model, retriever="hybrid", sparse=sparse, cache_dir=None)
+    options = densekit.BuildOptions(
+        model=model, retriever="hybrid", sparse=sparse, cache_dir=None, **classic
+    )
+    kept = None if rebuild else built_as(out, options)
+    if kept is not None:
+        return kept
     return densekit.build_collection(dataset(name) / "corpus.jsonl", out, options, overwrite=True)
+
+
+def built_as(out: Path, options: densekit.BuildOptions) -> densekit.Collection | None:
+    """The collection kept at ``out`` if it was built as ``options`` build one now: one built
+    under an earlier default (BM25's stemmer or terms) would give another build's numbers."""
+    if not (out / "manifest.json").exists():
+        return None
+    collection = densekit.open_collection(out)
+    lexical, terms = collection.manifest.lexical, options.lexical_terms()
+    if lexical is not None and (lexical.stemmer, lexical.terms) != (options.bm25_stemmer, terms):
+        return None
+    return collection
 
 
 # The libraries whose versions a measurement depends on; each is one of the distributions named.

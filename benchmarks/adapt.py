@@ -119,7 +119,7 @@ FINE_GRAINED = {
 def scratch_collection() -> Path:
     target = BUILD / "adapt-scifact"
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(build_or_open("scifact").directory, target)
+    shutil.copytree(build_or_open("scifact", classic_bm25=True).directory, target)
     return target
 
 
@@ -376,7 +376,7 @@ def external_encoder(documents: int = 1000) -> dict:
     with corpus.open(encoding="utf-8") as source:
         subset.write_text("".join(next(source) for _ in range(documents)), encoding="utf-8")
     rows = {}
-    with running_server(build_or_open("scifact").directory) as url:
+    with running_server(build_or_open("scifact", classic_bm25=True).directory) as url:
         remote = f"openai:minilm@{url}/v1"
         for label, model, source in (
             ("local", "minilm", subset),

@@ -40,6 +40,7 @@ from _common import (
     QUICK,
     RESULTS,
     build_or_open,
+    built_as,
     dataset,
     environment,
     paired_tests,
@@ -147,8 +148,6 @@ def paraphrase_set() -> Path:
 def own_collection(folder: Path, name: str, stemmer: str = "english") -> densekit.Collection:
     """A hybrid collection (with SPLADE-tiny) of ``folder``'s corpus, built once."""
     out = BUILD / f"{name}-minilm-splade-tiny"
-    if (out / "manifest.json").exists():
-        return densekit.open_collection(out)
     options = densekit.BuildOptions(
         model="minilm",
         retriever="hybrid",
@@ -156,6 +155,9 @@ def own_collection(folder: Path, name: str, stemmer: str = "english") -> denseki
         cache_dir=None,
         bm25_stemmer=stemmer,
     )
+    kept = built_as(out, options)
+    if kept is not None:
+        return kept
     return densekit.build_collection(folder / "corpus.jsonl", out, options, overwrite=True)
 
 

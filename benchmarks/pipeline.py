@@ -34,6 +34,7 @@ from _common import (
     BUILD,
     RESULTS,
     build_or_open,
+    built_as,
     dataset,
     environment,
     paired_tests_with_unseen,
@@ -103,7 +104,8 @@ def ensure_reranker(retrain: bool) -> Path:
     if retrain or not (RERANKER / "config.json").exists():
         report = train_reranker(
             dataset("scifact"),
-            build_or_open("scifact").directory,
+            # Negatives mined as for the published reranker: BM25 with classic terms.
+            build_or_open("scifact", classic_bm25=True).directory,
             RERANKER,
             split="train",
             settings=RerankerTraining(),
@@ -126,11 +128,11 @@ def trained_collection() -> densekit.Collection:
     out = BUILD / "scifact-default-recipe-splade-tiny"
     card = json.loads((model / "densekit_training.json").read_text())
     kept = out / "model_card.json"
-    if kept.exists() and json.loads(kept.read_text()) == card:
-        return densekit.open_collection(out)
     options = densekit.BuildOptions(
         model=str(model), retriever="hybrid", sparse="splade-tiny", cache_dir=None
     )
+    if kept.exists() and json.loads(kept.read_text()) == card and built_as(out, options):
+        return densekit.open_collection(out)
     collection = densekit.build_collection(
         dataset("scifact") / "corpus.jsonl", out, options, overwrite=True
     )

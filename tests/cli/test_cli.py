@@ -328,3 +328,39 @@ def test_index_keeps_the_stemmer_it_was_given(capsys, tiny_beir: Path, tmp_path:
     assert code == 0 and json.loads(found)["hits"] == []
     code, _, err = run_cli(capsys, *args, "--stemmer", "klingon", "--overwrite")
     assert code == 2 and "unknown BM25 stemmer 'klingon'" in err
+
+
+def test_bm25_term_weights_are_kept_and_searched_in_the_next_process(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    people = {"casimiro": "Key Lime pie", "geneva": "Geneva likes limes, quokkas and tapirs"}
+    corpus.write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in people.items()))
+
+    def densekit(*args: object) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "densekit.cli.main", *map(str, args)]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    out = tmp_path / "c"
+    built = densekit("index", corpus, "--out", out, "--retriever", "bm25", "--quiet",
+                     "--exact-words", "0.5", "--word-pairs", "0.25")  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    lexical = json.loads((out / "manifest.json").read_text())["lexical"]
+    assert (lexical["exact_weight"], lexical["pair_weight"]) == (0.5, 0.25)
+    found = densekit("search", out, "limes", "--json")
+    assert found.returncode == 0, found.stderr
+    assert [hit["id"] for hit in json.loads(found.stdout)["hits"]] == ["geneva", "casimiro"]
+    shown = densekit("info", out)
+    assert "words 1 + exact forms 0.5 + word pairs 0.25" in shown.stdout
+
+
+def test_bm25_terms_default_by_retriever_and_refuse_a_negative_weight(
+    capsys, tiny_beir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "c"
+    args = ["index", tiny_beir / "corpus.jsonl", "--out", out, "--quiet", "--retriever", "bm25"]
+    assert run_cli(capsys, *args)[0] == 0
+    code, shown, _ = run_cli(capsys, "info", out, "--json")
+    assert code == 0 and json.loads(shown)["bm25"]["terms"] == "classic (words only)"
+    code, _, err = run_cli(capsys, *args, "--overwrite", "--word-pairs", "-1")
+    assert code == 2 and "BM25 pairs weight -1.0: give a number >= 0" in err
+    assert "Traceback" not in err
+    assert run_cli(capsys, "search", out, "vitamin")[0] == 0  # the collection is untouched

@@ -5,7 +5,7 @@ import pytest
 
 from densekit.errors import InputError
 from densekit.retrieve import FusionConfig, Ranking, convex_fusion, reciprocal_rank_fusion
-from densekit.retrieve.fusion import blend
+from densekit.retrieve.fusion import BM25_WEIGHT, blend
 
 
 def ranking(rows: list[int], scores: list[float]) -> Ranking:
@@ -106,9 +106,10 @@ def test_calibrated_fusion_sums_each_list_on_its_own_scale() -> None:
     bm25 = Ranking(np.array([2, 3]), np.array([5.0, 2.0], np.float32), ScoreScale(0.0, 10.0))
     fused = FusionConfig("calibrated").fuse([dense, bm25], ["dense", "bm25"])
     scores = dict(zip(fused.rows.tolist(), fused.scores.tolist(), strict=True))
-    # BM25's top stands 0.5 above its tenth (none: 0), past the ramp: weight 32. Missing from
-    # a list: that list's lowest calibrated score there (dense 1.0, BM25 0.2).
-    expected = {1: 2.0 + 32 * 0.2, 2: 1.0 + 32 * 0.5, 3: 1.0 + 32 * 0.2}
+    # BM25's top stands 0.5 above its tenth (none: 0), past the ramp: its highest weight.
+    # Missing from a list: that list's lowest calibrated score there (dense 1.0, BM25 0.2).
+    w = BM25_WEIGHT.high
+    expected = {1: 2.0 + w * 0.2, 2: 1.0 + w * 0.5, 3: 1.0 + w * 0.2}
     assert scores == pytest.approx(expected)
     assert fused.rows.tolist() == [2, 1, 3]
     # Given weights replace the per-retriever ones; other names weigh 1.
@@ -128,11 +129,13 @@ def test_a_list_without_a_scale_is_calibrated_by_its_own_z_scores() -> None:
 def test_shares_say_how_far_each_list_could_move_a_document() -> None:
     from densekit.retrieve.ranking import ScoreScale
 
-    # Dense spans 1 deviation (weight 1), BM25 a quarter of the query (weight 32): 1 to 8.
+    # Dense spans 1 deviation (weight 1), BM25 a quarter of the query (its top stands out:
+    # its highest weight).
     dense = Ranking(np.array([1, 2]), np.array([0.5, 0.3], np.float32), ScoreScale(0.0, 0.2))
     bm25 = Ranking(np.array([2, 3]), np.array([5.0, 2.5], np.float32), ScoreScale(0.0, 10.0))
     shares = FusionConfig("calibrated").shares([dense, bm25], ["dense", "bm25"])
-    assert shares == pytest.approx([1 / 9, 8 / 9])
+    reach = BM25_WEIGHT.high / 4
+    assert shares == pytest.approx([1 / (1 + reach), reach / (1 + reach)])
     # Convex min-max: the weights themselves; RRF: lists alike when equally long.
     assert FusionConfig.hybrid("convex", 0.4).shares([dense, bm25]) == pytest.approx([0.4, 0.6])
     assert FusionConfig("rrf").shares([dense, bm25]) == pytest.approx([0.5, 0.5])
@@ -142,17 +145,18 @@ def test_shares_say_how_far_each_list_could_move_a_document() -> None:
 
 
 def test_bm25_weighs_more_the_more_its_top_stands_above_its_tenth() -> None:
-    from densekit.retrieve.fusion import BM25_WEIGHT
     from densekit.retrieve.ranking import ScoreScale
 
-    def bm25(top: float) -> Ranking:  # ten candidates, the tenth at 0.30 of the ceiling
-        scores = np.array([top, *np.linspace(0.35, 0.30, 9)], np.float32)
+    def bm25(gap: float) -> Ranking:  # ten candidates, the tenth at 0.05 of the ceiling
+        scores = np.array([0.05 + gap, *np.linspace(0.05 + gap / 2, 0.05, 9)], np.float32)
         return Ranking(np.arange(10), scores, ScoreScale(0.0, 1.0))
 
-    assert BM25_WEIGHT(bm25(0.38)) == pytest.approx(6.0)  # gap 0.08: flat
-    assert BM25_WEIGHT(bm25(0.50)) == pytest.approx(19.0)  # gap 0.2: half way up the ramp
-    assert BM25_WEIGHT(bm25(0.90)) == pytest.approx(32.0)  # gap 0.6: stands out
-    assert BM25_WEIGHT(Ranking(np.empty(0, np.int64), np.empty(0, np.float32))) == 6.0
+    low, high, start, ramp = BM25_WEIGHT.low, BM25_WEIGHT.high, BM25_WEIGHT.start, BM25_WEIGHT.ramp
+    assert low < high
+    assert BM25_WEIGHT(bm25(start / 2)) == pytest.approx(low)  # flat
+    assert BM25_WEIGHT(bm25(start + ramp / 2)) == pytest.approx((low + high) / 2, rel=1e-5)
+    assert BM25_WEIGHT(bm25(start + ramp * 2)) == pytest.approx(high)  # stands out
+    assert BM25_WEIGHT(Ranking(np.empty(0, np.int64), np.empty(0, np.float32))) == low
     # A fixed weight replaces the per-query one.
     fixed = FusionConfig("calibrated", weights=(1.0, 16.0))
     assert fixed.weights_for(2, ["dense", "bm25"], [bm25(0.9), bm25(0.9)]) == (1.0, 16.0)

@@ -53,7 +53,7 @@ def test_a_full_file_parses_into_stages_and_back(tmp_path: Path) -> None:
     assert "rerank the top 20 with cross-encoder 'models/reranker'" in explained
     assert "score = 0.5 × reranker + 0.5 × incoming score" in explained
     calibrated = builtin_pipeline("hybrid").explain()
-    assert "calibrated per query: 1 × dense, 6 to 32 (as its top stands out) × bm25" in calibrated
+    assert "calibrated per query: 1 × dense, 10 to 48 (as its top stands out) × bm25" in calibrated
 
 
 def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from helpers import HashingEncoder
 from densekit.corpus import ChunkConfig
 from densekit.errors import CollectionError, InputError, ModelMismatchError
 from densekit.retrieve import Collection, build_collection
-from densekit.store import BuildOptions
+from densekit.store import BuildOptions, StoredCollection
 
 QUIET = BuildOptions(progress=False)
 
@@ -225,3 +225,30 @@ def test_an_unknown_fusion_is_refused_before_the_corpus_is_read(tmp_path, hashin
             tmp_path / "missing.jsonl", tmp_path / "c", options, encoder=hashing_encoder
         )
     assert not (tmp_path / "c").exists()
+
+
+def test_bm25_terms_follow_the_retriever_unless_given(corpus_file, tmp_path, hashing_encoder):
+    from densekit.index.lexical import CLASSIC_TERMS, HYBRID_TERMS, TermWeights
+
+    assert BuildOptions().lexical_terms() == HYBRID_TERMS
+    assert BuildOptions(retriever="bm25").lexical_terms() == CLASSIC_TERMS
+    given = BuildOptions(retriever="bm25", bm25_pair_weight=0.5).lexical_terms()
+    assert given == TermWeights(exact=0.0, pairs=0.5)
+    # Without a stemmer a word is its own exact form: only the pairs are added.
+    assert BuildOptions(bm25_stemmer="none").lexical_terms() == TermWeights(0.0, HYBRID_TERMS.pairs)
+    with pytest.raises(InputError, match="BM25 exact weight -1"):
+        BuildOptions(bm25_exact_weight=-1)
+
+    build(corpus_file, tmp_path / "c", hashing_encoder)
+    manifest_path = tmp_path / "c" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert (manifest["lexical"]["exact_weight"], manifest["lexical"]["pair_weight"]) == (
+        HYBRID_TERMS.exact,
+        HYBRID_TERMS.pairs,
+    )
+    assert StoredCollection(tmp_path / "c").lexical_index.terms == HYBRID_TERMS
+    # A manifest written before the weights existed reads as the classic BM25 it built.
+    for key in ("exact_weight", "pair_weight"):
+        del manifest["lexical"][key]
+    manifest_path.write_text(json.dumps(manifest))
+    assert StoredCollection(tmp_path / "c").lexical_index.terms == CLASSIC_TERMS

@@ -11,6 +11,7 @@ from densekit.cli.corpus_arguments import (
     build_options_from,
     report_encoding,
 )
+from densekit.index.lexical import HYBRID_TERMS
 from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES
 from densekit.store import BuildOptions, build_collection
 
@@ -40,6 +41,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stemmer",
         default="english",
         help="BM25's stemmer: a language (default: %(default)s), or none to match words exactly",
+    )
+    parser.add_argument(
+        "--exact-words",
+        type=float,
+        metavar="W",
+        help="BM25 also indexes each word as written, counting W against its stem's 1, so the "
+        f"query's own word outranks its relatives (default {HYBRID_TERMS.exact:g} in a hybrid, "
+        "0 in a bm25 collection: classic BM25)",
+    )
+    parser.add_argument(
+        "--word-pairs",
+        type=float,
+        metavar="W",
+        help="BM25 also indexes adjacent word pairs, counting W, so a phrase outranks its words "
+        f"apart (default {HYBRID_TERMS.pairs:g} in a hybrid, 0 in a bm25 collection)",
     )
     parser.add_argument(
         "--sparse",
@@ -77,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             index=args.index,
             sparse=args.sparse,
             bm25_stemmer=args.stemmer,
+            bm25_exact_weight=args.exact_words,
+            bm25_pair_weight=args.word_pairs,
             vectors=args.vectors,
             vector_ids=args.vector_ids,
             vectors_model=args.vectors_model,

@@ -1,11 +1,15 @@
-"""BM25 over whole documents with bm25s: English stemming, stop words, memory-mapped loading."""
+"""BM25 over whole documents with bm25s: English stemming, stop words, exact word forms and
+adjacent word pairs as weighted extra terms, memory-mapped loading."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import math
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,92 @@ def _stemmer(language: str):
     return Stemmer.Stemmer(language)
 
 
+# Marks of the extra terms; bm25s's tokenizer only makes runs of word characters, so neither
+# can be taken for a word.
+EXACT_MARK = "="
+PAIR_JOIN = " "
+
+
+@dataclass(frozen=True)
+class TermWeights:
+    """How much a BM25 index's extra terms count, against 1 for a word's stem: ``exact`` for
+    the word as written ("limes" besides "lime", so a document holding the query's own word
+    outranks one holding a relative of it), ``pairs`` for two words next to each other (stems,
+    stop words left out), after the ordered pairs of the sequential dependence model (Metzler
+    and Croft, 2005), so "baking powder" outranks a document with "baking" and "powder" apart.
+    Each extra term is scored as BM25 scores a word, then scaled by its weight. 0 and 0 is
+    classic BM25."""
+
+    exact: float = 0.0
+    pairs: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, value in (("exact", self.exact), ("pairs", self.pairs)):
+            if not (math.isfinite(value) and value >= 0):
+                raise InputError(
+                    f"BM25 {name} weight {value!r}: give a number >= 0 (0 leaves those terms out)"
+                )
+
+    def describe(self) -> str:
+        if not (self.exact or self.pairs):
+            return "classic (words only)"
+        return f"words 1 + exact forms {self.exact:g} + word pairs {self.pairs:g}"
+
+
+CLASSIC_TERMS = TermWeights()
+# A hybrid's BM25 list is there for the query's exact wording: chosen with the fused default
+# over the query sets of benchmarks/fusion.py, SciFact train in place of SciFact test
+# (benchmarks/fusion_rule.py).
+HYBRID_TERMS = TermWeights(exact=0.25, pairs=0.25)
+
+
+class Analyzer:
+    """Text to BM25 terms: lower-cased words without stop words, stemmed, plus the extra terms
+    of ``weights`` (exact forms only where there is a stemmer to differ from)."""
+
+    def __init__(self, stemmer: str, stopwords: str, weights: TermWeights) -> None:
+        self.stopwords = stopwords
+        self.weights = weights
+        self._stemmer = _stemmer(stemmer)
+        self._exact = weights.exact > 0 and self._stemmer is not None
+        # PyStemmer's stemmers keep a cache and are not thread-safe; servers search from many.
+        self._lock = threading.Lock()
+
+    def terms(self, texts: Sequence[str], *, progress: bool = False) -> list[list[str]]:
+        import bm25s
+
+        with self._lock:
+            if not (self._exact or self.weights.pairs):
+                return bm25s.tokenize(
+                    list(texts),
+                    stopwords=self.stopwords,
+                    stemmer=self._stemmer,
+                    return_ids=False,
+                    show_progress=progress,
+                )
+            words = bm25s.tokenize(
+                list(texts), stopwords=self.stopwords, return_ids=False, show_progress=progress
+            )
+            return [self._with_extra_terms(document) for document in words]
+
+    def _with_extra_terms(self, words: list[str]) -> list[str]:
+        stems = self._stemmer.stemWords(words) if self._stemmer is not None else words
+        terms = list(stems)
+        if self._exact:
+            terms += [EXACT_MARK + word for word in words]
+        if self.weights.pairs:
+            terms += [first + PAIR_JOIN + second for first, second in itertools.pairwise(stems)]
+        return terms
+
+    def weight(self, term: str) -> float:
+        """What ``term`` counts for against a stem's 1."""
+        if term.startswith(EXACT_MARK):
+            return self.weights.exact
+        if PAIR_JOIN in term:
+            return self.weights.pairs
+        return 1.0
+
+
 def check_stemmer(language: str) -> None:
     """Refuse a stemmer PyStemmer does not have, naming the ones it does."""
     import Stemmer
@@ -56,14 +146,14 @@ class LexicalIndex:
         stemmer: str = "english",
         stopwords: str = "en",
         rows: np.ndarray | None = None,
+        terms: TermWeights = CLASSIC_TERMS,
     ):
         self.retriever = retriever
         self.stemmer_name = stemmer
         self.stopwords = stopwords
         self.rows = rows
-        self._stemmer = _stemmer(stemmer)
-        # PyStemmer's stemmers keep a cache and are not thread-safe; servers search from many.
-        self._tokenize_lock = threading.Lock()
+        self.terms = terms
+        self._analyzer = Analyzer(stemmer, stopwords, terms)
 
     @classmethod
     def build(
@@ -74,25 +164,35 @@ class LexicalIndex:
         b: float = DEFAULT_B,
         stemmer: str = "english",
         stopwords: str = "en",
+        terms: TermWeights = CLASSIC_TERMS,
         progress: bool = False,
         rows: np.ndarray | None = None,
     ) -> LexicalIndex:
         import bm25s
 
-        tokens = bm25s.tokenize(
-            list(texts), stopwords=stopwords, stemmer=_stemmer(stemmer), show_progress=progress
-        )
+        analyzer = Analyzer(stemmer, stopwords, terms)
+        documents = analyzer.terms(texts, progress=progress)
+        vocabulary = {
+            term: number
+            for number, term in enumerate(
+                dict.fromkeys(term for document in documents for term in document)
+            )
+        }
         quiet = contextlib.nullcontext()
-        if not tokens.vocab:
+        if not vocabulary:
             # Only stop words (or no words) anywhere: bm25s cannot index an empty vocabulary,
             # so it gets its own placeholder for "no token" and the index matches nothing (its
             # average document length is 0, which numpy would warn about).
-            tokens = bm25s.tokenization.Tokenized(ids=tokens.ids, vocab={"": 0})
+            vocabulary = {"": 0}
             quiet = np.errstate(invalid="ignore", divide="ignore")
+        ids = [[vocabulary[term] for term in document] for document in documents]
         retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
         with quiet:
-            retriever.index(tokens, show_progress=progress)
-        return cls(retriever, stemmer, stopwords, rows)
+            retriever.index(
+                bm25s.tokenization.Tokenized(ids=ids, vocab=vocabulary), show_progress=progress
+            )
+        _scale_extra_terms(retriever, analyzer)
+        return cls(retriever, stemmer, stopwords, rows, terms)
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)  # type: ignore[attr-defined]
@@ -101,7 +201,12 @@ class LexicalIndex:
 
     @classmethod
     def load(
-        cls, directory: Path, *, stemmer: str = "english", stopwords: str = "en"
+        cls,
+        directory: Path,
+        *,
+        stemmer: str = "english",
+        stopwords: str = "en",
+        terms: TermWeights = CLASSIC_TERMS,
     ) -> LexicalIndex:
         import bm25s
 
@@ -116,7 +221,7 @@ class LexicalIndex:
                 f"{directory}: {ROWS_FILE} maps {len(rows)} documents, the BM25 index holds "
                 f"{retriever.scores['num_docs']}; rebuild the collection"
             )
-        return cls(retriever, stemmer, stopwords, rows)
+        return cls(retriever, stemmer, stopwords, rows, terms)
 
     @property
     def documents(self) -> int:
@@ -127,9 +232,10 @@ class LexicalIndex:
         return self._search(self._tokens(queries), k) if queries else []
 
     def ceilings(self, queries: Sequence[str]) -> np.ndarray:
-        """The most each query can score: the sum of its indexed terms' IDFs (a BM25 term's
-        saturating tf part tends to 1, in the Lucene form bm25s computes); 0 for a query none
-        of whose terms is indexed. Terms repeated in a query count each time, as they score."""
+        """The most each query can score: the sum of its indexed terms' IDFs, each times its
+        weight (a BM25 term's saturating tf part tends to 1, in the Lucene form bm25s
+        computes); 0 for a query none of whose terms is indexed. Terms repeated in a query
+        count each time, as they score."""
         return self._ceilings(self._tokens(queries) if queries else [])
 
     def search_with_ceilings(
@@ -158,20 +264,28 @@ class LexicalIndex:
         documents = self.documents
         ceilings = np.zeros(len(tokens), dtype=np.float64)
         for number, terms in enumerate(tokens):
-            ids = np.array([vocabulary[t] for t in terms if t in vocabulary], dtype=np.int64)
+            indexed = [t for t in terms if t in vocabulary]
+            ids = np.array([vocabulary[t] for t in indexed], dtype=np.int64)
+            weights = np.array([self._analyzer.weight(t) for t in indexed], dtype=np.float64)
             frequency = (indptr[ids + 1] - indptr[ids]).astype(np.float64)
             idf = np.log1p((documents - frequency + 0.5) / (frequency + 0.5))
-            ceilings[number] = float(idf.sum())
+            ceilings[number] = float((weights * idf).sum())
         return ceilings
 
     def _tokens(self, queries: Sequence[str]) -> list[list[str]]:
-        import bm25s
+        return self._analyzer.terms(queries)
 
-        with self._tokenize_lock:
-            return bm25s.tokenize(
-                list(queries),
-                stopwords=self.stopwords,
-                stemmer=self._stemmer,
-                return_ids=False,
-                show_progress=False,
-            )
+
+def _scale_extra_terms(retriever: object, analyzer: Analyzer) -> None:
+    """Scale each extra term's stored BM25 contributions by its weight, so a search sums
+    weighted terms in bm25s's one pass over the query's postings."""
+    if not (analyzer.weights.exact or analyzer.weights.pairs):
+        return
+    vocabulary: dict[str, int] = retriever.vocab_dict  # type: ignore[attr-defined]
+    scores = retriever.scores  # type: ignore[attr-defined]
+    weights = np.ones(len(scores["indptr"]) - 1, dtype=np.float64)
+    for term, number in vocabulary.items():
+        if number < len(weights):  # bm25s's "no token" placeholder has no postings
+            weights[number] = analyzer.weight(term)
+    postings = np.diff(np.asarray(scores["indptr"]))
+    scores["data"] = (scores["data"] * np.repeat(weights, postings)).astype(scores["data"].dtype)

@@ -25,7 +25,15 @@ from densekit.errors import InputError
 from densekit.files.durability import save_array
 from densekit.files.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES, open_shards
 from densekit.files.vectors import VectorTable, read_vectors
-from densekit.index.lexical import DEFAULT_B, DEFAULT_K1, check_stemmer
+from densekit.index.lexical import (
+    CLASSIC_TERMS,
+    DEFAULT_B,
+    DEFAULT_K1,
+    HYBRID_TERMS,
+    NO_STEMMER,
+    TermWeights,
+    check_stemmer,
+)
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import ShardedVectors
 from densekit.store import layout
@@ -86,6 +94,11 @@ class BuildOptions:
     bm25_b: float = DEFAULT_B
     # BM25's stemmer: a PyStemmer language, or "none" to match words exactly.
     bm25_stemmer: str = "english"
+    # The weights of BM25's extra terms (TermWeights: exact word forms, adjacent word pairs);
+    # None: the retriever's default, HYBRID_TERMS in a hybrid, classic BM25 (0, as Pyserini and
+    # bm25s score) in a BM25 collection.
+    bm25_exact_weight: float | None = None
+    bm25_pair_weight: float | None = None
     # The default search's fusion: a densekit.retrieve.FusionConfig, kept as its to_dict() table
     # (the store cannot read the type); empty: retrieve's default, chosen at search time.
     fusion: Mapping[str, Any] | FusionTable = field(default_factory=dict)
@@ -111,6 +124,14 @@ class BuildOptions:
             batch_tokens=self.batch_tokens,
         )
 
+    def lexical_terms(self) -> TermWeights:
+        """The BM25 index's extra terms: as given, else the retriever's default."""
+        default = HYBRID_TERMS if self.retriever == "hybrid" else CLASSIC_TERMS
+        exact = default.exact if self.bm25_exact_weight is None else self.bm25_exact_weight
+        pairs = default.pairs if self.bm25_pair_weight is None else self.bm25_pair_weight
+        # Without a stemmer every word is its exact form already.
+        return TermWeights(0.0 if self.bm25_stemmer == NO_STEMMER else exact, pairs)
+
     def __post_init__(self) -> None:
         parse_spec(self.index)  # a malformed spec fails before any work
         object.__setattr__(self, "fusion", fusion_table(self.fusion))
@@ -128,6 +149,7 @@ class BuildOptions:
                 "--sparse splade-tiny (sparse='splade-tiny'), or pick another retriever"
             )
         check_stemmer(self.bm25_stemmer)
+        self.lexical_terms()  # weights out of range fail before any work
         if self.vectors is not None and self.retriever == "bm25":
             raise InputError("--vectors are dense vectors; build with --retriever dense or hybrid")
         if self.vectors is not None and self.chunk is not None:
@@ -279,8 +301,14 @@ def _build_generation(
             encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
         if options.retriever in ("bm25", "hybrid"):
             started = time.perf_counter()
+            terms = options.lexical_terms()
             settings = LexicalInfo(
-                directory="", k1=options.bm25_k1, b=options.bm25_b, stemmer=options.bm25_stemmer
+                directory="",
+                k1=options.bm25_k1,
+                b=options.bm25_b,
+                stemmer=options.bm25_stemmer,
+                exact_weight=terms.exact,
+                pair_weight=terms.pairs,
             )
             lexical = index_lexical(store, root, generation, settings, progress=options.progress)
             stats["bm25_seconds"] = round(time.perf_counter() - started, 3)

@@ -234,7 +234,10 @@ class StoredCollection:
         if lexical is None:
             return None
         index = LexicalIndex.load(
-            self.directory / lexical.directory, stemmer=lexical.stemmer, stopwords=lexical.stopwords
+            self.directory / lexical.directory,
+            stemmer=lexical.stemmer,
+            stopwords=lexical.stopwords,
+            terms=lexical.terms,
         )
         if index.documents != self.manifest.documents:
             raise self._corrupt(

@@ -48,6 +48,7 @@ def collection_info(collection: StoredCollection) -> dict[str, Any]:
             "k1": manifest.lexical.k1,
             "b": manifest.lexical.b,
             "stemmer": manifest.lexical.stemmer,
+            "terms": manifest.lexical.terms.describe(),
         },
         "adapter": None if collection.adapter is None else collection.adapter.describe(),
         "fusion": manifest.fusion,

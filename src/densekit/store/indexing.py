@@ -42,6 +42,7 @@ def index_lexical(
         b=settings.b,
         stemmer=settings.stemmer,
         stopwords=settings.stopwords,
+        terms=settings.terms,
         progress=progress,
         rows=None if contiguous else rows,
     )

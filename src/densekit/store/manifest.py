@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from densekit.encode.registry import REGISTRY, ModelSpec
 from densekit.errors import CollectionError
 from densekit.files.durability import atomic_write_text
+from densekit.index.lexical import TermWeights
 from densekit.store.manifest_checks import (
     check_inside,
     check_paths,
@@ -109,6 +110,13 @@ class LexicalInfo:
     stemmer: str = "english"
     stopwords: str = "en"
     backend: str = "bm25s"
+    # densekit.index.lexical.TermWeights: 0 and 0 (classic BM25) in manifests written before.
+    exact_weight: float = 0.0
+    pair_weight: float = 0.0
+
+    @property
+    def terms(self) -> TermWeights:
+        return TermWeights(self.exact_weight, self.pair_weight)
 
 
 @dataclass(frozen=True)
