@@ -238,6 +238,8 @@ def test_bm25_terms_follow_the_retriever_unless_given(corpus_file, tmp_path, has
     assert BuildOptions(bm25_stemmer="none").lexical_terms() == TermWeights(0.0, HYBRID_TERMS.pairs)
     with pytest.raises(InputError, match="BM25 exact weight -1"):
         BuildOptions(bm25_exact_weight=-1)
+    with pytest.raises(InputError, match="a dense collection has no BM25"):
+        BuildOptions(retriever="dense", bm25_pair_weight=0.5)
 
     build(corpus_file, tmp_path / "c", hashing_encoder)
     manifest_path = tmp_path / "c" / "manifest.json"

@@ -19,7 +19,7 @@ from densekit.evaluate.tuning import refuse_tuned_split
 from densekit.retrieve.collection import Collection, build_collection
 from densekit.retrieve.fusion import FusionConfig
 from densekit.retrieve.pipeline import Pipeline
-from densekit.store.builder import BuildOptions
+from densekit.store.build_options import BuildOptions
 from densekit.store.manifest import RetrieverName
 
 

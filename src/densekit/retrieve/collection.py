@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from densekit.retrieve.fusion import FusionConfig
-from densekit.store.builder import BuildOptions, fusion_table
+from densekit.store.build_options import BuildOptions, fusion_table
 from densekit.store.builder import build_collection as build_stored
 from densekit.store.collection import StoredCollection
 from densekit.store.collection_info import collection_info

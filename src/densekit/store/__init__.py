@@ -3,7 +3,8 @@
 The store knows no search: :mod:`densekit.retrieve` opens collections for it.
 """
 
-from densekit.store.builder import BuildOptions, build_collection
+from densekit.store.build_options import BuildOptions
+from densekit.store.builder import build_collection
 from densekit.store.changes import ChangeReport, update_collection
 from densekit.store.collection import StoredCollection
 from densekit.store.compaction import CompactionReport, compact_collection

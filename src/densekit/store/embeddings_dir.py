@@ -24,7 +24,8 @@ from densekit.errors import CollectionError, InputError, MissingDependencyError
 from densekit.files.durability import atomic_write_text
 from densekit.files.encode_folder import EMBEDDINGS_MANIFEST, PARQUET_FILE
 from densekit.files.shards import read_committed
-from densekit.store.builder import BuildOptions, check_chunking
+from densekit.store.build_options import BuildOptions
+from densekit.store.builder import check_chunking
 from densekit.store.documents import DocumentWriter
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.layout import LOCK_FILE, directory_lock
