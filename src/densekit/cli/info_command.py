@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         ("index", info["index"]),
         ("adapter", _adapter(info["adapter"])),
         ("chunking", info["chunking"] or "none"),
-        ("bm25", info["bm25"] or "none"),
+        ("bm25", _bm25(info["bm25"])),
         ("fusion", describe_fusion(FusionConfig.stored(info["fusion"]))),
         *_tuning(info["fusion_tuning"]),
         ("size", f"{info['size_bytes'] / 1e6:.1f} MB"),
@@ -80,6 +80,12 @@ def _integrity(report: IntegrityReport) -> str:
     if report.leftovers:
         said += f"; {len(report.leftovers)} leftovers (densekit check --repair removes them)"
     return said
+
+
+def _bm25(bm25: dict | None) -> str:
+    if bm25 is None:
+        return "none"
+    return f"k1 {bm25['k1']:g}, b {bm25['b']:g}, stemmer {bm25['stemmer']}; {bm25['terms']}"
 
 
 def _adapter(adapter: dict | None) -> str:
