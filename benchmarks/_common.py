@@ -88,10 +88,18 @@ def build_or_open(
     options = densekit.BuildOptions(
         model=model, retriever="hybrid", sparse=sparse, cache_dir=None, **classic
     )
+    return build_once(dataset(name) / "corpus.jsonl", out, options, rebuild=rebuild)
+
+
+def build_once(
+    corpus: Path, out: Path, options: densekit.BuildOptions, *, rebuild: bool = False
+) -> densekit.Collection:
+    """The collection of ``corpus`` at ``out``: the one kept there if it was built as
+    ``options`` build one now (:func:`built_as`) and not ``rebuild``, else a new build."""
     kept = None if rebuild else built_as(out, options)
     if kept is not None:
         return kept
-    return densekit.build_collection(dataset(name) / "corpus.jsonl", out, options, overwrite=True)
+    return densekit.build_collection(corpus, out, options, overwrite=True)
 
 
 def built_as(out: Path, options: densekit.BuildOptions) -> densekit.Collection | None:
@@ -102,6 +110,7 @@ def built_as(out: Path, options: densekit.BuildOptions) -> densekit.Collection |
     collection = densekit.open_collection(out)
     lexical, terms = collection.manifest.lexical, options.lexical_terms()
     if lexical is not None and (lexical.stemmer, lexical.terms) != (options.bm25_stemmer, terms):
+        collection.close()
         return None
     return collection
 

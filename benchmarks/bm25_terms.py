@@ -25,6 +25,7 @@ from pathlib import Path
 
 from _common import dataset, environment, paired_tests, write_json
 
+from densekit.corpus.readers import read_corpus
 from densekit.evaluate.beir import load_beir
 from densekit.evaluate.metrics import compute_metrics
 from densekit.index.lexical import CLASSIC_TERMS, HYBRID_TERMS, LexicalIndex, TermWeights
@@ -35,14 +36,9 @@ ROUNDS = 3
 
 
 def corpus(name: str) -> tuple[list[str], list[str]]:
-    ids, texts = [], []
-    with open(dataset(name) / "corpus.jsonl", encoding="utf-8") as lines:
-        for line in lines:
-            record = json.loads(line)
-            ids.append(record["_id"])
-            # Title and body as a collection's documents give them to BM25 (Document.content).
-            texts.append(f"{record.get('title', '')} {record.get('text', '')}".strip())
-    return ids, texts
+    """Ids and texts as a collection reads and indexes them (empty documents left out)."""
+    documents = list(read_corpus(dataset(name) / "corpus.jsonl"))
+    return [d.id for d in documents], [d.content for d in documents]
 
 
 def quality(name: str) -> dict:

@@ -39,8 +39,8 @@ from _common import (
     BUILD,
     QUICK,
     RESULTS,
+    build_once,
     build_or_open,
-    built_as,
     dataset,
     environment,
     paired_tests,
@@ -155,10 +155,7 @@ def own_collection(folder: Path, name: str, stemmer: str = "english") -> denseki
         cache_dir=None,
         bm25_stemmer=stemmer,
     )
-    kept = built_as(out, options)
-    if kept is not None:
-        return kept
-    return densekit.build_collection(folder / "corpus.jsonl", out, options, overwrite=True)
+    return build_once(folder / "corpus.jsonl", out, options)
 
 
 def measure(label: str, folder: Path, collection: densekit.Collection, metrics: list[str]) -> dict:

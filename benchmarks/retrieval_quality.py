@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import BUILD, RESULTS, build_or_open, built_as, dataset, environment, write_json
+from _common import BUILD, RESULTS, build_once, build_or_open, dataset, environment, write_json
 
 import densekit
 
@@ -62,10 +62,7 @@ def classic_bm25(name: str) -> densekit.Collection:
     """A BM25 collection of the dataset's corpus: classic BM25 terms."""
     out = BUILD / f"{name}-bm25"
     options = densekit.BuildOptions(retriever="bm25", cache_dir=None)
-    kept = built_as(out, options)
-    if kept is not None:
-        return kept
-    return densekit.build_collection(dataset(name) / "corpus.jsonl", out, options, overwrite=True)
+    return build_once(dataset(name) / "corpus.jsonl", out, options)
 
 
 def encode_throughput(collection: densekit.Collection) -> dict:
