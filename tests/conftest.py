@@ -146,3 +146,44 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+SHARDED_DOCUMENTS = 300
+
+
+@pytest.fixture(scope="session")
+def scifact_part(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The first SHARDED_DOCUMENTS bundled SciFact abstracts, and every test query's text."""
+    import gzip
+    import itertools
+
+    folder = tmp_path_factory.mktemp("scifact-part")
+    with gzip.open(BUNDLED_SCIFACT / "corpus.jsonl.gz", "rt", encoding="utf-8") as corpus:
+        lines = list(itertools.islice(corpus, SHARDED_DOCUMENTS))
+    (folder / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
+    with (BUNDLED_SCIFACT / "queries.jsonl").open(encoding="utf-8") as queries:
+        texts = [json.loads(line)["text"] for line in queries]
+    return folder / "corpus.jsonl", texts
+
+
+@pytest.fixture(scope="session")
+def sharded_scifact(scifact_part, tmp_path_factory: pytest.TempPathFactory):
+    """scifact_part as one hybrid collection of the static model and as three shards:
+    (whole, sharded, queries)."""
+    from required import require
+
+    import densekit
+    from densekit.retrieve import open_collection
+    from densekit.store import BuildOptions
+    from densekit.store.sharded_build import build_sharded
+
+    require("static_model")
+    corpus, queries = scifact_part
+    folder = tmp_path_factory.mktemp("sharded-scifact")
+    options = BuildOptions(model="static", retriever="hybrid", progress=False, cache_dir=None)
+    whole = densekit.build_collection(corpus, folder / "whole", options)
+    build_sharded(corpus, folder / "sharded", options, shards=3).close()
+    sharded = open_collection(folder / "sharded")
+    yield whole, sharded, queries
+    whole.close()
+    sharded.close()

@@ -125,3 +125,20 @@ def unit_rows(count: int, dimension: int, seed: int = 0) -> np.ndarray:
     """``count`` random unit vectors."""
     vectors = np.random.default_rng(seed).normal(size=(count, dimension)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def assert_same_ranking(mine: list[tuple[str, float]], theirs: list[tuple[str, float]]) -> None:
+    """Two rankings of (id, score) are one: scores equal rank by rank (to float32 rounding,
+    which differs with how a matrix product is split), documents the same up to the order of
+    exact ties, which neither an index nor a merge orders by anything but position; documents
+    tied at the last score may differ, as the cut at k keeps any of them."""
+    import itertools
+
+    import pytest
+
+    assert [s for _, s in mine] == pytest.approx([s for _, s in theirs], rel=1e-6, abs=1e-6)
+    last = theirs[-1][1] if theirs else None
+    for score, group in itertools.groupby(range(len(theirs)), key=lambda i: theirs[i][1]):
+        positions = list(group)
+        if score != last:
+            assert {mine[i][0] for i in positions} == {theirs[i][0] for i in positions}

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from serving import build_hashing_collection, hashing_state
+from serving import API_KEY, build_hashing_collection, hashing_state
 
 from densekit.corpus.document import Document
 from densekit.errors import InputError
@@ -95,3 +95,32 @@ def test_a_tuned_fusion_is_described_without_the_servers_paths(tmp_path: Path) -
     assert described["fusion_tuning"]["cv_mean"] == 0.5
     assert "dataset_path" not in described["fusion_tuning"]
     assert str(tmp_path) not in str(described)
+
+
+def test_a_sharded_collection_is_served_as_the_unsharded_one(tmp_path: Path, serve_state) -> None:
+    import httpx
+    from conftest import DOCUMENTS, write_jsonl
+    from helpers import HashingEncoder
+
+    from densekit.store import BuildOptions
+    from densekit.store.sharded_build import build_sharded
+
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCUMENTS)
+    options = BuildOptions(progress=False, cache_dir=None)
+    build_sharded(corpus, tmp_path / "sharded", options, shards=2, encoder=HashingEncoder()).close()
+    whole = build_hashing_collection(tmp_path / "whole")
+    url = serve_state(hashing_state({"sharded": tmp_path / "sharded", "whole": whole}))
+    answers = {
+        name: httpx.post(
+            f"{url}/search", json={"collection": name, "query": "vitamin D bones", "k": 5}
+        ).json()["results"][0]["hits"]
+        for name in ("sharded", "whole")
+    }
+    assert [h["id"] for h in answers["sharded"]] == [h["id"] for h in answers["whole"]]
+    assert [h["score"] for h in answers["sharded"]] == pytest.approx(
+        [h["score"] for h in answers["whole"]], rel=1e-6
+    )
+    key = {"Authorization": f"Bearer {API_KEY}"}
+    refused = httpx.post(f"{url}/collections/sharded/delete", json={"ids": ["d1"]}, headers=key)
+    assert refused.status_code == 400, refused.text
+    assert "a sharded collection" in refused.text and str(tmp_path) not in refused.text

@@ -14,6 +14,7 @@ from densekit.cli.corpus_arguments import (
 from densekit.index.lexical import HYBRID_TERMS
 from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES
 from densekit.store import BuildOptions, build_collection
+from densekit.store.sharded_build import build_sharded
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace an existing collection at --out"
     )
     add_encoding_arguments(parser)
+    parser.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="split the collection into N shards by a hash of each document id: one directory "
+        "of N collections, searched together (docs/scale.md)",
+    )
     parser.add_argument(
         "--index",
         default="flat",
@@ -100,6 +108,17 @@ def run(args: argparse.Namespace) -> int:
             vectors_model=args.vectors_model,
         )
     )
+    if args.shards is not None:
+        sharded = build_sharded(
+            args.corpus, args.out, options, shards=args.shards, overwrite=args.overwrite
+        )
+        with sharded:
+            sizes = ", ".join(str(len(shard)) for shard in sharded.shards)
+            print(
+                f"built {args.out}: {len(sharded)} documents in {len(sharded.shards)} shards "
+                f"({sizes}), retrievers {', '.join(sharded.retrievers)}"
+            )
+        return 0
     collection = build_collection(args.corpus, args.out, options, overwrite=args.overwrite)
     stats = collection.manifest.stats
     summary = report_encoding(

@@ -8,9 +8,9 @@ from densekit.cli.check_command import DAMAGED, show
 from densekit.cli.output import print_json
 from densekit.retrieve import FusionConfig
 from densekit.retrieve.fusion import describe_fusion
-from densekit.store import StoredCollection
 from densekit.store.collection_info import collection_info
 from densekit.store.integrity import IntegrityReport, verify_collection
+from densekit.store.sharded import open_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         if not integrity.ok:
             show(integrity, as_json=args.json)
             return DAMAGED
-    info = collection_info(StoredCollection(args.collection))
+    info = collection_info(open_store(args.collection))
     if args.json:
         print_json(info if integrity is None else {**info, "integrity": integrity.to_dict()})
         return 0
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         ("size", f"{info['size_bytes'] / 1e6:.1f} MB"),
         ("created", info["created"]),
         ("source", info["source"]),
+        *_shards(info.get("shards")),
     ]
     if integrity is not None:
         lines.append(("integrity", _integrity(integrity)))
@@ -80,6 +81,13 @@ def _integrity(report: IntegrityReport) -> str:
     if report.leftovers:
         said += f"; {len(report.leftovers)} leftovers (densekit check --repair removes them)"
     return said
+
+
+def _shards(shards: list[dict] | None) -> list[tuple[str, str]]:
+    if shards is None:
+        return []
+    sizes = ", ".join(str(shard["documents"]) for shard in shards)
+    return [("shards", f"{len(shards)} by document id hash, documents {sizes}")]
 
 
 def _bm25(bm25: dict | None) -> str:

@@ -8,13 +8,20 @@ import itertools
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from densekit.errors import CollectionError, InputError
+from densekit.index.bm25_statistics import (
+    CorpusStatistics,
+    ShardStatistics,
+    bm25_ceilings,
+    bm25_scored_with,
+)
 
 # Anserini/Pyserini's BM25 defaults, which its published BEIR numbers use.
 DEFAULT_K1 = 0.9
@@ -80,6 +87,7 @@ class Analyzer:
     of ``weights`` (exact forms only where there is a stemmer to differ from)."""
 
     def __init__(self, stemmer: str, stopwords: str, weights: TermWeights) -> None:
+        self.stemmer = stemmer
         self.stopwords = stopwords
         self.weights = weights
         self._stemmer = _stemmer(stemmer)
@@ -154,6 +162,8 @@ class LexicalIndex:
         self.rows = rows
         self.terms = terms
         self._analyzer = Analyzer(stemmer, stopwords, terms)
+        # For a shard's index: its own counts and the collection's it was scored with.
+        self.shard: ShardStatistics | None = None
 
     @classmethod
     def build(
@@ -167,11 +177,27 @@ class LexicalIndex:
         terms: TermWeights = CLASSIC_TERMS,
         progress: bool = False,
         rows: np.ndarray | None = None,
+        statistics: CorpusStatistics | None = None,
+    ) -> LexicalIndex:
+        """BM25 over ``texts``, scored with their own statistics or, for a shard of a
+        collection, with the whole collection's ``statistics`` (see :func:`shard_indexes`)."""
+        analyzer = Analyzer(stemmer, stopwords, terms)
+        documents = analyzer.terms(texts, progress=progress)
+        return cls._index(documents, analyzer, k1, b, rows, statistics, progress)
+
+    @classmethod
+    def _index(
+        cls,
+        documents: list[list[str]],
+        analyzer: Analyzer,
+        k1: float,
+        b: float,
+        rows: np.ndarray | None,
+        statistics: CorpusStatistics | None,
+        progress: bool,
     ) -> LexicalIndex:
         import bm25s
 
-        analyzer = Analyzer(stemmer, stopwords, terms)
-        documents = analyzer.terms(texts, progress=progress)
         vocabulary = {
             term: number
             for number, term in enumerate(
@@ -186,16 +212,27 @@ class LexicalIndex:
             vocabulary = {"": 0}
             quiet = np.errstate(invalid="ignore", divide="ignore")
         ids = [[vocabulary[term] for term in document] for document in documents]
-        retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+        parameters = {"k1": k1, "b": b, "method": "lucene"}
+        shard = None
+        if statistics is None:
+            retriever = bm25s.BM25(**parameters)
+        else:
+            retriever = bm25_scored_with(statistics, vocabulary, **parameters)
+            own = CorpusStatistics(len(documents), sum(len(terms) for terms in documents))
+            shard = ShardStatistics(own.documents, own.length, statistics.counts())
         with quiet:
             retriever.index(
                 bm25s.tokenization.Tokenized(ids=ids, vocab=vocabulary), show_progress=progress
             )
         _scale_extra_terms(retriever, analyzer)
-        return cls(retriever, stemmer, stopwords, rows, terms)
+        index = cls(retriever, analyzer.stemmer, analyzer.stopwords, rows, analyzer.weights)
+        index.shard = shard
+        return index
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)  # type: ignore[attr-defined]
+        if self.shard is not None:
+            self.shard.save(directory)
         if self.rows is not None:
             np.save(directory / ROWS_FILE, np.asarray(self.rows, dtype=np.int64))
 
@@ -214,6 +251,7 @@ class LexicalIndex:
         try:
             retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
             rows = np.load(directory / ROWS_FILE) if (directory / ROWS_FILE).is_file() else None
+            shard = ShardStatistics.load(directory)
         except (OSError, ValueError, KeyError) as exc:
             raise CollectionError(f"{directory}: unreadable BM25 index ({exc}); rebuild") from None
         if rows is not None and len(rows) != int(retriever.scores["num_docs"]):
@@ -221,7 +259,9 @@ class LexicalIndex:
                 f"{directory}: {ROWS_FILE} maps {len(rows)} documents, the BM25 index holds "
                 f"{retriever.scores['num_docs']}; rebuild the collection"
             )
-        return cls(retriever, stemmer, stopwords, rows, terms)
+        index = cls(retriever, stemmer, stopwords, rows, terms)
+        index.shard = shard
+        return index
 
     @property
     def documents(self) -> int:
@@ -259,21 +299,82 @@ class LexicalIndex:
         return results
 
     def _ceilings(self, tokens: list[list[str]]) -> np.ndarray:
+        return bm25_ceilings(tokens, self.frequencies(tokens), self.documents, self.weight)
+
+    def frequencies(self, tokens: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """For each analysed query, how many of this index's documents hold each of its terms
+        (0 for a term it does not index)."""
         vocabulary: dict[str, int] = self.retriever.vocab_dict  # type: ignore[attr-defined]
-        indptr = np.asarray(self.retriever.scores["indptr"])  # type: ignore[attr-defined]
-        documents = self.documents
-        ceilings = np.zeros(len(tokens), dtype=np.float64)
-        for number, terms in enumerate(tokens):
-            indexed = [t for t in terms if t in vocabulary]
-            ids = np.array([vocabulary[t] for t in indexed], dtype=np.int64)
-            weights = np.array([self._analyzer.weight(t) for t in indexed], dtype=np.float64)
-            frequency = (indptr[ids + 1] - indptr[ids]).astype(np.float64)
-            idf = np.log1p((documents - frequency + 0.5) / (frequency + 0.5))
-            ceilings[number] = float((weights * idf).sum())
-        return ceilings
+        postings = np.diff(np.asarray(self.retriever.scores["indptr"]))  # type: ignore[attr-defined]
+        found = []
+        for terms in tokens:
+            ids = [vocabulary.get(term, len(postings)) for term in terms]
+            # bm25s's "no token" placeholder and unknown terms lie past the postings: none.
+            found.append(
+                np.array([postings[i] if i < len(postings) else 0 for i in ids], dtype=np.int64)
+            )
+        return found
+
+    def weight(self, term: str) -> float:
+        """What an analysed term counts for against a stem's 1 (see :class:`TermWeights`)."""
+        return self._analyzer.weight(term)
+
+    def analyse(self, queries: Sequence[str]) -> list[list[str]]:
+        """The queries' terms, as this index's documents were analysed."""
+        return self._tokens(queries) if queries else []
+
+    def search_terms(self, tokens: list[list[str]], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`search` for queries already analysed (:meth:`analyse`)."""
+        return self._search(tokens, k) if tokens else []
 
     def _tokens(self, queries: Sequence[str]) -> list[list[str]]:
         return self._analyzer.terms(queries)
+
+
+def corpus_statistics(
+    texts: Iterable[str],
+    *,
+    stemmer: str = "english",
+    stopwords: str = "en",
+    terms: TermWeights = CLASSIC_TERMS,
+    batch: int = 10_000,
+) -> CorpusStatistics:
+    """The BM25 statistics of ``texts`` as an index with these settings counts them, analysed
+    ``batch`` texts at a time (only the counts are kept)."""
+    analyzer = Analyzer(stemmer, stopwords, terms)
+    documents, length, frequencies = 0, 0, Counter[str]()
+    iterator = iter(texts)
+    while chunk := list(itertools.islice(iterator, batch)):
+        for analysed in analyzer.terms(chunk):
+            documents += 1
+            length += len(analysed)
+            frequencies.update(set(analysed))
+    return CorpusStatistics(documents, length, frequencies)
+
+
+def shard_indexes(
+    shards: Sequence[Sequence[str]],
+    *,
+    k1: float = DEFAULT_K1,
+    b: float = DEFAULT_B,
+    stemmer: str = "english",
+    stopwords: str = "en",
+    terms: TermWeights = CLASSIC_TERMS,
+    rows: Sequence[np.ndarray | None] | None = None,
+    progress: bool = False,
+) -> list[LexicalIndex]:
+    """BM25 indexes of a collection's shards (the texts of each; ``rows`` maps each shard's
+    positions as :class:`LexicalIndex` does), each scored with the statistics of all of them:
+    a document scores in its shard's index as in one index of the whole collection, so the
+    shards' lists merge by score."""
+    analyzer = Analyzer(stemmer, stopwords, terms)
+    analysed = [analyzer.terms(texts, progress=progress) for texts in shards]
+    total = CorpusStatistics.total(CorpusStatistics.of(documents) for documents in analysed)
+    shard_rows = rows if rows is not None else [None] * len(shards)
+    return [
+        LexicalIndex._index(documents, analyzer, k1, b, positions, total, progress)
+        for documents, positions in zip(analysed, shard_rows, strict=True)
+    ]
 
 
 def _scale_extra_terms(retriever: object, analyzer: Analyzer) -> None:

@@ -21,6 +21,7 @@ from densekit.store.build_options import BuildOptions, fusion_table
 from densekit.store.builder import build_collection as build_stored
 from densekit.store.collection import StoredCollection
 from densekit.store.collection_info import collection_info
+from densekit.store.sharded import ShardedStore, open_store
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
@@ -48,10 +49,13 @@ class Collection:
     """
 
     def __init__(
-        self, source: str | Path | StoredCollection, *, encoder: Encoder | None = None
+        self,
+        source: str | Path | StoredCollection | ShardedStore,
+        *,
+        encoder: Encoder | None = None,
     ) -> None:
-        opened = not isinstance(source, StoredCollection)
-        self.stored = StoredCollection(source) if opened else source
+        opened = not isinstance(source, StoredCollection | ShardedStore)
+        self.stored = open_store(source) if opened else source
         try:
             self._given = self.stored.check_encoder(encoder) if encoder is not None else None
         except BaseException:
@@ -107,7 +111,8 @@ class Collection:
             raise AttributeError(f"'Collection' object has no attribute {name!r}") from None
 
     def __repr__(self) -> str:
-        return repr(self.stored).replace("StoredCollection(", "Collection(", 1)
+        shown = repr(self.stored)
+        return "Collection(" + shown.split("(", 1)[1]
 
     def __enter__(self) -> Collection:
         return self

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# How many documents a dense or sparse list's scores are measured against (see ScoreScale):
+# enough for a stable mean and spread, few enough to score with every query.
+REFERENCE_DOCUMENTS = 1000
+
 
 @dataclass(frozen=True)
 class ScoreScale:
@@ -21,6 +25,18 @@ class ScoreScale:
 
     def apply(self, scores: np.ndarray) -> np.ndarray:
         return ((scores.astype(np.float64) - self.center) / self.spread).astype(np.float32)
+
+
+def reference_scales(scores: np.ndarray) -> list[ScoreScale | None]:
+    """Each query's scale from its scores (one row per query) for the reference documents:
+    their mean and standard deviation; None where they are all alike (nothing to measure by)."""
+    if scores.shape[1] == 0:
+        return [None] * len(scores)
+    centers, spreads = scores.mean(axis=1), scores.std(axis=1)
+    return [
+        ScoreScale(float(center), float(spread)) if spread > 0 else None
+        for center, spread in zip(centers, spreads, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

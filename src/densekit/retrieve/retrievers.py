@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from densekit.errors import CollectionError
-from densekit.retrieve.ranking import Ranking, ScoreScale
+from densekit.retrieve.ranking import (
+    REFERENCE_DOCUMENTS,
+    Ranking,
+    ScoreScale,
+    reference_scales,
+)
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -25,11 +30,7 @@ if TYPE_CHECKING:
     from densekit.index.ann import AnnIndex
     from densekit.index.sparse import SparseIndex
     from densekit.store.collection import StoredCollection
-
-
-# How many documents a dense or sparse list's scores are measured against (see ScoreScale):
-# enough for a stable mean and spread, few enough to score with every query.
-REFERENCE_DOCUMENTS = 1000
+    from densekit.store.sharded import ShardedStore
 
 
 class Retriever(Protocol):
@@ -102,26 +103,21 @@ class SparseRetriever:
         ]
 
 
-def reference_scales(scores: np.ndarray) -> list[ScoreScale | None]:
-    """Each query's scale from its scores (one row per query) for the reference documents:
-    their mean and standard deviation; None where they are all alike (nothing to measure by)."""
-    if scores.shape[1] == 0:
-        return [None] * len(scores)
-    centers, spreads = scores.mean(axis=1), scores.std(axis=1)
-    return [
-        ScoreScale(float(center), float(spread)) if spread > 0 else None
-        for center, spread in zip(centers, spreads, strict=True)
-    ]
-
-
 def open_retriever(
-    collection: StoredCollection,
+    collection: StoredCollection | ShardedStore,
     name: str,
     query_encoder: Callable[[], Encoder],
     index_params: dict[str, int] | None = None,
 ) -> Retriever:
-    """The ``name`` retriever (dense, bm25 or splade) over ``collection``'s own index; dense
-    encodes queries with the encoder ``query_encoder`` gives (asked only for dense)."""
+    """The ``name`` retriever (dense, bm25 or splade) over ``collection``'s own index (every
+    shard's, merged, for a sharded collection); dense encodes queries with the encoder
+    ``query_encoder`` gives (asked only for dense)."""
+    from densekit.store.sharded import ShardedStore
+
+    if isinstance(collection, ShardedStore):
+        from densekit.retrieve.scatter_gather import open_sharded_retriever
+
+        return open_sharded_retriever(collection, name, query_encoder, index_params)
     if name == "dense":
         vectors, groups = collection.dense_vectors()
         rows = collection.reference_documents(REFERENCE_DOCUMENTS)

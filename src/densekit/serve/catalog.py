@@ -21,8 +21,10 @@ from densekit.corpus.document import Document
 from densekit.errors import CollectionError, DensekitError, InputError
 from densekit.retrieve import Collection
 from densekit.serve.models import ModelPool
-from densekit.store import ChangeReport, StoredCollection, update_collection
+from densekit.store import ChangeReport, update_collection
+from densekit.store.layout import SHARDS_FILE
 from densekit.store.manifest import MANIFEST_NAME
+from densekit.store.sharded import open_store
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -63,7 +65,7 @@ class ServedCollection:
         self._seen = self._manifest_version()
 
     def _open(self) -> Collection:
-        stored = StoredCollection(self.directory)
+        stored = open_store(self.directory)
         info = stored.manifest.encoder
         # A collection of vectors made elsewhere has no model: BM25 works, dense search says so.
         if info is None or info.backend == "precomputed":
@@ -71,10 +73,12 @@ class ServedCollection:
         return Collection(stored, encoder=self._models.for_collection(stored))
 
     def _manifest_version(self) -> int:
-        try:
-            return (self.directory / MANIFEST_NAME).stat().st_mtime_ns
-        except OSError:
-            return 0
+        for name in (SHARDS_FILE, MANIFEST_NAME):
+            try:
+                return (self.directory / name).stat().st_mtime_ns
+            except OSError:
+                continue
+        return 0
 
     def _refresh_if_changed(self) -> None:
         """Pick up a change published by another writer (`densekit add` beside the server):

@@ -22,6 +22,7 @@ from densekit.errors import InputError
 from densekit.files.durability import save_array
 from densekit.files.shards import open_shards
 from densekit.files.vectors import VectorTable, read_vectors
+from densekit.index.bm25_statistics import CorpusStatistics
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import ShardedVectors
 from densekit.store import layout
@@ -43,6 +44,7 @@ from densekit.store.manifest import (
     LexicalInfo,
     Manifest,
 )
+from densekit.store.sharded import retire_shards
 
 
 def build_collection(
@@ -52,8 +54,12 @@ def build_collection(
     *,
     overwrite: bool = False,
     encoder: Encoder | None = None,
+    lexical_statistics: CorpusStatistics | None = None,
 ) -> StoredCollection:
     """Build a collection from ``corpus`` into ``out`` and return it opened.
+
+    ``lexical_statistics``: score BM25 with these (a whole collection's, for one of its shards;
+    see :mod:`densekit.store.sharded_build`) instead of the corpus's own.
 
     A crash or Ctrl-C at any point leaves the previous collection (if any) the visible one: the
     unfinished generation is never named by a manifest. Its finished embedding shards stay, and
@@ -90,7 +96,14 @@ def build_collection(
         clear_leftovers(directory, layout.published_manifest(directory), keep=generation)
         try:
             manifest = _build_generation(
-                reader, directory, generation, options, encoder, sparse_encoder, given
+                reader,
+                directory,
+                generation,
+                options,
+                encoder,
+                sparse_encoder,
+                given,
+                lexical_statistics,
             )
         except BaseException:
             # Finished shards are kept for the next run to resume from; nothing else is.
@@ -100,6 +113,7 @@ def build_collection(
         # Past this point an interruption leaves either the old manifest (and a stale
         # generation the next build removes) or the new one: never a manifest without its files.
         publish(directory, manifest)
+        retire_shards(directory)  # when it replaced a sharded collection
     return StoredCollection(directory)
 
 
@@ -143,6 +157,7 @@ def _build_generation(
     encoder: Encoder | None,
     sparse_encoder: SparseTextEncoder | None = None,
     given: VectorTable | None = None,
+    lexical_statistics: CorpusStatistics | None = None,
 ) -> Manifest:
     root = directory / generation
     started = time.perf_counter()
@@ -191,7 +206,14 @@ def _build_generation(
                 exact_weight=terms.exact,
                 pair_weight=terms.pairs,
             )
-            lexical = index_lexical(store, root, generation, settings, progress=options.progress)
+            lexical = index_lexical(
+                store,
+                root,
+                generation,
+                settings,
+                progress=options.progress,
+                statistics=lexical_statistics,
+            )
             stats["bm25_seconds"] = round(time.perf_counter() - started, 3)
         if sparse_encoder is not None:
             started = time.perf_counter()

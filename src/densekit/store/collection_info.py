@@ -9,10 +9,15 @@ from densekit.store.integrity import latest_report
 
 if TYPE_CHECKING:
     from densekit.store.collection import StoredCollection
+    from densekit.store.sharded import ShardedStore
 
 
-def collection_info(collection: StoredCollection) -> dict[str, Any]:
+def collection_info(collection: StoredCollection | ShardedStore) -> dict[str, Any]:
     """The collection's documents, model, indexes, sizes and provenance, for people."""
+    from densekit.store.sharded import ShardedStore
+
+    if isinstance(collection, ShardedStore):
+        return sharded_info(collection)
     manifest = collection.manifest
     integrity = latest_report(collection.directory, manifest.generation)
     return {
@@ -62,4 +67,33 @@ def collection_info(collection: StoredCollection) -> dict[str, Any]:
         "stats": manifest.stats,
         # The last `check` of this generation in this process (a server's background one).
         "integrity": None if integrity is None else integrity.summary(),
+    }
+
+
+def sharded_info(store: ShardedStore) -> dict[str, Any]:
+    """:func:`collection_info` of a sharded collection: the shared settings, the whole
+    collection's counts and sizes, and each shard's."""
+    shards = [collection_info(shard) for shard in store.shards]
+    first = shards[0]
+    total = {key: sum(shard[key] or 0 for shard in shards) for key in ("documents", "deleted")}
+    return {
+        **first,
+        **total,
+        "directory": str(store.directory.resolve()),
+        "passages": sum(shard["passages"] or 0 for shard in shards) if first["passages"] else None,
+        "size_bytes": sum(shard["size_bytes"] for shard in shards),
+        "created": store.shard_set.created,
+        "source": store.shard_set.source,
+        "stats": {},
+        "integrity": None,
+        "shards": [
+            {
+                "folder": shard.directory.name,
+                "documents": info["documents"],
+                "deleted": info["deleted"],
+                "size_bytes": info["size_bytes"],
+            }
+            for shard, info in zip(store.shards, shards, strict=True)
+        ],
+        "routing": store.shard_set.routing,
     }

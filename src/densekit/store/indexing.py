@@ -14,6 +14,7 @@ from densekit.corpus.document import Document
 from densekit.encode.sparse import SparseTextEncoder
 from densekit.files.durability import writing
 from densekit.index.ann import AnnIndex
+from densekit.index.bm25_statistics import CorpusStatistics
 from densekit.index.lexical import LexicalIndex
 from densekit.index.sparse import SparseIndex
 from densekit.index.spec import IndexSpec
@@ -27,12 +28,19 @@ if TYPE_CHECKING:
 
 
 def index_lexical(
-    store: DocumentStore, root: Path, generation: str, settings: LexicalInfo, *, progress: bool
+    store: DocumentStore,
+    root: Path,
+    generation: str,
+    settings: LexicalInfo,
+    *,
+    progress: bool,
+    statistics: CorpusStatistics | None = None,
 ) -> LexicalInfo:
     """BM25 over the live documents of ``store`` with ``settings``, saved in ``root``.
 
     Its statistics (IDF, average length) are those of the live documents, so scores after a
-    change equal those of a fresh build of the same documents.
+    change equal those of a fresh build of the same documents; or, for a shard, the given
+    ``statistics`` of the whole collection.
     """
     rows = store.live_rows()
     contiguous = len(rows) == 0 or int(rows[-1]) == len(rows) - 1
@@ -45,6 +53,7 @@ def index_lexical(
         terms=settings.terms,
         progress=progress,
         rows=None if contiguous else rows,
+        statistics=statistics,
     )
     with writing(root / layout.LEXICAL_DIR, discard=True):
         index.save(root / layout.LEXICAL_DIR)

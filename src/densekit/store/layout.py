@@ -25,6 +25,8 @@ SPARSE_DIR = "splade"
 TOMBSTONES_FILE = "deleted.npy"
 GENERATION_PREFIX = "gen-"
 LOCK_FILE = ".densekit.lock"
+# A sharded collection's manifest, naming its shards (see densekit.store.sharded).
+SHARDS_FILE = "shards.json"
 
 
 def new_generation_name() -> str:
@@ -34,7 +36,8 @@ def new_generation_name() -> str:
 
 def is_collection_dir(directory: Path) -> bool:
     """True for a finished or interrupted densekit collection (safe to overwrite)."""
-    return any((directory / name).exists() for name in (MANIFEST_NAME, LOCK_FILE)) or any(
+    names = (MANIFEST_NAME, SHARDS_FILE, LOCK_FILE)
+    return any((directory / name).exists() for name in names) or any(
         directory.glob(f"{GENERATION_PREFIX}*")
     )
 
@@ -75,7 +78,8 @@ def claimed_output(directory: Path, *, overwrite: bool) -> Iterator[bool]:
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     with directory_lock(directory):
-        if not overwrite and (directory / MANIFEST_NAME).exists():
+        published = any((directory / name).exists() for name in (MANIFEST_NAME, SHARDS_FILE))
+        if not overwrite and published:
             raise CollectionError(
                 f"{directory}: a collection already exists here; pass --overwrite to replace it "
                 "(it stays searchable until the new one is complete)"

@@ -255,6 +255,12 @@ def read_manifest(directory: Path) -> Manifest:
         raise CollectionError(f"{directory}: not a directory, so not a collection")
     path = directory / MANIFEST_NAME
     if not path.exists():
+        if (directory / "shards.json").is_file():
+            raise CollectionError(
+                f"{directory}: a sharded collection (shards.json names its shards); search, "
+                "evaluate, serve and describe it as a whole, or work on one shard's folder: "
+                "this command does not yet work across shards"
+            )
         if any(directory.glob("gen-*")):
             raise CollectionError(
                 f"{directory}: partial collection (no {MANIFEST_NAME}): a build was interrupted "

@@ -1,0 +1,330 @@
+"""A sharded collection: one directory holding N collections and a manifest naming them.
+
+Documents are routed to a shard by a stable hash of their id, so a document's shard never
+depends on what else the collection holds. Each shard is an ordinary collection; the shard
+manifest (``shards.json``) names them, and replacing it is the one atomic step that publishes a
+sharded build. Their BM25 indexes are scored with the whole collection's statistics
+(:mod:`densekit.index.bm25_statistics`), so the shards' lists merge into the unsharded ranking.
+
+A document is addressed across shards by a global row: ``local row * shards + shard``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from densekit.errors import CollectionError
+from densekit.files.durability import atomic_write_text
+from densekit.store.collection import StoredCollection
+from densekit.store.layout import SHARDS_FILE
+from densekit.store.manifest import Manifest
+
+if TYPE_CHECKING:
+    from densekit.corpus.document import Document
+    from densekit.encode import Encoder
+    from densekit.encode.precomputed import PrecomputedQueries
+    from densekit.encode.sparse import SparseTextEncoder
+    from densekit.files.vectors import VectorTable
+
+SHARDS_FORMAT = "densekit-shards"
+SHARDS_FORMAT_VERSION = 1
+ROUTING = "blake2b-64(id) mod shards"
+# Shard folders: their number, their count, and the build that made them (so an overwrite
+# writes new folders beside the published ones).
+SHARD_NAME = re.compile(r"shard-(\d{3,})-of-(\d{3,})-([0-9a-f]{8})")
+MAX_SHARDS = 4096
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """The shard a document id routes to: stable across runs, machines and Python versions."""
+    digest = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def shard_name(number: int, shards: int, build: str) -> str:
+    return f"shard-{number:03d}-of-{shards:03d}-{build[:8]}"
+
+
+def is_sharded(directory: str | Path) -> bool:
+    return (Path(directory) / SHARDS_FILE).is_file()
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """What ``shards.json`` records: the shard folders in shard order, how documents route to
+    them, and where the documents came from."""
+
+    shards: list[str]
+    created: str
+    source: str
+    routing: str = ROUTING
+    format: str = SHARDS_FORMAT
+    format_version: int = SHARDS_FORMAT_VERSION
+
+    def write(self, directory: Path) -> None:
+        atomic_write_text(directory / SHARDS_FILE, json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, directory: Path) -> ShardSet:
+        path = directory / SHARDS_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CollectionError(f"{path}: unreadable shard manifest ({exc}); rebuild") from None
+        if not isinstance(data, dict) or data.get("format") != SHARDS_FORMAT:
+            raise CollectionError(f"{path}: not a densekit shard manifest")
+        if data.get("format_version") != SHARDS_FORMAT_VERSION:
+            raise CollectionError(
+                f"{path}: shard manifest version {data.get('format_version')!r} is not one this "
+                f"densekit reads ({SHARDS_FORMAT_VERSION}); open it with the densekit that wrote it"
+            )
+        shards = data.get("shards")
+        if not isinstance(shards, list) or not shards:
+            raise CollectionError(f"{path}: field 'shards' must list the shard folders")
+        for number, name in enumerate(shards):
+            match = SHARD_NAME.fullmatch(name) if isinstance(name, str) else None
+            if match is None or (int(match[1]), int(match[2])) != (number, len(shards)):
+                raise CollectionError(
+                    f"{path}: shards[{number}] is {name!r}, not the folder of shard {number} of "
+                    f"{len(shards)}; the manifest was edited or damaged: rebuild"
+                )
+        if data.get("routing") != ROUTING:
+            raise CollectionError(
+                f"{path}: documents were routed by {data.get('routing')!r}, which this densekit "
+                f"does not know ({ROUTING})"
+            )
+        return cls(shards, str(data.get("created", "")), str(data.get("source", "")))
+
+
+class ShardedStore:
+    """A sharded collection directory, opened read-only: one snapshot of every shard.
+
+    Opening checks that every shard is there and that they are shards of one collection: the
+    same model, indexes and search settings, and BM25 scores made with their shared statistics.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.shard_set = ShardSet.read(self.directory)
+        self.shards: list[StoredCollection] = []
+        try:
+            for name in self.shard_set.shards:
+                self.shards.append(self._open_shard(name))
+            check_alike(self.directory, self.shards)
+        except BaseException:
+            self.close()
+            raise
+        self.documents = ShardedDocuments(self.shards)
+
+    def _open_shard(self, name: str) -> StoredCollection:
+        folder = self.directory / name
+        if not folder.is_dir():
+            raise CollectionError(
+                f"{self.directory}: shard folder {name} is missing; restore it from a backup "
+                "or rebuild the collection"
+            )
+        return StoredCollection(folder)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The search settings every shard shares (the first shard's manifest, with the whole
+        collection's document count)."""
+        first = self.shards[0].manifest
+        return _with_counts(first, sum(s.manifest.documents for s in self.shards))
+
+    @property
+    def retrievers(self) -> list[str]:
+        return self.shards[0].retrievers
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.shards[0].encoder
+
+    @property
+    def adapter(self) -> None:
+        return None  # refused at build time: adapters are per collection, not yet per shard
+
+    def check_encoder(self, encoder: Encoder) -> Encoder:
+        return self.shards[0].check_encoder(encoder)
+
+    def given_query_vectors(
+        self, table: VectorTable, queries: Mapping[str, str]
+    ) -> PrecomputedQueries:
+        return self.shards[0].given_query_vectors(table, queries)
+
+    @property
+    def sparse_encoder(self) -> SparseTextEncoder:
+        return self.shards[0].sparse_encoder
+
+    def __len__(self) -> int:
+        return sum(len(shard) for shard in self.shards)
+
+    def __repr__(self) -> str:
+        return (
+            f"ShardedStore({str(self.directory)!r}, shards={len(self.shards)}, "
+            f"documents={len(self)}, retrievers={self.retrievers})"
+        )
+
+    def __enter__(self) -> ShardedStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def global_rows(self, shard: int, rows: np.ndarray) -> np.ndarray:
+        return rows.astype(np.int64) * len(self.shards) + shard
+
+    def reference_documents(self, count: int) -> list[tuple[int, int]]:
+        """(shard, row) of the whole collection's ``count`` reference documents, in hash order:
+        the documents, in the order, an unsharded build of it would choose (see
+        :meth:`StoredCollection.reference_documents`)."""
+        keyed = []
+        for number, shard in enumerate(self.shards):
+            ids = shard.row_ids
+            for row in shard.reference_documents(count).tolist():
+                keyed.append((zlib.crc32(ids[row].encode("utf-8")), ids[row], number, row))
+        return [(shard, row) for _, _, shard, row in sorted(keyed)[:count]]
+
+    @cached_property
+    def row_ids(self) -> list[str | None]:
+        """The document id of each global row; ``None`` for rows that hold none."""
+        count = len(self.shards)
+        ids: list[str | None] = [None] * (count * max(len(s.row_ids) for s in self.shards))
+        for number, shard in enumerate(self.shards):
+            ids[number : number + count * len(shard.row_ids) : count] = shard.row_ids
+        return ids
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return [doc_id for shard in self.shards for doc_id in shard.doc_ids]
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+
+
+def _with_counts(manifest: Manifest, documents: int) -> Manifest:
+    return replace(manifest, documents=documents, deleted=0)
+
+
+class ShardedDocuments:
+    """The documents of every shard, by global row."""
+
+    def __init__(self, shards: Sequence[StoredCollection]) -> None:
+        self.shards = list(shards)
+
+    def __len__(self) -> int:
+        return sum(len(shard.documents) for shard in self.shards)
+
+    def get_rows(self, rows: Sequence[int]) -> list[Document]:
+        count = len(self.shards)
+        wanted: dict[int, list[int]] = {}
+        for row in rows:
+            wanted.setdefault(int(row) % count, []).append(int(row) // count)
+        found: dict[int, Document] = {}
+        for shard, local in wanted.items():
+            documents = self.shards[shard].documents.get_rows(local)
+            found.update(
+                (row * count + shard, document)
+                for row, document in zip(local, documents, strict=True)
+            )
+        return [found[int(row)] for row in rows]
+
+    def get(self, doc_id: str) -> Document | None:
+        return self.shards[shard_of(doc_id, len(self.shards))].documents.get(doc_id)
+
+    def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
+        for shard in self.shards:
+            yield from shard.documents.iter_documents(batch_size)
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.documents.close()
+
+
+def check_alike(directory: Path, shards: Sequence[StoredCollection]) -> None:
+    """Refuse shards that are not parts of one collection, naming the first that differs."""
+    first = shards[0].manifest
+    for number, shard in enumerate(shards[1:], 1):
+        manifest = shard.manifest
+        for what, mine, theirs in (
+            ("model", _model(first), _model(manifest)),
+            ("retrievers", first.retrievers, manifest.retrievers),
+            ("default search", first.retriever, manifest.retriever),
+            ("BM25 settings", _lexical(first), _lexical(manifest)),
+            ("sparse model", _sparse(first), _sparse(manifest)),
+            ("fusion", first.fusion, manifest.fusion),
+        ):
+            if mine != theirs:
+                raise CollectionError(
+                    f"{directory}: shard {number} ({shard.directory.name}) has {what} {theirs!r}, "
+                    f"shard 0 has {mine!r}: they are not shards of one collection; rebuild it "
+                    "with densekit index ... --shards N"
+                )
+    check_shared_statistics(directory, shards)
+
+
+def check_shared_statistics(directory: Path, shards: Sequence[StoredCollection]) -> None:
+    """Every shard's BM25 must be scored with the sum of the shards' own counts, or merged
+    lists would rank as no single collection does."""
+    if shards[0].manifest.lexical is None:
+        return
+    records = [shard.lexical_index.shard for shard in shards]
+    if None in records:
+        raise CollectionError(
+            f"{directory}: shard {records.index(None)}'s BM25 index was scored with its own "
+            "statistics only, not the collection's (was it changed on its own?); rebuild the "
+            "collection with densekit index ... --shards N"
+        )
+    total = {
+        "documents": sum(record.documents for record in records if record is not None),
+        "length": sum(record.length for record in records if record is not None),
+    }
+    for number, record in enumerate(records):
+        if record is not None and record.scored_with != total:
+            raise CollectionError(
+                f"{directory}: shard {number}'s BM25 scores were made with {record.scored_with}, "
+                f"but the shards now hold {total}: the collection was changed outside densekit "
+                "or a change was interrupted; rebuild it with densekit index ... --shards N"
+            )
+
+
+def _model(manifest: Manifest) -> str | None:
+    return manifest.encoder.fingerprint if manifest.encoder is not None else None
+
+
+def _lexical(manifest: Manifest) -> dict | None:
+    if manifest.lexical is None:
+        return None
+    settings = asdict(manifest.lexical)
+    settings.pop("directory")
+    return settings
+
+
+def _sparse(manifest: Manifest) -> str | None:
+    return manifest.sparse.fingerprint if manifest.sparse is not None else None
+
+
+def retire_shards(directory: Path) -> None:
+    """After an unsharded collection is published at ``directory``: drop the shard manifest
+    (the unsharded collection is then the visible one), then the shards it named."""
+    (directory / SHARDS_FILE).unlink(missing_ok=True)
+    for entry in directory.iterdir():
+        if SHARD_NAME.fullmatch(entry.name) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def open_store(directory: str | Path) -> StoredCollection | ShardedStore:
+    """The collection at ``directory``, sharded or not."""
+    return ShardedStore(directory) if is_sharded(directory) else StoredCollection(directory)
