@@ -50,12 +50,18 @@ def test_index_shards_then_search_eval_and_info_in_other_processes(
     assert "documents   5" in shown.stdout
 
 
-def test_commands_that_do_not_work_across_shards_say_so(tiny_beir: Path, tmp_path: Path) -> None:
+def test_changes_go_to_their_shards_and_the_next_process_sees_them(
+    tiny_beir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "sharded"
     corpus = tiny_beir / "corpus.jsonl"
     built = densekit("index", corpus, "--out", out, "--shards", "2", "--retriever", "bm25")
     assert built.returncode == 0, built.stderr
-    refused = densekit("delete", out, "d1")
+    deleted = densekit("delete", out, "d1")
+    assert deleted.returncode == 0, deleted.stderr
+    found = json.loads(densekit("search", out, "cat mat", "--json").stdout)["hits"]
+    assert "d1" not in [hit["id"] for hit in found]
+    refused = densekit("compact", out)
     assert refused.returncode == 2
     assert "a sharded collection" in refused.stderr and "Traceback" not in refused.stderr
     too_many = densekit("index", corpus, "--out", tmp_path / "x", "--shards", "9")

@@ -16,7 +16,7 @@ from required import require
 from densekit.corpus import Document
 from densekit.errors import CollectionError, InputError, ModelMismatchError
 from densekit.retrieve import Collection, build_collection
-from densekit.store import BuildOptions, compact_collection, update_collection
+from densekit.store import BuildOptions, change_writer, compact_collection, update_collection
 from densekit.store import changes as changes_module
 
 WORDS = [
@@ -250,7 +250,7 @@ def test_a_change_that_fails_midway_leaves_the_collection_as_it_was(
     def fail(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(changes_module, "index_lexical", fail)  # after vectors were written
+    monkeypatch.setattr(change_writer, "index_lexical", fail)  # after vectors were written
     with pytest.raises(type(failure)):
         change(tmp_path / "c", add=make_documents(100, 5), delete=["d1"])
     assert sorted((tmp_path / "c").glob("gen-*")) == generations

@@ -22,6 +22,7 @@ from densekit.store.builder import build_collection as build_stored
 from densekit.store.collection import StoredCollection
 from densekit.store.collection_info import collection_info
 from densekit.store.sharded import ShardedStore, open_store
+from densekit.store.sharded_build import build_sharded
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
@@ -230,15 +231,22 @@ def build_collection(
     *,
     overwrite: bool = False,
     encoder: Encoder | None = None,
+    shards: int | None = None,
 ) -> Collection:
     """Build a collection from ``corpus`` into ``out`` (see
-    :func:`densekit.store.build_collection`) and open it for search, with ``encoder`` for the
-    queries when one was given for the documents."""
+    :func:`densekit.store.build_collection`; with ``shards``, N shards routed by document id:
+    :func:`densekit.store.sharded_build.build_sharded`) and open it for search, with
+    ``encoder`` for the queries when one was given for the documents."""
     options = options or BuildOptions()
     # Checked before any work, and recorded in full: the manifest names the default search's
     # fusion, not "the default" (which may change).
     fusion = FusionConfig.stored(fusion_table(options.fusion), source="BuildOptions.fusion")
     options = dataclasses.replace(options, fusion=fusion.to_dict())
-    stored = build_stored(corpus, out, options, overwrite=overwrite, encoder=encoder)
+    if shards is not None:
+        stored: StoredCollection | ShardedStore = build_sharded(
+            corpus, out, options, shards=shards, overwrite=overwrite, encoder=encoder
+        )
+    else:
+        stored = build_stored(corpus, out, options, overwrite=overwrite, encoder=encoder)
     dense = stored.manifest.encoder is not None
     return Collection(stored, encoder=encoder if dense else None)

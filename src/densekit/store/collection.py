@@ -43,11 +43,13 @@ class StoredCollection:
     or corrupt collection is refused with a message saying which and what to do.
     """
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, *, manifest: Manifest | None = None) -> None:
+        """``manifest``: open this one (a sharded collection's pinned manifest of the shard)
+        instead of the directory's published one."""
         self.directory = Path(directory)
         self._encoder: Encoder | None = None
         for attempt in range(_OPEN_ATTEMPTS):
-            self.manifest: Manifest = read_manifest(self.directory)
+            self.manifest: Manifest = manifest or read_manifest(self.directory)
             try:
                 with NPY_OPEN_LOCK:  # see shards.NPY_OPEN_LOCK
                     self._open()
@@ -57,7 +59,7 @@ class StoredCollection:
                 # and opening its files: then open the new one. Otherwise it is truly broken.
                 if hasattr(self, "documents"):
                     self.documents.close()
-                if attempt + 1 == _OPEN_ATTEMPTS or not self._superseded():
+                if manifest or attempt + 1 == _OPEN_ATTEMPTS or not self._superseded():
                     raise
 
     def _open(self) -> None:

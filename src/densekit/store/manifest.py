@@ -235,13 +235,17 @@ class Manifest:
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Replace ``directory/manifest.json`` atomically and durably."""
+    atomic_write_text(directory / MANIFEST_NAME, versioned(manifest).to_json())
+
+
+def versioned(manifest: Manifest) -> Manifest:
+    """``manifest`` with the oldest format version that can hold what it records."""
     version = FORMAT_VERSION
     if manifest.fusion_tuning is not None:
         version = TUNED_FORMAT_VERSION
     elif manifest.adapter is not None:
         version = ADAPTER_FORMAT_VERSION
-    manifest = replace(manifest, format_version=version)
-    atomic_write_text(directory / MANIFEST_NAME, manifest.to_json())
+    return replace(manifest, format_version=version)
 
 
 def read_manifest(directory: Path) -> Manifest:
@@ -274,6 +278,11 @@ def read_manifest(directory: Path) -> Manifest:
         raise CollectionError(
             f"{path}: corrupt manifest ({exc}); rebuild with densekit index ... --overwrite"
         ) from None
+    return parse_manifest(data, path)
+
+
+def parse_manifest(data: Any, path: Path) -> Manifest:
+    """A manifest from its JSON ``data`` (read from ``path``, named in errors), checked."""
     check_text(data, path)
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         shown = data.get("format") if isinstance(data, dict) else type(data).__name__

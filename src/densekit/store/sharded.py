@@ -28,7 +28,7 @@ from densekit.errors import CollectionError
 from densekit.files.durability import atomic_write_text
 from densekit.store.collection import StoredCollection
 from densekit.store.layout import SHARDS_FILE
-from densekit.store.manifest import Manifest
+from densekit.store.manifest import Manifest, parse_manifest, versioned
 
 if TYPE_CHECKING:
     from densekit.corpus.document import Document
@@ -44,6 +44,8 @@ ROUTING = "blake2b-64(id) mod shards"
 # writes new folders beside the published ones).
 SHARD_NAME = re.compile(r"shard-(\d{3,})-of-(\d{3,})-([0-9a-f]{8})")
 MAX_SHARDS = 4096
+# Opening retries when a change publishes new shard manifests while it reads.
+_OPEN_ATTEMPTS = 3
 
 
 def shard_of(doc_id: str, shards: int) -> int:
@@ -62,10 +64,12 @@ def is_sharded(directory: str | Path) -> bool:
 
 @dataclass(frozen=True)
 class ShardSet:
-    """What ``shards.json`` records: the shard folders in shard order, how documents route to
-    them, and where the documents came from."""
+    """What ``shards.json`` records: the shard folders in shard order, the manifest of each that
+    the collection is made of (pinned here, so one write of this file publishes a change to
+    several shards at once), how documents route to them, and where they came from."""
 
     shards: list[str]
+    manifests: list[Manifest]
     created: str
     source: str
     routing: str = ROUTING
@@ -73,14 +77,23 @@ class ShardSet:
     format_version: int = SHARDS_FORMAT_VERSION
 
     def write(self, directory: Path) -> None:
-        atomic_write_text(directory / SHARDS_FILE, json.dumps(asdict(self), indent=2))
+        record = {
+            "format": self.format,
+            "format_version": self.format_version,
+            "shards": self.shards,
+            "routing": self.routing,
+            "created": self.created,
+            "source": self.source,
+            "manifests": [asdict(versioned(manifest)) for manifest in self.manifests],
+        }
+        atomic_write_text(directory / SHARDS_FILE, json.dumps(record, indent=1))
 
     @classmethod
     def read(cls, directory: Path) -> ShardSet:
         path = directory / SHARDS_FILE
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise CollectionError(f"{path}: unreadable shard manifest ({exc}); rebuild") from None
         if not isinstance(data, dict) or data.get("format") != SHARDS_FORMAT:
             raise CollectionError(f"{path}: not a densekit shard manifest")
@@ -89,9 +102,11 @@ class ShardSet:
                 f"{path}: shard manifest version {data.get('format_version')!r} is not one this "
                 f"densekit reads ({SHARDS_FORMAT_VERSION}); open it with the densekit that wrote it"
             )
-        shards = data.get("shards")
+        shards, manifests = data.get("shards"), data.get("manifests")
         if not isinstance(shards, list) or not shards:
             raise CollectionError(f"{path}: field 'shards' must list the shard folders")
+        if not isinstance(manifests, list) or len(manifests) != len(shards):
+            raise CollectionError(f"{path}: field 'manifests' must hold one per shard; rebuild")
         for number, name in enumerate(shards):
             match = SHARD_NAME.fullmatch(name) if isinstance(name, str) else None
             if match is None or (int(match[1]), int(match[2])) != (number, len(shards)):
@@ -104,7 +119,14 @@ class ShardSet:
                 f"{path}: documents were routed by {data.get('routing')!r}, which this densekit "
                 f"does not know ({ROUTING})"
             )
-        return cls(shards, str(data.get("created", "")), str(data.get("source", "")))
+        pinned = [
+            parse_manifest(manifest, path.with_name(f"{SHARDS_FILE}: manifests[{number}]"))
+            for number, manifest in enumerate(manifests)
+        ]
+        return cls(shards, pinned, str(data.get("created", "")), str(data.get("source", "")))
+
+    def with_manifests(self, manifests: list[Manifest]) -> ShardSet:
+        return replace(self, manifests=manifests)
 
 
 class ShardedStore:
@@ -116,25 +138,47 @@ class ShardedStore:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self.shard_set = ShardSet.read(self.directory)
         self.shards: list[StoredCollection] = []
-        try:
-            for name in self.shard_set.shards:
-                self.shards.append(self._open_shard(name))
-            check_alike(self.directory, self.shards)
-        except BaseException:
-            self.close()
-            raise
+        for attempt in range(_OPEN_ATTEMPTS):
+            self.shard_set = ShardSet.read(self.directory)
+            try:
+                pinned = zip(self.shard_set.shards, self.shard_set.manifests, strict=True)
+                for number, (name, manifest) in enumerate(pinned):
+                    self.shards.append(self._open_shard(number, name, manifest))
+                check_alike(self.directory, self.shards)
+                break
+            except BaseException as error:
+                self.close()
+                # A change may have published (and cleaned up after) between reading the
+                # shard manifest and opening the shards' files: then open the new one.
+                retry = isinstance(error, CollectionError | OSError) and self._superseded()
+                if not retry or attempt + 1 == _OPEN_ATTEMPTS:
+                    raise
+                self.shards = []
         self.documents = ShardedDocuments(self.shards)
 
-    def _open_shard(self, name: str) -> StoredCollection:
+    def _open_shard(self, number: int, name: str, manifest: Manifest) -> StoredCollection:
         folder = self.directory / name
         if not folder.is_dir():
             raise CollectionError(
                 f"{self.directory}: shard folder {name} is missing; restore it from a backup "
                 "or rebuild the collection"
             )
-        return StoredCollection(folder)
+        try:
+            return StoredCollection(folder, manifest=manifest)
+        except CollectionError as error:
+            raise CollectionError(
+                f"{self.directory}: shard {number} ({name}) does not hold what {SHARDS_FILE} "
+                f"pins for it ({error}): the shard folder was replaced, damaged, or changed on "
+                "its own (a write to the shard's folder instead of the collection); restore it "
+                "from a backup, or rebuild with densekit index ... --shards N"
+            ) from None
+
+    def _superseded(self) -> bool:
+        try:
+            return ShardSet.read(self.directory) != self.shard_set
+        except CollectionError:
+            return False
 
     @property
     def manifest(self) -> Manifest:

@@ -29,7 +29,7 @@ from densekit.index.lexical import corpus_statistics
 from densekit.store import layout
 from densekit.store.build_options import BuildOptions
 from densekit.store.builder import build_collection
-from densekit.store.manifest import MANIFEST_NAME
+from densekit.store.manifest import MANIFEST_NAME, read_manifest
 from densekit.store.sharded import (
     MAX_SHARDS,
     SHARD_NAME,
@@ -82,7 +82,8 @@ def build_sharded(
                 lexical_statistics=statistics,
             ).close()
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        ShardSet(names, created, str(reader.path.resolve())).write(directory)
+        manifests = [read_manifest(directory / name) for name in names]
+        ShardSet(names, manifests, created, str(reader.path.resolve())).write(directory)
         _clear_after_publishing(directory, names)
     return ShardedStore(directory)
 
