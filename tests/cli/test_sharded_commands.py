@@ -61,6 +61,9 @@ def test_changes_go_to_their_shards_and_the_next_process_sees_them(
     assert deleted.returncode == 0, deleted.stderr
     found = json.loads(densekit("search", out, "cat mat", "--json").stdout)["hits"]
     assert "d1" not in [hit["id"] for hit in found]
+    checked = densekit("check", out)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "(generation 2 shards)" in checked.stdout and "result     ok" in checked.stdout
     refused = densekit("compact", out)
     assert refused.returncode == 2
     assert "a sharded collection" in refused.stderr and "Traceback" not in refused.stderr

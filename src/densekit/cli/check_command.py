@@ -8,6 +8,8 @@ import dataclasses
 
 from densekit.cli.output import print_json
 from densekit.store.integrity import IntegrityReport, repair_collection, verify_collection
+from densekit.store.sharded import is_sharded
+from densekit.store.sharded_integrity import repair_sharded, verify_sharded
 
 # 0: whole; 1: damaged files found (the check itself worked); 2: not a collection, or an error.
 DAMAGED = 1
@@ -35,8 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    removed = repair_collection(args.collection) if args.repair else []
-    report = verify_collection(args.collection, open_check=True)
+    sharded = is_sharded(args.collection)
+    repair, verify = (
+        (repair_sharded, verify_sharded) if sharded else (repair_collection, verify_collection)
+    )
+    removed = repair(args.collection) if args.repair else []
+    report = verify(args.collection, open_check=True)
     report = dataclasses.replace(report, removed=removed)
     show(report, as_json=args.json)
     return 0 if report.ok else DAMAGED

@@ -203,6 +203,12 @@ def repair_collection(directory: str | Path) -> list[Finding]:
         return clear_leftovers(directory, read_manifest(directory))
 
 
+def verify_pinned(directory: Path, manifest: Manifest) -> IntegrityReport:
+    """:func:`verify_collection` of the collection at ``directory`` as ``manifest`` (a sharded
+    collection's pinned manifest of one shard) names it, without opening it."""
+    return _verify(directory, manifest, open_check=False)
+
+
 def _verify(directory: Path, manifest: Manifest, open_check: bool) -> IntegrityReport:
     started = time.perf_counter()
     damaged: list[Finding] = []
