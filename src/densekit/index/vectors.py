@@ -75,6 +75,15 @@ class PassageGroups:
             1 if offsets is None or self.documents == 0 else max(1, int(np.diff(offsets).max()))
         )
 
+    def passages_of(self, rows: np.ndarray) -> np.ndarray:
+        """The passage rows of the documents at ``rows``, each document's in order."""
+        if self.offsets is None:
+            return rows
+        return np.concatenate(
+            [np.arange(self.offsets[row], self.offsets[row + 1]) for row in rows]
+            or [np.empty(0, np.int64)]
+        )
+
     def top_documents(
         self, rows: np.ndarray, scores: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -121,12 +121,7 @@ def open_retriever(
     if name == "dense":
         vectors, groups = collection.dense_vectors()
         rows = collection.reference_documents(REFERENCE_DOCUMENTS)
-        if groups.offsets is not None:  # every passage of those documents
-            rows = np.concatenate(
-                [np.arange(groups.offsets[row], groups.offsets[row + 1]) for row in rows]
-                or [np.empty(0, np.int64)]
-            )
-        reference = vectors.take(rows)
+        reference = vectors.take(groups.passages_of(rows))  # every passage of those documents
         if collection.adapter is not None and collection.adapter.maps_documents:
             reference = collection.adapter.documents(reference)  # as the index holds them
         return DenseRetriever(

@@ -57,12 +57,7 @@ class ShardSearch:
     def dense_reference(self, rows: np.ndarray) -> np.ndarray:
         """The vectors of the documents at ``rows`` (every passage of each, in order)."""
         vectors, groups = self.stored.dense_vectors()
-        if groups.offsets is not None:
-            rows = np.concatenate(
-                [np.arange(groups.offsets[row], groups.offsets[row + 1]) for row in rows]
-                or [np.empty(0, np.int64)]
-            )
-        return vectors.take(rows)
+        return vectors.take(groups.passages_of(rows))
 
     def sparse_reference(self, rows: np.ndarray) -> csr_matrix:
         return self.stored.sparse_index.document_rows(rows)

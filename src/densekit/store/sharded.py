@@ -331,12 +331,13 @@ def check_shared_statistics(directory: Path, shards: Sequence[StoredCollection])
             "statistics only, not the collection's (was it changed on its own?); rebuild the "
             "collection with densekit index ... --shards N"
         )
+    known = [record for record in records if record is not None]  # all, after the check above
     total = {
-        "documents": sum(record.documents for record in records if record is not None),
-        "length": sum(record.length for record in records if record is not None),
+        "documents": sum(record.documents for record in known),
+        "length": sum(record.length for record in known),
     }
-    for number, record in enumerate(records):
-        if record is not None and record.scored_with != total:
+    for number, record in enumerate(known):
+        if record.scored_with != total:
             raise CollectionError(
                 f"{directory}: shard {number}'s BM25 scores were made with {record.scored_with}, "
                 f"but the shards now hold {total}: the collection was changed outside densekit "
