@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,29 @@ def sharded_scifact(scifact_part, tmp_path_factory: pytest.TempPathFactory):
     yield whole, sharded, queries
     whole.close()
     sharded.close()
+
+
+RAY_OBJECT_STORE_BYTES = 128 * 2**20  # per node: partitions and shard answers are small
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """A two-node cluster this process is joined to (so densekit's own ``connected`` uses it);
+    ``.address`` is what ``--ray`` takes in a command run beside it."""
+    from required import require
+
+    ray = require("ray")
+    from ray.cluster_utils import Cluster
+
+    from densekit.distributed.cluster import NAMESPACE
+
+    node = {"num_cpus": 1, "object_store_memory": RAY_OBJECT_STORE_BYTES}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -36,6 +36,7 @@ PARTS: dict[str, tuple[str, str]] = {
     "schemathesis": ("schemathesis", "-e '.[dev]'"),
     "playwright": ("playwright", "-e '.[dev]'"),
     "openai": ("openai", "-e '.[dev]'"),
+    "ray": ("ray", "-e '.[ray]'"),
 }
 
 # Hardware a user's machine may truly lack: the only skips strict mode allows. A test that

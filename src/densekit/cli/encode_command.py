@@ -10,6 +10,7 @@ from densekit.cli.corpus_arguments import (
     build_options_from,
     report_encoding,
 )
+from densekit.cli.ray_arguments import add_ray_arguments, check_ray_arguments, remote_encoding
 from densekit.store import BuildOptions
 from densekit.store.embeddings_dir import encode_corpus
 
@@ -30,14 +31,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="redo finished embeddings at --out"
     )
     add_encoding_arguments(parser)
+    add_ray_arguments(parser, workers=True)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     options = BuildOptions(**build_options_from(args, retriever="dense"))
-    manifest = encode_corpus(
-        args.corpus, args.out, options, output=args.output, overwrite=args.overwrite
-    )
+    check_ray_arguments(args)
+    encoder = options.load_encoder()
+    with remote_encoding(args, options, encoder) as remote:
+        manifest = encode_corpus(
+            args.corpus,
+            args.out,
+            options,
+            output=args.output,
+            overwrite=args.overwrite,
+            encoder=encoder,
+            remote=remote,
+        )
     summary = report_encoding(manifest["skipped_empty"], [], manifest["stats"])
     print(
         f"encoded {args.out}: {manifest['documents']} documents, {manifest['passages']} "

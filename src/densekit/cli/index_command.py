@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 
 from densekit.cli.arguments import add_fusion_arguments, fusion_from
 from densekit.cli.corpus_arguments import (
@@ -11,9 +12,13 @@ from densekit.cli.corpus_arguments import (
     build_options_from,
     report_encoding,
 )
+from densekit.cli.ray_arguments import add_ray_arguments, check_ray_arguments, remote_encoding
+from densekit.encode import Encoder
+from densekit.errors import InputError
 from densekit.index.lexical import HYBRID_TERMS
 from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES
 from densekit.store import BuildOptions, build_collection
+from densekit.store.encoding_run import PartitionEncoder
 from densekit.store.sharded_build import build_sharded
 
 
@@ -31,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace an existing collection at --out"
     )
     add_encoding_arguments(parser)
+    add_ray_arguments(parser, workers=True)
     parser.add_argument(
         "--shards",
         type=int,
@@ -108,9 +114,32 @@ def run(args: argparse.Namespace) -> int:
             vectors_model=args.vectors_model,
         )
     )
+    check_ray_arguments(args)
+    if args.ray is not None and (options.retriever == "bm25" or options.vectors is not None):
+        raise InputError(
+            "--ray distributes encoding; this collection encodes nothing (a bm25 collection, or "
+            "--vectors given): drop --ray"
+        )
+    encoder = options.load_encoder() if args.ray is not None else None
+    with remote_encoding(args, options, encoder) if encoder else nullcontext() as remote:
+        return _build(args, options, encoder, remote)
+
+
+def _build(
+    args: argparse.Namespace,
+    options: BuildOptions,
+    encoder: Encoder | None,
+    remote: PartitionEncoder | None,
+) -> int:
     if args.shards is not None:
         sharded = build_sharded(
-            args.corpus, args.out, options, shards=args.shards, overwrite=args.overwrite
+            args.corpus,
+            args.out,
+            options,
+            shards=args.shards,
+            overwrite=args.overwrite,
+            encoder=encoder,
+            remote=remote,
         )
         with sharded:
             sizes = ", ".join(str(len(shard)) for shard in sharded.shards)
@@ -119,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
                 f"({sizes}), retrievers {', '.join(sharded.retrievers)}"
             )
         return 0
-    collection = build_collection(args.corpus, args.out, options, overwrite=args.overwrite)
+    collection = build_collection(
+        args.corpus, args.out, options, overwrite=args.overwrite, encoder=encoder, remote=remote
+    )
     stats = collection.manifest.stats
     summary = report_encoding(
         stats.get("skipped_empty", 0), stats.get("skipped_empty_ids", []), stats.get("encoding")

@@ -21,6 +21,7 @@ from densekit.store.build_options import BuildOptions, fusion_table
 from densekit.store.builder import build_collection as build_stored
 from densekit.store.collection import StoredCollection
 from densekit.store.collection_info import collection_info
+from densekit.store.encoding_run import PartitionEncoder
 from densekit.store.sharded import ShardedStore, open_store
 from densekit.store.sharded_build import build_sharded
 
@@ -232,11 +233,13 @@ def build_collection(
     overwrite: bool = False,
     encoder: Encoder | None = None,
     shards: int | None = None,
+    remote: PartitionEncoder | None = None,
 ) -> Collection:
     """Build a collection from ``corpus`` into ``out`` (see
     :func:`densekit.store.build_collection`; with ``shards``, N shards routed by document id:
     :func:`densekit.store.sharded_build.build_sharded`) and open it for search, with
-    ``encoder`` for the queries when one was given for the documents."""
+    ``encoder`` for the queries when one was given for the documents. ``remote``: encode on
+    these workers (:func:`densekit.distributed.ray_encoding`)."""
     options = options or BuildOptions()
     # Checked before any work, and recorded in full: the manifest names the default search's
     # fusion, not "the default" (which may change).
@@ -244,9 +247,17 @@ def build_collection(
     options = dataclasses.replace(options, fusion=fusion.to_dict())
     if shards is not None:
         stored: StoredCollection | ShardedStore = build_sharded(
-            corpus, out, options, shards=shards, overwrite=overwrite, encoder=encoder
+            corpus,
+            out,
+            options,
+            shards=shards,
+            overwrite=overwrite,
+            encoder=encoder,
+            remote=remote,
         )
     else:
-        stored = build_stored(corpus, out, options, overwrite=overwrite, encoder=encoder)
+        stored = build_stored(
+            corpus, out, options, overwrite=overwrite, encoder=encoder, remote=remote
+        )
     dense = stored.manifest.encoder is not None
     return Collection(stored, encoder=encoder if dense else None)

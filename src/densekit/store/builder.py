@@ -30,7 +30,7 @@ from densekit.store.build_options import BuildOptions, fusion_table
 from densekit.store.collection import StoredCollection
 from densekit.store.commit import publish
 from densekit.store.documents import DocumentStore, DocumentWriter
-from densekit.store.encoding_run import Passage, encode_passages
+from densekit.store.encoding_run import PartitionEncoder, Passage, encode_passages
 from densekit.store.given_vectors import (
     given_encoder_info,
     store_given_vectors,
@@ -55,8 +55,12 @@ def build_collection(
     overwrite: bool = False,
     encoder: Encoder | None = None,
     lexical_statistics: CorpusStatistics | None = None,
+    remote: PartitionEncoder | None = None,
 ) -> StoredCollection:
     """Build a collection from ``corpus`` into ``out`` and return it opened.
+
+    ``remote``: encode the embedding shards with these workers (a cluster's,
+    :func:`densekit.distributed.ray_encoding`) instead of in this process; the files are the same.
 
     ``lexical_statistics``: score BM25 with these (a whole collection's, for one of its shards;
     see :mod:`densekit.store.sharded_build`) instead of the corpus's own.
@@ -104,6 +108,7 @@ def build_collection(
                 sparse_encoder,
                 given,
                 lexical_statistics,
+                remote,
             )
         except BaseException:
             # Finished shards are kept for the next run to resume from; nothing else is.
@@ -158,6 +163,7 @@ def _build_generation(
     sparse_encoder: SparseTextEncoder | None = None,
     given: VectorTable | None = None,
     lexical_statistics: CorpusStatistics | None = None,
+    remote: PartitionEncoder | None = None,
 ) -> Manifest:
     root = directory / generation
     started = time.perf_counter()
@@ -194,7 +200,7 @@ def _build_generation(
             )
         elif options.retriever != "bm25":
             assert encoder is not None  # loaded by build_collection
-            encoder_info, dense = _encode(store, root, generation, encoder, options, stats)
+            encoder_info, dense = _encode(store, root, generation, encoder, options, stats, remote)
         if options.retriever in ("bm25", "hybrid"):
             started = time.perf_counter()
             terms = options.lexical_terms()
@@ -250,6 +256,7 @@ def _encode(
     encoder: Encoder,
     options: BuildOptions,
     stats: dict[str, object],
+    remote: PartitionEncoder | None = None,
 ) -> tuple[EncoderInfo, DenseInfo]:
     offsets = [0]
 
@@ -268,6 +275,7 @@ def _encode(
         cache_dir=options.cache_dir,
         progress=options.progress,
         expected=len(store) if options.chunk is None else None,
+        remote=remote,
     )
     stats["encoding"] = report.to_dict()
     stats["encode_seconds"] = report.seconds

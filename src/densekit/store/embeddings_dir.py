@@ -27,7 +27,7 @@ from densekit.files.shards import read_committed
 from densekit.store.build_options import BuildOptions
 from densekit.store.builder import check_chunking
 from densekit.store.documents import DocumentWriter
-from densekit.store.encoding_run import Passage, encode_passages
+from densekit.store.encoding_run import PartitionEncoder, Passage, encode_passages
 from densekit.store.layout import LOCK_FILE, directory_lock
 from densekit.store.manifest import EncoderInfo
 
@@ -43,8 +43,10 @@ def encode_corpus(
     output: OutputFormat = "npy",
     overwrite: bool = False,
     encoder: Encoder | None = None,
+    remote: PartitionEncoder | None = None,
 ) -> dict[str, Any]:
-    """Encode every passage of ``corpus`` into ``out``; returns the written manifest."""
+    """Encode every passage of ``corpus`` into ``out`` (here, or with ``remote``'s workers);
+    returns the written manifest."""
     options = options or BuildOptions(retriever="dense")
     if output not in ("npy", "parquet"):
         raise InputError(f"unknown output format {output!r}; choose npy or parquet")
@@ -65,6 +67,7 @@ def encode_corpus(
             dtype=options.dtype,
             cache_dir=options.cache_dir,
             progress=options.progress,
+            remote=remote,
         )
         if report.passages == 0:
             raise InputError(f"{reader.path}: no documents to encode")

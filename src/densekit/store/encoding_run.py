@@ -3,6 +3,11 @@
 Memory is bounded by one shard of texts and vectors, whatever the corpus size. A rerun over the
 same directory keeps every committed shard whose texts are unchanged (by digest), re-encodes the
 rest, and so produces the same shards as an uninterrupted run.
+
+The shards are encoded here, or by a :class:`PartitionEncoder` (a pool of workers on a cluster,
+:mod:`densekit.distributed.encoding`) several at a time; either way this process reads the
+passages, looks them up in the cache and commits each shard, so resuming, caching and the files
+written are the same.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import hashlib
 import itertools
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -52,6 +58,59 @@ class EncodingReport:
         return asdict(self)
 
 
+@dataclass
+class EncodedTexts:
+    """What encoding a list of texts gave: one vector per text, and what the model read."""
+
+    vectors: np.ndarray
+    tokens: int = 0  # tokens the model read (after truncation)
+    truncated: int = 0  # texts longer than the model reads
+
+
+def encode_texts(
+    encoder: Encoder, texts: list[str], on_progress: Callable[[int], object] | None = None
+) -> EncodedTexts:
+    """Encode ``texts`` as documents, longest-first in token-budget batches."""
+    # Only what the model reads is tokenised: a huge passage costs its first tokens.
+    todo = readable_texts(encoder, texts)
+    limit = encoder.max_tokens
+    lengths = encoder.token_lengths(todo)
+    vectors = encode_documents_sorted(encoder, todo, on_progress=on_progress, token_lengths=lengths)
+    return EncodedTexts(
+        vectors=vectors,
+        tokens=sum(min(length, limit) for length in lengths),
+        truncated=sum(length > limit for length in lengths),
+    )
+
+
+class PartitionEncoder(Protocol):
+    """Encodes partitions (lists of texts) elsewhere, up to ``capacity`` at a time."""
+
+    fingerprint: str  # must equal the run's encoder's: the same model and settings
+    capacity: int
+
+    def submit(self, key: int, texts: list[str]) -> None: ...
+
+    def finished(self, wait: bool) -> list[tuple[int, EncodedTexts]]:
+        """Partitions done since the last call; with ``wait``, at least one (if any pending)."""
+        ...
+
+    def cancel(self) -> None:
+        """Drop the partitions in flight (after Ctrl-C)."""
+        ...
+
+
+@dataclass
+class _Partition:
+    """A shard being encoded: its passages, and its vectors so far (the cached ones)."""
+
+    index: int
+    group: list[Passage]
+    digest: str
+    vectors: np.ndarray
+    missing: list[int] = field(default_factory=list)
+
+
 def shard_digest(passages: list[Passage]) -> str:
     digest = hashlib.sha256()
     for passage_id, text in passages:
@@ -80,14 +139,19 @@ class EncodingRun:
         dtype: str = "float32",
         cache: EmbeddingCache | None = None,
         progress: bool = True,
+        remote: PartitionEncoder | None = None,
     ) -> None:
+        if remote is not None and remote.fingerprint != encoder.fingerprint:
+            raise ValueError("the partition encoder runs another model than the encoding run's")
         self.directory = directory
         self.encoder = encoder
         self.rows_per_shard = rows_per_shard
         self.dtype = dtype
         self.cache = cache
         self.progress = progress
+        self.remote = remote
         self.report = EncodingReport()
+        self._in_flight: dict[int, _Partition] = {}
 
     @property
     def shard_paths(self) -> list[Path]:
@@ -97,17 +161,30 @@ class EncodingRun:
         started = time.perf_counter()
         bar = tqdm(total=expected, desc="encoding", unit="passage", disable=not self.progress)
         notice = "\nstopping after the shard in flight (Ctrl-C again to stop now)"
+        if self.remote is not None:
+            notice = "\nstopping: shards finished so far are kept (Ctrl-C again to stop now)"
         with bar, deferred_interrupt(notice if self.progress else None) as interrupt:
-            for index, group in enumerate(_groups(passages, self.rows_per_shard)):
-                self._shard(index, group, bar)
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix(
-                    shard=index + 1, tokens_per_s=f"{self.report.tokens / elapsed:,.0f}"
-                )
-                interrupt.check()
+            try:
+                for index, group in enumerate(_groups(passages, self.rows_per_shard)):
+                    self._shard(index, group, bar)
+                    self._show(bar, started)
+                    interrupt.check()
+                while self._in_flight:
+                    self._collect(bar, wait=True)
+                    self._show(bar, started)
+                    interrupt.check()
+            except BaseException:
+                if self.remote is not None and self._in_flight:
+                    self.remote.cancel()
+                raise
         remove_shards_from(self.directory, self.report.shards)
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
+
+    def _show(self, bar: tqdm, started: float) -> None:
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        done = self.report.shards - len(self._in_flight)
+        bar.set_postfix(shards=done, tokens_per_s=f"{self.report.tokens / elapsed:,.0f}")
 
     def _shard(self, index: int, group: list[Passage], bar: tqdm) -> None:
         report = self.report
@@ -126,34 +203,50 @@ class EncodingRun:
                 f"resuming at shard {index}, {report.resumed_passages} passages already encoded",
                 file=sys.stderr,
             )
-        texts = [text for _, text in group]
-        vectors = self._vectors(texts, bar)
-        meta = ShardMeta(rows=len(group), digest=digest, ids=[pid for pid, _ in group])
-        commit_shard(self.directory, index, vectors, meta, self.dtype)
+        partition = self._with_cached(index, group, digest, bar)
+        if not partition.missing:
+            self._commit(partition)
+        elif self.remote is None:
+            texts = [group[i][1] for i in partition.missing]
+            self._finish(partition, encode_texts(self.encoder, texts, on_progress=bar.update))
+        else:
+            while len(self._in_flight) >= self.remote.capacity:
+                self._collect(bar, wait=True)
+            self._in_flight[index] = partition
+            self.remote.submit(index, [group[i][1] for i in partition.missing])
+            self._collect(bar, wait=False)
 
-    def _vectors(self, texts: list[str], bar: tqdm) -> np.ndarray:
-        vectors = np.empty((len(texts), self.encoder.dimension), dtype=np.float32)
-        cached = self.cache.get_many(texts) if self.cache is not None else {}
+    def _with_cached(self, index: int, group: list[Passage], digest: str, bar: tqdm) -> _Partition:
+        vectors = np.empty((len(group), self.encoder.dimension), dtype=np.float32)
+        cached = self.cache.get_many([text for _, text in group]) if self.cache else {}
         for position, vector in cached.items():
             vectors[position] = vector
         bar.update(len(cached))
-        missing = [i for i in range(len(texts)) if i not in cached]
         self.report.cached_passages += len(cached)
-        self.report.encoded_passages += len(missing)
-        if missing:
-            # Only what the model reads is tokenised: a huge passage costs its first tokens.
-            todo = readable_texts(self.encoder, [texts[i] for i in missing])
-            limit = self.encoder.max_tokens
-            lengths = self.encoder.token_lengths(todo)
-            self.report.truncated_passages += sum(length > limit for length in lengths)
-            self.report.tokens += sum(min(length, limit) for length in lengths)
-            fresh = encode_documents_sorted(
-                self.encoder, todo, on_progress=bar.update, token_lengths=lengths
-            )
-            vectors[missing] = fresh
-            if self.cache is not None:
-                self.cache.put_many([texts[i] for i in missing], fresh)
-        return vectors
+        missing = [i for i in range(len(group)) if i not in cached]
+        return _Partition(index, group, digest, vectors, missing)
+
+    def _collect(self, bar: tqdm, wait: bool) -> None:
+        assert self.remote is not None
+        for index, encoded in self.remote.finished(wait):
+            partition = self._in_flight.pop(index)
+            bar.update(len(partition.missing))
+            self._finish(partition, encoded)
+
+    def _finish(self, partition: _Partition, encoded: EncodedTexts) -> None:
+        self.report.encoded_passages += len(partition.missing)
+        self.report.tokens += encoded.tokens
+        self.report.truncated_passages += encoded.truncated
+        partition.vectors[partition.missing] = encoded.vectors
+        if self.cache is not None:
+            texts = [partition.group[i][1] for i in partition.missing]
+            self.cache.put_many(texts, encoded.vectors)
+        self._commit(partition)
+
+    def _commit(self, partition: _Partition) -> None:
+        group = partition.group
+        meta = ShardMeta(rows=len(group), digest=partition.digest, ids=[pid for pid, _ in group])
+        commit_shard(self.directory, partition.index, partition.vectors, meta, self.dtype)
 
 
 def encode_passages(
@@ -166,8 +259,10 @@ def encode_passages(
     cache_dir: Path | None = None,
     progress: bool = True,
     expected: int | None = None,
+    remote: PartitionEncoder | None = None,
 ) -> tuple[EncodingReport, list[Path]]:
-    """One :class:`EncodingRun` with the cache for ``encoder`` under ``cache_dir`` (if any)."""
+    """One :class:`EncodingRun` with the cache for ``encoder`` under ``cache_dir`` (if any),
+    encoding here or with ``remote``."""
     cache = None
     if cache_dir is not None:
         cache = EmbeddingCache(cache_dir, encoder.fingerprint, encoder.dimension)
@@ -178,6 +273,7 @@ def encode_passages(
         dtype=dtype,
         cache=cache,
         progress=progress,
+        remote=remote,
     )
     try:
         report = run.run(passages, expected)

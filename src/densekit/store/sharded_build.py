@@ -29,6 +29,7 @@ from densekit.index.lexical import corpus_statistics
 from densekit.store import layout
 from densekit.store.build_options import BuildOptions
 from densekit.store.builder import build_collection
+from densekit.store.encoding_run import PartitionEncoder
 from densekit.store.manifest import MANIFEST_NAME, read_manifest
 from densekit.store.sharded import (
     MAX_SHARDS,
@@ -52,8 +53,10 @@ def build_sharded(
     shards: int,
     overwrite: bool = False,
     encoder: Encoder | None = None,
+    remote: PartitionEncoder | None = None,
 ) -> ShardedStore:
-    """Build a collection of ``shards`` shards from ``corpus`` into ``out``; return it opened."""
+    """Build a collection of ``shards`` shards from ``corpus`` into ``out``; return it opened.
+    ``remote``: encode with these workers, as :func:`build_collection` does."""
     options = options or BuildOptions()
     _check_request(shards, options)
     directory = Path(out)
@@ -80,6 +83,7 @@ def build_sharded(
                 overwrite=True,
                 encoder=encoder,
                 lexical_statistics=statistics,
+                remote=remote,
             ).close()
         created = datetime.now(UTC).isoformat(timespec="seconds")
         manifests = [read_manifest(directory / name) for name in names]
