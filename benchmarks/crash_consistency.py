@@ -49,7 +49,10 @@ from densekit.store.integrity import verify_collection
 from densekit.store.leftovers import find_leftovers
 from densekit.store.manifest import read_manifest
 
-BASE, ADDED, DELETED_BEFORE, UPDATED, DELETED = 1500, 200, 80, 100, 100
+# Documents: in the collection, added, deleted before the trials, updated and deleted by them
+# (QUICK: the quick corpus holds 400).
+SIZES = (300, 40, 16, 20, 20) if QUICK else (1500, 200, 80, 100, 100)
+BASE, ADDED, DELETED_BEFORE, UPDATED, DELETED = SIZES
 OPERATIONS = ("index", "add", "update", "delete", "compact")
 MODES = {"complete": 1, "anytime": 5, "writing": 5, "published": 3}  # shares of the trials
 QUERIES = ["cancer cell proliferation", "vitamin D deficiency", "protein folding", "HIV therapy"]

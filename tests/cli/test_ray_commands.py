@@ -75,3 +75,22 @@ def test_requests_the_cluster_cannot_serve_exit_2_with_a_reason(
         assert done.returncode == 2, (arguments, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr
         assert not out.exists()
+
+
+def test_search_a_sharded_collection_with_shard_actors(
+    ray_cluster, scifact_part, tmp_path: Path
+) -> None:
+    require("static_model")
+    corpus, queries = scifact_part
+    out = tmp_path / "sharded"
+    built = densekit("index", corpus, "--out", out, "--shards", 3, *FLAGS)
+    assert built.returncode == 0, built.stderr
+    for retriever in ("dense", "bm25", "hybrid"):
+        found = [
+            json.loads(
+                densekit("search", out, queries[0], "--retriever", retriever, "--json", *ray).stdout
+            )["hits"]
+            for ray in ((), ("--ray", ray_cluster.address))
+        ]
+        assert [h["id"] for h in found[0]] == [h["id"] for h in found[1]]
+        assert np.allclose([h["score"] for h in found[0]], [h["score"] for h in found[1]])

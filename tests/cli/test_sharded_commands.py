@@ -69,3 +69,23 @@ def test_changes_go_to_their_shards_and_the_next_process_sees_them(
     assert "a sharded collection" in refused.stderr and "Traceback" not in refused.stderr
     too_many = densekit("index", corpus, "--out", tmp_path / "x", "--shards", "9")
     assert too_many.returncode == 2 and "use fewer shards" in too_many.stderr
+
+
+def test_reshard_in_one_process_search_in_the_next(tiny_beir: Path, tmp_path: Path) -> None:
+    require("static_model")
+    flags = ["--model", "static", "--quiet", "--no-cache"]
+    whole, out = tmp_path / "whole", tmp_path / "c"
+    corpus = tiny_beir / "corpus.jsonl"
+    for directory in (whole, out):
+        assert densekit("index", corpus, "--out", directory, *flags).returncode == 0
+    done = densekit("reshard", out, "--shards", "2", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "resharded" in done.stdout and "5 documents in 2 shards (2, 3)" in done.stdout
+    found = [
+        json.loads(densekit("search", c, "vitamin D bones", "--json").stdout)["hits"]
+        for c in (out, whole)
+    ]
+    assert_same_ranking(*([(h["id"], h["score"]) for h in hits] for hits in found))
+    again = densekit("reshard", out, "--shards", "2")
+    assert again.returncode == 2 and "already 2 shards" in again.stderr
+    assert "Traceback" not in again.stderr

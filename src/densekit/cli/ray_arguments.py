@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from densekit.encode import Encoder
 from densekit.errors import InputError
 from densekit.store import BuildOptions
+from densekit.store.collection import StoredCollection
 from densekit.store.encoding_run import PartitionEncoder
+from densekit.store.sharded import ShardedStore
+
+StoreOpener = Callable[[Path], StoredCollection | ShardedStore]
 
 THIS_MACHINE = "this-machine"  # --ray without an address
 
@@ -49,8 +54,22 @@ def ray_address(args: argparse.Namespace) -> str | None:
 
 
 def check_ray_arguments(args: argparse.Namespace) -> None:
-    if args.ray is None and (args.workers is not None or args.gpus_per_worker):
+    pool = getattr(args, "workers", None) is not None or getattr(args, "gpus_per_worker", 0)
+    if args.ray is None and pool:
         raise InputError("--workers and --gpus-per-worker size a Ray worker pool; add --ray")
+
+
+@contextmanager
+def on_cluster(args: argparse.Namespace) -> Iterator[StoreOpener | None]:
+    """With ``--ray``: an opener whose sharded collections are searched by shard actors on the
+    cluster; else None (shards searched in this process's threads)."""
+    if args.ray is None:
+        yield None
+        return
+    from densekit.distributed.shard_actors import shard_actors
+
+    with shard_actors(ray_address(args)) as opener:
+        yield opener
 
 
 @contextmanager

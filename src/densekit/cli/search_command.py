@@ -16,10 +16,12 @@ from densekit.cli.arguments import (
     utf8_argument,
 )
 from densekit.cli.output import print_json, snippet, warn
+from densekit.cli.ray_arguments import add_ray_arguments, on_cluster
 from densekit.encode import load_encoder
 from densekit.errors import InputError
 from densekit.files.vectors import read_vectors
 from densekit.retrieve import RETRIEVER_NAMES, Collection, FusionConfig
+from densekit.retrieve.pipeline import Pipeline
 from densekit.retrieve.searcher import ListWeight
 
 
@@ -49,13 +51,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also show how this query's candidate lists were weighed in the fusion",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    add_ray_arguments(parser, workers=False)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     utf8_argument(args.query, "the query")
     pipeline = pipeline_from(args)
-    collection = Collection(args.collection)
+    with on_cluster(args) as opener:
+        collection = Collection(opener(args.collection) if opener else args.collection)
+        try:
+            return _search(args, collection, pipeline)
+        finally:
+            collection.close()
+
+
+def _search(args: argparse.Namespace, collection: Collection, pipeline: Pipeline | None) -> int:
     if args.query_vectors:
         # The query is an id here, not text: only the dense retriever may see it.
         if args.model or pipeline is not None or args.retriever not in (None, "dense"):

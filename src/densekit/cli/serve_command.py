@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import replace
 
 from densekit.cli.arguments import positive_int
+from densekit.cli.ray_arguments import add_ray_arguments, on_cluster
 from densekit.errors import InputError, MissingDependencyError
 
 
@@ -115,6 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="connections open at once from one remote address; loopback peers (a proxy in "
         "front) are not capped (default: %(default)s)",
     )
+    add_ray_arguments(parser, workers=False)
     parser.set_defaults(handler=run)
 
 
@@ -157,8 +160,11 @@ def run(args: argparse.Namespace) -> int:
     # The port is taken before the models load: a busy one is a one-line error at once.
     sock = listen(args.host, args.port)
     try:
-        state = open_state(names, pipelines=args.pipeline, models=args.model, options=options)
-        run_server(state, sock)
+        with on_cluster(args) as opener:
+            if opener is not None:
+                options = replace(options, opener=opener)
+            state = open_state(names, pipelines=args.pipeline, models=args.model, options=options)
+            run_server(state, sock)
     except KeyboardInterrupt:  # Ctrl-C: requests in flight were answered before this
         print("densekit: server stopped", file=sys.stderr)
     finally:

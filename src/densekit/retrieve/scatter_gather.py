@@ -1,7 +1,9 @@
 """Searching a sharded collection: every shard is asked for its top k, the lists are merged.
 
 Queries are encoded (or analysed) once, here; each shard only searches its index
-(:class:`ShardSearch`, in threads here, or in its own process on a cluster). Merged lists are the
+(:class:`ShardSearch`): in threads here (:class:`Shards`), or each in its own actor on a Ray
+cluster (:mod:`densekit.distributed.shard_actors`, attached with :func:`use_shards`). Merged
+lists are the
 unsharded collection's: exact indexes score a document the same in its shard as in one index of
 everything, BM25 because every shard was scored with the collection's statistics. Calibration
 uses what an unsharded collection would: the same reference documents, BM25 ceilings from the
@@ -10,11 +12,12 @@ summed document frequencies.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -31,6 +34,11 @@ if TYPE_CHECKING:
 
 Found = list[tuple[np.ndarray, np.ndarray]]  # per query: (rows, scores), best first
 T = TypeVar("T")
+
+
+class ShardUnavailableError(CollectionError):
+    """A shard did not answer (its process died and did not come back in time): a search
+    never silently leaves a shard out."""
 
 
 class ShardSearch:
@@ -54,43 +62,78 @@ class ShardSearch:
     def sparse(self, vectors: csr_matrix, k: int) -> Found:
         return self.stored.sparse_index.search(vectors, k)
 
-    def dense_reference(self, rows: np.ndarray) -> np.ndarray:
-        """The vectors of the documents at ``rows`` (every passage of each, in order)."""
+    def dense_reference(self, rows: np.ndarray) -> list[np.ndarray]:
+        """The vectors of the documents at ``rows``: per document, every passage's."""
         vectors, groups = self.stored.dense_vectors()
-        return vectors.take(groups.passages_of(rows))
+        return [vectors.take(groups.passages_of(np.array([row]))) for row in rows]
 
-    def sparse_reference(self, rows: np.ndarray) -> csr_matrix:
-        return self.stored.sparse_index.document_rows(rows)
+    def sparse_reference(self, rows: np.ndarray) -> list[csr_matrix]:
+        """The sparse vectors of the documents at ``rows``, one row each."""
+        stacked = self.stored.sparse_index.document_rows(rows)
+        return [stacked[position] for position in range(stacked.shape[0])]
+
+
+class ShardExecutor(Protocol):
+    """Asks every shard's :class:`ShardSearch` the same thing at once."""
+
+    def ask(self, method: str, *args: Any) -> list[Any]:
+        """``ShardSearch.<method>(*args)`` of every shard; answers in shard order."""
+        ...
+
+    def ask_each(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """``ShardSearch.<method>(*args[n])`` of shard n; answers in shard order."""
+        ...
 
 
 @dataclass
 class Shards:
-    """The shards of one collection, searched side by side."""
+    """The shards of one collection, searched side by side in this process's threads."""
 
     searches: list[ShardSearch]
     pool: Executor = field(default_factory=lambda: ThreadPoolExecutor(thread_name_prefix="shard"))
 
-    def each(self, call: Callable[[ShardSearch], T]) -> list[T]:
-        """``call`` on every shard at once; results in shard order."""
-        return list(self.pool.map(call, self.searches))
+    def ask(self, method: str, *args: Any) -> list[Any]:
+        return self.ask_each(method, [args] * len(self.searches))
 
-    def merge(self, found: Sequence[Found], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per query, the best ``k`` of every shard's list, in global rows."""
-        count = len(found)
-        merged = []
-        for lists in zip(*found, strict=True):
-            rows = np.concatenate(
-                [r.astype(np.int64) * count + shard for shard, (r, _) in enumerate(lists)]
-            )
-            scores = np.concatenate([s for _, s in lists]).astype(np.float32)
-            order = np.argsort(-scores, kind="stable")[:k]
-            merged.append((rows[order], scores[order]))
-        return merged
+    def ask_each(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        calls = [getattr(search, method) for search in self.searches]
+        return list(self.pool.map(lambda call, given: call(*given), calls, args))
+
+
+def merge(found: Sequence[Found], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query, the best ``k`` of every shard's list (shard n's in ``found[n]``), in global
+    rows."""
+    count = len(found)
+    merged = []
+    for lists in zip(*found, strict=True):
+        rows = np.concatenate(
+            [r.astype(np.int64) * count + shard for shard, (r, _) in enumerate(lists)]
+        )
+        scores = np.concatenate([s for _, s in lists]).astype(np.float32)
+        order = np.argsort(-scores, kind="stable")[:k]
+        merged.append((rows[order], scores[order]))
+    return merged
+
+
+# Executors attached to a store (shard actors on a cluster); without one, threads here.
+_attached: weakref.WeakKeyDictionary[ShardedStore, ShardExecutor] = weakref.WeakKeyDictionary()
+
+
+def use_shards(store: ShardedStore, executor: ShardExecutor | None) -> None:
+    """Search ``store``'s shards with ``executor`` from now on (None: in threads again)."""
+    if executor is None:
+        _attached.pop(store, None)
+    else:
+        _attached[store] = executor
+
+
+def shards_of(store: ShardedStore) -> ShardExecutor:
+    return _attached.get(store) or Shards([ShardSearch(shard) for shard in store.shards])
 
 
 @dataclass
 class ShardedDenseRetriever:
-    shards: Shards
+    shards: ShardExecutor
     encoder: Encoder
     index_params: dict[str, int]
     reference: np.ndarray
@@ -98,31 +141,31 @@ class ShardedDenseRetriever:
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
         vectors = self.encoder.encode_queries(queries)
-        found = self.shards.each(lambda shard: shard.dense(vectors, k, self.index_params))
+        found = self.shards.ask("dense", vectors, k, self.index_params)
         scales = reference_scales(vectors @ self.reference.T)
         return [
             Ranking(rows, scores, scale)
-            for (rows, scores), scale in zip(self.shards.merge(found, k), scales, strict=True)
+            for (rows, scores), scale in zip(merge(found, k), scales, strict=True)
         ]
 
 
 @dataclass
 class ShardedLexicalRetriever:
-    shards: Shards
+    shards: ShardExecutor
     analyse: Callable[[Sequence[str]], list[list[str]]]
     weight: Callable[[str], float]
     name: str = "bm25"
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
         tokens = self.analyse(queries)
-        answers = self.shards.each(lambda shard: shard.lexical(tokens, k))
+        answers = self.shards.ask("lexical", tokens, k)
         frequencies = [
             np.sum([counts[number] for _, counts, _ in answers], axis=0)
             for number in range(len(tokens))
         ]
         documents = sum(count for _, _, count in answers)
         ceilings = bm25_ceilings(tokens, frequencies, documents, self.weight)
-        merged = self.shards.merge([found for found, _, _ in answers], k)
+        merged = merge([found for found, _, _ in answers], k)
         return [
             Ranking(rows, scores, ScoreScale(0.0, float(ceiling)) if ceiling > 0 else None)
             for (rows, scores), ceiling in zip(merged, ceilings, strict=True)
@@ -131,18 +174,18 @@ class ShardedLexicalRetriever:
 
 @dataclass
 class ShardedSparseRetriever:
-    shards: Shards
+    shards: ShardExecutor
     encoder: Callable[[Sequence[str]], csr_matrix]
     reference: csr_matrix
     name: str = "splade"
 
     def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
         vectors = self.encoder(queries)
-        found = self.shards.each(lambda shard: shard.sparse(vectors, k))
+        found = self.shards.ask("sparse", vectors, k)
         scales = reference_scales((vectors @ self.reference.T).toarray())
         return [
             Ranking(rows, scores, scale)
-            for (rows, scores), scale in zip(self.shards.merge(found, k), scales, strict=True)
+            for (rows, scores), scale in zip(merge(found, k), scales, strict=True)
         ]
 
 
@@ -151,12 +194,12 @@ def open_sharded_retriever(
     name: str,
     query_encoder: Callable[[], Encoder],
     index_params: dict[str, int] | None = None,
-    shards: Shards | None = None,
 ) -> ShardedDenseRetriever | ShardedLexicalRetriever | ShardedSparseRetriever:
-    """The ``name`` retriever (dense, bm25 or splade) over every shard of ``store``."""
-    shards = shards or Shards([ShardSearch(shard) for shard in store.shards])
+    """The ``name`` retriever (dense, bm25 or splade) over every shard of ``store``, searched
+    by the executor attached to it (:func:`use_shards`) or in threads."""
+    shards = shards_of(store)
     if name == "dense":
-        reference = _reference(store, shards, ShardSearch.dense_reference, np.concatenate)
+        reference = _reference(store, shards, "dense_reference", np.concatenate)
         return ShardedDenseRetriever(shards, query_encoder(), dict(index_params or {}), reference)
     if name == "bm25":
         first = store.shards[0].lexical_index
@@ -164,7 +207,7 @@ def open_sharded_retriever(
     if name == "splade":
         from scipy.sparse import vstack
 
-        reference = _reference(store, shards, ShardSearch.sparse_reference, vstack)
+        reference = _reference(store, shards, "sparse_reference", vstack)
         encoder = store.shards[0].sparse_encoder
         return ShardedSparseRetriever(shards, encoder.encode_queries, reference)
     raise CollectionError(f"{store.directory}: no retriever named {name!r}")
@@ -172,14 +215,17 @@ def open_sharded_retriever(
 
 def _reference(
     store: ShardedStore,
-    shards: Shards,
-    vectors_of: Callable[[ShardSearch, np.ndarray], T],
+    shards: ShardExecutor,
+    method: str,
     stack: Callable[[list[T]], T],
 ) -> T:
     """The reference documents' vectors, in the order an unsharded collection holds them (so
-    the means and spreads it calibrates with come out the same, bit for bit)."""
+    the means and spreads it calibrates with come out the same, bit for bit); one request to
+    each shard."""
     chosen = store.reference_documents(REFERENCE_DOCUMENTS)  # (shard, row), in hash order
-    parts = []
+    rows: list[list[int]] = [[] for _ in store.shards]
     for shard, row in chosen:
-        parts.append(vectors_of(shards.searches[shard], np.array([row], dtype=np.int64)))
-    return stack(parts)
+        rows[shard].append(row)
+    answers = shards.ask_each(method, [(np.array(r, dtype=np.int64),) for r in rows])
+    taken = [iter(answer) for answer in answers]
+    return stack([next(taken[shard]) for shard, _ in chosen])

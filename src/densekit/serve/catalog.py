@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,16 @@ from densekit.errors import CollectionError, DensekitError, InputError
 from densekit.retrieve import Collection
 from densekit.serve.models import ModelPool
 from densekit.store import ChangeReport, update_collection
+from densekit.store.collection import StoredCollection
 from densekit.store.layout import SHARDS_FILE
 from densekit.store.manifest import MANIFEST_NAME
-from densekit.store.sharded import open_store
+from densekit.store.sharded import ShardedStore, open_store
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
+
+
+StoreOpener = Callable[[Path], StoredCollection | ShardedStore]
 
 
 class UnknownCollectionError(InputError):
@@ -54,10 +58,13 @@ class _Snapshot:
 class ServedCollection:
     """One served collection directory."""
 
-    def __init__(self, name: str, directory: Path, models: ModelPool) -> None:
+    def __init__(
+        self, name: str, directory: Path, models: ModelPool, opener: StoreOpener = open_store
+    ) -> None:
         self.name = name
         self.directory = directory
         self._models = models
+        self._opener = opener
         self._lock = threading.Lock()  # guards the snapshot swap and reader counts
         self._write_lock = threading.Lock()  # one change at a time
         self._closed = False
@@ -65,7 +72,7 @@ class ServedCollection:
         self._seen = self._manifest_version()
 
     def _open(self) -> Collection:
-        stored = open_store(self.directory)
+        stored = self._opener(self.directory)
         info = stored.manifest.encoder
         # A collection of vectors made elsewhere has no model: BM25 works, dense search says so.
         if info is None or info.backend == "precomputed":
@@ -179,14 +186,21 @@ def check_directories(directories: Mapping[str, str | Path]) -> None:
 class Catalog:
     """Served collections by name; a name can only ever reach a directory given at start."""
 
-    def __init__(self, directories: Mapping[str, str | Path], models: ModelPool) -> None:
+    def __init__(
+        self,
+        directories: Mapping[str, str | Path],
+        models: ModelPool,
+        opener: StoreOpener = open_store,
+    ) -> None:
+        """``opener`` opens each directory's store (:func:`densekit.store.sharded.open_store`,
+        or one that searches shards on a cluster)."""
         if not directories:
             raise InputError("give at least one collection directory to serve")
         self._served: dict[str, ServedCollection] = {}
         check_directories(directories)
         for name, directory in directories.items():
             try:
-                self._served[name] = ServedCollection(name, Path(directory), models)
+                self._served[name] = ServedCollection(name, Path(directory), models, opener)
             except CollectionError as exc:
                 raise CollectionError(f"collection {name!r}: {exc}") from None
 

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from densekit.errors import DensekitError
+from densekit.retrieve.scatter_gather import ShardUnavailableError
 from densekit.serve import schemas
 from densekit.serve.batching import EncodeTimeoutError
 from densekit.serve.cancellation import (
@@ -113,7 +114,12 @@ def status_of(exc: DensekitError) -> int:
     if isinstance(exc, ClientGoneError):
         return CLIENT_GONE
     if isinstance(
-        exc, ShuttingDownError | EncodeTimeoutError | RequestTimeoutError | RequestCancelledError
+        exc,
+        ShuttingDownError
+        | EncodeTimeoutError
+        | RequestTimeoutError
+        | RequestCancelledError
+        | ShardUnavailableError,
     ):
         return 503
     return 400

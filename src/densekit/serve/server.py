@@ -13,7 +13,7 @@ from typing import Any
 from densekit.errors import InputError
 from densekit.retrieve.pipeline import Pipeline
 from densekit.serve.app import create_app
-from densekit.serve.catalog import Catalog
+from densekit.serve.catalog import Catalog, StoreOpener
 from densekit.serve.connections import (
     ConnectionLimits,
     bound_port,
@@ -25,6 +25,7 @@ from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
 from densekit.serve.security import read_api_key
 from densekit.serve.state import ServerState
+from densekit.store.sharded import open_store
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class ServeOptions:
     max_body_bytes: int = 8 * 1024 * 1024
     allow_origins: Sequence[str] = ()  # web pages' origins allowed to call the server
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    # Opens each collection's store: open_store, or one searching shards on a cluster
+    # (densekit.distributed.shard_actors.ray_opener).
+    opener: StoreOpener = open_store
 
     def __post_init__(self) -> None:
         if not 0 < self.timeout_s <= 3600:
@@ -67,7 +71,7 @@ def open_state(
             raise InputError(f"{path}: a second pipeline named {pipeline.name!r}; rename one")
         named[pipeline.name] = pipeline
     api_key = read_api_key(options.api_key_file) if options.api_key_file else None
-    catalog = Catalog(collections, pool)
+    catalog = Catalog(collections, pool, options.opener)
     for model in models:
         pool.add(model)
     return ServerState(

@@ -16,7 +16,7 @@ import json
 import re
 import shutil
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -139,6 +139,7 @@ class ShardedStore:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.shards: list[StoredCollection] = []
+        self._on_close: list[Callable[[], object]] = []
         for attempt in range(_OPEN_ATTEMPTS):
             self.shard_set = ShardSet.read(self.directory)
             try:
@@ -253,7 +254,13 @@ class ShardedStore:
     def doc_ids(self) -> list[str]:
         return [doc_id for shard in self.shards for doc_id in shard.doc_ids]
 
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` when this snapshot closes (what serves it elsewhere stops)."""
+        self._on_close.append(callback)
+
     def close(self) -> None:
+        while self._on_close:
+            self._on_close.pop()()
         for shard in self.shards:
             shard.close()
 

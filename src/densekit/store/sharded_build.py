@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,11 +55,14 @@ def build_sharded(
     overwrite: bool = False,
     encoder: Encoder | None = None,
     remote: PartitionEncoder | None = None,
+    before_building: Callable[[], object] | None = None,
 ) -> ShardedStore:
     """Build a collection of ``shards`` shards from ``corpus`` into ``out``; return it opened.
-    ``remote``: encode with these workers, as :func:`build_collection` does."""
+    ``remote``: encode with these workers, as :func:`build_collection` does;
+    ``before_building``: called with ``out`` held for writing, before anything is written
+    (it raises to refuse)."""
     options = options or BuildOptions()
-    _check_request(shards, options)
+    check_shard_request(shards, options)
     directory = Path(out)
     reader = CorpusReader(
         corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
@@ -67,6 +71,8 @@ def build_sharded(
     if options.retriever != "bm25" and encoder is None:
         encoder = options.load_encoder()  # once for every shard; a wrong model fails now
     with layout.claimed_output(directory, overwrite=overwrite):
+        if before_building is not None:
+            before_building()
         routing = directory / f".routing-{key[:8]}"
         _route(reader, routing, shards, progress=options.progress)
         statistics = _lexical_statistics(routing, shards, options)
@@ -92,7 +98,7 @@ def build_sharded(
     return ShardedStore(directory)
 
 
-def _check_request(shards: int, options: BuildOptions) -> None:
+def check_shard_request(shards: int, options: BuildOptions) -> None:
     if not 2 <= shards <= MAX_SHARDS:
         raise InputError(f"--shards {shards}: give 2 to {MAX_SHARDS} (1 is an unsharded build)")
     if options.vectors is not None:

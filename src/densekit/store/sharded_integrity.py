@@ -64,10 +64,12 @@ def verify_sharded(directory: str | Path, *, open_check: bool = False) -> Integr
 
 def sharded_leftovers(directory: Path, shard_set: ShardSet) -> list[Finding]:
     """What neither ``shards.json`` nor a shard's pinned manifest names."""
+    unfinished = {".routing-": "a build", ".reshard-": "a reshard"}
     found = [
-        Finding(entry.name, "routed documents of a build that did not finish")
+        Finding(entry.name, f"routed documents of {what} that did not finish")
         for entry in sorted(directory.iterdir())
-        if entry.is_dir() and entry.name.startswith(".routing-")
+        for prefix, what in unfinished.items()
+        if entry.is_dir() and entry.name.startswith(prefix)
     ]
     found += [
         Finding(entry.name, "a shard no longer named by shards.json")
