@@ -142,3 +142,17 @@ def assert_same_ranking(mine: list[tuple[str, float]], theirs: list[tuple[str, f
         positions = list(group)
         if score != last:
             assert {mine[i][0] for i in positions} == {theirs[i][0] for i in positions}
+
+
+def assert_same_rankings(
+    one: Collection,
+    other: Collection,
+    queries: list[str],
+    retrievers: Sequence[str] = ("dense", "bm25", "hybrid"),
+) -> None:
+    """``one`` ranks ``queries`` as ``other`` does (``assert_same_ranking``) with each retriever."""
+    for retriever in retrievers:
+        expected = other.searcher(retriever).search(queries, 10)
+        found = one.searcher(retriever).search(queries, 10)
+        for mine, theirs in zip(found, expected, strict=True):
+            assert_same_ranking([(h.id, h.score) for h in mine], [(h.id, h.score) for h in theirs])

@@ -20,7 +20,7 @@ def densekit(*args: object) -> subprocess.CompletedProcess[str]:
 FLAGS = ("--model", "static", "--quiet", "--no-cache", "--shard-rows", "32")
 
 
-def test_index_on_the_cluster_then_search_in_another_process(
+def test_index_sharded_on_the_cluster_then_search_in_another_process(
     ray_cluster, scifact_part, tmp_path: Path
 ) -> None:
     require("static_model")
@@ -28,10 +28,11 @@ def test_index_on_the_cluster_then_search_in_another_process(
     local, distributed = tmp_path / "local", tmp_path / "ray"
     assert densekit("index", corpus, "--out", local, *FLAGS).returncode == 0
     built = densekit(
-        "index", corpus, "--out", distributed, *FLAGS, "--ray", ray_cluster.address, "--workers", 2
-    )
+        "index", corpus, "--out", distributed, *FLAGS, "--shards", 2,
+        "--ray", ray_cluster.address, "--workers", 2,
+    )  # fmt: skip
     assert built.returncode == 0, built.stderr
-    assert "built" in built.stdout and "300 documents" in built.stdout
+    assert "built" in built.stdout and "300 documents in 2 shards" in built.stdout
     for query in queries[:3]:
         found = [
             json.loads(densekit("search", c, query, "--json").stdout)["hits"]

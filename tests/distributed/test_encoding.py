@@ -118,9 +118,9 @@ def test_distributed_build_equals_the_local_one_with_the_default_model(
     assert [[h.id for h in hits] for hits in first] == [[h.id for h in hits] for hits in second]
 
 
-def test_a_killed_worker_has_its_partition_retried(
-    ray_cluster, scifact_part, local_static, tmp_path, monkeypatch
-) -> None:
+def _kill_worker_0(monkeypatch, after: int, restart: bool) -> None:
+    """Kill encoding worker 0 right after the ``after``-th partition is sent (Ray restarts it
+    only with ``restart``)."""
     import ray
 
     submitted = []
@@ -129,10 +129,16 @@ def test_a_killed_worker_has_its_partition_retried(
     def submit_then_kill(self, key, texts):
         submit(self, key, texts)
         submitted.append(key)
-        if len(submitted) == 3:  # a partition is in flight on worker 0: kill it (Ray restarts it)
-            ray.kill(self.actors[0], no_restart=False)
+        if len(submitted) == after and 0 in self.actors:
+            ray.kill(self.actors[0], no_restart=not restart)
 
     monkeypatch.setattr(encoding_module.RayEncoding, "submit", submit_then_kill)
+
+
+def test_a_killed_worker_has_its_partition_retried(
+    ray_cluster, scifact_part, local_static, tmp_path, monkeypatch
+) -> None:
+    _kill_worker_0(monkeypatch, after=3, restart=True)  # a partition is in flight on it
     corpus, _ = scifact_part
     built = _distributed_build(corpus, tmp_path / "c", STATIC, workers=2)
     _assert_same_vectors(built, local_static)
@@ -142,18 +148,7 @@ def test_a_killed_worker_has_its_partition_retried(
 def test_a_worker_that_cannot_come_back_leaves_its_partitions_to_the_others(
     ray_cluster, scifact_part, local_static, tmp_path, monkeypatch, capsys
 ) -> None:
-    import ray
-
-    submitted = []
-    submit = encoding_module.RayEncoding.submit
-
-    def submit_then_kill(self, key, texts):
-        submit(self, key, texts)
-        submitted.append(key)
-        if len(submitted) == 2 and 0 in self.actors:
-            ray.kill(self.actors[0], no_restart=True)
-
-    monkeypatch.setattr(encoding_module.RayEncoding, "submit", submit_then_kill)
+    _kill_worker_0(monkeypatch, after=2, restart=False)
     corpus, _ = scifact_part
     built = _distributed_build(corpus, tmp_path / "c", STATIC, workers=2)
     _assert_same_vectors(built, local_static)

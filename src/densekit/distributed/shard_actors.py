@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from densekit.distributed.cluster import connected, import_ray
-from densekit.retrieve.scatter_gather import ShardSearch, ShardUnavailableError, use_shards
+from densekit.retrieve.scatter_gather import (
+    ShardSearch,
+    ShardUnavailableError,
+    partial_report,
+    use_shards,
+)
 from densekit.store.collection import StoredCollection
 from densekit.store.manifest import Manifest
 from densekit.store.sharded import ShardedStore, open_store
@@ -91,12 +96,19 @@ class RayShards:
     def _answers(self, references: list[Any], seconds: float | None = None) -> list[Any]:
         errors = self._ray.exceptions
         deadline = time.monotonic() + (seconds or self.answer_seconds)
-        answers = []
+        report = partial_report()
+        if report is not None:
+            report.shards = len(references)
+        answers: list[Any] = []
         for number, reference in enumerate(references):
             try:
                 left = max(deadline - time.monotonic(), 0.0)
                 answers.append(self._ray.get(reference, timeout=left))
             except (errors.RayActorError, errors.GetTimeoutError) as error:
+                if report is not None:  # the caller takes the other shards' answers
+                    report.missing.add(number)
+                    answers.append(None)
+                    continue
                 shard = self.store.shard_set.shards[number]
                 reason = (
                     "did not answer in time"
@@ -107,6 +119,11 @@ class RayShards:
                     f"{self.store.directory}: shard {number} ({shard}) {reason}; it is "
                     "restarted from its files: try again in a moment"
                 ) from None
+        if report is not None and len(report.missing) == len(references):
+            raise ShardUnavailableError(
+                f"{self.store.directory}: no shard answered; they are restarted from their "
+                "files: try again in a moment"
+            )
         return answers
 
     def close(self) -> None:

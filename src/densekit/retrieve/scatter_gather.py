@@ -13,8 +13,10 @@ summed document frequencies.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -100,19 +102,52 @@ class Shards:
         return list(self.pool.map(lambda call, given: call(*given), calls, args))
 
 
-def merge(found: Sequence[Found], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per query, the best ``k`` of every shard's list (shard n's in ``found[n]``), in global
-    rows."""
+def merge(found: Sequence[Found | None], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query, the best ``k`` of every shard's list (shard n's in ``found[n]``; None for a
+    shard left out of a partial answer), in global rows."""
     count = len(found)
+    present = [(shard, lists) for shard, lists in enumerate(found) if lists is not None]
     merged = []
-    for lists in zip(*found, strict=True):
-        rows = np.concatenate(
-            [r.astype(np.int64) * count + shard for shard, (r, _) in enumerate(lists)]
-        )
-        scores = np.concatenate([s for _, s in lists]).astype(np.float32)
+    for number in range(len(present[0][1]) if present else 0):
+        parts = [(shard, lists[number]) for shard, lists in present]
+        rows = np.concatenate([r.astype(np.int64) * count + shard for shard, (r, _) in parts])
+        scores = np.concatenate([s for _, (_, s) in parts]).astype(np.float32)
         order = np.argsort(-scores, kind="stable")[:k]
         merged.append((rows[order], scores[order]))
     return merged
+
+
+@dataclass
+class ShardReport:
+    """Which shards answered the searches of a :func:`partial_results` block."""
+
+    shards: int = 0
+    missing: set[int] = field(default_factory=set)
+
+    @property
+    def answered(self) -> list[int]:
+        return [number for number in range(self.shards) if number not in self.missing]
+
+
+_partial: ContextVar[ShardReport | None] = ContextVar("densekit_partial_results", default=None)
+
+
+@contextmanager
+def partial_results(allowed: bool = True) -> Iterator[ShardReport | None]:
+    """Within the block (this thread's searches), a shard that does not answer is left out of
+    the merged lists instead of failing the search; the report says which shards answered."""
+    report = ShardReport() if allowed else None
+    token = _partial.set(report)
+    try:
+        yield report
+    finally:
+        _partial.reset(token)
+
+
+def partial_report() -> ShardReport | None:
+    """The report of the :func:`partial_results` block around this call, if any: an executor
+    records there the shards that did not answer (and answers None for them)."""
+    return _partial.get()
 
 
 # Executors attached to a store (shard actors on a cluster); without one, threads here.
@@ -159,13 +194,14 @@ class ShardedLexicalRetriever:
     def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
         tokens = self.analyse(queries)
         answers = self.shards.ask("lexical", tokens, k)
+        present = [answer for answer in answers if answer is not None]
         frequencies = [
-            np.sum([counts[number] for _, counts, _ in answers], axis=0)
+            np.sum([counts[number] for _, counts, _ in present], axis=0)
             for number in range(len(tokens))
         ]
-        documents = sum(count for _, _, count in answers)
+        documents = sum(count for _, _, count in present)
         ceilings = bm25_ceilings(tokens, frequencies, documents, self.weight)
-        merged = merge([found for found, _, _ in answers], k)
+        merged = merge([answer[0] if answer else None for answer in answers], k)
         return [
             Ranking(rows, scores, ScoreScale(0.0, float(ceiling)) if ceiling > 0 else None)
             for (rows, scores), ceiling in zip(merged, ceilings, strict=True)
@@ -226,6 +262,7 @@ def _reference(
     rows: list[list[int]] = [[] for _ in store.shards]
     for shard, row in chosen:
         rows[shard].append(row)
-    answers = shards.ask_each(method, [(np.array(r, dtype=np.int64),) for r in rows])
+    with partial_results(allowed=False):  # calibration needs every shard's documents
+        answers = shards.ask_each(method, [(np.array(r, dtype=np.int64),) for r in rows])
     taken = [iter(answer) for answer in answers]
     return stack([next(taken[shard]) for shard, _ in chosen])

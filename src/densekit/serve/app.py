@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 
 from densekit.corpus.document import Document
+from densekit.retrieve.scatter_gather import partial_results
 from densekit.serve import refusals, schemas
 from densekit.serve.cancellation import run_cancellable
 from densekit.serve.catalog import NAME_PATTERN
@@ -202,7 +203,10 @@ def create_app(state: ServerState) -> Any:
         started = anyio.current_time()
 
         def run() -> schemas.SearchResponse:
-            with served.snapshot() as collection:
+            with (
+                served.snapshot() as collection,
+                partial_results(body.allow_partial) as report,
+            ):
                 searcher = collection.searcher(body.retriever, pipeline=pipeline)
                 weighed = None
                 if body.explain:
@@ -222,9 +226,14 @@ def create_app(state: ServerState) -> Any:
             if weighed is not None:
                 for result, lists in zip(results, weighed, strict=True):
                     result.weights = [_list_weight(part) for part in lists]
-            return schemas.SearchResponse(
+            answer = schemas.SearchResponse(
                 collection=body.collection, retriever=retriever, results=results, took_ms=0.0
             )
+            if report is not None and report.shards:  # searched by shards that may be down
+                answer.shards = schemas.ShardsAnswered(
+                    answered=report.answered, missing=sorted(report.missing)
+                )
+            return answer
 
         answer = await blocking(run, request)
         answer.took_ms = round((anyio.current_time() - started) * 1000, 2)

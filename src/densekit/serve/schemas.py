@@ -84,6 +84,12 @@ class SearchRequest(Strict):
     explain: bool = Field(
         False, description="also give how each query's candidate lists were weighed"
     )
+    allow_partial: bool = Field(
+        False,
+        description="on a sharded collection served with shard actors, answer from the shards "
+        "that answer when one is down (the response's `shards` says which); otherwise such a "
+        "search fails with 503",
+    )
 
     @model_validator(mode="after")
     def _one_of_query_or_queries(self) -> SearchRequest:
@@ -121,11 +127,21 @@ class QueryResult(BaseModel):
     )
 
 
+class ShardsAnswered(BaseModel):
+    """Which shards of a sharded collection answered a search that allowed partial results."""
+
+    answered: list[int]
+    missing: list[int]
+
+
 class SearchResponse(BaseModel):
     collection: str
     retriever: str
     results: list[QueryResult]
     took_ms: float
+    shards: ShardsAnswered | None = Field(
+        None, description="with allow_partial: the shards whose documents the results hold"
+    )
 
 
 class EmbeddingsRequest(BaseModel):
