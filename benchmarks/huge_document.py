@@ -90,9 +90,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     row = {"line_mb": args.mb, "retriever": args.retriever, "model": args.model, **result}
     print(json.dumps(row, indent=2))
+    row["environment"] = environment()  # each run its own: a run replaces only its row
     existing = RESULTS / "huge_document.json"
     report = json.loads(existing.read_text()) if existing.exists() else {"runs": {}}
-    report["environment"] = environment()
+    report.pop("environment", None)
     report["runs"][f"{args.retriever}-{args.model}-{args.mb}mb"] = row
     write_json("huge_document", report)
 
