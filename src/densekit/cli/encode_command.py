@@ -10,7 +10,7 @@ from densekit.cli.corpus_arguments import (
     build_options_from,
     report_encoding,
 )
-from densekit.cli.ray_arguments import add_ray_arguments, check_ray_arguments, remote_encoding
+from densekit.cli.ray_arguments import add_ray_arguments, remote_encoding
 from densekit.store import BuildOptions
 from densekit.store.embeddings_dir import encode_corpus
 
@@ -37,7 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = BuildOptions(**build_options_from(args, retriever="dense"))
-    check_ray_arguments(args)
     encoder = options.load_encoder()
     with remote_encoding(args, options, encoder) as remote:
         manifest = encode_corpus(

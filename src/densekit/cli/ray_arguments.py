@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from densekit.encode import Encoder
 from densekit.errors import InputError
 from densekit.store import BuildOptions
-from densekit.store.collection import StoredCollection
 from densekit.store.encoding_run import PartitionEncoder
-from densekit.store.sharded import ShardedStore
-
-StoreOpener = Callable[[Path], StoredCollection | ShardedStore]
+from densekit.store.sharded import StoreOpener
 
 THIS_MACHINE = "this-machine"  # --ray without an address
 

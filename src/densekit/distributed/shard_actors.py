@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from densekit.retrieve.scatter_gather import (
 )
 from densekit.store.collection import StoredCollection
 from densekit.store.manifest import Manifest
-from densekit.store.sharded import ShardedStore, open_store
+from densekit.store.sharded import ShardedStore, StoreOpener, open_store
 
 # The StoredCollection property that loads each retriever's index.
 INDEX_OF = {"dense": "dense_index", "bm25": "lexical_index", "splade": "sparse_index"}
@@ -154,7 +154,7 @@ def ray_opener(directory: str | Path) -> StoredCollection | ShardedStore:
 
 
 @contextmanager
-def shard_actors(address: str | None = None) -> Iterator[Callable[[str | Path], Any]]:
+def shard_actors(address: str | None = None) -> Iterator[StoreOpener]:
     """Joined to the cluster at ``address``: an opener of collections whose shards are
     searched by actors (:func:`ray_opener`)."""
     with connected(address):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,16 +22,12 @@ from densekit.errors import CollectionError, DensekitError, InputError
 from densekit.retrieve import Collection
 from densekit.serve.models import ModelPool
 from densekit.store import ChangeReport, update_collection
-from densekit.store.collection import StoredCollection
 from densekit.store.layout import SHARDS_FILE
 from densekit.store.manifest import MANIFEST_NAME
-from densekit.store.sharded import ShardedStore, open_store
+from densekit.store.sharded import StoreOpener, open_store
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
-
-
-StoreOpener = Callable[[Path], StoredCollection | ShardedStore]
 
 
 class UnknownCollectionError(InputError):

@@ -13,7 +13,7 @@ from typing import Any
 from densekit.errors import InputError
 from densekit.retrieve.pipeline import Pipeline
 from densekit.serve.app import create_app
-from densekit.serve.catalog import Catalog, StoreOpener
+from densekit.serve.catalog import Catalog
 from densekit.serve.connections import (
     ConnectionLimits,
     bound_port,
@@ -25,7 +25,7 @@ from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
 from densekit.serve.security import read_api_key
 from densekit.serve.state import ServerState
-from densekit.store.sharded import open_store
+from densekit.store.sharded import StoreOpener, open_store
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,16 +20,21 @@ from pathlib import Path
 import numpy as np
 
 from densekit.corpus.chunking import ChunkConfig, document_passages
+from densekit.corpus.document import Document
 from densekit.encode import Encoder
 from densekit.encode.cache import EmbeddingCache
 from densekit.errors import CollectionError, InputError
-from densekit.files.durability import atomic_write_text
 from densekit.store.build_options import BuildOptions
 from densekit.store.collection import StoredCollection
 from densekit.store.layout import SHARDS_FILE
 from densekit.store.manifest import MANIFEST_NAME, EncoderInfo, Manifest
 from densekit.store.sharded import ShardedStore, open_store
-from densekit.store.sharded_build import ROUTED_FIELDS, build_sharded, check_shard_request
+from densekit.store.sharded_build import (
+    ROUTED_FIELDS,
+    build_sharded,
+    check_shard_request,
+    routed_line,
+)
 
 WORK_PREFIX = ".reshard-"  # inside the collection: its documents and warmed cache
 
@@ -159,37 +164,45 @@ def _export(
     cache = None
     if encoder is not None:
         cache = EmbeddingCache(work / "cache", encoder.fingerprint, encoder.dimension)
+    staging = work / "corpus.jsonl.tmp"  # streamed: a collection's text need not fit in memory
     try:
-        lines = []
-        for part in _parts(store):
-            for document, vectors in _documents_with_vectors(part, cache is not None):
-                record = {
-                    **document.metadata,
-                    ROUTED_FIELDS.id: document.id,
-                    ROUTED_FIELDS.title: document.title,
-                    ROUTED_FIELDS.text: document.text,
-                }
-                lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-                if cache is not None and encoder is not None and vectors is not None:
-                    pieces = document_passages(document, encoder.token_spans, chunk)
-                    texts = [text for _, text in pieces]
-                    if len(texts) != len(vectors):
-                        raise CollectionError(
-                            f"{part.directory}: document {document.id!r} has {len(vectors)} "
-                            f"stored passages, but chunking it again gives {len(texts)}; "
-                            "rebuild the collection with --shards instead"
-                        )
-                    cache.put_many(texts, vectors)
+        with staging.open("w", encoding="utf-8") as handle:
+            for part in _parts(store):
+                for document, vectors in _documents_with_vectors(part, cache is not None):
+                    handle.write(routed_line(document))
+                    if cache is not None and encoder is not None and vectors is not None:
+                        _cache_passages(cache, part, document, vectors, encoder, chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
     finally:
         if cache is not None:
             cache.close()
-    atomic_write_text(corpus, "".join(lines))
+    os.replace(staging, corpus)  # complete, so a rerun keeps it
     return corpus
+
+
+def _cache_passages(
+    cache: EmbeddingCache,
+    part: StoredCollection,
+    document: Document,
+    vectors: np.ndarray,
+    encoder: Encoder,
+    chunk: ChunkConfig | None,
+) -> None:
+    """Put ``document``'s stored passage vectors in ``cache`` under the texts a build makes."""
+    texts = [text for _, text in document_passages(document, encoder.token_spans, chunk)]
+    if len(texts) != len(vectors):
+        raise CollectionError(
+            f"{part.directory}: document {document.id!r} has {len(vectors)} stored passages, "
+            f"but chunking it again gives {len(texts)}; rebuild the collection with --shards "
+            "instead"
+        )
+    cache.put_many(texts, vectors)
 
 
 def _documents_with_vectors(
     part: StoredCollection, dense: bool
-) -> Iterator[tuple[object, np.ndarray | None]]:
+) -> Iterator[tuple[Document, np.ndarray | None]]:
     rows = {doc_id: row for row, doc_id in enumerate(part.row_ids) if doc_id is not None}
     if dense:
         vectors, groups = part.dense_vectors()

@@ -377,6 +377,11 @@ def retire_shards(directory: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+StoreOpener = Callable[[Path], StoredCollection | ShardedStore]
+"""What opens a collection's store: :func:`open_store`, or one that also starts what searches
+its shards elsewhere (:func:`densekit.distributed.shard_actors.ray_opener`)."""
+
+
 def open_store(directory: str | Path) -> StoredCollection | ShardedStore:
     """The collection at ``directory``, sharded or not."""
     return ShardedStore(directory) if is_sharded(directory) else StoredCollection(directory)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from densekit.corpus.document import Document
 from densekit.corpus.readers import CorpusReader, FieldNames
 from densekit.encode import Encoder
 from densekit.errors import InputError
@@ -140,13 +141,7 @@ def _route(reader: CorpusReader, routing: Path, shards: int, *, progress: bool) 
                 )
             seen.add(document.id)
             number = shard_of(document.id, shards)
-            record = {
-                **document.metadata,
-                ROUTED_FIELDS.id: document.id,
-                ROUTED_FIELDS.title: document.title,
-                ROUTED_FIELDS.text: document.text,
-            }
-            handles[number].write(json.dumps(record, ensure_ascii=False) + "\n")
+            handles[number].write(routed_line(document))
             counts[number] += 1
         for handle in handles:
             handle.flush()
@@ -167,6 +162,17 @@ def _route(reader: CorpusReader, routing: Path, shards: int, *, progress: bool) 
     record = {"documents": counts, "skipped_empty": reader.stats.skipped_empty}
     (routing / ROUTED_DONE).write_text(json.dumps(record), encoding="utf-8")
     fsync_directory(routing)
+
+
+def routed_line(document: Document) -> str:
+    """``document`` as one JSONL line of a routed file (read back with ROUTED_FIELDS)."""
+    record = {
+        **document.metadata,
+        ROUTED_FIELDS.id: document.id,
+        ROUTED_FIELDS.title: document.title,
+        ROUTED_FIELDS.text: document.text,
+    }
+    return json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def _lexical_statistics(
