@@ -1,6 +1,6 @@
 """Past one machine: distributed encoding and scatter-gather search, each beside its anchor.
 
-    .venv/bin/python benchmarks/distributed.py [--parts encoding,scatter_gather,actors]
+    .venv/bin/python benchmarks/distributed.py [--parts encoding,scatter_gather,actors,serving]
 
 - encoding: passages/s of MiniLM over the first SciFact documents, encoded by densekit's
   single-process encoder (1 thread, and every core) and by Ray worker pools of 1 and 2 workers
@@ -14,6 +14,11 @@
   shard; the merged top 10 is checked to equal the unsharded one.
 - actors: a sharded SciFact collection (4 shards, static model) searched by shard actors on the
   local cluster against the same shards in threads: the per-search cost of asking actors.
+- serving: `densekit serve --ray` on that collection's shard actors, 16 clients sending dense
+  searches: concurrent requests' shard searches micro-batched (the default) against each
+  request asking the shards alone (`--no-batching`, which also encodes each query alone: with
+  the static model that costs ~0.1 ms, so the difference is the shard searches): QPS, latency,
+  queries per shard search, and the rankings of both compared.
 - projection (always): a 1-billion-passage layout computed from these figures and the 1M-vector
   shard measured by benchmarks/index.py (docs/scale.md).
 
@@ -48,6 +53,7 @@ SYNTHETIC_VECTORS = 20_000 if QUICK else 1_000_000
 SHARD_COUNTS = [1, 2, 4, 8]
 SINGLE_QUERIES = 30 if QUICK else 200
 BATCH, BATCHES = 64, (2 if QUICK else 8)
+SERVE_CLIENTS, SERVE_REQUESTS = 16, (5 if QUICK else 40)
 K = 10
 
 
@@ -228,17 +234,27 @@ def scatter_gather() -> dict[str, Any]:
 # --- shard actors ---------------------------------------------------------------------------
 
 
+def scifact_queries() -> list[str]:
+    return [json.loads(line)["text"] for line in (dataset("scifact") / "queries.jsonl").open()]
+
+
+def static_scifact_shards() -> Path:
+    """SciFact in 4 shards with the static model, built afresh."""
+    from densekit.store.sharded_build import build_sharded
+
+    folder = BUILD / "distributed-scifact-static-4"
+    options = BuildOptions(model="static", retriever="hybrid", progress=False, cache_dir=None)
+    corpus = dataset("scifact") / "corpus.jsonl"
+    build_sharded(corpus, folder, options, shards=4, overwrite=True).close()
+    return folder
+
+
 def actors() -> dict[str, Any]:
     from densekit.distributed.shard_actors import ray_opener
     from densekit.retrieve import Collection, open_collection
-    from densekit.store.sharded_build import build_sharded
 
-    corpus = dataset("scifact") / "corpus.jsonl"
-    queries = [json.loads(line)["text"] for line in (dataset("scifact") / "queries.jsonl").open()]
-    queries = queries[:SINGLE_QUERIES]
-    folder = BUILD / "distributed-scifact-static-4"
-    options = BuildOptions(model="static", retriever="hybrid", progress=False, cache_dir=None)
-    build_sharded(corpus, folder, options, shards=4, overwrite=True).close()
+    queries = scifact_queries()[:SINGLE_QUERIES]
+    folder = static_scifact_shards()
     measured: dict[str, Any] = {}
     with open_collection(folder) as threaded, local_cluster(nodes=2):
         on_actors = Collection(ray_opener(folder))
@@ -257,6 +273,32 @@ def actors() -> dict[str, Any]:
             print(f"{retriever}: actors/threads p50 {ratio:.2f}", flush=True)
         on_actors.close()
     return {"collection": "SciFact (5,183 docs), static model, 4 shards", **measured}
+
+
+def serving() -> dict[str, Any]:
+    import asyncio
+
+    from serve import batch_sizes, client_load, same_rankings
+    from serve_process import running_server
+
+    queries, folder = scifact_queries(), static_scifact_shards()
+    rows: dict[str, dict[str, Any]] = {}
+    with local_cluster(nodes=2) as address:
+        for label, flags in (("batched", ()), ("alone", ("--no-batching",))):
+            with running_server(folder, "--ray", address, *flags) as url:
+                rows[label] = asyncio.run(client_load(url, queries, SERVE_CLIENTS, SERVE_REQUESTS))
+                rows[label].update(batch_sizes(url, "densekit_shard_batch_size"))
+            print(label, {k: v for k, v in rows[label].items() if k != "_rankings"}, flush=True)
+    compared = same_rankings(rows["batched"], rows["alone"])
+    for row in rows.values():
+        row.pop("_rankings")
+        row["queries_per_shard_search"] = row.pop("mean_batch") or 1.0  # alone: not counted
+    return {
+        "collection": "SciFact (5,183 docs), static model, 4 shard actors on 2 one-core nodes",
+        "clients": SERVE_CLIENTS,
+        **rows,
+        "batched_vs_alone": compared,
+    }
 
 
 # --- on paper: a billion passages ----------------------------------------------------------
@@ -347,9 +389,14 @@ def plot(data: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="encoding,scatter_gather,actors")
+    parser.add_argument("--parts", default="encoding,scatter_gather,actors,serving")
     args = parser.parse_args()
-    parts = {"encoding": encoding, "scatter_gather": scatter_gather, "actors": actors}
+    parts = {
+        "encoding": encoding,
+        "scatter_gather": scatter_gather,
+        "actors": actors,
+        "serving": serving,
+    }
     BUILD.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "distributed.json"
     data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}

@@ -49,7 +49,9 @@ from densekit.retrieve import Collection
 CLIENTS = (1, 4, 16, 64)
 
 
-async def _load(url: str, queries: list[str], clients: int, requests: int) -> dict:
+async def client_load(url: str, queries: list[str], clients: int, requests: int) -> dict:
+    """``clients`` clients, each sending ``requests`` dense searches of the collection served
+    as "scifact" one after another: throughput, latency, and each query's ranking."""
     latencies: list[float] = []
     errors = 0
     rankings: dict[str, list[tuple[str, float]]] = {}
@@ -95,14 +97,13 @@ async def _load(url: str, queries: list[str], clients: int, requests: int) -> di
     }
 
 
-def batch_sizes(url: str) -> dict[str, float]:
-    """Mean texts per model call so far, from the server's own Prometheus metrics."""
+def batch_sizes(url: str, metric: str = "densekit_encode_batch_size") -> dict[str, float]:
+    """Mean texts per model call (or queries per shard search: ``metric``) so far, from the
+    server's own Prometheus metrics."""
     text = httpx.get(url + "/metrics").text
-    values = {}
+    values = {"sum": 0.0, "count": 0.0}
     for line in text.splitlines():
-        if line.startswith("densekit_encode_batch_size_sum") or line.startswith(
-            "densekit_encode_batch_size_count"
-        ):
+        if line.startswith(f"{metric}_sum") or line.startswith(f"{metric}_count"):
             name, value = line.rsplit(" ", 1)
             values[name.split("{")[0].rsplit("_", 1)[1]] = float(value)
     return {"mean_batch": round(values["sum"] / max(values["count"], 1), 2)}
@@ -116,12 +117,23 @@ def run_load(directory: Path, queries: list[str], requests: int) -> dict:
     ):
         with running_server(directory, *flags) as url:
             for count in clients:
-                row = asyncio.run(_load(url, queries, count, requests))
+                row = asyncio.run(client_load(url, queries, count, requests))
                 row.update(batch_sizes(url))
                 results[label][str(count)] = row
                 shown = {k: v for k, v in row.items() if not k.startswith("_")}
                 print(label, json.dumps(shown), flush=True)
     on, off = results["batching"]["16"], results["no_batching"]["16"]
+    compared = same_rankings(on, off)
+    for table in results.values():
+        for row in table.values():
+            row.pop("_rankings")
+    results["batching_vs_off_16_clients"] = compared
+    return results
+
+
+def same_rankings(on: dict, off: dict) -> dict:
+    """Throughput of load ``on`` over load ``off``, and how their rankings of the queries both
+    sent compare."""
     same = [q for q in on["_rankings"] if q in off["_rankings"]]
     identical = sum(
         [d for d, _ in on["_rankings"][q]] == [d for d, _ in off["_rankings"][q]] for q in same
@@ -131,16 +143,12 @@ def run_load(directory: Path, queries: list[str], requests: int) -> dict:
         for q in same
         for a, b in zip(on["_rankings"][q], off["_rankings"][q], strict=True)
     )
-    for table in results.values():
-        for row in table.values():
-            row.pop("_rankings")
-    results["batching_vs_off_16_clients"] = {
+    return {
         "throughput_ratio": round(on["qps"] / off["qps"], 2),
         "queries_compared": len(same),
         "identical_rankings": identical,
         "max_score_difference": float(f"{score_gap:.2e}"),
     }
-    return results
 
 
 def model_alone(directory: Path, queries: list[str], sizes: tuple[int, ...] = (1, 8, 16)) -> dict:

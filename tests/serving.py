@@ -17,6 +17,7 @@ from densekit.retrieve import build_collection
 from densekit.serve.catalog import Catalog
 from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
+from densekit.serve.shard_batching import ShardBatching
 from densekit.serve.state import ServerState
 from densekit.store import BuildOptions
 
@@ -54,10 +55,12 @@ def hashing_state(
     **settings: object,
 ) -> ServerState:
     metrics = ServerMetrics()
-    models = ModelPool(batching or BatchSettings(), observe=metrics.observe_batch)
+    batching = batching or BatchSettings()
+    models = ModelPool(batching, observe=metrics.observe_batch)
     models.add(HashingEncoder())
+    shards = ShardBatching(batching.max_batch, batching.max_wait_ms, metrics.observe_shard_batch)
     return ServerState(
-        catalog=Catalog(directories, models),
+        catalog=Catalog(directories, models, shard_batching=shards),
         models=models,
         metrics=metrics,
         api_key=api_key,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import write_jsonl
+from conftest import DOCUMENTS, write_jsonl
 from helpers import HashingEncoder
 from serving import build_hashing_collection, hashing_state
 
@@ -189,21 +189,24 @@ def test_leftovers_of_a_write_in_progress_are_not_reported(tmp_path: Path) -> No
     assert report.write_in_progress and report.leftovers == []
 
 
+def checked_infos(url: str, names: list[str]) -> dict[str, dict]:
+    """Each collection's info once the server's background check has reported on it."""
+    deadline = time.monotonic() + 60
+    while True:
+        infos = {n: httpx.get(f"{url}/collections/{n}", timeout=10).json() for n in names}
+        if all(info["integrity"] is not None for info in infos.values()):
+            return infos
+        assert time.monotonic() < deadline, "the background check did not finish"
+        time.sleep(0.05)
+
+
 def test_the_server_verifies_its_collections_in_the_background(tmp_path: Path, serve_state) -> None:
     whole = build_hashing_collection(tmp_path / "whole")
     damaged = build_hashing_collection(tmp_path / "damaged")
     shard = manifest(damaged)["dense"]["shards"][0]
     garble(damaged / shard)
     url = serve_state(hashing_state({"whole": whole, "damaged": damaged}))
-    deadline = time.monotonic() + 60
-    while True:
-        infos = {
-            n: httpx.get(f"{url}/collections/{n}", timeout=10).json() for n in ("whole", "damaged")
-        }
-        if all(info["integrity"] is not None for info in infos.values()):
-            break
-        assert time.monotonic() < deadline, "the background check did not finish"
-        time.sleep(0.05)
+    infos = checked_infos(url, ["whole", "damaged"])
     assert infos["whole"]["integrity"]["ok"] is True
     assert infos["damaged"]["integrity"]["ok"] is False
     assert infos["damaged"]["integrity"]["damaged"][0]["path"] == shard
@@ -211,3 +214,23 @@ def test_the_server_verifies_its_collections_in_the_background(tmp_path: Path, s
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert 'densekit_collection_damaged_files{collection="damaged"} 1.0' in metrics
     assert 'densekit_collection_damaged_files{collection="whole"} 0.0' in metrics
+
+
+def test_the_server_verifies_every_shard_of_a_sharded_collection(
+    tmp_path: Path, serve_state
+) -> None:
+    from densekit.store.sharded_build import build_sharded
+
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCUMENTS)
+    options = BuildOptions(progress=False, cache_dir=None)
+    for name in ("sound", "damaged"):
+        build_sharded(corpus, tmp_path / name, options, shards=2, encoder=HashingEncoder()).close()
+    folder = sorted((tmp_path / "damaged").glob("shard-*"))[1]
+    shard = manifest(folder)["dense"]["shards"][0]
+    garble(folder / shard)
+    url = serve_state(hashing_state({"sound": tmp_path / "sound", "damaged": tmp_path / "damaged"}))
+    infos = checked_infos(url, ["sound", "damaged"])
+    assert infos["sound"]["integrity"]["ok"] is True
+    assert infos["damaged"]["integrity"]["damaged"][0]["path"] == f"{folder.name}/{shard}"
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert 'densekit_collection_damaged_files{collection="damaged"} 1.0' in metrics

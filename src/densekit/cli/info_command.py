@@ -9,9 +9,9 @@ from densekit.cli.output import print_json
 from densekit.retrieve import FusionConfig
 from densekit.retrieve.fusion import describe_fusion
 from densekit.store.collection_info import collection_info
-from densekit.store.integrity import IntegrityReport, verify_collection
-from densekit.store.sharded import is_sharded, open_store
-from densekit.store.sharded_integrity import verify_sharded
+from densekit.store.integrity import IntegrityReport
+from densekit.store.sharded import open_store
+from densekit.store.sharded_integrity import verify_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +30,7 @@ def run(args: argparse.Namespace) -> int:
     integrity = None
     if args.verify:
         # Verified before opening: a damaged file is named even where opening would fail.
-        verify = verify_sharded if is_sharded(args.collection) else verify_collection
-        integrity = verify(args.collection)
+        integrity = verify_store(args.collection)
         if not integrity.ok:
             show(integrity, as_json=args.json)
             return DAMAGED

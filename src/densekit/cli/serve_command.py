@@ -70,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how long a batch waits for more requests (default: %(default)s)",
     )
     parser.add_argument(
-        "--no-batching", action="store_true", help="encode every request on its own"
+        "--no-batching",
+        action="store_true",
+        help="encode every request on its own (and search a sharded collection's shards so)",
     )
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per request (default: %(default)s)"

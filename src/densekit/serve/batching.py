@@ -1,8 +1,9 @@
 """Dynamic micro-batching: concurrent callers' texts are encoded together.
 
 A model encodes 16 short queries in little more time than one, so under concurrency a server
-that encodes each request alone wastes most of its compute. :class:`MicroBatcher` runs one
-worker thread per model: a caller's texts wait in a queue, the worker takes every job already
+that encodes each request alone wastes most of its compute (and an index searches 16 queries
+in little more time than one: :mod:`densekit.serve.shard_batching`). :class:`MicroBatcher` runs
+one worker thread per model: a caller's texts wait in a queue, the worker takes every job already
 waiting (and, for up to ``max_wait_ms``, jobs that arrive while it gathers) up to ``max_batch``
 texts, encodes them in one call and hands each caller its own rows. A caller's texts travel in
 pieces of at most ``PIECE``, so a big request never holds the model for long while searches
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from densekit.errors import DensekitError
 from densekit.serve.cancellation import RequestCancelledError, current_cancellation
 
 BatchObserver = Callable[[int], None]
+Item = TypeVar("Item")
 
 
 # A caller's texts go in pieces of at most this many, so one big request (a write of 1,000
@@ -43,29 +46,39 @@ class EncodeTimeoutError(DensekitError):
 
 
 @dataclass
-class _Job:
-    texts: Sequence[str]
+class _Job(Generic[Item]):
+    texts: Sequence[Item]
     result: Future = field(default_factory=Future)
 
 
-class MicroBatcher:
-    """Runs ``encode`` over batches gathered from concurrent :meth:`submit` calls."""
+class MicroBatcher(Generic[Item]):
+    """Runs ``encode`` over batches gathered from concurrent :meth:`submit` calls.
+
+    ``encode`` answers a list of items with one result row per item (an array, or a list);
+    ``join`` puts a caller's pieces back together. ``isolate_failures``: when a batch fails,
+    each caller's items are tried again alone, so only the caller whose input failed sees it
+    (right for a model; wrong where a failure is the callee's, not an input's).
+    """
 
     def __init__(
         self,
-        encode: Callable[[Sequence[str]], np.ndarray],
+        encode: Callable[[Sequence[Item]], Any],
         *,
         max_batch: int = 64,
         max_wait_ms: float = 5.0,
         timeout_s: float | None = None,
         observe: BatchObserver | None = None,
         name: str = "encoder",
+        join: Callable[[list[Any]], Any] = np.concatenate,
+        isolate_failures: bool = True,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
         self._encode = encode
+        self._join = join
+        self._isolate_failures = isolate_failures
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.timeout = timeout_s
@@ -78,7 +91,7 @@ class MicroBatcher:
         self._worker.daemon = True
         self._worker.start()
 
-    def submit(self, texts: Sequence[str]) -> np.ndarray:
+    def submit(self, texts: Sequence[Item]) -> Any:
         """The vectors of ``texts``, encoded with whatever other callers sent meanwhile."""
         if not texts:
             return self._encode([])
@@ -98,7 +111,7 @@ class MicroBatcher:
                 self._jobs.put(job)
         forget = cancellation.on_cancel(drop) if cancellation is not None else None
         try:
-            return np.concatenate([job.result.result(timeout=self.timeout) for job in jobs])
+            return self._join([job.result.result(timeout=self.timeout) for job in jobs])
         except FutureTimeout:
             drop()
             raise EncodeTimeoutError(
@@ -165,8 +178,9 @@ class MicroBatcher:
         try:
             vectors = self._encode(texts)
         except BaseException as exc:  # handed to the callers, who raise it
-            if len(batch) == 1:
-                batch[0].result.set_exception(exc)
+            if len(batch) == 1 or not self._isolate_failures:
+                for job in batch:
+                    job.result.set_exception(exc)
                 return
             # One caller's text may be what failed: retry alone, so only that caller sees it.
             for job in batch:

@@ -21,10 +21,11 @@ from densekit.corpus.document import Document
 from densekit.errors import CollectionError, DensekitError, InputError
 from densekit.retrieve import Collection
 from densekit.serve.models import ModelPool
+from densekit.serve.shard_batching import ShardBatching
 from densekit.store import ChangeReport, update_collection
 from densekit.store.layout import SHARDS_FILE
 from densekit.store.manifest import MANIFEST_NAME
-from densekit.store.sharded import StoreOpener, open_store
+from densekit.store.sharded import ShardedStore, StoreOpener, open_store
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -55,12 +56,18 @@ class ServedCollection:
     """One served collection directory."""
 
     def __init__(
-        self, name: str, directory: Path, models: ModelPool, opener: StoreOpener = open_store
+        self,
+        name: str,
+        directory: Path,
+        models: ModelPool,
+        opener: StoreOpener = open_store,
+        shard_batching: ShardBatching | None = None,
     ) -> None:
         self.name = name
         self.directory = directory
         self._models = models
         self._opener = opener
+        self._shard_batching = shard_batching or ShardBatching(max_batch=1)
         self._lock = threading.Lock()  # guards the snapshot swap and reader counts
         self._write_lock = threading.Lock()  # one change at a time
         self._closed = False
@@ -69,6 +76,8 @@ class ServedCollection:
 
     def _open(self) -> Collection:
         stored = self._opener(self.directory)
+        if isinstance(stored, ShardedStore):  # concurrent requests' queries search together
+            self._shard_batching.attach(stored, self.name)
         info = stored.manifest.encoder
         # A collection of vectors made elsewhere has no model: BM25 works, dense search says so.
         if info is None or info.backend == "precomputed":
@@ -187,16 +196,20 @@ class Catalog:
         directories: Mapping[str, str | Path],
         models: ModelPool,
         opener: StoreOpener = open_store,
+        shard_batching: ShardBatching | None = None,
     ) -> None:
         """``opener`` opens each directory's store (:func:`densekit.store.sharded.open_store`,
-        or one that searches shards on a cluster)."""
+        or one that searches shards on a cluster); ``shard_batching``: how concurrent searches
+        of a sharded collection are sent to its shards together (default: each alone)."""
         if not directories:
             raise InputError("give at least one collection directory to serve")
         self._served: dict[str, ServedCollection] = {}
         check_directories(directories)
         for name, directory in directories.items():
             try:
-                self._served[name] = ServedCollection(name, Path(directory), models, opener)
+                self._served[name] = ServedCollection(
+                    name, Path(directory), models, opener, shard_batching
+                )
             except CollectionError as exc:
                 raise CollectionError(f"collection {name!r}: {exc}") from None
 

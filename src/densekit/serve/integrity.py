@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Gauge
 
 from densekit.errors import DensekitError
-from densekit.store.integrity import verify_collection
+from densekit.store.sharded_integrity import verify_store
 
 if TYPE_CHECKING:
     from densekit.serve.state import ServerState
@@ -42,7 +42,7 @@ def start_integrity_checks(state: ServerState) -> threading.Thread:
 def _check_all(state: ServerState, damaged: Gauge) -> None:
     for name in state.catalog.names:
         try:
-            report = verify_collection(state.catalog[name].directory)
+            report = verify_store(state.catalog[name].directory)
         except (DensekitError, OSError) as exc:
             damaged.labels(name).set(-1)
             log.warning("collection %r: the integrity check could not run: %s", name, exc)

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one server: requests, latency, errors and encoder batch sizes."""
+"""Prometheus metrics of one server: requests, latency, errors, encoder and shard batch sizes."""
 
 from __future__ import annotations
 
@@ -51,6 +51,14 @@ class ServerMetrics:
             buckets=_BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.shard_batch_sizes = Histogram(
+            "densekit_shard_batch_size",
+            "Queries per search of a sharded collection's shards after micro-batching, "
+            "by collection.",
+            ["collection"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
 
     def record(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -60,6 +68,9 @@ class ServerMetrics:
 
     def observe_batch(self, model: str, size: int) -> None:
         self.batch_sizes.labels(model).observe(size)
+
+    def observe_shard_batch(self, collection: str, size: int) -> None:
+        self.shard_batch_sizes.labels(collection).observe(size)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -24,6 +24,7 @@ from densekit.serve.guards import normalise_origin
 from densekit.serve.metrics import ServerMetrics
 from densekit.serve.models import BatchSettings, ModelPool
 from densekit.serve.security import read_api_key
+from densekit.serve.shard_batching import ShardBatching
 from densekit.serve.state import ServerState
 from densekit.store.sharded import StoreOpener, open_store
 
@@ -71,7 +72,10 @@ def open_state(
             raise InputError(f"{path}: a second pipeline named {pipeline.name!r}; rename one")
         named[pipeline.name] = pipeline
     api_key = read_api_key(options.api_key_file) if options.api_key_file else None
-    catalog = Catalog(collections, pool, options.opener)
+    shard_batching = ShardBatching(
+        batching.max_batch, batching.max_wait_ms, observe=metrics.observe_shard_batch
+    )
+    catalog = Catalog(collections, pool, options.opener, shard_batching)
     for model in models:
         pool.add(model)
     return ServerState(

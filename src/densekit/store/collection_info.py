@@ -74,6 +74,7 @@ def sharded_info(store: ShardedStore) -> dict[str, Any]:
     """:func:`collection_info` of a sharded collection: the shared settings, the whole
     collection's counts and sizes, and each shard's."""
     shards = [collection_info(shard) for shard in store.shards]
+    integrity = latest_report(store.directory, store.shard_set.generation)
     first = shards[0]
     total = {key: sum(shard[key] or 0 for shard in shards) for key in ("documents", "deleted")}
     return {
@@ -85,7 +86,8 @@ def sharded_info(store: ShardedStore) -> dict[str, Any]:
         "created": store.shard_set.created,
         "source": store.shard_set.source,
         "stats": {},
-        "integrity": None,
+        # The last `check` of this publication in this process (a server's background one).
+        "integrity": None if integrity is None else integrity.summary(),
         "shards": [
             {
                 "folder": shard.directory.name,

@@ -33,7 +33,7 @@ ALGORITHM = "blake2b-128"
 _FORMAT = "densekit-checksums"
 _ATTEMPTS = 3
 # The last report per collection directory, for StoredCollection.info (a server's info endpoint).
-_LATEST: dict[str, IntegrityReport] = {}
+_LATEST: dict[str, tuple[str, IntegrityReport]] = {}  # directory: (version, report)
 _LATEST_LOCK = threading.Lock()
 
 
@@ -179,18 +179,24 @@ def verify_collection(directory: str | Path, *, open_check: bool = False) -> Int
         manifest = read_manifest(directory)
         report = _verify(directory, manifest, open_check)
         if report.ok or attempt + 1 == _ATTEMPTS or read_manifest(directory) == manifest:
-            with _LATEST_LOCK:
-                _LATEST[str(directory.resolve())] = report
-            return report
+            return remember_report(directory, report, manifest.generation)
     raise AssertionError("unreachable")  # the loop returns on its last attempt
 
 
-def latest_report(directory: Path, generation: str) -> IntegrityReport | None:
-    """The last verification of ``generation`` of the collection at ``directory`` in this
+def remember_report(directory: Path, report: IntegrityReport, version: str) -> IntegrityReport:
+    """Keep ``report`` as the last verification of ``version`` (the generation, or a sharded
+    collection's generations of every shard) of the collection at ``directory``."""
+    with _LATEST_LOCK:
+        _LATEST[str(directory.resolve())] = (version, report)
+    return report
+
+
+def latest_report(directory: Path, version: str) -> IntegrityReport | None:
+    """The last verification of ``version`` of the collection at ``directory`` in this
     process (a server's background check), or None."""
     with _LATEST_LOCK:
-        report = _LATEST.get(str(directory.resolve()))
-    return report if report is not None and report.generation == generation else None
+        checked, report = _LATEST.get(str(directory.resolve()), (None, None))
+    return report if checked == version else None
 
 
 def repair_collection(directory: str | Path) -> list[Finding]:

@@ -76,6 +76,11 @@ class ShardSet:
     format: str = SHARDS_FORMAT
     format_version: int = SHARDS_FORMAT_VERSION
 
+    @property
+    def generation(self) -> str:
+        """What this publication holds: every shard's generation (a change makes new ones)."""
+        return "+".join(manifest.generation for manifest in self.manifests)
+
     def write(self, directory: Path) -> None:
         record = {
             "format": self.format,

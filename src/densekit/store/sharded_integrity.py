@@ -9,11 +9,23 @@ import shutil
 from pathlib import Path
 
 from densekit.errors import CollectionError
-from densekit.store.integrity import IntegrityReport, verify_pinned
+from densekit.store.integrity import (
+    IntegrityReport,
+    remember_report,
+    verify_collection,
+    verify_pinned,
+)
 from densekit.store.layout import directory_lock
 from densekit.store.leftovers import Finding, find_leftovers
-from densekit.store.sharded import SHARD_NAME, ShardedStore, ShardSet
+from densekit.store.sharded import SHARD_NAME, ShardedStore, ShardSet, is_sharded
 from densekit.store.sharded_changes import roll_forward
+
+
+def verify_store(directory: str | Path, *, open_check: bool = False) -> IntegrityReport:
+    """:func:`verify_sharded` or :func:`~densekit.store.integrity.verify_collection`, as the
+    collection at ``directory`` is sharded or not."""
+    verify = verify_sharded if is_sharded(directory) else verify_collection
+    return verify(directory, open_check=open_check)
 
 
 def verify_sharded(directory: str | Path, *, open_check: bool = False) -> IntegrityReport:
@@ -42,7 +54,7 @@ def verify_sharded(directory: str | Path, *, open_check: bool = False) -> Integr
     advice = next((report.advice for report in reports if report.damaged), "")
     if damaged and not advice:
         advice = "; restore the named files from a backup, or rebuild the collection"
-    return IntegrityReport(
+    report = IntegrityReport(
         directory=str(directory),
         generation=f"{len(shard_set.shards)} shards",
         files=sum(report.files for report in reports),
@@ -60,6 +72,7 @@ def verify_sharded(directory: str | Path, *, open_check: bool = False) -> Integr
         write_in_progress=busy,
         opened=opened,
     )
+    return remember_report(directory, report, shard_set.generation)
 
 
 def sharded_leftovers(directory: Path, shard_set: ShardSet) -> list[Finding]:
