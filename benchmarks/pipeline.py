@@ -32,6 +32,7 @@ from pathlib import Path
 
 from _common import (
     BUILD,
+    QUICK,
     RESULTS,
     build_once,
     build_or_open,
@@ -48,7 +49,9 @@ from densekit.retrieve import CandidateStage, FusionConfig, Pipeline, RerankStag
 from densekit.train import RerankerTraining, train_reranker
 
 RERANKER = BUILD / "scifact-reranker"
-LATENCY_QUERIES = 20
+# QUICK: shallower reranking, one training epoch and fewer timed queries: the same code paths.
+LATENCY_QUERIES = 5 if QUICK else 20
+CE_DEPTH, LLM_DEPTH = (10, 3) if QUICK else (50, 10)
 FIRST_STAGE = "dense+bm25+splade convex"
 # (A, B): does B, which reranks A's candidates, beat A? Tested on SciFact's per-query nDCG@10.
 RERANK_COMPARISONS = [
@@ -79,23 +82,26 @@ def pipelines(reranker: Path) -> dict[str, Pipeline]:
         # Rerankers over the best first stage. The cross-encoder reranks the top 50; UPR with
         # SmolLM2-135M (an LLM pass per pair) the top 10.
         "3-way convex + ce": Pipeline(
-            three, convex3, (RerankStage(str(reranker), top_n=50, batch=32),), name="+ ce"
+            three, convex3, (RerankStage(str(reranker), top_n=CE_DEPTH, batch=32),), name="+ ce"
         ),
         # Half reranker, half first-stage score.
         "3-way convex + ce blend 0.5": Pipeline(
             three,
             convex3,
-            (RerankStage(str(reranker), top_n=50, batch=32, weight=0.5),),
+            (RerankStage(str(reranker), top_n=CE_DEPTH, batch=32, weight=0.5),),
             name="+ ce blend",
         ),
         "3-way calibrated + ce blend 0.5": Pipeline(
             three,
             calibrated,
-            (RerankStage(str(reranker), top_n=50, batch=32, weight=0.5),),
+            (RerankStage(str(reranker), top_n=CE_DEPTH, batch=32, weight=0.5),),
             name="calibrated + ce blend",
         ),
         "3-way convex + llm": Pipeline(
-            three, convex3, (RerankStage("smollm2", kind="llm", top_n=10, batch=8),), name="+ llm"
+            three,
+            convex3,
+            (RerankStage("smollm2", kind="llm", top_n=LLM_DEPTH, batch=8),),
+            name="+ llm",
         ),
     }
 
@@ -108,7 +114,7 @@ def ensure_reranker(retrain: bool) -> Path:
             build_or_open("scifact", classic_bm25=True).directory,
             RERANKER,
             split="train",
-            settings=RerankerTraining(),
+            settings=RerankerTraining(epochs=1) if QUICK else RerankerTraining(),
             overwrite=True,
         )
         print("trained reranker:", json.dumps(report.to_dict()), flush=True)
