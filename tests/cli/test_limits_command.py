@@ -55,3 +55,18 @@ def test_bad_dimensions_and_k_exit_2(tmp_path: Path, capsys) -> None:
     assert code == 2 and "--k 0" in err
     code, _, err = run_cli(capsys, *base, "--dims", "0")
     assert code == 2 and "dimension 0" in err
+
+
+def test_sign_rank_reports_bounds_and_says_when_k_varies(tmp_path: Path, capsys) -> None:
+    qrels = tmp_path / "qrels.tsv"
+    rows = ["q1\ta\t1", "q2\ta\t1", "q2\tb\t1", "q3\tc\t1", "q3\tb\t1", "q4\tc\t1"]
+    qrels.write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    args = ["limits", "sign-rank", qrels, "--max-steps", "2000", "--device", "cpu"]
+    code, stdout, err = run_cli(capsys, *args)
+    assert code == 0 and "1 to 2 relevant documents" in err
+    assert "lower bound: 1 dimension " in stdout and "suffice (an exact fit found)" in stdout
+    code, stdout, _ = run_cli(capsys, *args, "--json")
+    report = json.loads(stdout)
+    assert report["relevant_per_query"] == {"1": 2, "2": 2} and report["upper_fitted"]
+    code, _, err = run_cli(capsys, "limits", "sign-rank", tmp_path / "missing.tsv")
+    assert code == 2 and "cannot read the qrels" in err

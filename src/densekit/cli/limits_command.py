@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from densekit.cli.output import print_json
+from densekit.cli.output import print_json, warn
 from densekit.errors import InputError
-from densekit.evaluate.limits import FitSettings, run_experiment
-from densekit.evaluate.limits.experiment import PLOT_FILE, RESULTS_FILE
+from densekit.evaluate.limits import FitResult, FitSettings, run_experiment
+from densekit.evaluate.limits.experiment import PLOT_FILE, RESULTS_FILE, resolve_device
+from densekit.evaluate.limits.sign_rank import dimension_bounds, read_relevance
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +48,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     free.add_argument("--no-progress", action="store_true")
     free.add_argument("--json", action="store_true", help="print the record as JSON")
     free.set_defaults(handler=run_free_embedding)
+    bounds = experiments.add_parser(
+        "sign-rank",
+        help="bounds on the dimension single vectors need to represent a qrels file",
+        description="Can any d-dimensional embedding return every query's relevant documents "
+        "as its top k (k its own count)? A lower bound (Forster's sign-rank bound, minus one) "
+        "and an upper bound: the smallest d at which free vectors, optimised as in "
+        "free-embedding, reproduce every query's top k exactly.",
+    )
+    bounds.add_argument("qrels", help="a BEIR qrels file (query-id, corpus-id, score; tabs)")
+    bounds.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    bounds.add_argument(
+        "--max-steps",
+        type=int,
+        default=defaults.max_steps,
+        help="optimisation steps per dimension tried (default: %(default)s)",
+    )
+    bounds.add_argument("--seed", type=int, default=defaults.seed)
+    bounds.add_argument("--json", action="store_true", help="print the bounds as JSON")
+    bounds.set_defaults(handler=run_sign_rank)
 
 
 def _dims(text: str) -> list[int]:
@@ -58,10 +79,59 @@ def _dims(text: str) -> list[int]:
     return dims
 
 
-def run_free_embedding(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> FitSettings:
     if args.max_steps < 1:
         raise InputError(f"--max-steps {args.max_steps}: give 1 or more")
-    settings = FitSettings(max_steps=args.max_steps, seed=args.seed)
+    return FitSettings(max_steps=args.max_steps, seed=args.seed)
+
+
+def run_sign_rank(args: argparse.Namespace) -> int:
+    relevance = read_relevance(args.qrels)
+    counts = relevance.k_counts
+    if len(counts) > 1 and not args.json:
+        warn(
+            f"{args.qrels}: queries have {min(counts)} to {max(counts)} relevant documents; each "
+            "query's top k is its own count"
+        )
+
+    def show(d: int, result: FitResult) -> None:
+        if not args.json:
+            outcome = "exact" if result.solved else f"{result.accuracy:.4f} of relevant in top k"
+            print(f"  d {d:>5}: {outcome} after {result.steps} steps ({result.seconds:.1f} s)")
+
+    if not args.json:
+        print(
+            f"{args.qrels}: {len(relevance.queries)} queries, {len(relevance.documents)} "
+            "relevant documents"
+        )
+    found = dimension_bounds(relevance, _settings(args), resolve_device(args.device), show)
+    report = {
+        "queries": len(relevance.queries),
+        "documents": len(relevance.documents),
+        "relevant_per_query": counts,
+        "lower": found.lower,
+        "upper": found.upper,
+        "upper_fitted": found.fitted,
+        "optimiser_failed_at": found.failed,
+        "tried": {d: dataclasses.asdict(result) for d, result in sorted(found.tried.items())},
+    }
+    if args.json:
+        print_json(report)
+        return 0
+    how = "an exact fit found" if found.fitted else "one-hot documents (no fit found below)"
+    print(f"lower bound: {_dimensions(found.lower)} (Forster's sign-rank bound, minus one)")
+    print(f"upper bound: {_dimensions(found.upper)} suffice ({how})")
+    if found.failed is not None:
+        print(f"the optimiser found no exact fit in {_dimensions(found.failed)} (not a proof)")
+    return 0
+
+
+def _dimensions(count: int) -> str:
+    return f"{count} dimension" + ("" if count == 1 else "s")
+
+
+def run_free_embedding(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     record = run_experiment(
         _dims(args.dims), args.k, args.out, settings, args.device, progress=not args.no_progress
     )

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -96,13 +97,36 @@ def fit(
 ) -> FitResult:
     """Optimise free query and document vectors of ``d`` dimensions for every k-subset of
     ``n`` documents (see the module's description)."""
+    check_run(n, d, k)
+    return fit_relevance(list(subsets(n, k)), n, d, settings, device, progress)
+
+
+def fit_relevance(
+    relevant: Sequence[Sequence[int]],
+    n: int,
+    d: int,
+    settings: FitSettings | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> FitResult:
+    """Optimise free vectors of ``d`` dimensions for queries whose relevant documents (of
+    ``n``) are ``relevant[q]``: success once each query's top k, k its own count, is exactly
+    them."""
     import torch
 
-    check_run(n, d, k)
     settings = settings or FitSettings()
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(settings.seed)
-    relevant = torch.from_numpy(subsets(n, k)).to(device)
+    widest = max(len(row) for row in relevant)
+    # Padded to the widest query: ``valid`` marks the real entries.
+    indices = torch.zeros(len(relevant), widest, dtype=torch.int64)
+    valid = torch.zeros(len(relevant), widest, dtype=torch.bool)
+    for number, row in enumerate(relevant):
+        indices[number, : len(row)] = torch.as_tensor(list(row), dtype=torch.int64)
+        valid[number, : len(row)] = True
+    counts = valid.sum(dim=1)
+    indices, valid, counts = indices.to(device), valid.to(device), counts.to(device)
+    weights = valid.float() / valid.sum()
     queries = _unit(torch.randn(len(relevant), d, generator=generator)).to(device)
     documents = _unit(torch.randn(n, d, generator=generator)).to(device)
     queries.requires_grad_(True)
@@ -112,7 +136,8 @@ def fit(
     solved = False
     while step < settings.max_steps:
         scores = queries @ documents.T / settings.temperature
-        value = -torch.log_softmax(scores, dim=1).gather(1, relevant).mean()
+        # The mean over every relevant pair of its log-probability (the paper's InfoNCE).
+        value = -(torch.log_softmax(scores, dim=1).gather(1, indices) * weights).sum()
         optimiser.zero_grad(set_to_none=True)
         value.backward()
         optimiser.step()
@@ -125,7 +150,8 @@ def fit(
         else:
             stale += 1
         if step % settings.check_every == 0 or step == 1:
-            accuracy = top_k_accuracy(queries.detach(), documents.detach(), relevant)
+            with torch.no_grad():
+                accuracy = top_k_accuracy(queries @ documents.T, indices, valid, counts)
             best_accuracy = max(best_accuracy, accuracy)
             if progress is not None:
                 progress(step, loss, accuracy)
@@ -144,17 +170,15 @@ def fit(
     )
 
 
-def top_k_accuracy(queries: object, documents: object, relevant: object) -> float:
-    """The share of relevant documents that are in their query's top k (1.0: every query's
-    top k is exactly its relevant set)."""
-    import torch
-
-    assert isinstance(relevant, torch.Tensor)
-    scores = queries @ documents.T  # type: ignore[operator]
-    top = scores.topk(relevant.shape[1], dim=1).indices
-    found = (top.unsqueeze(2) == relevant.unsqueeze(1)).any(dim=2)
-    return float(found.float().mean())
+def top_k_accuracy(scores: Any, indices: Any, valid: Any, counts: Any) -> float:
+    """The share of relevant documents (``indices`` where ``valid``) scoring at least their
+    query's k-th best score, k its count of relevant documents (1.0: every query's top k is
+    exactly its relevant set)."""
+    top = scores.topk(indices.shape[1], dim=1).values
+    kth = top.gather(1, (counts - 1).unsqueeze(1))
+    found = (scores.gather(1, indices) >= kth) & valid
+    return float(found.sum() / valid.sum())
 
 
-def _unit(vectors: object) -> object:
-    return vectors / vectors.norm(dim=1, keepdim=True)  # type: ignore[attr-defined]
+def _unit(vectors: Any) -> Any:
+    return vectors / vectors.norm(dim=1, keepdim=True)
