@@ -63,7 +63,8 @@ format: $(STAMP)
 # QUICK=1: each on small copies of the datasets (benchmarks/_common.py), results in
 # benchmarks/results/quick/: a check that the scripts still run. CI runs neither.
 BENCHMARKS := retrieval_quality hybrid_sweep fusion significance compatibility encode index \
-	index_updates crash_consistency huge_document pipeline adapt train llm serve distributed
+	index_updates crash_consistency huge_document pipeline adapt train llm serve distributed \
+	limits
 benchmarks: $(STAMP)
 	@cd benchmarks && start=$$(date +%s) && for script in $(BENCHMARKS); do \
 		echo "== benchmarks/$$script.py"; began=$$(date +%s); \

@@ -1,0 +1,157 @@
+"""Where single vectors break: the LIMIT paper's experiments (Weller et al., "On the Theoretical
+Limitations of Embedding-Based Retrieval").
+
+    .venv/bin/python benchmarks/limits.py [--parts free_embedding,sign_rank,limit]
+                                          [--dims 4,8,...] [--device auto]
+
+- free_embedding: `densekit limits free-embedding --k 2` with the paper's protocol (Adam, lr
+  0.01, temperature 0.1, up to 100,000 steps, patience 1,000): the critical n of each d, beside
+  the paper's cubic fit (n = -10.5322 + 4.0309 d + 0.0520 d^2 + 0.0037 d^3), and the cubic fit
+  of the measured points. Every run is kept under build/benchmarks/limits-free-embedding, so an
+  interrupted run resumes; the dimensions measured so far are reported.
+- sign_rank: `densekit limits sign-rank` of the published LIMIT-small qrels and of densekit's
+  generated small set (`densekit make-queries --task limit`, seed 0): Forster's lower bound and
+  the smallest d free vectors fit exactly.
+- limit: R@2 and R@10 of dense (MiniLM), BM25 and the hybrid default on the published
+  LIMIT-small and on the generated small set, which must fail single vectors the same way.
+
+Writes benchmarks/results/limits.json and limits.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from _common import BUILD, QUICK, RESULTS, dataset, environment, write_json
+
+import densekit
+from densekit.evaluate.limits import FitSettings, paper_critical_n, run_experiment
+from densekit.evaluate.limits.dataset import LimitSpec, write_limit_dataset
+from densekit.evaluate.limits.experiment import plot, resolve_device
+from densekit.evaluate.limits.sign_rank import dimension_bounds, read_relevance
+
+DIMS = "4,8" if QUICK else "4,8,12,16,20,24,28,32"
+# QUICK: short runs, to check the script; the critical n it finds is not the paper's.
+SETTINGS = FitSettings(max_steps=2000) if QUICK else FitSettings()
+RETRIEVERS = ("dense", "bm25", "hybrid")
+
+
+def generated_small_set() -> Any:
+    out = BUILD / "limit-generated-small"
+    if not (out / "qrels" / "test.tsv").exists():
+        write_limit_dataset(LimitSpec(seed=0), out, overwrite=True)
+    return out
+
+
+def free_embedding(dims: list[int], device: str, save: Any) -> dict[str, Any]:
+    """One dimension at a time, the results saved after each (a long run shows its progress
+    in the JSON, and resumes from its kept runs)."""
+    for d in dims:
+        save(summary(run_experiment([d], 2, BUILD / "limits-free-embedding", SETTINGS, device)))
+    return summary(run_experiment(dims, 2, BUILD / "limits-free-embedding", SETTINGS, device))
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    rows = {}
+    for d, entry in sorted(record["dims"].items(), key=lambda item: int(item[0])):
+        critical = entry.get("critical_n")
+        if critical is None:
+            continue
+        paper = paper_critical_n(int(d))
+        rows[d] = {
+            "critical_n": critical,
+            "paper_fit": round(paper, 1),
+            "ratio_to_paper": round(critical / paper, 3),
+            "within_10_percent": abs(critical / paper - 1) <= 0.10,
+            "runs": len(entry["runs"]),
+            "seconds": round(sum(run["seconds"] for run in entry["runs"].values()), 1),
+        }
+    plot(record, RESULTS / "limits.png")
+    return {
+        "k": 2,
+        "settings": dataclasses.asdict(SETTINGS),
+        "dims": rows,
+        "cubic_fit": record.get("fit"),
+        "paper_fit": record["paper_fit"],
+    }
+
+
+def sign_rank(device: str) -> dict[str, Any]:
+    settings = FitSettings(max_steps=2000 if QUICK else 20_000)
+    found = {}
+    for name, folder in (
+        ("limit-small", dataset("limit-small")),
+        ("generated-small", generated_small_set()),
+    ):
+        relevance = read_relevance(folder / "qrels" / "test.tsv")
+        bounds = dimension_bounds(relevance, settings, device)
+        found[name] = {
+            "queries": len(relevance.queries),
+            "documents": len(relevance.documents),
+            "lower": bounds.lower,
+            "upper": bounds.upper,
+            "upper_fitted": bounds.fitted,
+            "optimiser_failed_at": bounds.failed,
+            "tried": {d: r.accuracy for d, r in sorted(bounds.tried.items())},
+        }
+        print(name, json.dumps(found[name]), flush=True)
+    return {"max_steps": settings.max_steps, "sets": found}
+
+
+def limit() -> dict[str, Any]:
+    options = densekit.BuildOptions(model="minilm", retriever="hybrid", cache_dir=None)
+    found = {}
+    for name, folder in (
+        ("limit-small", dataset("limit-small")),
+        ("generated-small", generated_small_set()),
+    ):
+        out = BUILD / f"limits-{name}-minilm"
+        with densekit.build_collection(
+            folder / "corpus.jsonl", out, options, overwrite=True
+        ) as collection:
+            data = densekit.load_beir(folder, "test")
+            found[name] = {
+                retriever: {
+                    m: round(v, 4)
+                    for m, v in densekit.evaluate(
+                        data, collection=collection, retriever=retriever, metrics=["R@2", "R@10"]
+                    ).metrics.items()
+                }
+                for retriever in RETRIEVERS
+            }
+        print(name, json.dumps(found[name]), flush=True)
+    return {"model": "minilm", "sets": found}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default="free_embedding,sign_rank,limit")
+    parser.add_argument("--dims", default=DIMS, help="dimensions for free_embedding")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "limits.json"
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    dims = [int(d) for d in args.dims.split(",") if d.strip()]
+
+    def save(name: str, section: dict[str, Any]) -> None:
+        data[name] = {**section, "device": device, "environment": environment()}
+        write_json("limits", data)
+
+    parts = {
+        "free_embedding": lambda: free_embedding(
+            dims, device, lambda section: save("free_embedding", section)
+        ),
+        "sign_rank": lambda: sign_rank(device),
+        "limit": limit,
+    }
+    for name in filter(None, args.parts.split(",")):
+        save(name, parts[name]())
+
+
+if __name__ == "__main__":
+    main()
