@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import shutil
 import time
@@ -368,13 +369,13 @@ def fine_grained(collection: Path, queries: int) -> dict:
     }
 
 
-def external_encoder(documents: int = 1000) -> dict:
+def external_encoder(documents: int = 200 if QUICK else 1000) -> dict:
     from serve import running_server
 
     corpus = dataset("scifact") / "corpus.jsonl"
     subset = BUILD / "adapt-external-subset.jsonl"
     with corpus.open(encoding="utf-8") as source:
-        subset.write_text("".join(next(source) for _ in range(documents)), encoding="utf-8")
+        subset.write_text("".join(itertools.islice(source, documents)), encoding="utf-8")
     rows = {}
     with running_server(build_or_open("scifact", classic_bm25=True).directory) as url:
         remote = f"openai:minilm@{url}/v1"

@@ -256,7 +256,13 @@ def plot(results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="*", default=[], help="datasets or query sets to measure")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        # QUICK: one set of each kind, enough to run every code path.
+        default=["scifact", "scifact-keyword", EXACT_WORDS, "stsb-paraphrase"] if QUICK else [],
+        help="datasets or query sets to measure",
+    )
     args = parser.parse_args()
     previous = RESULTS / "fusion.json"
     data = json.loads(previous.read_text()) if previous.exists() else {}
