@@ -21,12 +21,12 @@ import numpy as np
 from densekit.encode.late_interaction import LateInteractionEncoder, LateInteractionSettings
 from densekit.encode.registry import resolve_model
 from densekit.errors import InputError
-from densekit.evaluate.beir import BeirDataset, load_beir
+from densekit.evaluate.beir import BeirDataset
 from densekit.files.durability import publish_folder, refuse_to_replace
 from densekit.retrieve.collection import Collection
 from densekit.train.checks import whole
 from densekit.train.mining import MiningConfig
-from densekit.train.reranker_data import TrainingGroups, training_groups
+from densekit.train.reranker_data import TrainingGroups, groups_for
 from densekit.train.result import TrainResult
 
 
@@ -98,18 +98,8 @@ def train_late_interaction(
     settings = settings or LateInteractionTraining()
     out = Path(out)
     refuse_to_replace(out, overwrite)
-    data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
-    opened = collection if isinstance(collection, Collection) else Collection(collection)
     started = time.perf_counter()
-    groups = training_groups(
-        data,
-        opened,
-        negatives=settings.negatives,
-        epochs=settings.epochs,
-        mining=settings.mining,
-        dev_share=settings.dev_share,
-        seed=settings.seed,
-    )
+    _, groups = groups_for(dataset, collection, split, settings)
     torch.manual_seed(settings.seed)
     encoder = LateInteractionEncoder(
         resolve_model(settings.base).location,

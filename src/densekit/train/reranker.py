@@ -27,14 +27,14 @@ import numpy as np
 
 from densekit.encode.registry import resolve_model
 from densekit.errors import InputError, MissingDependencyError
-from densekit.evaluate.beir import BeirDataset, load_beir
+from densekit.evaluate.beir import BeirDataset
 from densekit.files.durability import publish_folder, refuse_to_replace
 from densekit.retrieve.collection import Collection
 from densekit.tomlfile import read_toml, refuse_unknown_keys
 from densekit.train.checks import whole
 from densekit.train.mining import MiningConfig
 from densekit.train.recipe import build_settings, settings_table
-from densekit.train.reranker_data import Group, TrainingGroups, training_groups
+from densekit.train.reranker_data import Group, TrainingGroups, groups_for
 from densekit.train.result import TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 
@@ -185,18 +185,8 @@ def train_reranker(
     settings, dataset, collection = config.settings, config.dataset, config.collection
     out = Path(config.out)
     refuse_to_replace(out, config.overwrite)
-    data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, config.split)
-    opened = collection if isinstance(collection, Collection) else Collection(collection)
     started = time.perf_counter()
-    groups = training_groups(
-        data,
-        opened,
-        negatives=settings.negatives,
-        epochs=settings.epochs,
-        mining=settings.mining,
-        dev_share=settings.dev_share,
-        seed=settings.seed,
-    )
+    data, groups = groups_for(dataset, collection, config.split, settings)
     rows = groups.rows(settings.negatives, settings.epochs)
     model = _train(rows, settings, config.progress)
     report = TrainingReport(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from densekit.errors import InputError
-from densekit.evaluate.beir import BeirDataset
+from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.retrieve.collection import Collection
 from densekit.train.mining import MiningConfig, mine_filtered
 
@@ -126,3 +128,35 @@ class _Texts(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+class GroupSettings(Protocol):
+    """What :func:`groups_for` reads from a training's settings."""
+
+    negatives: int
+    epochs: int
+    mining: MiningConfig
+    dev_share: float
+    seed: int
+
+
+def groups_for(
+    dataset: str | Path | BeirDataset,
+    collection: str | Path | Collection,
+    split: str,
+    settings: GroupSettings,
+) -> tuple[BeirDataset, TrainingGroups]:
+    """``split`` of ``dataset`` (read if a path) as :func:`training_groups` with ``settings``'
+    negatives, epochs, mining, held-out share and seed, mined from ``collection``."""
+    data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
+    opened = collection if isinstance(collection, Collection) else Collection(collection)
+    groups = training_groups(
+        data,
+        opened,
+        negatives=settings.negatives,
+        epochs=settings.epochs,
+        mining=settings.mining,
+        dev_share=settings.dev_share,
+        seed=settings.seed,
+    )
+    return data, groups
