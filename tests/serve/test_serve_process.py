@@ -115,3 +115,21 @@ def test_bad_limits_and_origins_are_one_line(
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert message in done.stderr.splitlines()[-1]  # after argparse's usage line, if any
+
+
+def test_connections_are_accepted_without_nagles_delay() -> None:
+    """A response's head and body go out at once: with Nagle's algorithm on, the body waits
+    for the client's delayed ACK of the head (~40 ms a request on Linux)."""
+    import socket
+
+    server = listen("127.0.0.1", 0)
+    server.listen()
+    # asyncio turns Nagle off on accepted sockets only when they say they are TCP.
+    assert server.proto == socket.IPPROTO_TCP
+    client = socket.create_connection(server.getsockname())
+    accepted, _ = server.accept()
+    try:
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        for sock in (accepted, client, server):
+            sock.close()

@@ -64,9 +64,13 @@ def listen(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` (0: any free port), or a :class:`DensekitError` saying
     why not, before anything is loaded or announced."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio turns Nagle's algorithm off only on sockets that say
+    # they are TCP; with it on, a response's head and body wait out the client's delayed ACK
+    # (~40 ms a request). TCP_NODELAY here too, which accepted connections inherit.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
