@@ -96,6 +96,8 @@ def test_bad_token_storage_is_refused() -> None:
         TokenVectors(np.zeros((3, DIM), np.float32), np.array([0, 3]))
     with pytest.raises(InputError, match="offsets must run"):
         TokenVectors(np.zeros((3, DIM), np.int8), np.array([0, 2]))
+    with pytest.raises(InputError, match="no token vectors"):
+        TokenVectors(np.zeros((3, DIM), np.int8), np.array([0, 2, 2, 3]))
     index = MultiVectorIndex(TokenVectors.from_documents(documents(3)))
     with pytest.raises(InputError, match="no token index"):
         index.rank(unit(np.ones((1, DIM))), k=1)

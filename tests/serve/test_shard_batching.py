@@ -182,3 +182,26 @@ def test_a_server_sends_concurrent_searches_of_a_sharded_collection_together(
     ]
     assert count and 'collection="sharded"' in count[0]
     assert float(count[0].split()[-1]) < len(found)  # fewer asks than searches
+
+
+def test_a_search_whose_pieces_lost_every_shard_fails_instead_of_answering_nothing() -> None:
+    """A caller's queries go in pieces of 64; if each piece loses a different shard, no
+    shard answered all of them: that is an unavailable search, not an empty one."""
+    from densekit.serve.batching import PIECE
+
+    class LosingOnePerAsk(FakeShards):
+        asks = 0
+
+        def ask(self, method: str, matrix: csr_matrix, k: int) -> list[Any]:
+            answers = super().ask(method, matrix, k)
+            lost, self.asks = self.asks % 2, self.asks + 1
+            report = partial_report()
+            assert report is not None
+            report.missing.add(lost)
+            answers[lost] = None
+            return answers
+
+    batching = BatchingShards(LosingOnePerAsk(), max_batch=PIECE, max_wait_ms=0)
+    with partial_results(), pytest.raises(ShardUnavailableError, match="no shard answered"):
+        batching.ask("sparse", sparse_queries(2 * PIECE, 0), 3)
+    batching.close()

@@ -143,6 +143,7 @@ class LateInteractionEncoder:
         else:
             skip = torch.tensor(sorted(self._skip), device=ids.device)
             kept = attention.bool() & ~torch.isin(ids, skip)
+            kept[:, 1 : 1 + len(marker)] = True  # the marker, even written with brackets
         return vectors, kept
 
     def _encode(self, texts: Sequence[str], query: bool) -> list[np.ndarray]:

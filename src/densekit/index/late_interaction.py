@@ -44,6 +44,8 @@ class TokenVectors:
             raise InputError("token vectors must be an int8 matrix (tokens x dimensions)")
         if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(codes):
             raise InputError(f"token offsets must run from 0 to the {len(codes)} token rows")
+        if (np.diff(offsets) < 1).any():  # MaxSim needs every document to have a token
+            raise InputError("token offsets give a document no token vectors")
         self.codes = codes
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.documents = len(self.offsets) - 1

@@ -6,12 +6,14 @@ concurrent requests, as it does for its model (:mod:`densekit.serve.batching`), 
 shard once for all of them. :class:`BatchingShards` wraps the collection's
 :class:`~densekit.retrieve.scatter_gather.ShardExecutor`: queries asked with the same settings
 (method, k, index parameters, partial answers allowed or not) are searched in one call; each
-caller gets its own queries' answers, exactly what it would have got alone. Other calls
+caller gets its own queries' answers: the hits it would have got alone, scores to float
+rounding (a batch's matrix product rounds differently from one query's). Other calls
 (reference vectors) go straight through.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -21,6 +23,7 @@ import numpy as np
 
 from densekit.retrieve.scatter_gather import (
     ShardExecutor,
+    ShardUnavailableError,
     partial_report,
     partial_results,
     shards_of,
@@ -133,10 +136,16 @@ class BatchingShards:
         answered: list[_Answered | BaseException] = self._batcher.submit(queries)
         for answer in answered:
             if isinstance(answer, BaseException):  # this caller's group failed
-                raise answer
+                # A copy: the same error may be raised in several callers' threads at once.
+                raise copy.copy(answer) from answer
         shards = len(answered[0])
         # A shard that missed any piece of this caller's queries is missing for all of them.
         missing = {n for n in range(shards) if any(q[n] is None for q in answered)}
+        if len(missing) == shards:  # pieces asked apart may each have lost other shards
+            raise ShardUnavailableError(
+                "no shard answered every part of this search; they are restarted from their "
+                "files: try again in a moment"
+            )
         if report is not None:
             report.shards = shards
             report.missing |= missing
@@ -153,24 +162,35 @@ class BatchingShards:
         like queries."""
         groups: dict[tuple[Any, ...], list[int]] = {}
         for position, query in enumerate(queries):
-            groups.setdefault(query.group, []).append(position)
+            try:
+                key = query.group
+            except TypeError:  # settings that cannot be compared: searched on their own
+                key = ("alone", position)
+            groups.setdefault(key, []).append(position)
         answered: list[_Answered | BaseException] = [[] for _ in queries]
         for positions in groups.values():
-            first = queries[positions[0]]
-            described = _METHODS[first.method]
-            batch = described.stack([queries[p].query for p in positions])
             try:
-                with partial_results(allowed=first.partial):
-                    answers = self.inner.ask(first.method, batch, *first.settings)
+                self._search_group([queries[p] for p in positions], positions, answered)
             except Exception as error:  # raised to this group's callers only
                 for position in positions:
                     answered[position] = error
-                continue
-            for number, position in enumerate(positions):
-                answered[position] = [
-                    None if answer is None else described.take(answer, number) for answer in answers
-                ]
         return answered
+
+    def _search_group(
+        self,
+        group: list[_Query],
+        positions: list[int],
+        answered: list[_Answered | BaseException],
+    ) -> None:
+        first = group[0]
+        described = _METHODS[first.method]
+        batch = described.stack([query.query for query in group])
+        with partial_results(allowed=first.partial):
+            answers = self.inner.ask(first.method, batch, *first.settings)
+        for number, position in enumerate(positions):
+            answered[position] = [
+                None if answer is None else described.take(answer, number) for answer in answers
+            ]
 
     def close(self) -> None:
         self._batcher.close()

@@ -49,6 +49,8 @@ class LateInteractionTraining:
             whole(getattr(self, name), name, minimum=1)
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.dev_share < 1:
+            raise InputError(f"dev_share must be in [0, 1), got {self.dev_share}")
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,11 @@ def train_late_interaction(
         ]
     )
     rows = groups.rows(settings.negatives, settings.epochs)
-    order = np.random.default_rng(settings.seed).permutation(len(rows["query"]))
+    # Shuffled within each epoch: a query twice in one batch would be its own negative.
+    rng, per_epoch = np.random.default_rng(settings.seed), len(groups.train)
+    order = np.concatenate(
+        [epoch * per_epoch + rng.permutation(per_epoch) for epoch in range(settings.epochs)]
+    )
     losses: list[float] = []
     encoder.model.train()
     steps = range(0, len(order), settings.batch)

@@ -87,3 +87,23 @@ def test_ill_posed_or_oversized_runs_are_refused_with_the_estimate() -> None:
     assert needed > 2**34  # 2 million queries × 2,000 documents
     with pytest.raises(InputError, match=r"GiB per step, more than the 1\.0 GiB available"):
         check_run(2000, 64, 2, memory_bytes=2**30)
+
+
+def test_a_tie_at_the_top_k_boundary_is_not_a_success() -> None:
+    import torch
+
+    from densekit.evaluate.limits.free_embedding import top_k_accuracy
+
+    indices = torch.tensor([[0, 1]])
+    valid, counts = torch.ones(1, 2, dtype=torch.bool), torch.tensor([2])
+    tied = torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # document 2 ties with the relevant pair
+    assert top_k_accuracy(tied, indices, valid, counts) == 0.0
+    assert top_k_accuracy(torch.tensor([[1.0, 1.0, 0.5, 0.0]]), indices, valid, counts) == 1.0
+
+
+def test_the_search_floor_is_one_more_document_than_k(tmp_path) -> None:
+    from densekit.evaluate.limits import run_experiment
+
+    record = run_experiment([1], 1, tmp_path, FitSettings(max_steps=300), "cpu", progress=False)
+    runs = {int(n) for n in record["dims"]["1"]["runs"]}
+    assert min(runs) >= 2  # never n <= k

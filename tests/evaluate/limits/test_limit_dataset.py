@@ -88,3 +88,11 @@ def test_single_vectors_fail_the_generated_set_as_they_fail_limit_small(tmp_path
         }
         collection.close()
         assert recall["bm25"] > 0.9 and recall["dense"] < 0.5, (dataset.name, recall)
+
+
+def test_a_person_who_likes_one_thing_reads_naturally() -> None:
+    data = generate(LimitSpec(docs=3, queries=3, k=2, likes=1))
+    for (name, text), liked in zip(data.corpus, data.likes, strict=True):
+        if len(liked) == 1:
+            assert text == f"{name} likes {liked[0]}."
+        assert " and ." not in text and "likes  and" not in text

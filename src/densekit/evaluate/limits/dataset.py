@@ -108,7 +108,7 @@ def generate(spec: LimitSpec) -> LimitDataset:
         rng.shuffle(person)
     names = _names(spec.docs, first_names, surnames, rng)
     corpus = [
-        (name, f"{name} likes {', '.join(person[:-1])} and {person[-1]}.")
+        (name, f"{name} likes {_listed(person)}.")
         for name, person in zip(names, likes, strict=True)
     ]
     queries = [(f"query_{number}", f"Who likes {thing}?") for number, thing in enumerate(asked)]
@@ -118,6 +118,11 @@ def generate(spec: LimitSpec) -> LimitDataset:
         for person in people
     ]
     return LimitDataset(corpus, queries, qrels, judged_documents=n, likes=likes)
+
+
+def _listed(things: list[str]) -> str:
+    """ "A, B and C"; "A" alone."""
+    return things[0] if len(things) == 1 else f"{', '.join(things[:-1])} and {things[-1]}"
 
 
 def _names(count: int, first: tuple[str, ...], last: tuple[str, ...], rng: random.Random) -> list:

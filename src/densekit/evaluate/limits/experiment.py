@@ -88,7 +88,7 @@ def run_experiment(
             _save(folder, record)
             return result
 
-        critical = find_critical_n(run, start=_first_guess(d, k), known=known)
+        critical = find_critical_n(run, start=_first_guess(d, k), known=known, smallest=k + 1)
         bar.close()
         entry.update(critical_n=critical, paper_fit=round(paper_critical_n(d), 1))
         _save(folder, record)

@@ -149,7 +149,8 @@ def fit_relevance(
             best_loss, stale = loss, 0
         else:
             stale += 1
-        if step % settings.check_every == 0 or step == 1:
+        giving_up = stale >= settings.patience or step == settings.max_steps
+        if step % settings.check_every == 0 or step == 1 or giving_up:
             with torch.no_grad():
                 accuracy = top_k_accuracy(queries @ documents.T, indices, valid, counts)
             best_accuracy = max(best_accuracy, accuracy)
@@ -158,7 +159,7 @@ def fit_relevance(
             if accuracy >= 1.0:
                 solved = True
                 break
-        if stale >= settings.patience:
+        if giving_up:
             break
     return FitResult(
         n=n,
@@ -171,12 +172,17 @@ def fit_relevance(
 
 
 def top_k_accuracy(scores: Any, indices: Any, valid: Any, counts: Any) -> float:
-    """The share of relevant documents (``indices`` where ``valid``) scoring at least their
-    query's k-th best score, k its count of relevant documents (1.0: every query's top k is
-    exactly its relevant set)."""
-    top = scores.topk(indices.shape[1], dim=1).values
-    kth = top.gather(1, (counts - 1).unsqueeze(1))
-    found = (scores.gather(1, indices) >= kth) & valid
+    """The share of relevant documents (``indices`` where ``valid``) scoring above their
+    query's (k+1)-th best score, k its count of relevant documents (1.0: every query's top k
+    is exactly its relevant set, no other document tied with one of them)."""
+    import torch
+
+    documents = scores.shape[1]
+    top = scores.topk(min(indices.shape[1] + 1, documents), dim=1).values
+    following = top.gather(1, counts.clamp(max=top.shape[1] - 1).unsqueeze(1))
+    # A query relevant to every document has no (k+1)-th: nothing to beat.
+    following = torch.where((counts >= documents).unsqueeze(1), float("-inf"), following)
+    found = (scores.gather(1, indices) > following) & valid
     return float(found.sum() / valid.sum())
 
 
