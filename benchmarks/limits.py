@@ -47,11 +47,15 @@ def generated_small_set() -> Any:
 
 
 def free_embedding(dims: list[int], device: str, save: Any) -> dict[str, Any]:
-    """One dimension at a time, the results saved after each (a long run shows its progress
-    in the JSON, and resumes from its kept runs)."""
+    """One dimension at a time, the results and plot saved after each (a long run shows its
+    progress, and resumes from its kept runs); every dimension the folder holds is reported."""
+    found: dict[str, Any] = {}
     for d in dims:
-        save(summary(run_experiment([d], 2, BUILD / "limits-free-embedding", SETTINGS, device)))
-    return summary(run_experiment(dims, 2, BUILD / "limits-free-embedding", SETTINGS, device))
+        record = run_experiment([d], 2, BUILD / "limits-free-embedding", SETTINGS, device)
+        plot(record, RESULTS / "limits.png")
+        found = summary(record)
+        save(found)
+    return found
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +73,6 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
             "runs": len(entry["runs"]),
             "seconds": round(sum(run["seconds"] for run in entry["runs"].values()), 1),
         }
-    plot(record, RESULTS / "limits.png")
     return {
         "k": 2,
         "settings": dataclasses.asdict(SETTINGS),

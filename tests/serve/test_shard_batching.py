@@ -205,3 +205,24 @@ def test_a_search_whose_pieces_lost_every_shard_fails_instead_of_answering_nothi
     with partial_results(), pytest.raises(ShardUnavailableError, match="no shard answered"):
         batching.ask("sparse", sparse_queries(2 * PIECE, 0), 3)
     batching.close()
+
+
+def test_queries_with_settings_that_cannot_be_hashed_are_searched_on_their_own() -> None:
+    class Echo:
+        def ask(self, method: str, matrix: csr_matrix, depth: list[int]) -> list[Any]:
+            sums = np.asarray(matrix.sum(axis=1)).ravel()
+            return [[(np.array([0]), np.array([s + depth[0]])) for s in sums]]
+
+        def ask_each(self, method: str, args: Any) -> list[Any]:
+            raise AssertionError("not asked here")
+
+    batching = BatchingShards(Echo(), max_batch=64, max_wait_ms=WAIT_MS)
+    found = at_once(
+        [
+            lambda m=m: batching.ask("sparse", m, [m.shape[0]])
+            for m in (sparse_queries(1, 0), sparse_queries(2, 10))
+        ]
+    )
+    batching.close()
+    assert [len(shard) for (shard,) in found] == [1, 2]
+    assert [float(s[0]) for _, s in found[1][0]] == [float(4 * 10 + 6 + 2), float(4 * 10 + 22 + 2)]

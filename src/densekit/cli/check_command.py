@@ -7,9 +7,8 @@ import argparse
 import dataclasses
 
 from densekit.cli.output import print_json
-from densekit.store.integrity import IntegrityReport, repair_collection
-from densekit.store.sharded import is_sharded
-from densekit.store.sharded_integrity import repair_sharded, verify_store
+from densekit.store.integrity import IntegrityReport
+from densekit.store.sharded_integrity import repair_store, verify_store
 
 # 0: whole; 1: damaged files found (the check itself worked); 2: not a collection, or an error.
 DAMAGED = 1
@@ -37,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    repair = repair_sharded if is_sharded(args.collection) else repair_collection
-    removed = repair(args.collection) if args.repair else []
+    removed = repair_store(args.collection) if args.repair else []
     report = verify_store(args.collection, open_check=True)
     report = dataclasses.replace(report, removed=removed)
     show(report, as_json=args.json)

@@ -162,8 +162,9 @@ class BatchingShards:
         like queries."""
         groups: dict[tuple[Any, ...], list[int]] = {}
         for position, query in enumerate(queries):
+            key = query.group
             try:
-                key = query.group
+                hash(key)
             except TypeError:  # settings that cannot be compared: searched on their own
                 key = ("alone", position)
             groups.setdefault(key, []).append(position)

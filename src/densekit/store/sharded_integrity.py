@@ -12,6 +12,7 @@ from densekit.errors import CollectionError
 from densekit.store.integrity import (
     IntegrityReport,
     remember_report,
+    repair_collection,
     verify_collection,
     verify_pinned,
 )
@@ -26,6 +27,13 @@ def verify_store(directory: str | Path, *, open_check: bool = False) -> Integrit
     collection at ``directory`` is sharded or not."""
     verify = verify_sharded if is_sharded(directory) else verify_collection
     return verify(directory, open_check=open_check)
+
+
+def repair_store(directory: str | Path) -> list[Finding]:
+    """:func:`repair_sharded` or :func:`~densekit.store.integrity.repair_collection`, as the
+    collection at ``directory`` is sharded or not."""
+    repair = repair_sharded if is_sharded(directory) else repair_collection
+    return repair(directory)
 
 
 def verify_sharded(directory: str | Path, *, open_check: bool = False) -> IntegrityReport:

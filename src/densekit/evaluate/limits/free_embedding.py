@@ -98,11 +98,11 @@ def fit(
     """Optimise free query and document vectors of ``d`` dimensions for every k-subset of
     ``n`` documents (see the module's description)."""
     check_run(n, d, k)
-    return fit_relevance(list(subsets(n, k)), n, d, settings, device, progress)
+    return fit_relevance(subsets(n, k), n, d, settings, device, progress)
 
 
 def fit_relevance(
-    relevant: Sequence[Sequence[int]],
+    relevant: Sequence[Sequence[int]] | np.ndarray,
     n: int,
     d: int,
     settings: FitSettings | None = None,
@@ -110,22 +110,15 @@ def fit_relevance(
     progress: Progress | None = None,
 ) -> FitResult:
     """Optimise free vectors of ``d`` dimensions for queries whose relevant documents (of
-    ``n``) are ``relevant[q]``: success once each query's top k, k its own count, is exactly
-    them."""
+    ``n``) are ``relevant[q]`` (a queries x k array when every k is the same): success once
+    each query's top k, k its own count, is exactly them."""
     import torch
 
     settings = settings or FitSettings()
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(settings.seed)
-    widest = max(len(row) for row in relevant)
-    # Padded to the widest query: ``valid`` marks the real entries.
-    indices = torch.zeros(len(relevant), widest, dtype=torch.int64)
-    valid = torch.zeros(len(relevant), widest, dtype=torch.bool)
-    for number, row in enumerate(relevant):
-        indices[number, : len(row)] = torch.as_tensor(list(row), dtype=torch.int64)
-        valid[number, : len(row)] = True
+    indices, valid = (torch.from_numpy(part).to(device) for part in _padded(relevant))
     counts = valid.sum(dim=1)
-    indices, valid, counts = indices.to(device), valid.to(device), counts.to(device)
     weights = valid.float() / valid.sum()
     queries = _unit(torch.randn(len(relevant), d, generator=generator)).to(device)
     documents = _unit(torch.randn(n, d, generator=generator)).to(device)
@@ -169,6 +162,20 @@ def fit_relevance(
         loss=round(loss, 6),
         seconds=round(time.perf_counter() - started, 2),
     )
+
+
+def _padded(relevant: Sequence[Sequence[int]] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, valid): each query's relevant documents padded to the widest query's count,
+    ``valid`` marking the real entries."""
+    if isinstance(relevant, np.ndarray):
+        return relevant.astype(np.int64), np.ones(relevant.shape, dtype=bool)
+    widest = max(len(row) for row in relevant)
+    indices = np.zeros((len(relevant), widest), dtype=np.int64)
+    valid = np.zeros((len(relevant), widest), dtype=bool)
+    for number, row in enumerate(relevant):
+        indices[number, : len(row)] = row
+        valid[number, : len(row)] = True
+    return indices, valid
 
 
 def top_k_accuracy(scores: Any, indices: Any, valid: Any, counts: Any) -> float:
