@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import HashingEncoder
+from helpers import HashingEncoder, write_jsonl
 from required import (  # noqa: F401 - hooks: in CI and `make test`, required parts never skip
     pytest_make_collect_report,
     pytest_runtest_makereport,
@@ -41,11 +41,6 @@ DOCUMENTS = [
     {"_id": "d4", "title": "Fish", "text": "Salmon swim upstream to spawn in rivers."},
     {"_id": "d5", "title": "Bones", "text": "Calcium and vitamin D keep bones strong."},
 ]
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -14,10 +15,45 @@ from pathlib import Path
 
 import numpy as np
 
+from densekit.corpus import Document
 from densekit.encode import ModelSpec
 from densekit.retrieve import Collection
 
 _WORD = re.compile(r"\w+")
+
+WORDS = [
+    "vitamin",
+    "bone",
+    "fracture",
+    "market",
+    "crash",
+    "protein",
+    "folding",
+    "river",
+    "salmon",
+    "cat",
+    "dog",
+]
+QUERIES = ["vitamin bone", "market crash w3", "protein river", "salmon w17 w42"]
+
+
+def make_documents(start: int, count: int, seed: int = 0) -> list[Document]:
+    rng = np.random.default_rng(seed + start)
+    documents = []
+    for i in range(start, start + count):
+        topic = " ".join(rng.choice(WORDS, size=3))
+        noise = " ".join(f"w{rng.integers(0, 60)}" for _ in range(int(rng.integers(4, 30))))
+        documents.append(Document(f"d{i}", f"{topic} {noise}", title=f"doc {i}"))
+    return documents
+
+
+def write_corpus(path: Path, documents: list[Document]) -> Path:
+    return write_jsonl(path, [{"_id": d.id, "title": d.title, "text": d.text} for d in documents])
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
 
 
 class HashingEncoder:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_jsonl
-from helpers import HashingEncoder, kill_once_writing
+from helpers import QUERIES, HashingEncoder, kill_once_writing, make_documents, write_corpus
 from required import require
 
 from densekit.corpus import Document
@@ -18,35 +18,6 @@ from densekit.errors import CollectionError, InputError, ModelMismatchError
 from densekit.retrieve import Collection, build_collection
 from densekit.store import BuildOptions, change_writer, compact_collection, update_collection
 from densekit.store import changes as changes_module
-
-WORDS = [
-    "vitamin",
-    "bone",
-    "fracture",
-    "market",
-    "crash",
-    "protein",
-    "folding",
-    "river",
-    "salmon",
-    "cat",
-    "dog",
-]
-QUERIES = ["vitamin bone", "market crash w3", "protein river", "salmon w17 w42"]
-
-
-def make_documents(start: int, count: int, seed: int = 0) -> list[Document]:
-    rng = np.random.default_rng(seed + start)
-    documents = []
-    for i in range(start, start + count):
-        topic = " ".join(rng.choice(WORDS, size=3))
-        noise = " ".join(f"w{rng.integers(0, 60)}" for _ in range(int(rng.integers(4, 30))))
-        documents.append(Document(f"d{i}", f"{topic} {noise}", title=f"doc {i}"))
-    return documents
-
-
-def write_corpus(path: Path, documents: list[Document]) -> Path:
-    return write_jsonl(path, [{"_id": d.id, "title": d.title, "text": d.text} for d in documents])
 
 
 def build(

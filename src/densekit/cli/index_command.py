@@ -77,6 +77,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also build a learned sparse (SPLADE) index with this model: splade-tiny "
         "(bundled), a SPLADE folder or hub name",
     )
+    parser.add_argument(
+        "--multivector",
+        metavar="MODEL",
+        help="also store every document's token vectors for multi-vector (ColBERT) search, "
+        "encoded with this late-interaction model: a folder from densekit train --loss colbert, "
+        "or a ColBERT checkpoint (Stanford or PyLate; a folder or hub name)",
+    )
     given = parser.add_argument_group("vectors made elsewhere (instead of encoding)")
     given.add_argument(
         "--vectors",
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             fusion=(fusion_from(args, DEFAULT_FUSION) or DEFAULT_FUSION).to_dict(),
             index=args.index,
             sparse=args.sparse,
+            multivector=args.multivector,
             bm25_stemmer=args.stemmer,
             bm25_exact_weight=args.exact_words,
             bm25_pair_weight=args.word_pairs,

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         ("index", info["index"]),
         ("adapter", _adapter(info["adapter"])),
+        *_multivector(info.get("multivector")),
         ("chunking", info["chunking"] or "none"),
         ("bm25", _bm25(info["bm25"])),
         ("fusion", describe_fusion(FusionConfig.stored(info["fusion"]))),
@@ -95,6 +96,18 @@ def _bm25(bm25: dict | None) -> str:
     if bm25 is None:
         return "none"
     return f"k1 {bm25['k1']:g}, b {bm25['b']:g}, stemmer {bm25['stemmer']}; {bm25['terms']}"
+
+
+def _multivector(part: dict | None) -> list[tuple[str, str]]:
+    if part is None:
+        return []
+    return [
+        (
+            "multivector",
+            f"{part['model']} ({part['dimension']}-d, {part['fingerprint'][:12]}): "
+            f"{part['token_vectors']} token vectors, token index {part['token_index']}",
+        )
+    ]
 
 
 def _adapter(adapter: dict | None) -> str:

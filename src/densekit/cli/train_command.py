@@ -27,6 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--base", default="minilm", help="starting model (default: minilm)")
     parser.add_argument("--config", help="recipe TOML ([data], [loss], [train]); default recipe")
     parser.add_argument(
+        "--loss",
+        choices=("contrastive", "colbert"),
+        default="contrastive",
+        help="contrastive: a single-vector bi-encoder by the recipe (default); colbert: a "
+        "late-interaction model (token vectors, MaxSim) for densekit index --multivector",
+    )
+    parser.add_argument(
         "--collection", help="a collection of the dataset's corpus, to mine hard negatives from"
     )
     parser.add_argument("--epochs", type=positive_int, help="overrides [train] epochs")
@@ -43,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.loss == "colbert":
+        return _train_colbert(args)
     from densekit.train.bi_encoder import TrainConfig, train_model
     from densekit.train.recipe import Recipe
 
@@ -62,6 +71,40 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     return report_result(train_model(config), as_json=args.json)
+
+
+def _train_colbert(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from densekit.errors import InputError
+    from densekit.train.late_interaction import LateInteractionTraining, train_late_interaction
+
+    for flag, given in (("--config", args.config), ("--triplets", args.triplets)):
+        if given:
+            raise InputError(f"{flag} sets up contrastive training; drop it with --loss colbert")
+    if not args.dataset or not args.collection:
+        raise InputError(
+            "--loss colbert trains on a dataset's judgements with negatives mined from a "
+            "collection of its corpus: give DATASET and --collection DIR"
+        )
+    settings = LateInteractionTraining(base=args.base)
+    given = {
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "learning_rate": args.lr,
+        "seed": args.seed,
+    }
+    settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
+    result = train_late_interaction(
+        args.dataset,
+        args.collection,
+        args.out,
+        split=args.split,
+        settings=settings,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    return report_result(result, as_json=args.json)
 
 
 def report_result(result: TrainResult, *, as_json: bool) -> int:

@@ -29,7 +29,12 @@ from densekit.store.manifest import Manifest
 from densekit.store.sharded import ShardedStore, StoreOpener, open_store
 
 # The StoredCollection property that loads each retriever's index.
-INDEX_OF = {"dense": "dense_index", "bm25": "lexical_index", "splade": "sparse_index"}
+INDEX_OF = {
+    "dense": "dense_index",
+    "bm25": "lexical_index",
+    "splade": "sparse_index",
+    "multivector": "multivector_index",
+}
 ANSWER_SECONDS = 60.0  # a shard that has not answered by then (restarts included) is down
 LOAD_SECONDS = 600.0  # for every actor to load its shard's indexes
 

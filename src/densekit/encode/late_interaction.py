@@ -6,7 +6,10 @@ tokens (query augmentation: the masks learn to stand for terms the query implies
 of its vectors kept; a document is read with a document marker, and its vectors are kept except
 for padding, punctuation and special tokens. Any Hugging Face encoder is a starting point (the
 projection is then new, so it must be trained: :mod:`densekit.train.late_interaction`); a
-folder saved by :meth:`LateInteractionEncoder.save` loads back whole.
+folder saved by :meth:`LateInteractionEncoder.save` loads back whole, and so do ColBERT
+checkpoints made elsewhere: Stanford ColBERT's (``linear.weight`` beside the encoder's weights)
+and PyLate's (a sentence-transformers folder whose Dense module is the projection), local or
+from a model hub.
 """
 
 from __future__ import annotations
@@ -54,24 +57,35 @@ class LateInteractionEncoder:
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
-        folder = Path(location)
+        transformers_logging.disable_progress_bar()  # a bar per load clutters search output
+        folder = local_folder(location)
         saved = folder / CONFIG_FILE
         if saved.exists():  # a late-interaction model saved by densekit: its own settings
             settings = LateInteractionSettings(**json.loads(saved.read_text("utf-8")))
-        self.settings = settings or LateInteractionSettings()
+        projection = None if saved.exists() else colbert_projection(folder)
+        self.settings = settings or _settings_of(folder, projection)
         self.location = location
         self.device = device
         self.batch = batch
-        self.tokenizer = AutoTokenizer.from_pretrained(location)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
         if self.tokenizer.mask_token_id is None:
             raise InputError(f"{location}: its tokenizer has no [MASK] token to pad queries with")
-        self.model = AutoModel.from_pretrained(location).to(device)
+        self.model = AutoModel.from_pretrained(folder).to(device)
         hidden = int(self.model.config.hidden_size)
         self.projection = torch.nn.Linear(hidden, self.settings.dimension, bias=False).to(device)
         if (folder / PROJECTION_FILE).exists():
             state = torch.load(folder / PROJECTION_FILE, map_location=device, weights_only=True)
             self.projection.load_state_dict(state)
+        elif projection is not None:
+            if tuple(projection.shape) != (self.settings.dimension, hidden):
+                raise InputError(
+                    f"{location}: its ColBERT projection is {tuple(projection.shape)}, the model "
+                    f"gives {hidden} dimensions; the checkpoint is inconsistent"
+                )
+            with torch.no_grad():
+                self.projection.weight.copy_(projection)
         else:  # a fixed start, so two processes that load the same base agree
             generator = torch.Generator().manual_seed(0)
             weight = torch.randn(self.settings.dimension, hidden, generator=generator)
@@ -102,13 +116,14 @@ class LateInteractionEncoder:
         return ids
 
     def _marker(self, query: bool) -> list[int]:
-        """The ids that mark a query or a document, inserted after the first token: BERT's
-        [unused0] / [unused1] where the vocabulary has them (ColBERT's), else the marker text."""
-        token = "[unused0]" if query else "[unused1]"
-        found = self.tokenizer.convert_tokens_to_ids(token)
-        if isinstance(found, int) and found != self.tokenizer.unk_token_id:
-            return [found]
+        """The ids that mark a query or a document, inserted after the first token: the marker
+        when the vocabulary has it as one token (PyLate adds ``[Q]``/``[D]``), else BERT's
+        [unused0] / [unused1] (Stanford ColBERT's), else the marker's text."""
         text = self.settings.query_marker if query else self.settings.document_marker
+        for token in (text, "[unused0]" if query else "[unused1]"):
+            found = self.tokenizer.convert_tokens_to_ids(token)
+            if isinstance(found, int) and found != self.tokenizer.unk_token_id:
+                return [found]
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def token_vectors(self, texts: Sequence[str], *, query: bool) -> tuple[Any, Any]:
@@ -149,14 +164,17 @@ class LateInteractionEncoder:
     def _encode(self, texts: Sequence[str], query: bool) -> list[np.ndarray]:
         import torch
 
-        found: list[np.ndarray] = []
+        # Longest first, so each batch pads to texts of about its own length.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        found: list[np.ndarray] = [np.empty(0)] * len(texts)
         self.model.eval()
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch):
-                vectors, kept = self.token_vectors(texts[start : start + self.batch], query=query)
+            for start in range(0, len(order), self.batch):
+                chosen = order[start : start + self.batch]
+                vectors, kept = self.token_vectors([texts[i] for i in chosen], query=query)
                 vectors = vectors.float().cpu().numpy()
-                for row, mask in zip(vectors, kept.cpu().numpy(), strict=True):
-                    found.append(np.ascontiguousarray(row[mask], dtype=np.float32))
+                for i, row, mask in zip(chosen, vectors, kept.cpu().numpy(), strict=True):
+                    found[i] = np.ascontiguousarray(row[mask], dtype=np.float32)
         return found
 
     def encode_queries(self, texts: Sequence[str]) -> list[np.ndarray]:
@@ -175,3 +193,77 @@ class LateInteractionEncoder:
         self.tokenizer.save_pretrained(folder)
         torch.save(self.projection.state_dict(), folder / PROJECTION_FILE)
         (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.settings), indent=2), "utf-8")
+
+
+def local_folder(location: str) -> Path:
+    """``location``'s folder: itself when it is one, else a hub model's files, downloaded
+    (or found in the hub's cache)."""
+    folder = Path(location).expanduser()
+    if folder.is_dir():
+        return folder
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(location))
+    except Exception as exc:  # the hub's errors differ by version; all mean "not found"
+        raise InputError(
+            f"{location}: not a model folder, and the model hub did not give it ({exc}); give a "
+            "folder from densekit train --loss colbert or a ColBERT checkpoint"
+        ) from None
+
+
+def colbert_projection(folder: Path) -> Any | None:
+    """The projection weight (dimension x hidden) of a ColBERT checkpoint made elsewhere:
+    PyLate's Dense module, or Stanford ColBERT's ``linear.weight``; None for a plain encoder."""
+    modules = folder / "modules.json"
+    candidates: list[Path] = []
+    if modules.exists():
+        for module in json.loads(modules.read_text("utf-8")):
+            if module.get("type", "").endswith("Dense") and module.get("path"):
+                candidates += _weight_files(folder / module["path"])
+    candidates += _weight_files(folder)
+    for path in candidates:
+        weights = _read_weights(path)
+        for key in ("linear.weight", "linear.linear.weight"):
+            if key in weights:
+                return weights[key].float()
+    return None
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    return [p for p in (folder / "model.safetensors", folder / "pytorch_model.bin") if p.exists()]
+
+
+def _read_weights(path: Path) -> dict[str, Any]:
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _settings_of(folder: Path, projection: Any | None) -> LateInteractionSettings:
+    """Settings a ColBERT checkpoint records (Stanford's ``artifact.metadata``, PyLate's
+    ``config_sentence_transformers.json``); the defaults for a plain encoder."""
+    if projection is None:
+        return LateInteractionSettings()
+    values: dict[str, Any] = {"dimension": int(projection.shape[0])}
+    stanford = folder / "artifact.metadata"
+    pylate = folder / "config_sentence_transformers.json"
+    if stanford.exists():
+        meta = json.loads(stanford.read_text("utf-8"))
+        values |= {
+            "query_tokens": meta.get("query_maxlen"),
+            "document_tokens": meta.get("doc_maxlen"),
+        }
+    elif pylate.exists():
+        meta = json.loads(pylate.read_text("utf-8"))
+        values |= {
+            "query_tokens": meta.get("query_length"),
+            "document_tokens": meta.get("document_length"),
+            "query_marker": (meta.get("query_prefix") or "").strip() or None,
+            "document_marker": (meta.get("document_prefix") or "").strip() or None,
+        }
+    return LateInteractionSettings(**{k: v for k, v in values.items() if v is not None})

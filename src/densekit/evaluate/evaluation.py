@@ -168,6 +168,8 @@ def _options_for(pipeline: Pipeline, model: str | None) -> BuildOptions:
     from densekit.encode.sparse import DEFAULT_SPARSE_MODEL
 
     stages = {stage.retriever for stage in pipeline.candidates}
+    if "multivector" in stages or any(stage.kind == "multivector" for stage in pipeline.rerank):
+        raise _needs_token_vectors()
     dense, lexical = "dense" in stages, "bm25" in stages
     retriever: RetrieverName = "hybrid" if dense == lexical else ("dense" if dense else "bm25")
     return BuildOptions(
@@ -189,6 +191,8 @@ def _open_or_build(
         return collection
     if collection is not None:
         return stack.enter_context(Collection(collection))
+    if retriever == "multivector" and build_options is None:
+        raise _needs_token_vectors()
     options = build_options or BuildOptions(
         model=model or DEFAULT_MODEL, retriever=retriever or "hybrid"
     )
@@ -199,6 +203,14 @@ def _open_or_build(
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="densekit-eval-")))
     built = build_collection(data.corpus_path, workdir / "collection", options)
     return stack.enter_context(built)
+
+
+def _needs_token_vectors() -> InputError:
+    return InputError(
+        "multi-vector search needs a collection with token vectors, which takes a "
+        "late-interaction model: build one with densekit index CORPUS --multivector MODEL "
+        "--out DIR, and pass --collection DIR"
+    )
 
 
 def _unknown_documents(data: BeirDataset, known: set[str]) -> list[str]:

@@ -12,7 +12,7 @@ scored exactly by MaxSim over its stored tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,29 @@ from densekit.index.vectors import tombstones
 INT8_SCALE = 127.0
 # Bound on the (query tokens x candidate tokens) similarity matrix held at once.
 _SCORE_BUDGET_BYTES = 64 * 1024 * 1024
+TOKENS_FILE = "tokens.npy"
+OFFSETS_FILE = "token_offsets.npy"
+TOKEN_INDEX_FILE = "token_index.faiss"
+# Below this many token vectors the token index is exhaustive (8-bit codes, no clustering).
+_EXHAUSTIVE_TOKENS = 100_000
+# Inverted lists an IVF token index probes per query token unless a search says otherwise.
+DEFAULT_NPROBE = 16
+
+
+def token_search_settings(params: Mapping[str, int], k: int) -> tuple[int, int | None]:
+    """(per_token, nprobe) of a search for the top ``k`` with ``params``: nearest tokens
+    gathered per query token (default 32, at least k) and inverted lists read per token."""
+    return max(params.get("per_token", 32), k), params.get("nprobe")
+
+
+def default_token_index(tokens: int) -> str:
+    """The FAISS factory string for ``tokens`` token vectors: exhaustive 8-bit codes for a
+    small collection; inverted lists (about the square root of the count, clustered once at
+    build time) over 8-bit codes beyond, so a query token reads a few lists, not every token."""
+    if tokens < _EXHAUSTIVE_TOKENS:
+        return "SQ8"
+    lists = 2 ** round(np.log2(np.sqrt(tokens)))
+    return f"IVF{lists},SQ8"
 
 
 def quantise(vectors: np.ndarray) -> np.ndarray:
@@ -60,6 +83,32 @@ class TokenVectors:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return cls(quantise(np.concatenate(documents)), offsets)
 
+    @classmethod
+    def from_codes(cls, documents: Sequence[np.ndarray]) -> TokenVectors:
+        """From each document's int8 codes."""
+        lengths = [len(codes) for codes in documents]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return cls(np.concatenate(documents).astype(np.int8), offsets)
+
+    def take(self, rows: np.ndarray) -> TokenVectors:
+        """The token vectors of the documents ``rows``, in that order (compaction)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.offsets[rows + 1] - self.offsets[rows]
+        spans = [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
+        codes = self.codes[np.concatenate(spans)] if spans else self.codes[:0]
+        return TokenVectors(np.asarray(codes), np.concatenate([[0], np.cumsum(lengths)]))
+
+    def appended(self, other: TokenVectors) -> TokenVectors:
+        """These documents' token vectors, then ``other``'s as new rows."""
+        return TokenVectors(
+            np.concatenate([np.asarray(self.codes), other.codes]),
+            np.concatenate([self.offsets, self.offsets[-1] + other.offsets[1:]]),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.codes.nbytes + self.offsets.nbytes)
+
     def token_documents(self) -> np.ndarray:
         """The document row of every token row."""
         return np.repeat(np.arange(self.documents), np.diff(self.offsets))
@@ -86,17 +135,16 @@ class TokenVectors:
             start = end
         return scores
 
-    def save(self, folder: Path) -> dict[str, str]:
-        """Write ``tokens.npy`` and ``token_offsets.npy`` into ``folder``; their names."""
-        np.save(folder / "tokens.npy", self.codes)
-        np.save(folder / "token_offsets.npy", self.offsets)
-        return {"codes": "tokens.npy", "offsets": "token_offsets.npy"}
+    def save(self, folder: Path) -> None:
+        """Write the codes and offsets into ``folder``."""
+        np.save(folder / TOKENS_FILE, self.codes)
+        np.save(folder / OFFSETS_FILE, self.offsets)
 
     @classmethod
     def load(cls, folder: Path) -> TokenVectors:
         """The token vectors of ``folder``, memory-mapped (read as searches need them)."""
-        codes = np.load(folder / "tokens.npy", mmap_mode="r")
-        return cls(codes, np.load(folder / "token_offsets.npy"))
+        codes = np.load(folder / TOKENS_FILE, mmap_mode="r")
+        return cls(codes, np.load(folder / OFFSETS_FILE))
 
 
 class MultiVectorIndex:
@@ -115,33 +163,70 @@ class MultiVectorIndex:
         self.deleted, self.live_documents = tombstones(deleted, tokens.documents)
 
     @staticmethod
-    def build_token_index(tokens: TokenVectors, spec: str = "Flat") -> Any:
-        """A FAISS inner-product index of every token vector (``spec``: a factory string,
-        e.g. ``IVF1024,SQ8`` for large collections; trained on the tokens themselves)."""
+    def build_token_index(tokens: TokenVectors, spec: str | None = None) -> Any:
+        """A FAISS inner-product index of every token vector (``spec``: a factory string;
+        default :func:`default_token_index`), trained on a sample of the tokens themselves."""
         import faiss
 
-        vectors = dequantise(tokens.codes)
+        spec = spec or default_token_index(len(tokens.codes))
         index = faiss.index_factory(tokens.dimension, spec, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
-            index.train(vectors)
-        index.add(vectors)
+            sample = np.random.default_rng(0).permutation(len(tokens.codes))[:_TRAINING_TOKENS]
+            index.train(dequantise(tokens.codes[np.sort(sample)]))
+        _add_tokens(index, tokens.codes)
         return index
 
-    def candidates(self, query: np.ndarray, per_token: int) -> np.ndarray:
-        """The documents holding any of each query token's ``per_token`` nearest tokens."""
+    def save(self, folder: Path) -> None:
+        """Write the token vectors and the token index into ``folder``."""
+        import faiss
+
+        self.tokens.save(folder)
+        faiss.write_index(self.token_index, str(folder / TOKEN_INDEX_FILE))
+
+    @classmethod
+    def load(cls, folder: Path, deleted: np.ndarray | None = None) -> MultiVectorIndex:
+        """The index saved in ``folder``, token vectors and inverted lists memory-mapped."""
+        import faiss
+
+        tokens = TokenVectors.load(folder)
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+        token_index = faiss.read_index(str(folder / TOKEN_INDEX_FILE), flags)
+        if token_index.ntotal != len(tokens.codes):
+            raise InputError(
+                f"{folder}: the token index holds {token_index.ntotal} vectors, the token "
+                f"matrix {len(tokens.codes)}"
+            )
+        return cls(tokens, token_index, deleted)
+
+    def candidates(
+        self, query: np.ndarray, per_token: int, nprobe: int | None = None
+    ) -> np.ndarray:
+        """The documents holding any of each query token's ``per_token`` nearest tokens
+        (an inverted-list index reads ``nprobe`` lists per query token)."""
+        import faiss
+
         if self.token_index is None:
             raise InputError("this multi-vector index has no token index: pass candidates")
-        _, found = self.token_index.search(np.ascontiguousarray(query, np.float32), per_token)
+        params = None
+        if hasattr(self.token_index, "nprobe"):
+            params = faiss.SearchParametersIVF(nprobe=nprobe or DEFAULT_NPROBE)
+        query = np.ascontiguousarray(query, np.float32)
+        _, found = self.token_index.search(query, per_token, params=params)
         rows = np.unique(self.token_documents[found[found >= 0]])
         return rows[~self.deleted[rows]] if self.deleted is not None else rows
 
     def rank(
-        self, query: np.ndarray, k: int, rows: np.ndarray | None = None, per_token: int = 32
+        self,
+        query: np.ndarray,
+        k: int,
+        rows: np.ndarray | None = None,
+        per_token: int = 32,
+        nprobe: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best of ``rows`` (default: the token index's candidates) by exact MaxSim:
         (document rows, scores), best first."""
         if rows is None:
-            rows = self.candidates(query, per_token)
+            rows = self.candidates(query, per_token, nprobe)
         else:
             rows = np.asarray(rows, dtype=np.int64)
             if self.deleted is not None:
@@ -153,7 +238,43 @@ class MultiVectorIndex:
         return rows[order], scores[order]
 
     def search(
-        self, queries: Sequence[np.ndarray], k: int, per_token: int = 32
+        self,
+        queries: Sequence[np.ndarray],
+        k: int,
+        per_token: int = 32,
+        nprobe: int | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`rank` of each query's token vectors."""
-        return [self.rank(query, k, per_token=per_token) for query in queries]
+        return [self.rank(query, k, per_token=per_token, nprobe=nprobe) for query in queries]
+
+
+# Tokens a token index's clustering learns from (FAISS samples 256 per list at most anyway).
+_TRAINING_TOKENS = 262_144
+_ADD_BATCH = 262_144
+
+
+def _add_tokens(index: Any, codes: np.ndarray) -> None:
+    """Add int8 ``codes`` to a FAISS index a slice at a time: float copies of every token of
+    a large collection at once would be four times the codes' size."""
+    for start in range(0, len(codes), _ADD_BATCH):
+        index.add(dequantise(codes[start : start + _ADD_BATCH]))
+
+
+def extend_token_index(source: Path, codes: np.ndarray, folder: Path) -> None:
+    """Add ``codes`` to a copy of the token index saved at ``source``, written into
+    ``folder``: trained parts kept, no reclustering (the index open for searches is untouched)."""
+    import faiss
+
+    index = faiss.read_index(str(source))
+    _add_tokens(index, codes)
+    faiss.write_index(index, str(folder / TOKEN_INDEX_FILE))
+
+
+def refill_token_index(source: Path, tokens: TokenVectors, folder: Path) -> None:
+    """The token index saved at ``source`` emptied and filled with ``tokens`` (compaction)."""
+    import faiss
+
+    index = faiss.read_index(str(source))
+    index.reset()
+    _add_tokens(index, tokens.codes)
+    faiss.write_index(index, str(folder / TOKEN_INDEX_FILE))

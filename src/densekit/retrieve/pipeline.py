@@ -3,7 +3,7 @@
 A pipeline file::
 
     [[candidates]]
-    retriever = "dense"        # dense | bm25 | splade (the collection's own indexes)
+    retriever = "dense"        # dense | bm25 | splade | multivector (the collection's own)
     k = 100                    # candidates this stage gives
 
     [[candidates]]
@@ -19,15 +19,17 @@ A pipeline file::
     [[rerank]]
     model = "models/scifact-reranker"  # a CrossEncoder, or for kind = "llm" a causal LM
     kind = "cross-encoder"     # cross-encoder | llm (log p(query | passage); "smollm2" bundled)
+                               # | multivector (MaxSim over the collection's token vectors;
+                               #   no model)
     top_n = 100                # rerank this many of the fused candidates
     batch = 32
 
 Every key is checked; a mistake is reported with the stage it is in (``candidates[2].k``).
 
-Each ``--retriever`` name is a built-in pipeline (:func:`builtin_pipeline`): ``dense``, ``bm25``
-and ``splade`` are one candidate stage, ``hybrid`` fuses dense and BM25 with the collection's
-fusion. Their stages set no ``k``: they give as many candidates as the search asks for, and
-fused, at least the fusion's ``depth``.
+Each ``--retriever`` name is a built-in pipeline (:func:`builtin_pipeline`): ``dense``, ``bm25``,
+``splade`` and ``multivector`` are one candidate stage, ``hybrid`` fuses dense and BM25 with the
+collection's fusion. Their stages set no ``k``: they give as many candidates as the search asks
+for, and fused, at least the fusion's ``depth``.
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ from densekit.retrieve.fusion import BM25_WEIGHT, DEFAULT_FUSION, HYBRID_LISTS, 
 from densekit.store.manifest import RETRIEVER_NAMES
 from densekit.tomlfile import read_toml, refuse_unknown_keys
 
-CANDIDATE_RETRIEVERS = ("dense", "bm25", "splade")
-RERANK_KINDS = ("cross-encoder", "llm")
+CANDIDATE_RETRIEVERS = ("dense", "bm25", "splade", "multivector")
+RERANK_KINDS = ("cross-encoder", "llm", "multivector")
+# A multivector rerank reads the collection's own token vectors: it names no model.
+TOKEN_VECTORS = "token vectors"
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,12 @@ class Pipeline:
         if self.fusion is not None:
             data["fusion"] = self.fusion.to_dict()
         data["rerank"] = [
-            {k: v for k, v in asdict(stage).items() if v is not None} for stage in self.rerank
+            {
+                k: v
+                for k, v in asdict(stage).items()
+                if v is not None and not (k == "model" and v == TOKEN_VECTORS)
+            }
+            for stage in self.rerank
         ]
         return data
 
@@ -251,6 +260,13 @@ def _stage(kind: type, entry: Mapping[str, Any], where: str) -> Any:
         raise InputError(
             f"{where}: no retriever given; choose one of {', '.join(CANDIDATE_RETRIEVERS)}"
         )
+    if kind is RerankStage and values.get("kind") == "multivector":
+        if "model" in values:
+            raise InputError(
+                f"{where}.model: a multivector rerank uses the collection's token vectors and "
+                "their model; drop model"
+            )
+        values["model"] = TOKEN_VECTORS
     if "model" not in values and kind is RerankStage:
         raise InputError(f"{where}: no model given (a CrossEncoder path or hub name)")
     return kind(**values)

@@ -5,6 +5,7 @@ The one way a collection is searched: every retriever name is a built-in pipelin
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from densekit.retrieve.pipeline import Pipeline, RerankStage
 from densekit.retrieve.ranking import Ranking
 from densekit.retrieve.rerankers import Reranker, load_reranker
 from densekit.retrieve.retrievers import Retriever, open_retriever
+from densekit.retrieve.token_rescoring import TokenRescorer
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
@@ -71,8 +73,11 @@ class PipelineRunner:
                 )
         self._retrievers: list[Retriever] | None = None
         self._opening = threading.Lock()
-        self.rerankers: list[Reranker] = [
-            load_reranker(stage, f"rerank[{i}]") for i, stage in enumerate(self.pipeline.rerank, 1)
+        self.rerankers: list[Reranker | TokenRescorer] = [
+            TokenRescorer(self.collection, f"rerank[{i}]")
+            if stage.kind == "multivector"
+            else load_reranker(stage, f"rerank[{i}]")
+            for i, stage in enumerate(self.pipeline.rerank, 1)
         ]
         self.costs = [StageCost(s.retriever) for s in self.pipeline.candidates]
         self.costs += [
@@ -136,7 +141,7 @@ class PipelineRunner:
     def _rerank(
         self,
         stage: RerankStage,
-        reranker: Reranker,
+        reranker: Reranker | TokenRescorer,
         cost: StageCost,
         queries: Sequence[str],
         rankings: list[Ranking],
@@ -151,20 +156,9 @@ class PipelineRunner:
                 f"{stage.model}: top_n {stage.top_n} is more than the {short} candidates some "
                 f"queries have; those rerank all their candidates"
             )
-        rows = np.concatenate([head.rows for head in heads]) if heads else np.empty(0, np.int64)
-        unique = np.unique(rows).tolist()
-        documents = self.collection.documents.get_rows(unique)
-        texts = {row: document.content for row, document in zip(unique, documents, strict=True)}
-        pairs = [
-            (query, texts[row])
-            for query, head in zip(queries, heads, strict=True)
-            for row in head.rows.tolist()
-        ]
-        scores = reranker.score(pairs)
-        reranked, start = [], 0
-        for head, ranking in zip(heads, rankings, strict=True):
-            head_scores = scores[start : start + len(head)]
-            start += len(head)
+        scored = self._score_heads(reranker, queries, heads)
+        reranked = []
+        for head, ranking, head_scores in zip(heads, rankings, scored, strict=True):
             if stage.weight < 1:
                 head_scores = blend(head_scores, head.scores, stage.weight)
             order = np.argsort(-head_scores, kind="stable")
@@ -180,5 +174,24 @@ class PipelineRunner:
             )
         cost.seconds += time.perf_counter() - started
         cost.queries += len(queries)
-        cost.passages += len(pairs)
+        cost.passages += sum(len(head) for head in heads)
         return reranked
+
+    def _score_heads(
+        self, reranker: Reranker | TokenRescorer, queries: Sequence[str], heads: list[Ranking]
+    ) -> list[np.ndarray]:
+        """The reranker's score of each query's head rows, in their order."""
+        if isinstance(reranker, TokenRescorer):
+            return reranker.score_rows(queries, [head.rows for head in heads])
+        rows = np.concatenate([head.rows for head in heads]) if heads else np.empty(0, np.int64)
+        unique = np.unique(rows).tolist()
+        documents = self.collection.documents.get_rows(unique)
+        texts = {row: document.content for row, document in zip(unique, documents, strict=True)}
+        pairs = [
+            (query, texts[row])
+            for query, head in zip(queries, heads, strict=True)
+            for row in head.rows.tolist()
+        ]
+        scores = reranker.score(pairs)
+        bounds = np.cumsum([0, *(len(head) for head in heads)])
+        return [scores[start:end] for start, end in itertools.pairwise(bounds)]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from densekit.index.late_interaction import TokenVectors
 
 # How many documents a dense or sparse list's scores are measured against (see ScoreScale):
 # enough for a stable mean and spread, few enough to score with every query.
@@ -37,6 +41,16 @@ def reference_scales(scores: np.ndarray) -> list[ScoreScale | None]:
         ScoreScale(float(center), float(spread)) if spread > 0 else None
         for center, spread in zip(centers, spreads, strict=True)
     ]
+
+
+def maxsim_scales(
+    queries: Sequence[np.ndarray], reference: TokenVectors | None
+) -> list[ScoreScale | None]:
+    """Each query's scale (token vectors) from its MaxSim with the reference documents."""
+    if reference is None:
+        return [None] * len(queries)
+    every = np.arange(reference.documents)
+    return reference_scales(np.stack([reference.maxsim(query, every) for query in queries]))
 
 
 @dataclass(frozen=True)

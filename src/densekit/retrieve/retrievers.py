@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from densekit.errors import CollectionError
+from densekit.index.late_interaction import token_search_settings
 from densekit.retrieve.ranking import (
     REFERENCE_DOCUMENTS,
     Ranking,
     ScoreScale,
+    maxsim_scales,
     reference_scales,
 )
 
@@ -25,9 +27,11 @@ if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
     from densekit.encode import Encoder
+    from densekit.encode.late_interaction import LateInteractionEncoder
     from densekit.encode.sparse import SparseTextEncoder
     from densekit.index import FlatIndex, LexicalIndex
     from densekit.index.ann import AnnIndex
+    from densekit.index.late_interaction import MultiVectorIndex, TokenVectors
     from densekit.index.sparse import SparseIndex
     from densekit.store.collection import StoredCollection
     from densekit.store.sharded import ShardedStore
@@ -103,15 +107,36 @@ class SparseRetriever:
         ]
 
 
+@dataclass
+class MultiVectorRetriever:
+    """Late interaction: the queries' token vectors gather candidates from the token index
+    (each query token's nearest document tokens), which are then scored exactly by MaxSim over
+    their stored token vectors. ``index_params``: ``nprobe``, inverted lists read per query
+    token; ``per_token``, nearest tokens gathered per query token (default 32, at least k)."""
+
+    index: MultiVectorIndex
+    encoder: LateInteractionEncoder
+    index_params: dict[str, int] = field(default_factory=dict)
+    reference: TokenVectors | None = None  # the documents that calibrate scores
+    name: str = "multivector"
+
+    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        vectors = self.encoder.encode_queries(queries)
+        per_token, nprobe = token_search_settings(self.index_params, k)
+        found = self.index.search(vectors, k, per_token, nprobe)
+        scales = maxsim_scales(vectors, self.reference)
+        return [Ranking(r, s, scale) for (r, s), scale in zip(found, scales, strict=True)]
+
+
 def open_retriever(
     collection: StoredCollection | ShardedStore,
     name: str,
     query_encoder: Callable[[], Encoder],
     index_params: dict[str, int] | None = None,
 ) -> Retriever:
-    """The ``name`` retriever (dense, bm25 or splade) over ``collection``'s own index (every
-    shard's, merged, for a sharded collection); dense encodes queries with the encoder
-    ``query_encoder`` gives (asked only for dense)."""
+    """The ``name`` retriever (dense, bm25, splade or multivector) over ``collection``'s own
+    index (every shard's, merged, for a sharded collection); dense encodes queries with the
+    encoder ``query_encoder`` gives (asked only for dense)."""
     from densekit.store.sharded import ShardedStore
 
     if isinstance(collection, ShardedStore):
@@ -129,6 +154,15 @@ def open_retriever(
         )
     if name == "bm25":
         return LexicalRetriever(collection.lexical_index)
+    if name == "multivector":
+        return MultiVectorRetriever(
+            collection.multivector_index,
+            collection.multivector_encoder,
+            dict(index_params or {}),
+            collection.multivector_index.tokens.take(
+                collection.reference_documents(REFERENCE_DOCUMENTS)
+            ),
+        )
     if name == "splade":
         index = collection.sparse_index
         reference = index.document_rows(collection.reference_documents(REFERENCE_DOCUMENTS))

@@ -25,13 +25,21 @@ import numpy as np
 
 from densekit.errors import CollectionError
 from densekit.index.bm25_statistics import bm25_ceilings
-from densekit.retrieve.ranking import REFERENCE_DOCUMENTS, Ranking, ScoreScale, reference_scales
+from densekit.index.late_interaction import TokenVectors, token_search_settings
+from densekit.retrieve.ranking import (
+    REFERENCE_DOCUMENTS,
+    Ranking,
+    ScoreScale,
+    maxsim_scales,
+    reference_scales,
+)
 from densekit.store.collection import StoredCollection
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
     from densekit.encode import Encoder
+    from densekit.encode.late_interaction import LateInteractionEncoder
     from densekit.store.sharded import ShardedStore
 
 Found = list[tuple[np.ndarray, np.ndarray]]  # per query: (rows, scores), best first
@@ -63,6 +71,20 @@ class ShardSearch:
 
     def sparse(self, vectors: csr_matrix, k: int) -> Found:
         return self.stored.sparse_index.search(vectors, k)
+
+    def multivector(self, queries: list[np.ndarray], k: int, params: dict[str, int]) -> Found:
+        per_token, nprobe = token_search_settings(params, k)
+        return self.stored.multivector_index.search(queries, k, per_token, nprobe)
+
+    def maxsim(self, queries: list[np.ndarray], rows: list[np.ndarray]) -> list[np.ndarray]:
+        """Each query's MaxSim with the documents at its ``rows`` (a rerank stage's)."""
+        tokens = self.stored.multivector_index.tokens
+        return [tokens.maxsim(query, r) for query, r in zip(queries, rows, strict=True)]
+
+    def multivector_reference(self, rows: np.ndarray) -> list[np.ndarray]:
+        """The int8 token vectors of the documents at ``rows``, one matrix each."""
+        tokens = self.stored.multivector_index.tokens
+        return [np.asarray(tokens.codes[tokens.offsets[r] : tokens.offsets[r + 1]]) for r in rows]
 
     def dense_reference(self, rows: np.ndarray) -> list[np.ndarray]:
         """The vectors of the documents at ``rows``: per document, every passage's."""
@@ -225,13 +247,37 @@ class ShardedSparseRetriever:
         ]
 
 
+@dataclass
+class ShardedMultiVectorRetriever:
+    shards: ShardExecutor
+    encoder: LateInteractionEncoder
+    index_params: dict[str, int]
+    reference: TokenVectors
+    name: str = "multivector"
+
+    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        vectors = self.encoder.encode_queries(queries)
+        found = self.shards.ask("multivector", vectors, k, self.index_params)
+        scales = maxsim_scales(vectors, self.reference)
+        return [
+            Ranking(rows, scores, scale)
+            for (rows, scores), scale in zip(merge(found, k), scales, strict=True)
+        ]
+
+
 def open_sharded_retriever(
     store: ShardedStore,
     name: str,
     query_encoder: Callable[[], Encoder],
     index_params: dict[str, int] | None = None,
-) -> ShardedDenseRetriever | ShardedLexicalRetriever | ShardedSparseRetriever:
-    """The ``name`` retriever (dense, bm25 or splade) over every shard of ``store``, searched
+) -> (
+    ShardedDenseRetriever
+    | ShardedLexicalRetriever
+    | ShardedSparseRetriever
+    | ShardedMultiVectorRetriever
+):
+    """The ``name`` retriever (dense, bm25, splade or multivector) over every shard of ``store``,
+    searched
     by the executor attached to it (:func:`use_shards`) or in threads."""
     shards = shards_of(store)
     if name == "dense":
@@ -246,6 +292,10 @@ def open_sharded_retriever(
         reference = _reference(store, shards, "sparse_reference", vstack)
         encoder = store.shards[0].sparse_encoder
         return ShardedSparseRetriever(shards, encoder.encode_queries, reference)
+    if name == "multivector":
+        tokens = _reference(store, shards, "multivector_reference", TokenVectors.from_codes)
+        encoder = store.shards[0].multivector_encoder
+        return ShardedMultiVectorRetriever(shards, encoder, dict(index_params or {}), tokens)
     raise CollectionError(f"{store.directory}: no retriever named {name!r}")
 
 

@@ -75,7 +75,8 @@ class Searcher:
     def _check_supported(self, retriever: str) -> None:
         supported = self.collection.retrievers
         if retriever not in supported:
-            hint = "--sparse splade-tiny" if retriever == "splade" else f"--retriever {retriever}"
+            hints = {"splade": "--sparse splade-tiny", "multivector": "--multivector MODEL"}
+            hint = hints.get(retriever, f"--retriever {retriever}")
             raise CollectionError(
                 f"{self.collection.directory}: cannot search with {retriever!r}; this "
                 f"collection supports {', '.join(supported)}. Rebuild it with {hint} to add it"

@@ -72,7 +72,7 @@ class SearchRequest(Strict):
         description="a batch of queries, answered in order",
     )
     k: int = Field(10, ge=1, le=MAX_K, description="results per query")
-    retriever: Literal["dense", "bm25", "hybrid", "splade"] = Field(
+    retriever: Literal["dense", "bm25", "hybrid", "splade", "multivector"] = Field(
         None,  # type: ignore[assignment]
         description="one of the collection's retrievers (default: its own)",
     )

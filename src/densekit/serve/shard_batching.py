@@ -71,6 +71,7 @@ _METHODS = {
     "dense": _Method(list, np.stack, _take_found, list),
     "lexical": _Method(list, list, _take_lexical, _regroup_lexical),
     "sparse": _Method(_rows_of_sparse, _stack_sparse, _take_found, list),
+    "multivector": _Method(list, list, _take_found, list),  # a matrix of token vectors each
 }
 
 

@@ -73,6 +73,8 @@ class BuildOptions:
     fusion: Mapping[str, Any] | FusionTable = field(default_factory=dict)
     index: str = "flat"
     sparse: str | None = None  # a learned sparse model (e.g. "splade-tiny") adds a SPLADE index
+    # A late-interaction (ColBERT) model adds every document's token vectors (multivector).
+    multivector: str | None = None
     layers: int | None = None  # encode with the model's first layers (2D Matryoshka)
     dim: int | None = None  # keep the first dimensions of each vector (Matryoshka)
     # Document vectors made elsewhere (.npy, .parquet or a densekit encode folder), used
@@ -116,6 +118,12 @@ class BuildOptions:
             raise InputError(
                 "the splade retriever searches a learned sparse index; name its model with "
                 "--sparse splade-tiny (sparse='splade-tiny'), or pick another retriever"
+            )
+        if self.retriever == "multivector" and self.multivector is None:
+            raise InputError(
+                "the multivector retriever searches token vectors; name their model with "
+                "--multivector MODEL (multivector='...': a folder from densekit train --loss "
+                "colbert, or a ColBERT checkpoint), or pick another retriever"
             )
         check_stemmer(self.bm25_stemmer)
         self.lexical_terms()  # weights out of range fail before any work

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from densekit.corpus.chunking import ChunkConfig, document_passages
 from densekit.corpus.readers import CorpusReader
 from densekit.encode import Encoder, load_encoder
+from densekit.encode.late_interaction import LateInteractionEncoder
 from densekit.encode.sparse import SparseTextEncoder
 from densekit.errors import InputError
 from densekit.files.durability import save_array
@@ -44,6 +45,7 @@ from densekit.store.manifest import (
     LexicalInfo,
     Manifest,
 )
+from densekit.store.multivector import index_multivector, load_multivector_encoder
 from densekit.store.sharded import retire_shards
 
 
@@ -91,7 +93,10 @@ def build_collection(
         encoder = encoder or options.load_encoder()
         check_chunking(options.chunk, encoder)
     sparse_encoder = SparseTextEncoder(options.sparse) if options.sparse is not None else None
-    key = _build_key(reader, options, encoder, given)
+    token_encoder = None
+    if options.multivector is not None:
+        token_encoder = load_multivector_encoder(options.multivector)
+    key = _build_key(reader, options, encoder, given, token_encoder)
     with layout.claimed_output(directory, overwrite=overwrite) as created:
         generation = layout.unfinished_generation(directory, key) or layout.start_generation(
             directory, key
@@ -109,6 +114,7 @@ def build_collection(
                 given,
                 lexical_statistics,
                 remote,
+                token_encoder,
             )
         except BaseException:
             # Finished shards are kept for the next run to resume from; nothing else is.
@@ -127,6 +133,7 @@ def _build_key(
     options: BuildOptions,
     encoder: Encoder | None,
     given: VectorTable | None = None,
+    token_encoder: LateInteractionEncoder | None = None,
 ) -> str:
     """What a resumed build must share with the interrupted one to reuse its shards."""
     settings = {
@@ -141,6 +148,7 @@ def _build_key(
         "rows_per_shard": options.rows_per_shard,
         "dtype": options.dtype,
         "sparse": options.sparse,
+        "multivector": token_encoder.fingerprint if token_encoder is not None else None,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
@@ -164,6 +172,7 @@ def _build_generation(
     given: VectorTable | None = None,
     lexical_statistics: CorpusStatistics | None = None,
     remote: PartitionEncoder | None = None,
+    token_encoder: LateInteractionEncoder | None = None,
 ) -> Manifest:
     root = directory / generation
     started = time.perf_counter()
@@ -187,7 +196,7 @@ def _build_generation(
     }
     store = DocumentStore(root / layout.DOCUMENTS_FILE)
     try:
-        encoder_info = dense = lexical = sparse = None
+        encoder_info = dense = lexical = sparse = multivector = None
         if given is not None:
             started = time.perf_counter()
             shard_paths = store_given_vectors(
@@ -231,6 +240,16 @@ def _build_generation(
                 progress=options.progress,
             )
             stats["sparse_seconds"] = round(time.perf_counter() - started, 3)
+        if token_encoder is not None:
+            started = time.perf_counter()
+            multivector = index_multivector(
+                list(store.iter_documents()),
+                root,
+                generation,
+                token_encoder,
+                progress=options.progress,
+            )
+            stats["multivector_seconds"] = round(time.perf_counter() - started, 3)
     finally:
         store.close()
     return Manifest(
@@ -244,6 +263,7 @@ def _build_generation(
         dense=dense,
         lexical=lexical,
         sparse=sparse,
+        multivector=multivector,
         fusion=fusion_table(options.fusion),
         stats=stats,
     )

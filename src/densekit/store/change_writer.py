@@ -25,7 +25,8 @@ from densekit.store.collection import StoredCollection
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.indexing import index_lexical, index_sparse
-from densekit.store.manifest import DenseInfo, Manifest, SparseInfo
+from densekit.store.manifest import DenseInfo, Manifest, MultiVectorInfo, SparseInfo
+from densekit.store.multivector import extend_multivector, token_index_file
 
 
 class ChangeWriter:
@@ -74,6 +75,19 @@ class ChangeWriter:
                 earlier=earlier,
                 progress=self.progress,
             )
+        multivector = old.multivector
+        if multivector is not None and plan.append:
+            current = self.current
+            multivector = extend_multivector(
+                plan.append,
+                self.root,
+                self.generation,
+                current.multivector_encoder,
+                current.multivector_index,
+                token_index_file(self.directory, multivector),
+                multivector,
+                progress=self.progress,
+            )
         lexical = old.lexical
         if lexical is not None:
             store = DocumentStore(documents)
@@ -90,7 +104,11 @@ class ChangeWriter:
                 store.close()
         live = old.documents - len(plan.remove) + len(plan.append)
         files = {
-            **{name: size for name, size in old.files.items() if _shared(name, dense, sparse)},
+            **{
+                name: size
+                for name, size in old.files.items()
+                if _shared(name, dense, (sparse, multivector))
+            },
             **layout.files_with_sizes(self.directory, self.generation),
         }
         change = {"added": plan.added, "updated": plan.updated, "deleted": plan.deleted}
@@ -105,6 +123,7 @@ class ChangeWriter:
             dense=dense,
             lexical=lexical,
             sparse=sparse,
+            multivector=multivector,
             stats={**old.stats, "last_change": change},
         )
 
@@ -168,11 +187,13 @@ class ChangeWriter:
         return dataclasses.replace(dense, **changed)
 
 
-def _shared(name: str, dense: DenseInfo | None, sparse: SparseInfo | None) -> bool:
+def _shared(
+    name: str, dense: DenseInfo | None, folders: tuple[SparseInfo | MultiVectorInfo | None, ...]
+) -> bool:
     """Whether the new manifest still names this file of an earlier generation: a shard (or its
-    sidecar), or the passage offsets, index or sparse index when the change did not rewrite
-    them."""
-    if sparse is not None and name.startswith(f"{sparse.directory}/"):
+    sidecar), or the passage offsets, index, sparse index or token vectors when the change did
+    not rewrite them."""
+    if any(part is not None and name.startswith(f"{part.directory}/") for part in folders):
         return True
     if dense is None:
         return False

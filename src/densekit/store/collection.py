@@ -27,11 +27,13 @@ _OPEN_ATTEMPTS = 3
 if TYPE_CHECKING:
     from densekit.encode import Encoder
     from densekit.encode.adapters.applied import AppliedAdapter
+    from densekit.encode.late_interaction import LateInteractionEncoder
     from densekit.encode.precomputed import PrecomputedQueries
     from densekit.encode.sparse import SparseTextEncoder
     from densekit.files.vectors import VectorTable
     from densekit.index import FlatIndex, LexicalIndex
     from densekit.index.ann import AnnIndex
+    from densekit.index.late_interaction import MultiVectorIndex
     from densekit.index.sparse import SparseIndex
     from densekit.index.vectors import PassageGroups, ShardedVectors
 
@@ -74,6 +76,8 @@ class StoredCollection:
         self._lexical = self._open_lexical()
         self._sparse = self._open_sparse()
         self._sparse_encoder: SparseTextEncoder | None = None
+        self._multivector = self._open_multivector()
+        self._multivector_encoder: LateInteractionEncoder | None = None
 
     def _superseded(self) -> bool:
         try:
@@ -293,6 +297,54 @@ class StoredCollection:
                 )
             self._sparse_encoder = encoder
         return self._sparse_encoder
+
+    def _open_multivector(self) -> MultiVectorIndex | None:
+        from densekit.index.late_interaction import MultiVectorIndex
+
+        info = self.manifest.multivector
+        if info is None:
+            return None
+        try:
+            index = MultiVectorIndex.load(self.directory / info.directory, self.deleted)
+        except (InputError, ValueError) as exc:
+            raise self._corrupt(f"its token vectors cannot be read ({exc})") from None
+        if index.tokens.documents != self.manifest.document_rows:
+            raise self._corrupt(
+                f"token vectors for {index.tokens.documents} documents, the manifest says "
+                f"{self.manifest.document_rows}"
+            )
+        return index
+
+    @property
+    def multivector_index(self) -> MultiVectorIndex:
+        if self._multivector is None:
+            raise self._without_multivector()
+        return self._multivector
+
+    def _without_multivector(self) -> CollectionError:
+        return CollectionError(
+            f"{self.directory}: built without token vectors, so it cannot be searched "
+            "multi-vector; rebuild with --multivector MODEL (a model from densekit train "
+            "--loss colbert, or a ColBERT checkpoint)"
+        )
+
+    @property
+    def multivector_encoder(self) -> LateInteractionEncoder:
+        """The late-interaction model of the token vectors, loaded on first use, checked by
+        fingerprint."""
+        if self._multivector_encoder is None:
+            from densekit.store.multivector import (
+                check_multivector_encoder,
+                load_multivector_encoder,
+            )
+
+            info = self.manifest.multivector
+            if info is None:
+                raise self._without_multivector()
+            self._multivector_encoder = check_multivector_encoder(
+                load_multivector_encoder(info.location), info, self.directory
+            )
+        return self._multivector_encoder
 
     @property
     def encoder(self) -> Encoder:

@@ -47,6 +47,15 @@ def collection_info(collection: StoredCollection | ShardedStore) -> dict[str, An
         "sparse": None
         if manifest.sparse is None
         else {"model": manifest.sparse.name, "fingerprint": manifest.sparse.fingerprint},
+        "multivector": None
+        if manifest.multivector is None
+        else {
+            "model": manifest.multivector.name,
+            "fingerprint": manifest.multivector.fingerprint,
+            "dimension": manifest.multivector.dimension,
+            "token_vectors": manifest.multivector.tokens,
+            "token_index": manifest.multivector.token_index,
+        },
         "bm25": None
         if manifest.lexical is None
         else {

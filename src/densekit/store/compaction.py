@@ -34,6 +34,7 @@ from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.indexing import build_ann_index, index_lexical
 from densekit.store.leftovers import clear_leftovers
 from densekit.store.manifest import DenseInfo
+from densekit.store.multivector import compact_multivector, token_index_file
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,16 @@ def compact_collection(
                 with writing(root / layout.SPARSE_DIR, discard=True):
                     SparseIndex.from_documents(vectors).save(root / layout.SPARSE_DIR)
                 sparse = dataclasses.replace(sparse, directory=f"{generation}/{layout.SPARSE_DIR}")
+            multivector = old.multivector
+            if multivector is not None:
+                multivector = compact_multivector(
+                    current.multivector_index,
+                    token_index_file(directory, multivector),
+                    np.flatnonzero(~current.deleted),  # type: ignore[operator]
+                    root,
+                    generation,
+                    multivector,
+                )
             lexical = old.lexical
             if lexical is not None:
                 store = DocumentStore(documents)
@@ -95,6 +106,7 @@ def compact_collection(
                 dense=dense,
                 lexical=lexical,
                 sparse=sparse,
+                multivector=multivector,
                 stats={**old.stats, "compacted": old.deleted},
             )
             manifest = publish(directory, manifest)

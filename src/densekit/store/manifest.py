@@ -36,7 +36,14 @@ ADAPTER_FORMAT_VERSION = 2
 # Version 3 adds the record of a tuned fusion (`densekit tune`): releases before it refuse the
 # collection by its version, instead of by an unknown field.
 TUNED_FORMAT_VERSION = 3
-READABLE_VERSIONS = (FORMAT_VERSION, ADAPTER_FORMAT_VERSION, TUNED_FORMAT_VERSION)
+# Version 4 adds token vectors for multi-vector (late interaction) search.
+MULTIVECTOR_FORMAT_VERSION = 4
+READABLE_VERSIONS = (
+    FORMAT_VERSION,
+    ADAPTER_FORMAT_VERSION,
+    TUNED_FORMAT_VERSION,
+    MULTIVECTOR_FORMAT_VERSION,
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,20 @@ class SparseInfo:
 
 
 @dataclass(frozen=True)
+class MultiVectorInfo:
+    """Every document's token vectors (int8) with a FAISS index over them, and the
+    late-interaction model whose query token vectors search them."""
+
+    directory: str
+    name: str
+    location: str
+    fingerprint: str
+    dimension: int
+    tokens: int  # token vectors stored, deleted documents' included
+    token_index: str  # the token index's FAISS factory string
+
+
+@dataclass(frozen=True)
 class AdapterInfo:
     """A learned query (and maybe document) map that searches apply: its folder under
     ``adapters/``, what kind it is, and its files' sizes, checked when it is opened."""
@@ -171,9 +192,10 @@ class FusionTuningInfo:
 
 
 # What a collection can be searched with, by the indexes it holds: dense vectors, BM25, both
-# (hybrid), a learned sparse index. How a search combines them is retrieve's business.
-RetrieverName = Literal["dense", "bm25", "hybrid", "splade"]
-RETRIEVER_NAMES: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid", "splade")
+# (hybrid), a learned sparse index, token vectors (multivector). How a search combines them is
+# retrieve's business.
+RetrieverName = Literal["dense", "bm25", "hybrid", "splade", "multivector"]
+RETRIEVER_NAMES: tuple[RetrieverName, ...] = ("dense", "bm25", "hybrid", "splade", "multivector")
 
 
 @dataclass(frozen=True)
@@ -188,6 +210,7 @@ class Manifest:
     dense: DenseInfo | None = None
     lexical: LexicalInfo | None = None
     sparse: SparseInfo | None = None
+    multivector: MultiVectorInfo | None = None
     adapter: AdapterInfo | None = None
     # The default search's fusion, as densekit.retrieve.FusionConfig.to_dict writes it.
     fusion: dict[str, Any] = field(default_factory=dict)
@@ -211,7 +234,9 @@ class Manifest:
         available = [name for name, part in (("dense", self.dense), ("bm25", self.lexical)) if part]
         if len(available) == 2:
             available.append("hybrid")
-        return [*available, "splade"] if self.sparse else available
+        if self.sparse:
+            available.append("splade")
+        return [*available, "multivector"] if self.multivector else available
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -223,6 +248,7 @@ class Manifest:
             "dense": DenseInfo,
             "lexical": LexicalInfo,
             "sparse": SparseInfo,
+            "multivector": MultiVectorInfo,
             "adapter": AdapterInfo,
             "fusion_tuning": FusionTuningInfo,
         }
@@ -241,7 +267,9 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
 def versioned(manifest: Manifest) -> Manifest:
     """``manifest`` with the oldest format version that can hold what it records."""
     version = FORMAT_VERSION
-    if manifest.fusion_tuning is not None:
+    if manifest.multivector is not None:
+        version = MULTIVECTOR_FORMAT_VERSION
+    elif manifest.fusion_tuning is not None:
         version = TUNED_FORMAT_VERSION
     elif manifest.adapter is not None:
         version = ADAPTER_FORMAT_VERSION

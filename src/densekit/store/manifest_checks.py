@@ -135,7 +135,7 @@ def named_paths(manifest: Any) -> Iterator[tuple[str, str]]:
         for key in ("passage_offsets", "index_file"):
             if getattr(dense, key) is not None:
                 yield f"dense.{key}", getattr(dense, key)
-    for section in ("lexical", "sparse"):
+    for section in ("lexical", "sparse", "multivector"):
         part = getattr(manifest, section)
         if part is not None:
             yield f"{section}.directory", part.directory

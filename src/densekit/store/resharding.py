@@ -134,6 +134,7 @@ def _options_of(store: StoredCollection | ShardedStore, progress: bool) -> Build
         dtype=storage,
         index=dense.index if dense is not None else "flat",
         sparse=manifest.sparse.location if manifest.sparse is not None else None,
+        multivector=manifest.multivector.location if manifest.multivector is not None else None,
         bm25_k1=lexical.k1 if lexical else BuildOptions.bm25_k1,
         bm25_b=lexical.b if lexical else BuildOptions.bm25_b,
         bm25_stemmer=lexical.stemmer if lexical else BuildOptions.bm25_stemmer,

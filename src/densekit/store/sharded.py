@@ -33,6 +33,7 @@ from densekit.store.manifest import Manifest, parse_manifest, versioned
 if TYPE_CHECKING:
     from densekit.corpus.document import Document
     from densekit.encode import Encoder
+    from densekit.encode.late_interaction import LateInteractionEncoder
     from densekit.encode.precomputed import PrecomputedQueries
     from densekit.encode.sparse import SparseTextEncoder
     from densekit.files.vectors import VectorTable
@@ -217,6 +218,10 @@ class ShardedStore:
     def sparse_encoder(self) -> SparseTextEncoder:
         return self.shards[0].sparse_encoder
 
+    @property
+    def multivector_encoder(self) -> LateInteractionEncoder:
+        return self.shards[0].multivector_encoder
+
     def __len__(self) -> int:
         return sum(len(shard) for shard in self.shards)
 
@@ -320,6 +325,7 @@ def check_alike(directory: Path, shards: Sequence[StoredCollection]) -> None:
             ("default search", first.retriever, manifest.retriever),
             ("BM25 settings", _lexical(first), _lexical(manifest)),
             ("sparse model", _sparse(first), _sparse(manifest)),
+            ("late-interaction model", _multivector(first), _multivector(manifest)),
             ("fusion", first.fusion, manifest.fusion),
         ):
             if mine != theirs:
@@ -371,6 +377,10 @@ def _lexical(manifest: Manifest) -> dict | None:
 
 def _sparse(manifest: Manifest) -> str | None:
     return manifest.sparse.fingerprint if manifest.sparse is not None else None
+
+
+def _multivector(manifest: Manifest) -> str | None:
+    return manifest.multivector.fingerprint if manifest.multivector is not None else None
 
 
 def retire_shards(directory: Path) -> None:

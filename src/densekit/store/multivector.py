@@ -1,0 +1,157 @@
+"""A generation's token vectors for multi-vector search: encoded at build time, extended by
+changes, compacted with the collection; and the late-interaction model that reads queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from densekit.corpus.document import Document
+from densekit.errors import ModelMismatchError
+from densekit.files.durability import writing
+from densekit.index.late_interaction import (
+    TOKEN_INDEX_FILE,
+    MultiVectorIndex,
+    TokenVectors,
+    default_token_index,
+    extend_token_index,
+    quantise,
+    refill_token_index,
+)
+from densekit.store import layout
+from densekit.store.manifest import MultiVectorInfo
+
+if TYPE_CHECKING:
+    from densekit.encode.late_interaction import LateInteractionEncoder
+
+# Documents encoded between quantisations: float token vectors of a whole corpus at once
+# would be four times the int8 codes.
+_ENCODE_CHUNK = 512
+
+
+def load_multivector_encoder(name: str) -> LateInteractionEncoder:
+    """A late-interaction model by registry name (``minilm``: its projection untrained), folder
+    or hub name."""
+    from densekit.encode.late_interaction import LateInteractionEncoder
+    from densekit.encode.registry import REGISTRY, resolve_model
+
+    location = resolve_model(name).location if name in REGISTRY else name
+    return LateInteractionEncoder(location)
+
+
+def encode_token_vectors(
+    encoder: LateInteractionEncoder, documents: Sequence[Document], *, progress: bool
+) -> TokenVectors:
+    """Every document's token vectors, quantised a chunk at a time."""
+    from tqdm.auto import tqdm
+
+    codes: list[np.ndarray] = []
+    lengths: list[int] = []
+    with tqdm(total=len(documents), desc="token vectors", unit="doc", disable=not progress) as bar:
+        for start in range(0, len(documents), _ENCODE_CHUNK):
+            chunk = documents[start : start + _ENCODE_CHUNK]
+            vectors = encoder.encode_documents([d.content for d in chunk])
+            codes += [quantise(tokens) for tokens in vectors]
+            lengths += [len(tokens) for tokens in vectors]
+            bar.update(len(chunk))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    empty = np.empty((0, encoder.dimension), np.int8)
+    return TokenVectors(np.concatenate(codes) if codes else empty, offsets)
+
+
+def index_multivector(
+    documents: Sequence[Document],
+    root: Path,
+    generation: str,
+    encoder: LateInteractionEncoder,
+    *,
+    progress: bool,
+) -> MultiVectorInfo:
+    """Encode ``documents``' token vectors and save them with a new token index in ``root``."""
+    tokens = encode_token_vectors(encoder, documents, progress=progress)
+    spec = default_token_index(len(tokens.codes))
+    folder = root / layout.MULTIVECTOR_DIR
+    with writing(folder, discard=True):
+        folder.mkdir(parents=True, exist_ok=True)
+        MultiVectorIndex(tokens, MultiVectorIndex.build_token_index(tokens, spec)).save(folder)
+    return _info(generation, encoder.name, encoder.location, encoder.fingerprint, tokens, spec)
+
+
+def extend_multivector(
+    documents: Sequence[Document],
+    root: Path,
+    generation: str,
+    encoder: LateInteractionEncoder,
+    current: MultiVectorIndex,
+    source: Path,
+    info: MultiVectorInfo,
+    *,
+    progress: bool,
+) -> MultiVectorInfo:
+    """The ``current`` token vectors, then ``documents``', saved in ``root``; the token
+    index saved at ``source`` extended with the new tokens (its clustering kept)."""
+    added = encode_token_vectors(encoder, documents, progress=progress)
+    tokens = current.tokens.appended(added)
+    folder = root / layout.MULTIVECTOR_DIR
+    with writing(folder, discard=True):
+        folder.mkdir(parents=True, exist_ok=True)
+        tokens.save(folder)
+        extend_token_index(source, added.codes, folder)
+    return _info(generation, info.name, info.location, info.fingerprint, tokens, info.token_index)
+
+
+def compact_multivector(
+    current: MultiVectorIndex,
+    source: Path,
+    live: np.ndarray,
+    root: Path,
+    generation: str,
+    info: MultiVectorInfo,
+) -> MultiVectorInfo:
+    """The ``live`` documents' token vectors in ``root``, the token index saved at ``source``
+    refilled with them."""
+    tokens = current.tokens.take(live)
+    folder = root / layout.MULTIVECTOR_DIR
+    with writing(folder, discard=True):
+        folder.mkdir(parents=True, exist_ok=True)
+        tokens.save(folder)
+        refill_token_index(source, tokens, folder)
+    return _info(generation, info.name, info.location, info.fingerprint, tokens, info.token_index)
+
+
+def check_multivector_encoder(
+    encoder: LateInteractionEncoder, info: MultiVectorInfo, directory: Path
+) -> LateInteractionEncoder:
+    if encoder.fingerprint != info.fingerprint:
+        raise ModelMismatchError(
+            f"{directory}: the late-interaction model at {info.location} is not the one the "
+            f"collection's token vectors were made with (fingerprint "
+            f"{encoder.fingerprint[:12]} vs {info.fingerprint[:12]}); rebuild the collection"
+        )
+    return encoder
+
+
+def token_index_file(directory: Path, info: MultiVectorInfo) -> Path:
+    return directory / info.directory / TOKEN_INDEX_FILE
+
+
+def _info(
+    generation: str,
+    name: str,
+    location: str,
+    fingerprint: str,
+    tokens: TokenVectors,
+    spec: str,
+) -> MultiVectorInfo:
+    return MultiVectorInfo(
+        directory=f"{generation}/{layout.MULTIVECTOR_DIR}",
+        name=name,
+        location=location,
+        fingerprint=fingerprint,
+        dimension=tokens.dimension,
+        tokens=len(tokens.codes),
+        token_index=spec,
+    )
