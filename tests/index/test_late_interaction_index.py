@@ -89,11 +89,22 @@ def test_token_vectors_round_trip_memory_mapped(tmp_path: Path) -> None:
     assert np.array_equal(loaded.offsets, stored.offsets)
 
 
+def test_decoded_token_vectors_score_as_the_codes_and_take_keeps_documents() -> None:
+    stored = TokenVectors.from_documents(documents(25))
+    query = unit(np.random.default_rng(4).normal(size=(6, DIM)))
+    rows = np.array([24, 3, 3, 0])
+    decoded = stored.dequantised()
+    assert decoded.codes.dtype == np.float32
+    assert decoded.maxsim(query, rows) == pytest.approx(stored.maxsim(query, rows), rel=1e-6)
+    taken = stored.take(rows)
+    assert taken.maxsim(query, np.arange(4)) == pytest.approx(stored.maxsim(query, rows))
+
+
 def test_bad_token_storage_is_refused() -> None:
     with pytest.raises(InputError, match="at least one token"):
         TokenVectors.from_documents([np.zeros((0, DIM), np.float32)])
     with pytest.raises(InputError, match="int8"):
-        TokenVectors(np.zeros((3, DIM), np.float32), np.array([0, 3]))
+        TokenVectors(np.zeros((3, DIM), np.float64), np.array([0, 3]))
     with pytest.raises(InputError, match="offsets must run"):
         TokenVectors(np.zeros((3, DIM), np.int8), np.array([0, 2]))
     with pytest.raises(InputError, match="no token vectors"):

@@ -59,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=limit.likes,
         help="limit: things each person likes (default: %(default)s)",
     )
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="limit: the qrels split to write (default: %(default)s; train for a training set, "
+        "with another --seed than the evaluation set's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -95,7 +101,7 @@ def _limit(args: argparse.Namespace) -> int:
     spec = LimitSpec(
         docs=args.docs, queries=args.n or 1000, k=args.relevant, likes=args.likes, seed=args.seed
     )
-    card = write_limit_dataset(spec, args.out, overwrite=args.overwrite)
+    card = write_limit_dataset(spec, args.out, overwrite=args.overwrite, split=args.split)
     if args.json:
         print_json(card)
     else:

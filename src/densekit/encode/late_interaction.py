@@ -120,11 +120,11 @@ class LateInteractionEncoder:
         when the vocabulary has it as one token (PyLate adds ``[Q]``/``[D]``), else BERT's
         [unused0] / [unused1] (Stanford ColBERT's), else the marker's text."""
         text = self.settings.query_marker if query else self.settings.document_marker
-        for token in (text, "[unused0]" if query else "[unused1]"):
+        for token in (text, text.strip(), "[unused0]" if query else "[unused1]"):
             found = self.tokenizer.convert_tokens_to_ids(token)
             if isinstance(found, int) and found != self.tokenizer.unk_token_id:
                 return [found]
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        return list(self.tokenizer.encode(text.strip(), add_special_tokens=False))
 
     def token_vectors(self, texts: Sequence[str], *, query: bool) -> tuple[Any, Any]:
         """(vectors (texts x tokens x dimension), kept (texts x tokens) bool), as torch
@@ -263,7 +263,7 @@ def _settings_of(folder: Path, projection: Any | None) -> LateInteractionSetting
         values |= {
             "query_tokens": meta.get("query_length"),
             "document_tokens": meta.get("document_length"),
-            "query_marker": (meta.get("query_prefix") or "").strip() or None,
-            "document_marker": (meta.get("document_prefix") or "").strip() or None,
+            "query_marker": meta.get("query_prefix") or None,
+            "document_marker": meta.get("document_prefix") or None,
         }
     return LateInteractionSettings(**{k: v for k, v in values.items() if v is not None})

@@ -55,6 +55,8 @@ def quantise(vectors: np.ndarray) -> np.ndarray:
 
 
 def dequantise(codes: np.ndarray) -> np.ndarray:
+    if codes.dtype == np.float32:  # decoded already
+        return codes
     return np.asarray(codes, dtype=np.float32) / INT8_SCALE
 
 
@@ -63,7 +65,8 @@ class TokenVectors:
     (documents + 1) marking where each document's rows start."""
 
     def __init__(self, codes: np.ndarray, offsets: np.ndarray) -> None:
-        if codes.dtype != np.int8 or codes.ndim != 2:
+        # float32: token vectors decoded once and kept in memory (see dequantised).
+        if codes.dtype not in (np.int8, np.float32) or codes.ndim != 2:
             raise InputError("token vectors must be an int8 matrix (tokens x dimensions)")
         if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(codes):
             raise InputError(f"token offsets must run from 0 to the {len(codes)} token rows")
@@ -94,9 +97,18 @@ class TokenVectors:
         """The token vectors of the documents ``rows``, in that order (compaction)."""
         rows = np.asarray(rows, dtype=np.int64)
         lengths = self.offsets[rows + 1] - self.offsets[rows]
-        spans = [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
-        codes = self.codes[np.concatenate(spans)] if spans else self.codes[:0]
+        codes = self.codes[self._token_rows(rows, lengths)]
         return TokenVectors(np.asarray(codes), np.concatenate([[0], np.cumsum(lengths)]))
+
+    def dequantised(self) -> TokenVectors:
+        """These token vectors decoded to float32 (four times the memory), so a matrix that is
+        scored again and again (the reference documents) is decoded once."""
+        return TokenVectors(dequantise(self.codes), self.offsets)
+
+    def _token_rows(self, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The token rows of documents ``rows`` (of ``lengths`` tokens), in order."""
+        starts = np.cumsum(lengths) - lengths  # each document's first place in the result
+        return np.arange(int(lengths.sum())) + np.repeat(self.offsets[rows] - starts, lengths)
 
     def appended(self, other: TokenVectors) -> TokenVectors:
         """These documents' token vectors, then ``other``'s as new rows."""
@@ -119,15 +131,18 @@ class TokenVectors:
         rows = np.asarray(rows, dtype=np.int64)
         scores = np.empty(len(rows), dtype=np.float32)
         query = np.ascontiguousarray(query, dtype=np.float32)
+        coded = self.codes.dtype == np.int8
+        if coded:  # scale the query, not every token: one pass over the codes fewer
+            query = query / INT8_SCALE
         lengths = self.offsets[rows + 1] - self.offsets[rows]
         budget = max(1, _SCORE_BUDGET_BYTES // (4 * max(1, len(query))))
         start = 0
         while start < len(rows):
             # As many documents as fit the budget (at least one).
             end = start + max(1, int(np.searchsorted(np.cumsum(lengths[start:]), budget)))
-            batch = rows[start:end]
-            spans = [np.arange(self.offsets[r], self.offsets[r + 1]) for r in batch]
-            tokens = dequantise(self.codes[np.concatenate(spans)])
+            tokens = self.codes[self._token_rows(rows[start:end], lengths[start:end])]
+            if coded:
+                tokens = tokens.astype(np.float32)
             similarity = query @ tokens.T  # (query tokens, tokens of the batch)
             starts = np.concatenate([[0], np.cumsum(lengths[start:end])[:-1]])
             best = np.maximum.reduceat(similarity, starts, axis=1)  # per document, per q token

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 # How many documents a dense or sparse list's scores are measured against (see ScoreScale):
 # enough for a stable mean and spread, few enough to score with every query.
 REFERENCE_DOCUMENTS = 1000
+# Fewer for token vectors: a query's MaxSim with each of them costs about its tokens times the
+# documents' (hundreds each), and they are kept decoded in memory.
+REFERENCE_TOKEN_DOCUMENTS = 256
 
 
 @dataclass(frozen=True)

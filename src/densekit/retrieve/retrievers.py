@@ -17,6 +17,7 @@ from densekit.errors import CollectionError
 from densekit.index.late_interaction import token_search_settings
 from densekit.retrieve.ranking import (
     REFERENCE_DOCUMENTS,
+    REFERENCE_TOKEN_DOCUMENTS,
     Ranking,
     ScoreScale,
     maxsim_scales,
@@ -160,8 +161,8 @@ def open_retriever(
             collection.multivector_encoder,
             dict(index_params or {}),
             collection.multivector_index.tokens.take(
-                collection.reference_documents(REFERENCE_DOCUMENTS)
-            ),
+                collection.reference_documents(REFERENCE_TOKEN_DOCUMENTS)
+            ).dequantised(),
         )
     if name == "splade":
         index = collection.sparse_index

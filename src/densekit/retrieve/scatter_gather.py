@@ -28,6 +28,7 @@ from densekit.index.bm25_statistics import bm25_ceilings
 from densekit.index.late_interaction import TokenVectors, token_search_settings
 from densekit.retrieve.ranking import (
     REFERENCE_DOCUMENTS,
+    REFERENCE_TOKEN_DOCUMENTS,
     Ranking,
     ScoreScale,
     maxsim_scales,
@@ -293,7 +294,13 @@ def open_sharded_retriever(
         encoder = store.shards[0].sparse_encoder
         return ShardedSparseRetriever(shards, encoder.encode_queries, reference)
     if name == "multivector":
-        tokens = _reference(store, shards, "multivector_reference", TokenVectors.from_codes)
+        tokens = _reference(
+            store,
+            shards,
+            "multivector_reference",
+            TokenVectors.from_codes,
+            REFERENCE_TOKEN_DOCUMENTS,
+        ).dequantised()
         encoder = store.shards[0].multivector_encoder
         return ShardedMultiVectorRetriever(shards, encoder, dict(index_params or {}), tokens)
     raise CollectionError(f"{store.directory}: no retriever named {name!r}")
@@ -304,11 +311,12 @@ def _reference(
     shards: ShardExecutor,
     method: str,
     stack: Callable[[list[T]], T],
+    count: int = REFERENCE_DOCUMENTS,
 ) -> T:
     """The reference documents' vectors, in the order an unsharded collection holds them (so
     the means and spreads it calibrates with come out the same, bit for bit); one request to
     each shard."""
-    chosen = store.reference_documents(REFERENCE_DOCUMENTS)  # (shard, row), in hash order
+    chosen = store.reference_documents(count)  # (shard, row), in hash order
     rows: list[list[int]] = [[] for _ in store.shards]
     for shard, row in chosen:
         rows[shard].append(row)

@@ -137,15 +137,20 @@ def _names(count: int, first: tuple[str, ...], last: tuple[str, ...], rng: rando
     return rng.sample(pairs, count)
 
 
-def write_limit_dataset(spec: LimitSpec, out: str | Path, *, overwrite: bool = False) -> dict:
-    """Generate the set of ``spec`` and write it as a BEIR folder (qrels/test.tsv) at ``out``;
-    returns its card."""
+def write_limit_dataset(
+    spec: LimitSpec, out: str | Path, *, overwrite: bool = False, split: str = "test"
+) -> dict:
+    """Generate the set of ``spec`` and write it as a BEIR folder (``qrels/<split>.tsv``) at
+    ``out``; returns its card."""
+    if not split or not split.replace("-", "").replace("_", "").isalnum():
+        raise InputError(f"--split must be a plain name such as train or test, got {split!r}")
     out = Path(out)
     refuse_to_replace(out, overwrite)
     data = generate(spec)
     card = {
         "task": "limit",
         **asdict(spec),
+        "split": split,
         "judged_documents": data.judged_documents,
         "vocabulary": len(vocabulary()[0]),
     }
@@ -159,7 +164,7 @@ def write_limit_dataset(spec: LimitSpec, out: str | Path, *, overwrite: bool = F
         jsonl("queries.jsonl", [{"_id": i, "text": t} for i, t in data.queries])
         (folder / "qrels").mkdir()
         rows = ["query-id\tcorpus-id\tscore", *(f"{q}\t{d}\t1" for q, d in data.qrels)]
-        (folder / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
         (folder / CARD).write_text(json.dumps(card, indent=2), encoding="utf-8")
 
     publish_folder(out, write)
