@@ -133,3 +133,31 @@ def test_connections_are_accepted_without_nagles_delay() -> None:
     finally:
         for sock in (accepted, client, server):
             sock.close()
+
+
+def test_a_served_collection_searches_its_token_vectors(tmp_path: Path) -> None:
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", DOCUMENTS)
+    options = BuildOptions(retriever="bm25", multivector="minilm", progress=False, cache_dir=None)
+    with build_collection(corpus, tmp_path / "docs", options) as built:
+        expected = [hit.id for hit in built.search("salmon rivers", 3, retriever="multivector")]
+    process = subprocess.Popen(
+        [*SERVE, str(tmp_path / "docs"), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        url = line.split(" on ", 1)[1].split()[0].rstrip("/")
+        search = {"collection": "docs", "query": "salmon rivers", "k": 3}
+        answer = httpx.post(
+            url + "/search", json={**search, "retriever": "multivector"}, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        assert [hit["id"] for hit in answer.json()["results"][0]["hits"]] == expected
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        if process.stderr is not None:
+            process.stderr.close()
