@@ -13,6 +13,7 @@ from densekit.retrieve.ranking import Hit, Ranking
 from densekit.retrieve.retrievers import (
     DenseRetriever,
     LexicalRetriever,
+    MultiVectorRetriever,
     Retriever,
     SparseRetriever,
     open_retriever,
@@ -30,6 +31,7 @@ __all__ = [
     "FusionConfig",
     "Hit",
     "LexicalRetriever",
+    "MultiVectorRetriever",
     "Pipeline",
     "Ranking",
     "RerankStage",
