@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import string
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,6 +93,8 @@ class LateInteractionEncoder:
             with torch.no_grad():
                 self.projection.weight.copy_(weight / hidden**0.5)
         self._skip = self._skipped_ids()
+        # A fast tokenizer is not thread-safe, and a server encodes from many threads.
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -168,7 +171,7 @@ class LateInteractionEncoder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         found: list[np.ndarray] = [np.empty(0)] * len(texts)
         self.model.eval()
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             for start in range(0, len(order), self.batch):
                 chosen = order[start : start + self.batch]
                 vectors, kept = self.token_vectors([texts[i] for i in chosen], query=query)
