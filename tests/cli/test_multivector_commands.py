@@ -11,9 +11,9 @@ from pathlib import Path
 from conftest import DOCUMENTS, write_jsonl
 
 
-def densekit(*args: object) -> subprocess.CompletedProcess[str]:
+def densekit(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "densekit.cli.main", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, check=False)
+    return subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
 
 
 def refused(done: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -67,3 +67,18 @@ def test_bad_multivector_input_is_one_line_and_exit_status_2(
         ),
         "--config",
     )
+
+
+def test_a_model_named_by_a_relative_path_is_found_from_anywhere(tmp_path: Path) -> None:
+    from densekit.encode.late_interaction import LateInteractionEncoder
+    from densekit.encode.registry import resolve_model
+
+    LateInteractionEncoder(resolve_model("minilm").location).save(tmp_path / "model")
+    write_jsonl(tmp_path / "corpus.jsonl", DOCUMENTS)
+    built = densekit(
+        "index", "corpus.jsonl", "--retriever", "bm25", "--multivector", "model", "--out", "c",
+        "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    found = densekit("search", tmp_path / "c", "salmon", "--retriever", "multivector", cwd="/")
+    assert found.returncode == 0, found.stderr

@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -30,9 +32,11 @@ def lexical_collection(tmp_path: Path) -> Path:
     return out
 
 
-def test_port_zero_serves_on_the_port_it_prints(lexical_collection: Path) -> None:
+@contextmanager
+def serving(collection: Path) -> Iterator[str]:
+    """`densekit serve` of ``collection`` on a free port; its URL, from the line it prints."""
     process = subprocess.Popen(
-        [*SERVE, str(lexical_collection), "--port", "0"],
+        [*SERVE, str(collection), "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -41,18 +45,22 @@ def test_port_zero_serves_on_the_port_it_prints(lexical_collection: Path) -> Non
         assert process.stderr is not None
         line = process.stderr.readline()
         assert line.startswith("densekit: serving docs on http://127.0.0.1:"), line
-        url = line.split(" on ", 1)[1].split()[0].rstrip("/")
+        yield line.split(" on ", 1)[1].split()[0].rstrip("/")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_port_zero_serves_on_the_port_it_prints(lexical_collection: Path) -> None:
+    with serving(lexical_collection) as url:
         port = int(url.rsplit(":", 1)[1])
         assert port != 0
         assert httpx.get(url + "/health", timeout=30).json()["collections"] == 1
         search = {"collection": "docs", "query": "salmon", "k": 1}
         hits = httpx.post(url + "/search", json=search, timeout=30).json()
         assert hits["results"][0]["hits"][0]["id"] == "d4"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 def test_a_busy_port_is_one_line_and_exit_status_2(lexical_collection: Path) -> None:
@@ -140,24 +148,8 @@ def test_a_served_collection_searches_its_token_vectors(tmp_path: Path) -> None:
     options = BuildOptions(retriever="bm25", multivector="minilm", progress=False, cache_dir=None)
     with build_collection(corpus, tmp_path / "docs", options) as built:
         expected = [hit.id for hit in built.search("salmon rivers", 3, retriever="multivector")]
-    process = subprocess.Popen(
-        [*SERVE, str(tmp_path / "docs"), "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        url = line.split(" on ", 1)[1].split()[0].rstrip("/")
-        search = {"collection": "docs", "query": "salmon rivers", "k": 3}
-        answer = httpx.post(
-            url + "/search", json={**search, "retriever": "multivector"}, timeout=60
-        )
+    with serving(tmp_path / "docs") as url:
+        search = {"collection": "docs", "query": "salmon rivers", "retriever": "multivector"}
+        answer = httpx.post(url + "/search", json={**search, "k": 3}, timeout=60)
         assert answer.status_code == 200, answer.text
         assert [hit["id"] for hit in answer.json()["results"][0]["hits"]] == expected
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()

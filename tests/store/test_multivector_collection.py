@@ -85,10 +85,23 @@ def test_token_vectors_follow_changes_and_compaction(tmp_path: Path) -> None:
     changed = Collection(tmp_path / "c")
     assert changed.manifest.multivector.tokens > fresh_tokens(tmp_path / "fresh")  # tombstoned
     assert results(changed) == fresh
+    token_index_finds_each_document(changed, [*kept, *added])
     compact_collection(tmp_path / "c")
     compacted = Collection(tmp_path / "c")
     assert results(compacted) == fresh
     assert compacted.manifest.multivector.tokens == fresh_tokens(tmp_path / "fresh")
+    token_index_finds_each_document(compacted, [*kept, *added])
+
+
+def token_index_finds_each_document(collection: Collection, documents: list[Document]) -> None:
+    """Each document's own token vectors lead the token index back to its row: the index
+    extended by a change, or refilled by compaction, is aligned with the documents."""
+    index = collection.stored.multivector_index
+    rows = {doc_id: row for row, doc_id in enumerate(collection.stored.row_ids) if doc_id}
+    encoder = load_multivector_encoder("minilm")
+    for document in documents:
+        (tokens,) = encoder.encode_documents([document.content])
+        assert rows[document.id] in index.candidates(tokens[:4], per_token=3), document.id
 
 
 def fresh_tokens(directory: Path) -> int:

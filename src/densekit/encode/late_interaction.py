@@ -28,6 +28,8 @@ from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.errors import InputError
 
 CONFIG_FILE = "late_interaction.json"
+# Settings added after the first fingerprints were made, with their defaults.
+_LATER_SETTINGS = {"attend_to_masks": True, "keep_special_tokens": False}
 PROJECTION_FILE = "projection.pt"
 
 
@@ -38,6 +40,11 @@ class LateInteractionSettings:
     document_tokens: int = 256  # a document is cut to this many
     query_marker: str = "[Q]"
     document_marker: str = "[D]"
+    # How a query's [MASK] padding is read and which document tokens are kept: densekit trains
+    # with the masks attended to and special tokens dropped; Stanford ColBERT and PyLate
+    # checkpoints were trained with the masks unattended and [CLS]/[SEP] kept.
+    attend_to_masks: bool = True
+    keep_special_tokens: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dimension", "query_tokens", "document_tokens"):
@@ -55,6 +62,7 @@ class LateInteractionEncoder:
         settings: LateInteractionSettings | None = None,
         device: str = "cpu",
         batch: int = 32,
+        name: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -64,10 +72,11 @@ class LateInteractionEncoder:
         folder = local_folder(location)
         saved = folder / CONFIG_FILE
         if saved.exists():  # a late-interaction model saved by densekit: its own settings
-            settings = LateInteractionSettings(**json.loads(saved.read_text("utf-8")))
+            settings = _settings(_read_json(saved), saved)
         projection = None if saved.exists() else colbert_projection(folder)
         self.settings = settings or _settings_of(folder, projection)
         self.location = location
+        self._name = name
         self.device = device
         self.batch = batch
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -98,7 +107,8 @@ class LateInteractionEncoder:
 
     @property
     def name(self) -> str:
-        return f"late-interaction:{Path(self.location).name}"
+        """The name it was loaded by (a registry name, path or hub id)."""
+        return self._name or f"late-interaction:{Path(self.location).name}"
 
     @property
     def dimension(self) -> int:
@@ -109,11 +119,19 @@ class LateInteractionEncoder:
         weights = weights_digest(
             [*self.model.named_parameters(), *self.projection.named_parameters()]
         )
-        return settings_digest(weights, asdict(self.settings))
+        # Settings at their defaults are left out, so fingerprints made before a setting
+        # existed stay valid.
+        settings = {
+            key: value
+            for key, value in asdict(self.settings).items()
+            if key not in _LATER_SETTINGS or value != _LATER_SETTINGS[key]
+        }
+        return settings_digest(weights, settings)
 
     def _skipped_ids(self) -> set[int]:
-        """Token ids whose vectors a document does not keep: punctuation and specials."""
-        ids = set(self.tokenizer.all_special_ids)
+        """Token ids whose vectors a document does not keep: punctuation, and unless the
+        settings keep them, special tokens (padding never counts: it is not attended)."""
+        ids = set() if self.settings.keep_special_tokens else set(self.tokenizer.all_special_ids)
         for symbol in string.punctuation:
             ids.update(self.tokenizer.encode(symbol, add_special_tokens=False))
         return ids
@@ -151,9 +169,10 @@ class LateInteractionEncoder:
         attention = torch.cat(
             [attention[:, :1], torch.ones_like(marks), attention[:, 1:]], dim=1
         ).to(self.device)
-        if query:  # query augmentation: padding becomes [MASK], read like any token
+        if query:  # query augmentation: padding becomes [MASK], whose vectors are kept
             ids = torch.where(attention.bool(), ids, self.tokenizer.mask_token_id)
-            attention = torch.ones_like(attention)
+            if settings.attend_to_masks:
+                attention = torch.ones_like(attention)
         hidden = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
         vectors = torch.nn.functional.normalize(self.projection(hidden), dim=-1)
         if query:
@@ -229,8 +248,23 @@ def colbert_projection(folder: Path) -> Any | None:
         weights = _read_weights(path)
         for key in ("linear.weight", "linear.linear.weight"):
             if key in weights:
+                if key.replace("weight", "bias") in weights or not _identity(path.parent):
+                    raise InputError(
+                        f"{path.parent}: a Dense layer with a bias or an activation is not a "
+                        "ColBERT projection; give a late-interaction model"
+                    )
                 return weights[key].float()
     return None
+
+
+def _identity(module: Path) -> bool:
+    """Whether a sentence-transformers Dense module folder applies no activation."""
+    config = module / "config.json"
+    if not config.exists():
+        return True
+    # A model's own config (Stanford's layout) names no activation: nothing is applied.
+    activation = _read_json(config).get("activation_function", "Identity")
+    return str(activation).endswith("Identity")
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -252,21 +286,47 @@ def _settings_of(folder: Path, projection: Any | None) -> LateInteractionSetting
     ``config_sentence_transformers.json``); the defaults for a plain encoder."""
     if projection is None:
         return LateInteractionSettings()
-    values: dict[str, Any] = {"dimension": int(projection.shape[0])}
+    values: dict[str, Any] = {
+        "dimension": int(projection.shape[0]),
+        "attend_to_masks": False,
+        "keep_special_tokens": True,
+    }
     stanford = folder / "artifact.metadata"
     pylate = folder / "config_sentence_transformers.json"
+    recorded: dict[str, Any] = {}
     if stanford.exists():
-        meta = json.loads(stanford.read_text("utf-8"))
-        values |= {
+        meta = _read_json(stanford)
+        recorded = {
             "query_tokens": meta.get("query_maxlen"),
             "document_tokens": meta.get("doc_maxlen"),
+            "attend_to_masks": meta.get("attend_to_mask_tokens"),
         }
     elif pylate.exists():
-        meta = json.loads(pylate.read_text("utf-8"))
-        values |= {
+        meta = _read_json(pylate)
+        recorded = {
             "query_tokens": meta.get("query_length"),
             "document_tokens": meta.get("document_length"),
             "query_marker": meta.get("query_prefix") or None,
             "document_marker": meta.get("document_prefix") or None,
+            "attend_to_masks": meta.get("attend_to_expansion_tokens"),
         }
-    return LateInteractionSettings(**{k: v for k, v in values.items() if v is not None})
+    return _settings(values | {k: v for k, v in recorded.items() if v is not None}, folder)
+
+
+def _settings(values: dict[str, Any], where: Path) -> LateInteractionSettings:
+    try:
+        return LateInteractionSettings(**{k: v for k, v in values.items() if v is not None})
+    except TypeError as exc:  # a key densekit does not know
+        raise InputError(f"{where}: unreadable late-interaction settings ({exc})") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{path}: not readable JSON ({exc}); the model folder is damaged"
+        ) from None
+    if not isinstance(found, dict):
+        raise InputError(f"{path}: expected a JSON object; the model folder is damaged")
+    return found

@@ -67,7 +67,9 @@ class TokenVectors:
     def __init__(self, codes: np.ndarray, offsets: np.ndarray) -> None:
         # float32: token vectors decoded once and kept in memory (see dequantised).
         if codes.dtype not in (np.int8, np.float32) or codes.ndim != 2:
-            raise InputError("token vectors must be an int8 matrix (tokens x dimensions)")
+            raise InputError(
+                "token vectors must be an int8 (or decoded float32) matrix (tokens x dimensions)"
+            )
         if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(codes):
             raise InputError(f"token offsets must run from 0 to the {len(codes)} token rows")
         if (np.diff(offsets) < 1).any():  # MaxSim needs every document to have a token
@@ -87,11 +89,12 @@ class TokenVectors:
         return cls(quantise(np.concatenate(documents)), offsets)
 
     @classmethod
-    def from_codes(cls, documents: Sequence[np.ndarray]) -> TokenVectors:
-        """From each document's int8 codes."""
+    def from_codes(cls, documents: Sequence[np.ndarray], dimension: int) -> TokenVectors:
+        """From each document's int8 codes (``dimension`` wide; no documents is allowed)."""
         lengths = [len(codes) for codes in documents]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return cls(np.concatenate(documents).astype(np.int8), offsets)
+        empty = np.empty((0, dimension), np.int8)
+        return cls(np.concatenate([empty, *documents]).astype(np.int8), offsets)
 
     def take(self, rows: np.ndarray) -> TokenVectors:
         """The token vectors of the documents ``rows``, in that order (compaction)."""
@@ -121,9 +124,9 @@ class TokenVectors:
     def nbytes(self) -> int:
         return int(self.codes.nbytes + self.offsets.nbytes)
 
-    def token_documents(self) -> np.ndarray:
-        """The document row of every token row."""
-        return np.repeat(np.arange(self.documents), np.diff(self.offsets))
+    def documents_of(self, token_rows: np.ndarray) -> np.ndarray:
+        """The document row of each of ``token_rows``."""
+        return np.searchsorted(self.offsets, token_rows, side="right") - 1
 
     def maxsim(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """MaxSim of one query's token vectors (tokens x dim, float) with each document in
@@ -135,7 +138,8 @@ class TokenVectors:
         if coded:  # scale the query, not every token: one pass over the codes fewer
             query = query / INT8_SCALE
         lengths = self.offsets[rows + 1] - self.offsets[rows]
-        budget = max(1, _SCORE_BUDGET_BYTES // (4 * max(1, len(query))))
+        # Per token of the batch: its similarity with every query token and its float copy.
+        budget = max(1, _SCORE_BUDGET_BYTES // (4 * (len(query) + self.dimension)))
         start = 0
         while start < len(rows):
             # As many documents as fit the budget (at least one).
@@ -174,7 +178,6 @@ class MultiVectorIndex:
     ) -> None:
         self.tokens = tokens
         self.token_index = token_index
-        self.token_documents = tokens.token_documents()
         self.deleted, self.live_documents = tombstones(deleted, tokens.documents)
 
     @staticmethod
@@ -186,7 +189,10 @@ class MultiVectorIndex:
         spec = spec or default_token_index(len(tokens.codes))
         index = faiss.index_factory(tokens.dimension, spec, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
-            sample = np.random.default_rng(0).permutation(len(tokens.codes))[:_TRAINING_TOKENS]
+            ivf = faiss.try_extract_index_ivf(index)
+            # Enough tokens per list for k-means (FAISS wants 39 or more; 64 is its comfort).
+            wanted = max(_TRAINING_TOKENS, 64 * ivf.nlist) if ivf is not None else _TRAINING_TOKENS
+            sample = np.random.default_rng(0).permutation(len(tokens.codes))[:wanted]
             index.train(dequantise(tokens.codes[np.sort(sample)]))
         _add_tokens(index, tokens.codes)
         return index
@@ -223,11 +229,11 @@ class MultiVectorIndex:
         if self.token_index is None:
             raise InputError("this multi-vector index has no token index: pass candidates")
         params = None
-        if hasattr(self.token_index, "nprobe"):
+        if faiss.try_extract_index_ivf(self.token_index) is not None:
             params = faiss.SearchParametersIVF(nprobe=nprobe or DEFAULT_NPROBE)
         query = np.ascontiguousarray(query, np.float32)
         _, found = self.token_index.search(query, per_token, params=params)
-        rows = np.unique(self.token_documents[found[found >= 0]])
+        rows = np.unique(self.tokens.documents_of(found[found >= 0]))
         return rows[~self.deleted[rows]] if self.deleted is not None else rows
 
     def rank(

@@ -142,7 +142,7 @@ class Pipeline:
             {
                 k: v
                 for k, v in asdict(stage).items()
-                if v is not None and not (k == "model" and v == TOKEN_VECTORS)
+                if v is not None and not (k == "model" and stage.kind == "multivector")
             }
             for stage in self.rerank
         ]

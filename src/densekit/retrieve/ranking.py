@@ -50,7 +50,7 @@ def maxsim_scales(
     queries: Sequence[np.ndarray], reference: TokenVectors | None
 ) -> list[ScoreScale | None]:
     """Each query's scale (token vectors) from its MaxSim with the reference documents."""
-    if reference is None:
+    if reference is None or not queries:
         return [None] * len(queries)
     every = np.arange(reference.documents)
     return reference_scales(np.stack([reference.maxsim(query, every) for query in queries]))

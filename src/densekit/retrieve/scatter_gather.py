@@ -12,6 +12,7 @@ summed document frequencies.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -84,8 +85,8 @@ class ShardSearch:
 
     def multivector_reference(self, rows: np.ndarray) -> list[np.ndarray]:
         """The int8 token vectors of the documents at ``rows``, one matrix each."""
-        tokens = self.stored.multivector_index.tokens
-        return [np.asarray(tokens.codes[tokens.offsets[r] : tokens.offsets[r + 1]]) for r in rows]
+        taken = self.stored.multivector_index.tokens.take(rows)
+        return [taken.codes[start:end] for start, end in itertools.pairwise(taken.offsets)]
 
     def dense_reference(self, rows: np.ndarray) -> list[np.ndarray]:
         """The vectors of the documents at ``rows``: per document, every passage's."""
@@ -298,7 +299,7 @@ def open_sharded_retriever(
             store,
             shards,
             "multivector_reference",
-            TokenVectors.from_codes,
+            lambda codes: TokenVectors.from_codes(codes, store.manifest.multivector.dimension),
             REFERENCE_TOKEN_DOCUMENTS,
         ).dequantised()
         encoder = store.shards[0].multivector_encoder

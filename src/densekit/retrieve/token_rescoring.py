@@ -33,14 +33,13 @@ class TokenRescorer:
 
     def score_rows(self, queries: Sequence[str], rows: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Each query's MaxSim with each of its ``rows`` (global rows of the collection)."""
+        from densekit.retrieve.scatter_gather import ShardSearch, partial_results, shards_of
         from densekit.store.sharded import ShardedStore
 
         collection = self.collection
         vectors = collection.multivector_encoder.encode_queries(queries)
         if not isinstance(collection, ShardedStore):
-            tokens = collection.multivector_index.tokens
-            return [tokens.maxsim(query, r) for query, r in zip(vectors, rows, strict=True)]
-        from densekit.retrieve.scatter_gather import partial_results, shards_of
+            return ShardSearch(collection).maxsim(vectors, list(rows))
 
         count = len(collection.shards)
         asked = [

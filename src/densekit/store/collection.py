@@ -306,7 +306,7 @@ class StoredCollection:
             return None
         try:
             index = MultiVectorIndex.load(self.directory / info.directory, self.deleted)
-        except (InputError, ValueError) as exc:
+        except (InputError, ValueError, RuntimeError) as exc:  # FAISS raises RuntimeError
             raise self._corrupt(f"its token vectors cannot be read ({exc})") from None
         if index.tokens.documents != self.manifest.document_rows:
             raise self._corrupt(
@@ -336,13 +336,14 @@ class StoredCollection:
             from densekit.store.multivector import (
                 check_multivector_encoder,
                 load_multivector_encoder,
+                multivector_model,
             )
 
             info = self.manifest.multivector
             if info is None:
                 raise self._without_multivector()
             self._multivector_encoder = check_multivector_encoder(
-                load_multivector_encoder(info.location), info, self.directory
+                load_multivector_encoder(multivector_model(info)), info, self.directory
             )
         return self._multivector_encoder
 

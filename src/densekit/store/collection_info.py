@@ -92,6 +92,11 @@ def sharded_info(store: ShardedStore) -> dict[str, Any]:
         "directory": str(store.directory.resolve()),
         "passages": sum(shard["passages"] or 0 for shard in shards) if first["passages"] else None,
         "size_bytes": sum(shard["size_bytes"] for shard in shards),
+        "multivector": first["multivector"]
+        and {
+            **first["multivector"],
+            "token_vectors": sum(shard["multivector"]["token_vectors"] for shard in shards),
+        },
         "created": store.shard_set.created,
         "source": store.shard_set.source,
         "stats": {},

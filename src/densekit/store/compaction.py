@@ -71,9 +71,9 @@ def compact_collection(
             dense = old.dense
             if dense is not None:
                 dense = _compact_dense(current, dense, generation, root, rows_per_shard, progress)
+            live = np.flatnonzero(~current.deleted)  # type: ignore[operator]
             sparse = old.sparse
             if sparse is not None:
-                live = np.flatnonzero(~current.deleted)  # type: ignore[operator]
                 vectors = current.sparse_index.document_vectors()[live]
                 with writing(root / layout.SPARSE_DIR, discard=True):
                     SparseIndex.from_documents(vectors).save(root / layout.SPARSE_DIR)
@@ -83,7 +83,7 @@ def compact_collection(
                 multivector = compact_multivector(
                     current.multivector_index,
                     token_index_file(directory, multivector),
-                    np.flatnonzero(~current.deleted),  # type: ignore[operator]
+                    live,
                     root,
                     generation,
                     multivector,

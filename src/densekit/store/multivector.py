@@ -34,12 +34,19 @@ _ENCODE_CHUNK = 512
 
 def load_multivector_encoder(name: str) -> LateInteractionEncoder:
     """A late-interaction model by registry name (``minilm``: its projection untrained), folder
-    or hub name."""
+    (kept as an absolute path, so the collection opens from anywhere) or hub name."""
     from densekit.encode.late_interaction import LateInteractionEncoder
-    from densekit.encode.registry import REGISTRY, resolve_model
+    from densekit.encode.registry import resolve_model
 
-    location = resolve_model(name).location if name in REGISTRY else name
-    return LateInteractionEncoder(location)
+    return LateInteractionEncoder(resolve_model(name).location, name=name)
+
+
+def multivector_model(info: MultiVectorInfo) -> str:
+    """What to load a collection's late-interaction model by: a registry name is found again
+    where this installation keeps it; anything else where the build found it."""
+    from densekit.encode.registry import REGISTRY
+
+    return info.name if info.name in REGISTRY else info.location
 
 
 def encode_token_vectors(
@@ -49,17 +56,12 @@ def encode_token_vectors(
     from tqdm.auto import tqdm
 
     codes: list[np.ndarray] = []
-    lengths: list[int] = []
     with tqdm(total=len(documents), desc="token vectors", unit="doc", disable=not progress) as bar:
         for start in range(0, len(documents), _ENCODE_CHUNK):
             chunk = documents[start : start + _ENCODE_CHUNK]
-            vectors = encoder.encode_documents([d.content for d in chunk])
-            codes += [quantise(tokens) for tokens in vectors]
-            lengths += [len(tokens) for tokens in vectors]
+            codes += map(quantise, encoder.encode_documents([d.content for d in chunk]))
             bar.update(len(chunk))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    empty = np.empty((0, encoder.dimension), np.int8)
-    return TokenVectors(np.concatenate(codes) if codes else empty, offsets)
+    return TokenVectors.from_codes(codes, encoder.dimension)
 
 
 def index_multivector(

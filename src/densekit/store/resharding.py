@@ -28,6 +28,7 @@ from densekit.store.build_options import BuildOptions
 from densekit.store.collection import StoredCollection
 from densekit.store.layout import SHARDS_FILE
 from densekit.store.manifest import MANIFEST_NAME, EncoderInfo, Manifest
+from densekit.store.multivector import multivector_model
 from densekit.store.sharded import ShardedStore, open_store
 from densekit.store.sharded_build import (
     ROUTED_FIELDS,
@@ -134,7 +135,7 @@ def _options_of(store: StoredCollection | ShardedStore, progress: bool) -> Build
         dtype=storage,
         index=dense.index if dense is not None else "flat",
         sparse=manifest.sparse.location if manifest.sparse is not None else None,
-        multivector=manifest.multivector.location if manifest.multivector is not None else None,
+        multivector=multivector_model(manifest.multivector) if manifest.multivector else None,
         bm25_k1=lexical.k1 if lexical else BuildOptions.bm25_k1,
         bm25_b=lexical.b if lexical else BuildOptions.bm25_b,
         bm25_stemmer=lexical.stemmer if lexical else BuildOptions.bm25_stemmer,
