@@ -19,6 +19,11 @@ from densekit.files.shards import NPY_OPEN_LOCK, open_shards
 from densekit.store import layout
 from densekit.store.documents import DocumentStore
 from densekit.store.manifest import EncoderInfo, Manifest, read_manifest, verify_files
+from densekit.store.multivector import (
+    open_token_vectors,
+    token_encoder_of,
+    without_token_vectors,
+)
 from densekit.store.row_files import corrupt, load_rows, open_tombstones
 
 # Opening retries when writes publish new generations while it reads.
@@ -76,7 +81,7 @@ class StoredCollection:
         self._lexical = self._open_lexical()
         self._sparse = self._open_sparse()
         self._sparse_encoder: SparseTextEncoder | None = None
-        self._multivector = self._open_multivector()
+        self._multivector = open_token_vectors(self.directory, self.manifest, self.deleted)
         self._multivector_encoder: LateInteractionEncoder | None = None
 
     def _superseded(self) -> bool:
@@ -298,53 +303,18 @@ class StoredCollection:
             self._sparse_encoder = encoder
         return self._sparse_encoder
 
-    def _open_multivector(self) -> MultiVectorIndex | None:
-        from densekit.index.late_interaction import MultiVectorIndex
-
-        info = self.manifest.multivector
-        if info is None:
-            return None
-        try:
-            index = MultiVectorIndex.load(self.directory / info.directory, self.deleted)
-        except (InputError, ValueError, RuntimeError) as exc:  # FAISS raises RuntimeError
-            raise self._corrupt(f"its token vectors cannot be read ({exc})") from None
-        if index.tokens.documents != self.manifest.document_rows:
-            raise self._corrupt(
-                f"token vectors for {index.tokens.documents} documents, the manifest says "
-                f"{self.manifest.document_rows}"
-            )
-        return index
-
     @property
     def multivector_index(self) -> MultiVectorIndex:
         if self._multivector is None:
-            raise self._without_multivector()
+            raise without_token_vectors(self.directory)
         return self._multivector
-
-    def _without_multivector(self) -> CollectionError:
-        return CollectionError(
-            f"{self.directory}: built without token vectors, so it cannot be searched "
-            "multi-vector; rebuild with --multivector MODEL (a model from densekit train "
-            "--loss colbert, or a ColBERT checkpoint)"
-        )
 
     @property
     def multivector_encoder(self) -> LateInteractionEncoder:
         """The late-interaction model of the token vectors, loaded on first use, checked by
         fingerprint."""
         if self._multivector_encoder is None:
-            from densekit.store.multivector import (
-                check_multivector_encoder,
-                load_multivector_encoder,
-                multivector_model,
-            )
-
-            info = self.manifest.multivector
-            if info is None:
-                raise self._without_multivector()
-            self._multivector_encoder = check_multivector_encoder(
-                load_multivector_encoder(multivector_model(info)), info, self.directory
-            )
+            self._multivector_encoder = token_encoder_of(self.directory, self.manifest)
         return self._multivector_encoder
 
     @property

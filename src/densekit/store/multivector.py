@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from densekit.corpus.document import Document
-from densekit.errors import ModelMismatchError
+from densekit.errors import CollectionError, InputError, ModelMismatchError
 from densekit.files.durability import writing
 from densekit.index.late_interaction import (
     TOKEN_INDEX_FILE,
@@ -22,7 +22,8 @@ from densekit.index.late_interaction import (
     refill_token_index,
 )
 from densekit.store import layout
-from densekit.store.manifest import MultiVectorInfo
+from densekit.store.manifest import Manifest, MultiVectorInfo
+from densekit.store.row_files import corrupt
 
 if TYPE_CHECKING:
     from densekit.encode.late_interaction import LateInteractionEncoder
@@ -122,6 +123,45 @@ def compact_multivector(
         tokens.save(folder)
         refill_token_index(source, tokens, folder)
     return _info(generation, info.name, info.location, info.fingerprint, tokens, info.token_index)
+
+
+def open_token_vectors(
+    directory: Path, manifest: Manifest, deleted: np.ndarray | None
+) -> MultiVectorIndex | None:
+    """The token vectors and token index the manifest names (None when it names none)."""
+    info = manifest.multivector
+    if info is None:
+        return None
+    try:
+        index = MultiVectorIndex.load(directory / info.directory, deleted)
+    except (InputError, ValueError, RuntimeError) as exc:  # FAISS raises RuntimeError
+        raise corrupt(directory, f"its token vectors cannot be read ({exc})") from None
+    if index.tokens.documents != manifest.document_rows:
+        raise corrupt(
+            directory,
+            f"token vectors for {index.tokens.documents} documents, the manifest says "
+            f"{manifest.document_rows}",
+        )
+    return index
+
+
+def without_token_vectors(directory: Path) -> CollectionError:
+    return CollectionError(
+        f"{directory}: built without token vectors, so it cannot be searched multi-vector; "
+        "rebuild with --multivector MODEL (a model from densekit train --loss colbert, or a "
+        "ColBERT checkpoint)"
+    )
+
+
+def token_encoder_of(directory: Path, manifest: Manifest) -> LateInteractionEncoder:
+    """The collection's late-interaction model, refused unless it is the one its token vectors
+    were made with."""
+    info = manifest.multivector
+    if info is None:
+        raise without_token_vectors(directory)
+    return check_multivector_encoder(
+        load_multivector_encoder(multivector_model(info)), info, directory
+    )
 
 
 def check_multivector_encoder(
