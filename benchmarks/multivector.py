@@ -46,7 +46,7 @@ from _common import (
     BUILD,
     QUICK,
     RESULTS,
-    build_once,
+    build_or_open,
     dataset,
     environment,
     paired_tests,
@@ -75,11 +75,7 @@ RERANKED = {
 def train(
     epochs: int, learning_rate: float, data: Path | None = None, name: str = "scifact-colbert"
 ) -> tuple[Path, dict[str, Any]]:
-    mining = build_once(
-        dataset("scifact") / "corpus.jsonl",
-        BUILD / "multivector-scifact-mining",
-        densekit.BuildOptions(model="minilm", retriever="hybrid"),
-    )
+    mining = build_or_open("scifact")  # MiniLM hybrid: BM25 and dense windows to mine from
     out = BUILD / "models" / name
     settings = LateInteractionTraining(epochs=1 if QUICK else epochs, learning_rate=learning_rate)
     report = train_late_interaction(
@@ -87,6 +83,16 @@ def train(
     )
     print(report.summary()[0], flush=True)
     return out, dataclasses.asdict(report)
+
+
+def index_corpus(model: Path, name: str) -> densekit.Collection:
+    """SciFact's corpus with MiniLM vectors, BM25 and ``model``'s token vectors."""
+    return densekit.build_collection(
+        dataset("scifact") / "corpus.jsonl",
+        BUILD / name,
+        densekit.BuildOptions(model="minilm", retriever="hybrid", multivector=str(model)),
+        overwrite=True,
+    )
 
 
 def storage(collection: densekit.Collection) -> dict[str, Any]:
@@ -178,12 +184,7 @@ def document_disjoint(epochs: int, learning_rate: float) -> dict[str, Any]:
     split = split_by_document(load_judged(dataset("scifact"), ["train", "test"]), 0.3, 0)
     folder = write_split(split, BUILD / "multivector-scifact-disjoint", overwrite=True)
     model, training = train(epochs, learning_rate, folder, "scifact-colbert-disjoint")
-    collection = densekit.build_collection(
-        dataset("scifact") / "corpus.jsonl",
-        BUILD / "multivector-scifact-disjoint-collection",
-        densekit.BuildOptions(model="minilm", retriever="hybrid", multivector=str(model)),
-        overwrite=True,
-    )
+    collection = index_corpus(model, "multivector-scifact-disjoint-collection")
     test = densekit.load_beir(folder, "test")
     reports = {
         name: densekit.evaluate(test, collection=collection, retriever=name, metrics=MEASURES)
@@ -238,12 +239,7 @@ def main() -> None:
 
 def quality(epochs: int, learning_rate: float) -> dict[str, Any]:
     model, training = train(epochs, learning_rate)
-    collection = densekit.build_collection(
-        dataset("scifact") / "corpus.jsonl",
-        BUILD / "multivector-scifact",
-        densekit.BuildOptions(model="minilm", retriever="hybrid", multivector=str(model)),
-        overwrite=True,
-    )
+    collection = index_corpus(model, "multivector-scifact")
     found = evaluate(collection)
     found.pop("queries")
     result = {

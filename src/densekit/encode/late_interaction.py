@@ -315,7 +315,7 @@ def _settings_of(folder: Path, projection: Any | None) -> LateInteractionSetting
 
 def _settings(values: dict[str, Any], where: Path) -> LateInteractionSettings:
     try:
-        return LateInteractionSettings(**{k: v for k, v in values.items() if v is not None})
+        return LateInteractionSettings(**values)
     except TypeError as exc:  # a key densekit does not know
         raise InputError(f"{where}: unreadable late-interaction settings ({exc})") from None
 

@@ -82,11 +82,9 @@ class TokenVectors:
     @classmethod
     def from_documents(cls, documents: Sequence[np.ndarray]) -> TokenVectors:
         """From each document's float token vectors (unit length)."""
-        lengths = [len(tokens) for tokens in documents]
-        if any(length == 0 for length in lengths):
+        if any(len(tokens) == 0 for tokens in documents):
             raise InputError("every document needs at least one token vector")
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        return cls(quantise(np.concatenate(documents)), offsets)
+        return cls.from_codes([quantise(tokens) for tokens in documents], documents[0].shape[1])
 
     @classmethod
     def from_codes(cls, documents: Sequence[np.ndarray], dimension: int) -> TokenVectors:
@@ -119,10 +117,6 @@ class TokenVectors:
             np.concatenate([np.asarray(self.codes), other.codes]),
             np.concatenate([self.offsets, self.offsets[-1] + other.offsets[1:]]),
         )
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.codes.nbytes + self.offsets.nbytes)
 
     def documents_of(self, token_rows: np.ndarray) -> np.ndarray:
         """The document row of each of ``token_rows``."""
@@ -281,21 +275,16 @@ def _add_tokens(index: Any, codes: np.ndarray) -> None:
         index.add(dequantise(codes[start : start + _ADD_BATCH]))
 
 
-def extend_token_index(source: Path, codes: np.ndarray, folder: Path) -> None:
+def extend_token_index(
+    source: Path, codes: np.ndarray, folder: Path, *, refill: bool = False
+) -> None:
     """Add ``codes`` to a copy of the token index saved at ``source``, written into
-    ``folder``: trained parts kept, no reclustering (the index open for searches is untouched)."""
+    ``folder``: trained parts kept, no reclustering (the index open for searches is untouched).
+    With ``refill``, the copy's tokens are dropped first (compaction)."""
     import faiss
 
     index = faiss.read_index(str(source))
+    if refill:
+        index.reset()
     _add_tokens(index, codes)
-    faiss.write_index(index, str(folder / TOKEN_INDEX_FILE))
-
-
-def refill_token_index(source: Path, tokens: TokenVectors, folder: Path) -> None:
-    """The token index saved at ``source`` emptied and filled with ``tokens`` (compaction)."""
-    import faiss
-
-    index = faiss.read_index(str(source))
-    index.reset()
-    _add_tokens(index, tokens.codes)
     faiss.write_index(index, str(folder / TOKEN_INDEX_FILE))

@@ -279,8 +279,7 @@ def open_sharded_retriever(
     | ShardedMultiVectorRetriever
 ):
     """The ``name`` retriever (dense, bm25, splade or multivector) over every shard of ``store``,
-    searched
-    by the executor attached to it (:func:`use_shards`) or in threads."""
+    searched by the executor attached to it (:func:`use_shards`) or in threads."""
     shards = shards_of(store)
     if name == "dense":
         reference = _reference(store, shards, "dense_reference", np.concatenate)

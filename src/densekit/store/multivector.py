@@ -19,7 +19,6 @@ from densekit.index.late_interaction import (
     default_token_index,
     extend_token_index,
     quantise,
-    refill_token_index,
 )
 from densekit.store import layout
 from densekit.store.manifest import Manifest, MultiVectorInfo
@@ -98,12 +97,7 @@ def extend_multivector(
     index saved at ``source`` extended with the new tokens (its clustering kept)."""
     added = encode_token_vectors(encoder, documents, progress=progress)
     tokens = current.tokens.appended(added)
-    folder = root / layout.MULTIVECTOR_DIR
-    with writing(folder, discard=True):
-        folder.mkdir(parents=True, exist_ok=True)
-        tokens.save(folder)
-        extend_token_index(source, added.codes, folder)
-    return _info(generation, info.name, info.location, info.fingerprint, tokens, info.token_index)
+    return _rewrite(tokens, added.codes, source, root, generation, info, refill=False)
 
 
 def compact_multivector(
@@ -117,11 +111,26 @@ def compact_multivector(
     """The ``live`` documents' token vectors in ``root``, the token index saved at ``source``
     refilled with them."""
     tokens = current.tokens.take(live)
+    return _rewrite(tokens, tokens.codes, source, root, generation, info, refill=True)
+
+
+def _rewrite(
+    tokens: TokenVectors,
+    codes: np.ndarray,
+    source: Path,
+    root: Path,
+    generation: str,
+    info: MultiVectorInfo,
+    *,
+    refill: bool,
+) -> MultiVectorInfo:
+    """``tokens`` saved in ``root`` beside a copy of the token index at ``source`` with
+    ``codes`` added (``refill``: in place of its own)."""
     folder = root / layout.MULTIVECTOR_DIR
     with writing(folder, discard=True):
         folder.mkdir(parents=True, exist_ok=True)
         tokens.save(folder)
-        refill_token_index(source, tokens, folder)
+        extend_token_index(source, codes, folder, refill=refill)
     return _info(generation, info.name, info.location, info.fingerprint, tokens, info.token_index)
 
 
