@@ -107,6 +107,20 @@ def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) ->
             "fusion.k must be a whole number",
         ),
         (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nviews = 4\n',
+            'rerank[1].views: only kind = "mvp" reads it',
+        ),
+        (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nkind = "mvp"\n'
+            "views = 0\n",
+            "rerank[1].views must be a whole number of at least 1",
+        ),
+        (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nkind = "mvp"\n'
+            "window = 20\n",
+            'rerank[1].window: only kind = "listwise" reads it',
+        ),
+        (
             '[[candidates]]\nretriever = "dense"\n[[candidates]]\nretriever = "bm25"\n'
             '[fusion]\nmethod = "convex"\nweights = [nan, 1.0]\n',
             "must be non-negative",

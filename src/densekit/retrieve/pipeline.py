@@ -19,10 +19,15 @@ A pipeline file::
     [[rerank]]
     model = "models/scifact-reranker"  # a CrossEncoder, or for kind = "llm" a causal LM
     kind = "cross-encoder"     # cross-encoder | llm (log p(query | passage); "smollm2" bundled)
-                               # | multivector (MaxSim over the collection's token vectors;
-                               #   no model)
+                               # | mvp (a multi-view listwise model, densekit train-reranker
+                               #   --kind mvp) | listwise (an instruction LLM ranks windows of
+                               #   passages, RankGPT) | multivector (MaxSim over the
+                               #   collection's token vectors; no model)
     top_n = 100                # rerank this many of the fused candidates
     batch = 32
+    # views = 4                # mvp: the model's view count, checked when it loads
+    # window = 20              # listwise: passages per window, and the step it slides by
+    # step = 10
 
 Every key is checked; a mistake is reported with the stage it is in (``candidates[2].k``).
 
@@ -46,7 +51,9 @@ from densekit.store.manifest import RETRIEVER_NAMES
 from densekit.tomlfile import read_toml, refuse_unknown_keys
 
 CANDIDATE_RETRIEVERS = ("dense", "bm25", "splade", "multivector")
-RERANK_KINDS = ("cross-encoder", "llm", "multivector")
+RERANK_KINDS = ("cross-encoder", "llm", "mvp", "listwise", "multivector")
+# Keys that only one kind reads.
+KIND_KEYS = {"views": "mvp", "window": "listwise", "step": "listwise"}
 # A multivector rerank reads the collection's own token vectors: it names no model.
 TOKEN_VECTORS = "token vectors"
 
@@ -78,6 +85,9 @@ class RerankStage:
     # The reranker's share of the final score; the rest is the incoming score, both min-max
     # normalised per query. 1.0 orders by the reranker alone.
     weight: float = 1.0
+    views: int | None = None  # mvp: the view count the model must have
+    window: int | None = None  # listwise: passages per window (default 20)
+    step: int | None = None  # listwise: how far the window slides (default 10)
 
 
 @dataclass(frozen=True)
@@ -219,6 +229,13 @@ def _validate(pipeline: Pipeline) -> None:
             raise InputError(f"rerank[{i}].model: no model given (a path or a hub name)")
         _at_least_one(stage.top_n, f"rerank[{i}].top_n")
         _at_least_one(stage.batch, f"rerank[{i}].batch")
+        for key, kind in KIND_KEYS.items():
+            value = getattr(stage, key)
+            if value is None:
+                continue
+            if stage.kind != kind:
+                raise InputError(f'rerank[{i}].{key}: only kind = "{kind}" reads it; drop it')
+            _at_least_one(value, f"rerank[{i}].{key}")
         if stage.max_length is not None:
             _at_least_one(stage.max_length, f"rerank[{i}].max_length")
         weight = stage.weight

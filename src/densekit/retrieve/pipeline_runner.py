@@ -18,7 +18,7 @@ from densekit.errors import CollectionError
 from densekit.retrieve.fusion import blend
 from densekit.retrieve.pipeline import Pipeline, RerankStage
 from densekit.retrieve.ranking import Ranking
-from densekit.retrieve.rerankers import Reranker, load_reranker
+from densekit.retrieve.rerankers import ListReranker, Reranker, load_reranker
 from densekit.retrieve.retrievers import Retriever, open_retriever
 from densekit.retrieve.token_rescoring import TokenRescorer
 
@@ -73,7 +73,7 @@ class PipelineRunner:
                 )
         self._retrievers: list[Retriever] | None = None
         self._opening = threading.Lock()
-        self.rerankers: list[Reranker | TokenRescorer] = [
+        self.rerankers: list[Reranker | ListReranker | TokenRescorer] = [
             TokenRescorer(self.collection, f"rerank[{i}]")
             if stage.kind == "multivector"
             else load_reranker(stage, f"rerank[{i}]")
@@ -141,7 +141,7 @@ class PipelineRunner:
     def _rerank(
         self,
         stage: RerankStage,
-        reranker: Reranker | TokenRescorer,
+        reranker: Reranker | ListReranker | TokenRescorer,
         cost: StageCost,
         queries: Sequence[str],
         rankings: list[Ranking],
@@ -178,7 +178,10 @@ class PipelineRunner:
         return reranked
 
     def _score_heads(
-        self, reranker: Reranker | TokenRescorer, queries: Sequence[str], heads: list[Ranking]
+        self,
+        reranker: Reranker | ListReranker | TokenRescorer,
+        queries: Sequence[str],
+        heads: list[Ranking],
     ) -> list[np.ndarray]:
         """The reranker's score of each query's head rows, in their order."""
         if isinstance(reranker, TokenRescorer):
@@ -187,6 +190,10 @@ class PipelineRunner:
         unique = np.unique(rows).tolist()
         documents = self.collection.documents.get_rows(unique)
         texts = {row: document.content for row, document in zip(unique, documents, strict=True)}
+        if isinstance(reranker, ListReranker):
+            return reranker.score_lists(
+                queries, [[texts[row] for row in head.rows.tolist()] for head in heads]
+            )
         pairs = [
             (query, texts[row])
             for query, head in zip(queries, heads, strict=True)

@@ -1,4 +1,5 @@
-"""Rerankers: models that score (query, passage) pairs, loaded from a pipeline's rerank stage."""
+"""Rerankers, loaded from a pipeline's rerank stage: pointwise models that score (query,
+passage) pairs, and listwise ones that score a query's candidate list as a whole."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,6 +22,17 @@ class Reranker(Protocol):
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """Relevance of each (query, passage) pair; higher is better."""
+        ...
+
+
+@runtime_checkable
+class ListReranker(Protocol):
+    name: str
+
+    def score_lists(
+        self, queries: Sequence[str], passages: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]:
+        """Relevance of each query's passages, read as one list; higher is better."""
         ...
 
 
@@ -78,7 +90,34 @@ class LikelihoodReranker:
             )
 
 
-def load_reranker(stage: RerankStage, where: str) -> Reranker:
+class MultiViewReranker:
+    """An MVP model (:mod:`densekit.encode.multiview`): each query's candidates are read one by
+    one, ``batch`` at a time, and scored together in one decoding step."""
+
+    def __init__(self, model: str, *, batch: int = 32, views: int | None = None) -> None:
+        from densekit.encode.multiview_folder import load_multiview
+
+        self.name = model
+        self.batch = batch
+        self.model = load_multiview(model)
+        if views is not None and views != self.model.shape.views:
+            raise InputError(
+                f"{model}: the model has {self.model.shape.views} views, not {views}; set "
+                f"views = {self.model.shape.views} or drop it"
+            )
+        self._lock = threading.Lock()
+
+    def score_lists(
+        self, queries: Sequence[str], passages: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]:
+        with self._lock:
+            return [
+                self.model.score_list(query, list(texts), self.batch)
+                for query, texts in zip(queries, passages, strict=True)
+            ]
+
+
+def load_reranker(stage: RerankStage, where: str) -> Reranker | ListReranker:
     """The reranker of ``stage``; a model that fails to load is reported with ``where``.
 
     Loaded once per process, stage and model folder version, so every snapshot of a served
@@ -96,14 +135,26 @@ def load_reranker(stage: RerankStage, where: str) -> Reranker:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
             f"{where}: could not load the {stage.kind} model {stage.model!r} ({reason}); give a "
-            "model folder (densekit train-reranker makes cross-encoders) or a hub name"
+            "model folder (densekit train-reranker makes cross-encoder and mvp models) or a hub "
+            "name"
         ) from None
 
 
 @functools.lru_cache(maxsize=8)
-def _load_reranker(stage: RerankStage, version: tuple[int, int] | None) -> Reranker:
+def _load_reranker(stage: RerankStage, version: tuple[int, int] | None) -> Reranker | ListReranker:
     """``version`` (the folder's inode and mtime) keys the cache: a model replaced in place
     is loaded afresh."""
+    if stage.kind == "mvp":
+        return MultiViewReranker(stage.model, batch=stage.batch, views=stage.views)
+    if stage.kind == "listwise":
+        from densekit.retrieve.listwise import ListwiseReranker
+
+        return ListwiseReranker(
+            stage.model,
+            window=stage.window or 20,
+            step=stage.step or 10,
+            max_length=stage.max_length,
+        )
     if stage.kind == "llm":
         return LikelihoodReranker(stage.model, batch=stage.batch, max_length=stage.max_length)
     return CrossEncoderReranker(stage.model, batch=stage.batch, max_length=stage.max_length)

@@ -27,6 +27,7 @@ _HOMES = {
     "train_model": "bi_encoder",
     "RerankerConfig": "reranker",
     "RerankerTraining": "reranker",
+    "MultiViewTraining": "multiview",
     "TrainingReport": "reranker",
     "train_reranker": "reranker",
     "LlmConfig": "llm",

@@ -1,4 +1,5 @@
-"""Fine-tune a cross-encoder reranker on a dataset's training judgements.
+"""Fine-tune a reranker on a dataset's training judgements: a cross-encoder (below) or, with
+:class:`~densekit.train.multiview.MultiViewTraining` settings, an MVP listwise reranker.
 
 The model starts from a bi-encoder's transformer (the bundled MiniLM by default): query and
 passage are read together, their token states mean-pooled (the pooling the bi-encoder was
@@ -14,11 +15,13 @@ normal CrossEncoder folder: ``[[rerank]] model = "DIR"`` in a pipeline.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +36,14 @@ from densekit.retrieve.collection import Collection
 from densekit.tomlfile import read_toml, refuse_unknown_keys
 from densekit.train.checks import whole
 from densekit.train.mining import MiningConfig
+from densekit.train.multiview import MultiViewTraining, train_multiview
 from densekit.train.recipe import build_settings, settings_table
 from densekit.train.reranker_data import Group, TrainingGroups, groups_for
 from densekit.train.result import TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 
 TRAINING_FILE = "densekit_training.json"
+RERANKER_KINDS = ("cross-encoder", "mvp")
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class RerankerConfig:
     collection: str | Path | Collection
     out: str | Path
     split: str = "train"
-    settings: RerankerTraining = field(default_factory=RerankerTraining)
+    settings: RerankerTraining | MultiViewTraining = field(default_factory=RerankerTraining)
     overwrite: bool = False
     progress: bool = True
 
@@ -110,8 +115,9 @@ class RerankerConfig:
         out: str | Path,
         **options: Any,
     ) -> RerankerConfig:
-        """Settings from a TOML file: ``[training]`` (the fields of :class:`RerankerTraining`)
-        and ``[mining]`` (of :class:`MiningConfig`); what a table leaves out keeps its default."""
+        """Settings from a TOML file: ``[training]`` (the fields of :class:`RerankerTraining`,
+        or with ``kind = "mvp"`` of :class:`MultiViewTraining`) and ``[mining]`` (of
+        :class:`MiningConfig`); what a table leaves out keeps its default."""
         data = read_toml(Path(path), "reranker settings")
         try:
             refuse_unknown_keys(data, {"training", "mining"}, "the settings")
@@ -119,7 +125,13 @@ class RerankerConfig:
             if "mining" in data:
                 mining = build_settings(MiningConfig, settings_table(data, "mining"), "[mining]")
                 training["mining"] = mining
-            settings = build_settings(RerankerTraining, training, "[training]")
+            kind = training.pop("kind", "cross-encoder")
+            if kind not in RERANKER_KINDS:
+                raise InputError(
+                    f"[training] kind: unknown {kind!r}; choose one of {', '.join(RERANKER_KINDS)}"
+                )
+            shape = MultiViewTraining if kind == "mvp" else RerankerTraining
+            settings = build_settings(shape, training, "[training]")
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from None
         return cls(dataset, collection, out, settings=settings, **options)
@@ -188,7 +200,12 @@ def train_reranker(
     started = time.perf_counter()
     data, groups = groups_for(dataset, collection, config.split, settings)
     rows = groups.rows(settings.negatives, settings.epochs)
-    model = _train(rows, settings, config.progress)
+    if isinstance(settings, MultiViewTraining):
+        model = train_multiview(rows, settings, config.progress)
+        score = model.score_list
+    else:
+        model = _train(rows, settings, config.progress)
+        score = functools.partial(_cross_encoder_scores, model)
     report = TrainingReport(
         out=str(out),
         queries=len(groups.train),
@@ -199,9 +216,11 @@ def train_reranker(
         unknown_documents=groups.unknown_documents,
         seconds=round(time.perf_counter() - started, 1),
         settings=_settings_dict(settings),
-        dev=_dev_check(model, groups, settings.negatives) if groups.dev else None,
+        dev=dev_check(score, groups, settings.negatives) if groups.dev else None,
     )
-    _save(model, out, {"dataset": data.name, "split": data.split, **report.to_dict()})
+    kind = "mvp" if isinstance(settings, MultiViewTraining) else "cross-encoder"
+    card = {"kind": kind, "dataset": data.name, "split": data.split, **report.to_dict()}
+    _save(model, out, card)
     return report
 
 
@@ -268,16 +287,22 @@ def mean_pooled_cross_encoder(location: str, max_length: int) -> Any:
     )
 
 
-def _dev_check(model: Any, groups: TrainingGroups, negatives: int) -> DevCheck:
+def _cross_encoder_scores(model: Any, query: str, passages: list[str]) -> np.ndarray:
+    pairs = [(query, passage) for passage in passages]
+    return np.asarray(model.predict(pairs, show_progress_bar=False)).reshape(len(passages))
+
+
+def dev_check(
+    score: Callable[[str, list[str]], np.ndarray], groups: TrainingGroups, negatives: int
+) -> DevCheck:
+    """How ``score`` (query, passages -> scores) ranks each held-out query's positives among
+    its first mined negatives."""
     accuracies, reciprocal_ranks = [], []
     for group in groups.dev:
         shown = _dev_candidates(group, negatives)
         scores = np.asarray(
-            model.predict(
-                [(group.query, groups.texts[doc]) for doc in shown], show_progress_bar=False
-            ),
-            dtype=np.float64,
-        ).reshape(len(shown))
+            score(group.query, [groups.texts[doc] for doc in shown]), dtype=np.float64
+        )
         relevant = np.array([doc in group.positives for doc in shown])
         wins = scores[relevant][:, None] > scores[~relevant][None, :]
         accuracies.append(float(wins.mean()))
@@ -296,13 +321,18 @@ def _dev_candidates(group: Group, negatives: int) -> list[str]:
 
 def _save(model: Any, out: Path, card: dict[str, Any]) -> None:
     def write(folder: Path) -> None:
-        model.save_pretrained(str(folder))
+        if card["kind"] == "mvp":
+            from densekit.encode.multiview_folder import save_multiview
+
+            save_multiview(model, folder)
+        else:
+            model.save_pretrained(str(folder))
         (folder / TRAINING_FILE).write_text(json.dumps(card, indent=2))
 
     publish_folder(out, write)
 
 
-def _settings_dict(settings: RerankerTraining) -> dict[str, Any]:
+def _settings_dict(settings: RerankerTraining | MultiViewTraining) -> dict[str, Any]:
     data = asdict(settings)
     mining = settings.mining
     # The mining window as --depth and --skip set it; the count is negatives x epochs.

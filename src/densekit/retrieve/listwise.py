@@ -1,0 +1,136 @@
+"""Sliding-window listwise reranking with an instruction LLM (RankGPT; Sun et al., "Is ChatGPT
+Good at Search?", EMNLP 2023).
+
+The model sees ``window`` numbered passages and the query, and writes their order as
+``[3] > [1] > [2] ...``. The window slides from the bottom of the list to the top by ``step``,
+so a relevant passage can climb from the last window to the first. Output that is not a clean
+permutation is read as RankGPT reads it: numbers in the order first written, repeats and
+numbers out of range dropped, passages never named kept below in their incoming order.
+
+Unlike pointwise rerankers and MVP, the result depends on the order the candidates come in
+(the model reads positions and identifiers): the order-sensitivity benchmark measures how much.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from densekit.encode.truncation import tokenizer_prefix
+from densekit.errors import InputError
+
+INSTRUCTION = (
+    "I will provide you with {n} passages, each indicated by a numerical identifier []. "
+    "Rank the passages based on their relevance to the search query: {query}."
+)
+REQUEST = (
+    "Search Query: {query}.\nRank the {n} passages above based on their relevance to the "
+    "search query. All the passages should be included and listed using identifiers, in "
+    "descending order of relevance. The output format should be [] > [], e.g., [2] > [1]. "
+    "Only respond with the ranking results, do not say any word or explain."
+)
+_IDENTIFIER = re.compile(r"\d+")
+
+
+class ListwiseReranker:
+    """RankGPT over a causal LM with a chat template (the bundled ``smollm2`` by default)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        window: int = 20,
+        step: int = 10,
+        max_length: int | None = None,
+    ) -> None:
+        from densekit.encode.causal import CausalLM
+
+        if not 1 <= step <= window or window < 2:
+            raise InputError(f"window must be >= 2 and step in [1, window], got {window}, {step}")
+        self.name = model
+        self.window = window
+        self.step = step
+        self.passage_tokens = max_length or 100
+        self.lm = CausalLM.load(model)
+        self._lock = threading.Lock()
+
+    def score_lists(
+        self, queries: Sequence[str], passages: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]:
+        """Scores that order each list as the model ranked it (higher first)."""
+        with self._lock:
+            return [
+                self._score(query, list(texts))
+                for query, texts in zip(queries, passages, strict=True)
+            ]
+
+    def _score(self, query: str, texts: list[str]) -> np.ndarray:
+        order = list(range(len(texts)))
+        for start in window_starts(len(texts), self.window, self.step):
+            shown = order[start : start + self.window]
+            ranked = self.rank_window(query, [texts[i] for i in shown])
+            order[start : start + len(shown)] = [shown[i] for i in ranked]
+        scores = np.empty(len(texts), dtype=np.float32)
+        scores[order] = np.arange(len(texts), 0, -1, dtype=np.float32)
+        return scores
+
+    def rank_window(self, query: str, texts: Sequence[str]) -> list[int]:
+        """The model's order of ``texts`` (indices into it)."""
+        import torch
+
+        tokenizer = self.lm.tokenizer
+        prompt = self.prompt(query, texts)
+        # The answer is begun with "[" so a small model starts with an identifier.
+        features = tokenizer(prompt + "[", add_special_tokens=False, return_tensors="pt")
+        with torch.inference_mode():
+            output = self.lm.model.generate(
+                **features,
+                max_new_tokens=6 * len(texts),
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        written = "[" + tokenizer.decode(
+            output[0, features["input_ids"].shape[1] :], skip_special_tokens=True
+        )
+        return read_permutation(written, len(texts))
+
+    def prompt(self, query: str, texts: Sequence[str]) -> str:
+        tokenizer = self.lm.tokenizer
+        numbered = "\n".join(
+            f"[{i}] {tokenizer_prefix(tokenizer, ' '.join(text.split()), self.passage_tokens)}"
+            for i, text in enumerate(texts, 1)
+        )
+        content = "\n\n".join(
+            [
+                INSTRUCTION.format(n=len(texts), query=query),
+                numbered,
+                REQUEST.format(n=len(texts), query=query),
+            ]
+        )
+        messages = [{"role": "user", "content": content}]
+        if tokenizer.chat_template:
+            return tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        return content + "\n\n"
+
+
+def window_starts(count: int, window: int, step: int) -> list[int]:
+    """Where each window begins, from the bottom of the list to the top."""
+    if count <= window:
+        return [0] if count else []
+    starts = list(range(count - window, 0, -step))
+    return [*starts, 0]
+
+
+def read_permutation(written: str, count: int) -> list[int]:
+    """Indices 0..count-1 in the order ``written`` names them (1-based), then the rest."""
+    seen: list[int] = []
+    for match in _IDENTIFIER.findall(written):
+        index = int(match) - 1
+        if 0 <= index < count and index not in seen:
+            seen.append(index)
+    return seen + [i for i in range(count) if i not in seen]
