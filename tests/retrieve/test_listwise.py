@@ -78,3 +78,16 @@ def test_the_bundled_smollm2_ranks_windows_in_a_pipeline(hashing_collection) -> 
     pipeline = Pipeline((CandidateStage("dense", 5),), rerank=(stage,))
     hits = hashing_collection.search("why are dogs loyal?", 5, pipeline=pipeline)
     assert len(hits) == 5 and len({hit.id for hit in hits}) == 5
+
+
+def test_passages_are_cut_to_their_first_tokens() -> None:
+    from transformers import AutoTokenizer
+
+    from densekit.encode.registry import resolve_model
+    from densekit.retrieve.listwise import first_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm").location)
+    text = "Vitamin D deficiency raises the risk of fractures in older adults. " * 40
+    cut = first_tokens(tokenizer, text, 7)
+    assert len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 7
+    assert text.startswith(cut) and first_tokens(tokenizer, "Short.", 7) == "Short."

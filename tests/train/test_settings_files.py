@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from densekit.errors import InputError
-from densekit.train import LlmConfig, MiningConfig, RerankerConfig
+from densekit.train import LlmConfig, MiningConfig, MultiViewTraining, RerankerConfig
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -26,6 +26,17 @@ def test_reranker_settings_fill_their_tables_and_keep_defaults(tmp_path: Path) -
     assert config.settings.batch == 4  # not in the file: the default
     assert config.settings.mining == MiningConfig(negatives=4, ranks=(2, 20))
     assert (config.dataset, config.collection) == ("data", "collection")
+
+
+def test_mvp_settings_are_the_training_table_with_kind_mvp(tmp_path: Path) -> None:
+    path = write(tmp_path, '[training]\nkind = "mvp"\nviews = 8\n[mining]\nranks = [1, 40]\n')
+    settings = RerankerConfig.from_toml(path, "d", "c", tmp_path / "o").settings
+    assert isinstance(settings, MultiViewTraining)
+    assert (settings.views, settings.negatives, settings.mining.ranks) == (8, 7, (1, 40))
+    with pytest.raises(InputError, match="kind: unknown 'colbert'; choose one of cross-encoder"):
+        RerankerConfig.from_toml(write(tmp_path, '[training]\nkind = "colbert"\n'), "d", "c", "o")
+    with pytest.raises(InputError, match="unknown key 'views'"):
+        RerankerConfig.from_toml(write(tmp_path, "[training]\nviews = 8\n"), "d", "c", "o")
 
 
 def test_llm_settings_read_training_lora_and_mining(tmp_path: Path) -> None:

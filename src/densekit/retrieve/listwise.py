@@ -6,6 +6,9 @@ The model sees ``window`` numbered passages and the query, and writes their orde
 so a relevant passage can climb from the last window to the first. Output that is not a clean
 permutation is read as RankGPT reads it: numbers in the order first written, repeats and
 numbers out of range dropped, passages never named kept below in their incoming order.
+Generation stops once every passage is named, or once the answer leaves the format (a letter
+where only identifiers belong): what follows is not a ranking, and a small model can ramble for
+hundreds of tokens.
 
 Unlike pointwise rerankers and MVP, the result depends on the order the candidates come in
 (the model reads positions and identifiers): the order-sensitivity benchmark measures how much.
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from densekit.encode.truncation import tokenizer_prefix
+from densekit.encode.truncation import tokenizer_prefix, tokenizer_spans
 from densekit.errors import InputError
 
 INSTRUCTION = (
@@ -33,6 +37,7 @@ REQUEST = (
     "Only respond with the ranking results, do not say any word or explain."
 )
 _IDENTIFIER = re.compile(r"\d+")
+_OFF_FORMAT = re.compile(r"[A-Za-z]")
 
 
 class ListwiseReranker:
@@ -80,27 +85,35 @@ class ListwiseReranker:
     def rank_window(self, query: str, texts: Sequence[str]) -> list[int]:
         """The model's order of ``texts`` (indices into it)."""
         import torch
+        from transformers import StoppingCriteriaList
 
         tokenizer = self.lm.tokenizer
         prompt = self.prompt(query, texts)
         # The answer is begun with "[" so a small model starts with an identifier.
         features = tokenizer(prompt + "[", add_special_tokens=False, return_tensors="pt")
+        start = features["input_ids"].shape[1]
+
+        def written(ids: Any) -> str:
+            return "[" + tokenizer.decode(ids[start:], skip_special_tokens=True)
+
+        def finished(input_ids: Any, scores: Any, **_: Any) -> bool:
+            text = written(input_ids[0])
+            return bool(_OFF_FORMAT.search(text)) or len(_named(text, len(texts))) == len(texts)
+
         with torch.inference_mode():
             output = self.lm.model.generate(
                 **features,
                 max_new_tokens=6 * len(texts),
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([_Stop(finished)]),
             )
-        written = "[" + tokenizer.decode(
-            output[0, features["input_ids"].shape[1] :], skip_special_tokens=True
-        )
-        return read_permutation(written, len(texts))
+        return read_permutation(_OFF_FORMAT.split(written(output[0]))[0], len(texts))
 
     def prompt(self, query: str, texts: Sequence[str]) -> str:
         tokenizer = self.lm.tokenizer
         numbered = "\n".join(
-            f"[{i}] {tokenizer_prefix(tokenizer, ' '.join(text.split()), self.passage_tokens)}"
+            f"[{i}] {first_tokens(tokenizer, ' '.join(text.split()), self.passage_tokens)}"
             for i, text in enumerate(texts, 1)
         )
         content = "\n\n".join(
@@ -128,9 +141,33 @@ def window_starts(count: int, window: int, step: int) -> list[int]:
 
 def read_permutation(written: str, count: int) -> list[int]:
     """Indices 0..count-1 in the order ``written`` names them (1-based), then the rest."""
+    seen = _named(written, count)
+    return seen + [i for i in range(count) if i not in seen]
+
+
+def _named(written: str, count: int) -> list[int]:
     seen: list[int] = []
     for match in _IDENTIFIER.findall(written):
         index = int(match) - 1
         if 0 <= index < count and index not in seen:
             seen.append(index)
-    return seen + [i for i in range(count) if i not in seen]
+    return seen
+
+
+def first_tokens(tokenizer: Any, text: str, tokens: int) -> str:
+    """``text`` cut after its first ``tokens`` tokens (whole, if it has no more)."""
+    prefix = tokenizer_prefix(tokenizer, text, tokens)
+    spans = tokenizer_spans(tokenizer, prefix)
+    return prefix if len(spans) <= tokens else prefix[: spans[tokens - 1][1]]
+
+
+class _Stop:
+    """A transformers stopping criterion from a function of the ids so far (batch of one)."""
+
+    def __init__(self, finished: Callable[..., bool]) -> None:
+        self.finished = finished
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.finished(input_ids, scores), dtype=torch.bool)
