@@ -92,6 +92,9 @@ def test_a_saved_model_reloads_and_an_incomplete_folder_is_refused(
     with pytest.raises(InputError, match="not a readable MVP model config"):
         load_multiview(folder)
     (folder / "mvp.json").write_text(json.dumps(config))
+    (folder / "decoder.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="decoder.safetensors: not the decoder of this model"):
+        load_multiview(folder)
     (folder / "decoder.safetensors").unlink()
     with pytest.raises(InputError, match="without its decoder"):
         load_multiview(folder)
@@ -118,3 +121,5 @@ def test_t5_and_decoder_llm_backbones_read_the_same_way(tmp_path: Path) -> None:
         assert np.allclose(reloaded.score_list(QUERY, PASSAGES, batch=2), scores, atol=1e-5)
     with pytest.raises(InputError, match="is a causal LM; name it llm:"):
         new_multiview(str(llama), views=2, max_length=48)
+    with pytest.raises(InputError, match="drop #dtype=bfloat16"):
+        new_multiview(f"llm:{llama}#dtype=bfloat16", views=2, max_length=48)

@@ -121,6 +121,16 @@ def test_the_name_defaults_to_the_file_name_and_fusion_to_rrf(tmp_path: Path) ->
             'rerank[1].window: only kind = "listwise" reads it',
         ),
         (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nkind = "mvp"\n'
+            "max_length = 128\n",
+            "rerank[1].max_length: an mvp model reads the length it was trained with",
+        ),
+        (
+            '[[candidates]]\nretriever = "dense"\n[[rerank]]\nmodel = "m"\nkind = "listwise"\n'
+            "window = 8\nstep = 9\n",
+            "rerank[1]: a listwise window of 8 passages must be at least 2 and slide by 1 to 8",
+        ),
+        (
             '[[candidates]]\nretriever = "dense"\n[[candidates]]\nretriever = "bm25"\n'
             '[fusion]\nmethod = "convex"\nweights = [nan, 1.0]\n',
             "must be non-negative",
@@ -133,6 +143,14 @@ def test_mistakes_are_refused_with_their_place(tmp_path: Path, text: str, messag
         Pipeline.from_toml(path)
     assert message in str(error.value)
     assert str(path) in str(error.value)
+
+
+def test_a_listwise_window_slides_by_half_unless_told() -> None:
+    stage = RerankStage("smollm2", kind="listwise", window=6)
+    assert (stage.listwise_window, stage.listwise_step) == (6, 3)
+    assert (RerankStage("smollm2", kind="listwise").listwise_step) == 10
+    pipeline = Pipeline((CandidateStage("bm25", 9),), rerank=(stage,))
+    assert "windows of 6 sliding by 3" in pipeline.explain()
 
 
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Training an MVP reranker end to end on a tiny dataset with the real MiniLM, and loading it
-into a pipeline in another process, as a user does."""
+into a pipeline (another process loads it in tests/cli/test_train_reranker_command.py)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_trained_mvp_ranks_its_positives_and_loads_into_a_pipeline(
         collection.search(
             "loyal dogs", 5, pipeline=Pipeline((CandidateStage("bm25", 5),), rerank=(wrong_views,))
         )
-    with pytest.raises(InputError, match="trained with 2 views, not 4; pass --views 2"):
+    with pytest.raises(InputError, match="has 2 views and 1 decoder layers, not 4 and 1"):
         train_reranker(
             tiny_beir,
             collection,

@@ -137,10 +137,8 @@ class MultiViewModel(nn.Module):
         )
         states = self._states(features)
         found = features["input_ids"][:, :, None] == self.view_ids[None, None, :]
-        if not bool(found.any(dim=1).all()):
-            raise InputError(
-                f"max_length {self.shape.max_length} leaves no room for the view tokens"
-            )
+        if not bool(found.any(dim=1).all()):  # a tokenizer that split or dropped them
+            raise InputError("the tokenizer did not keep the view tokens whole; not an MVP model")
         positions = found.to(torch.int64).argmax(dim=1)  # (passages, views)
         return torch.gather(
             states, 1, positions[:, :, None].expand(-1, -1, states.shape[-1])

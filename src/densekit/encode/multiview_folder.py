@@ -7,6 +7,7 @@ transformer and its tokenizer, with the view tokens in its vocabulary) and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -40,22 +41,31 @@ def new_multiview(base: str, views: int, max_length: int, decoder_layers: int = 
     encoder folder or hub name (BERT or T5 family), or ``llm:NAME`` (a decoder LLM read with
     bidirectional attention). An MVP folder continues its training, with its own views."""
     if base.startswith(LLM_PREFIX):
-        name = base[len(LLM_PREFIX) :].partition("#")[0]
+        name, _, options = base[len(LLM_PREFIX) :].partition("#")
+        if options:
+            raise InputError(
+                f"{base}: an MVP backbone is read with bidirectional attention in float32; "
+                f"drop #{options}"
+            )
         backbone, tokenizer, kind = _decoder_llm(causal_lm_location(name))
     else:
         location = resolve_model(base).location
         if is_multiview_folder(location):
             model = load_multiview(location)
-            if model.shape.views != views:
+            if (model.shape.views, model.shape.decoder_layers) != (views, decoder_layers):
                 raise InputError(
-                    f"{base}: the model was trained with {model.shape.views} views, not "
-                    f"{views}; pass --views {model.shape.views} to train it on"
+                    f"{base}: the model has {model.shape.views} views and "
+                    f"{model.shape.decoder_layers} decoder layers, not {views} and "
+                    f"{decoder_layers}; pass --views {model.shape.views} to train it on"
                 )
+            # Trained on at the length asked for (positions permitting).
+            limit = _position_limit(model.backbone, model.tokenizer, max_length)
+            model.shape = dataclasses.replace(model.shape, max_length=min(max_length, limit))
             return model
         backbone, tokenizer, kind = _encoder(location)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "right"  # bidirectional LLM backbones count positions from 0
+    _read_from_the_start(tokenizer)
     tokenizer.add_special_tokens({"additional_special_tokens": view_tokens(views)})
     backbone.resize_token_embeddings(len(tokenizer))
     width = backbone.config.hidden_size if kind != "t5-encoder" else backbone.config.d_model
@@ -64,7 +74,7 @@ def new_multiview(base: str, views: int, max_length: int, decoder_layers: int = 
         width=width,
         heads=attention_heads(width),
         decoder_layers=decoder_layers,
-        max_length=min(max_length, _position_limit(backbone, max_length)),
+        max_length=min(max_length, _position_limit(backbone, tokenizer, max_length)),
         backbone=kind,
     )
     return MultiViewModel(backbone, tokenizer, shape, AnchorDecoder(shape))
@@ -84,6 +94,7 @@ def save_multiview(model: Any, folder: Path) -> None:
 
 def load_multiview(location: str | Path) -> Any:
     """The :class:`MultiViewModel` in ``location``, in evaluation mode."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(location)
@@ -99,11 +110,11 @@ def load_multiview(location: str | Path) -> Any:
         backbone, tokenizer, _ = _decoder_llm(backbone_dir)
     else:
         backbone, tokenizer, _ = _encoder(backbone_dir)
-    tokenizer.padding_side = "right"
+    _read_from_the_start(tokenizer)
     decoder = AnchorDecoder(shape)
     try:
         decoder.load_state_dict(load_file(str(folder / DECODER_FILE)))
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, SafetensorError) as exc:
         raise InputError(
             f"{folder / DECODER_FILE}: not the decoder of this model ({shape.views} views, "
             f"width {shape.width}): {str(exc).splitlines()[0]}"
@@ -170,9 +181,20 @@ def _decoder_llm(location: str) -> tuple[Any, Any, str]:
     return backbone, tokenizer, "decoder-llm"
 
 
-def _position_limit(backbone: Any, wanted: int) -> int:
-    limit = getattr(backbone.config, "max_position_embeddings", None)
-    return int(limit) if limit else wanted
+def _read_from_the_start(tokenizer: Any) -> None:
+    """Pad and cut on the right: the view tokens stay first, at the same positions (a
+    bidirectional LLM backbone counts positions from the first token)."""
+    tokenizer.padding_side = "right"
+    tokenizer.truncation_side = "right"
+
+
+def _position_limit(backbone: Any, tokenizer: Any, wanted: int) -> int:
+    """The most tokens the backbone reads: its position table, or less where the tokenizer
+    says so (RoBERTa's table holds two offset rows)."""
+    limits = [getattr(backbone.config, "max_position_embeddings", None)]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    found = [int(limit) for limit in limits if limit and limit < 1_000_000]
+    return min(found) if found else wanted
 
 
 def _first_line(exc: Exception) -> str:

@@ -74,6 +74,8 @@ class ListwiseReranker:
 
     def _score(self, query: str, texts: list[str]) -> np.ndarray:
         order = list(range(len(texts)))
+        if len(texts) < 2:
+            return np.ones(len(texts), dtype=np.float32)
         for start in window_starts(len(texts), self.window, self.step):
             shown = order[start : start + self.window]
             ranked = self.rank_window(query, [texts[i] for i in shown])
@@ -103,7 +105,8 @@ class ListwiseReranker:
         with torch.inference_mode():
             output = self.lm.model.generate(
                 **features,
-                max_new_tokens=6 * len(texts),
+                # "[12] > " is 4-7 tokens; the stop criterion ends it sooner.
+                max_new_tokens=8 * len(texts) + 8,
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
                 stopping_criteria=StoppingCriteriaList([_Stop(finished)]),
@@ -132,7 +135,8 @@ class ListwiseReranker:
 
 
 def window_starts(count: int, window: int, step: int) -> list[int]:
-    """Where each window begins, from the bottom of the list to the top."""
+    """Where each window begins, from the bottom of the list to the top; the top window is
+    always one (RankGPT's loop skips it when the list is not a whole number of steps)."""
     if count <= window:
         return [0] if count else []
     starts = list(range(count - window, 0, -step))
@@ -170,4 +174,5 @@ class _Stop:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        return torch.full((input_ids.shape[0],), self.finished(input_ids, scores), dtype=torch.bool)
+        done = self.finished(input_ids, scores)
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)

@@ -27,7 +27,7 @@ A pipeline file::
     batch = 32
     # views = 4                # mvp: the model's view count, checked when it loads
     # window = 20              # listwise: passages per window, and the step it slides by
-    # step = 10
+    # step = 10                #   (default: half the window)
 
 Every key is checked; a mistake is reported with the stage it is in (``candidates[2].k``).
 
@@ -87,7 +87,16 @@ class RerankStage:
     weight: float = 1.0
     views: int | None = None  # mvp: the view count the model must have
     window: int | None = None  # listwise: passages per window (default 20)
-    step: int | None = None  # listwise: how far the window slides (default 10)
+    step: int | None = None  # listwise: how far the window slides (default half the window)
+
+    @property
+    def listwise_window(self) -> int:
+        return self.window if self.window is not None else 20
+
+    @property
+    def listwise_step(self) -> int:
+        # RankGPT's window 20 slides by 10: half the window unless set.
+        return self.step if self.step is not None else max(1, self.listwise_window // 2)
 
 
 @dataclass(frozen=True)
@@ -184,9 +193,14 @@ class Pipeline:
             lines.append(f"  {step}. fuse the {len(self.candidates)} lists by {how}")
         for stage in self.rerank:
             step += 1
+            reads = (
+                f"windows of {stage.listwise_window} sliding by {stage.listwise_step}"
+                if stage.kind == "listwise"
+                else f"batches of {stage.batch}"
+            )
             line = (
                 f"  {step}. rerank the top {stage.top_n} with {stage.kind} {stage.model!r} "
-                f"(batches of {stage.batch})"
+                f"({reads})"
             )
             if stage.weight < 1:
                 line += (
@@ -237,7 +251,18 @@ def _validate(pipeline: Pipeline) -> None:
                 raise InputError(f'rerank[{i}].{key}: only kind = "{kind}" reads it; drop it')
             _at_least_one(value, f"rerank[{i}].{key}")
         if stage.max_length is not None:
+            if stage.kind == "mvp":
+                raise InputError(
+                    f"rerank[{i}].max_length: an mvp model reads the length it was trained "
+                    "with; drop it"
+                )
             _at_least_one(stage.max_length, f"rerank[{i}].max_length")
+        if stage.kind == "listwise" and not 1 <= stage.listwise_step <= stage.listwise_window:
+            raise InputError(
+                f"rerank[{i}]: a listwise window of {stage.listwise_window} passages must be at "
+                f"least 2 and slide by 1 to {stage.listwise_window}, got step "
+                f"{stage.listwise_step}"
+            )
         weight = stage.weight
         previous = pipeline.rerank[i - 2] if i > 1 else None
         if previous is not None and weight != 1 and stage.top_n > previous.top_n:

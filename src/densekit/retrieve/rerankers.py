@@ -151,8 +151,8 @@ def _load_reranker(stage: RerankStage, version: tuple[int, int] | None) -> Reran
 
         return ListwiseReranker(
             stage.model,
-            window=stage.window or 20,
-            step=stage.step or 10,
+            window=stage.listwise_window,
+            step=stage.listwise_step,
             max_length=stage.max_length,
         )
     if stage.kind == "llm":
