@@ -134,7 +134,7 @@ class MultiViewModel(nn.Module):
             truncation="longest_first",
             max_length=self.shape.max_length,
             return_tensors="pt",
-        )
+        ).to(self.view_ids.device)
         states = self._states(features)
         found = features["input_ids"][:, :, None] == self.view_ids[None, None, :]
         if not bool(found.any(dim=1).all()):  # a tokenizer that split or dropped them
@@ -149,7 +149,8 @@ class MultiViewModel(nn.Module):
         if self.shape.backbone == "decoder-llm":
             dtype = next(self.backbone.parameters()).dtype
             out = self.backbone(
-                input_ids=features["input_ids"], attention_mask=full_attention_mask(mask, dtype)
+                input_ids=features["input_ids"],
+                attention_mask=full_attention_mask(mask, dtype).to(mask.device),
             )
         elif self.shape.backbone == "t5-encoder":
             out = self.backbone(input_ids=features["input_ids"], attention_mask=mask)
@@ -182,8 +183,8 @@ class MultiViewModel(nn.Module):
                 for start in range(0, len(order), batch)
             ]
             relevance = torch.cat(parts)[None]
-            present = torch.ones(relevance.shape[:2], dtype=torch.bool)
-            ranked = self.scores(relevance, present)[0].numpy()
+            present = torch.ones(relevance.shape[:2], dtype=torch.bool, device=relevance.device)
+            ranked = self.scores(relevance, present)[0].cpu().numpy()
         scores = np.empty(len(passages), dtype=np.float32)
         scores[order] = ranked
         return scores

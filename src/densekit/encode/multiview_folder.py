@@ -121,7 +121,14 @@ def load_multiview(location: str | Path) -> Any:
         ) from None
     model = MultiViewModel(backbone, tokenizer, shape, decoder)
     model.eval()
-    return model
+    return model.to(accelerator())
+
+
+def accelerator() -> str:
+    """Where MVP models run: the GPU when there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _read_shape(folder: Path) -> MultiViewShape:

@@ -67,13 +67,13 @@ def train_multiview(
     from transformers import get_linear_schedule_with_warmup
 
     from densekit.encode.multiview import orthogonality_loss
-    from densekit.encode.multiview_folder import new_multiview
+    from densekit.encode.multiview_folder import accelerator, new_multiview
 
     torch.manual_seed(settings.seed)
     model = new_multiview(
         settings.base, settings.views, settings.max_length, settings.decoder_layers
     )
-    model.train()
+    model.to(accelerator()).train()
     optimizer = torch.optim.AdamW(
         [
             {"params": model.backbone.parameters(), "lr": settings.learning_rate},
@@ -94,9 +94,10 @@ def train_multiview(
                 for row in rows
             ]
         )
-        present = torch.ones(relevance.shape[:2], dtype=torch.bool)
+        present = torch.ones(relevance.shape[:2], dtype=torch.bool, device=relevance.device)
         scores = model.scores(relevance, present)
-        target = torch.zeros(len(rows), dtype=torch.long)  # the positive comes first
+        # The positive comes first.
+        target = torch.zeros(len(rows), dtype=torch.long, device=relevance.device)
         listwise = torch.nn.functional.cross_entropy(scores, target)
         loss = listwise + settings.orthogonality * orthogonality_loss(relevance)
         optimizer.zero_grad()
