@@ -93,7 +93,7 @@ def test_a_saved_model_reloads_and_an_incomplete_folder_is_refused(
         load_multiview(folder)
     (folder / "mvp.json").write_text(json.dumps(config))
     (folder / "decoder.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(InputError, match="decoder.safetensors: not the decoder of this model"):
+    with pytest.raises(InputError, match=r"decoder\.safetensors: not the decoder of this model"):
         load_multiview(folder)
     (folder / "decoder.safetensors").unlink()
     with pytest.raises(InputError, match="without its decoder"):
