@@ -67,7 +67,7 @@ def test_mvp_trained_by_one_command_reranks_the_same_in_the_next(
     collection, model = tmp_path / "c", tmp_path / "mvp"
     judged_static_collection(capsys, tiny_beir, collection)
     train = ["train-reranker", tiny_beir, "--collection", collection, "--out", model]
-    small = ["--kind", "mvp", "--views", "2", "--epochs", "2", "--negatives", "2", "--depth",
+    small = ["--kind", "mvp", "--views", "2", "--epochs", "1", "--negatives", "2", "--depth",
              "4", "--max-length", "64", "--quiet", "--json"]  # fmt: skip
     code, out, err = run_cli(capsys, *train, *small)
     assert code == 0, err
