@@ -123,3 +123,16 @@ def test_t5_and_decoder_llm_backbones_read_the_same_way(tmp_path: Path) -> None:
         new_multiview(str(llama), views=2, max_length=48)
     with pytest.raises(InputError, match="drop #dtype=bfloat16"):
         new_multiview(f"llm:{llama}#dtype=bfloat16", views=2, max_length=48)
+
+
+@pytest.mark.usefixtures("bundled_smollm2")
+@pytest.mark.slow
+def test_the_bundled_smollm2_is_an_mvp_backbone(tmp_path: Path) -> None:
+    from required import require
+
+    require("gguf")
+    model = new_multiview("llm:smollm2", views=2, max_length=48).eval()
+    assert (model.shape.backbone, model.shape.width) == ("decoder-llm", 576)
+    scores = model.score_list(QUERY, PASSAGES[:3])
+    save_multiview(model, tmp_path / "mvp")
+    assert np.allclose(load_multiview(tmp_path / "mvp").score_list(QUERY, PASSAGES[:3]), scores)
