@@ -19,8 +19,8 @@ sliding-window listwise reranking, on SciFact, with transfer to Cranfield and Ci
   cost an LLM pass per passage or a generation per window on this CPU, a seeded sample of
   ``--sample`` queries (the first stage and the others are scored on that sample too).
 - order: order sensitivity of MVP, listwise and (for reference, pointwise) the cross-encoder.
-  For a seeded sample of 20 queries, the hybrid's top 20 in 10 random permutations: Kendall's
-  tau between each permutation's output scores and the first's.
+  For a seeded sample of 20 queries (``--order-queries``), the hybrid's top 20 in 10 random
+  permutations: Kendall's tau between each permutation's output scores and the first's.
 - views: MVP with 1, 2, 4 and 8 views and with 4 views and no orthogonality loss, each trained
   one epoch (the ablation's recipe), reranking SciFact's top 20; paired tests against 4 views.
 - transfer: the SciFact-trained MVP and cross-encoder reranking the top 20 of Cranfield (graded
@@ -184,12 +184,12 @@ def pair_tests(runs: dict[str, dict]) -> dict[str, Any]:
     return tests
 
 
-def order_sensitivity(models: dict[str, Path]) -> None:
+def order_sensitivity(models: dict[str, Path], queries: int) -> None:
     """Kendall's tau of each reranker's output over random permutations of its input."""
     from scipy.stats import kendalltau
 
     collection = build_or_open("scifact")
-    data = sample_of(load_beir(dataset("scifact"), "test"), ORDER_QUERIES, seed=1)
+    data = sample_of(load_beir(dataset("scifact"), "test"), queries, seed=1)
     section = RESULTS_DATA.setdefault("order", {})
     for name in ORDERED:
         if name in section:
@@ -282,6 +282,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default="quality,order,views,transfer")
     parser.add_argument("--sample", type=int, default=10 if QUICK else 100)
+    parser.add_argument(
+        "--order-queries",
+        type=int,
+        default=ORDER_QUERIES,
+        help="queries of the order test (each entry records its own)",
+    )
     parser.add_argument("--fresh", action="store_true", help="measure everything again")
     args = parser.parse_args()
     previous = RESULTS / "mvp.json"
@@ -300,7 +306,7 @@ def main() -> None:
     # The cheap and the asked-for first: a long run shows its main numbers early.
     steps = [
         ("quality", lambda: quality(args.sample, models, DEPTHS[0], RERANKERS)),
-        ("order", lambda: order_sensitivity(models)),
+        ("order", lambda: order_sensitivity(models, args.order_queries)),
         ("quality", lambda: quality(args.sample, models, DEPTHS[-1], ("mvp", "cross-encoder"))),
         ("transfer", lambda: transfer(models)),
         ("views", views_ablation),
