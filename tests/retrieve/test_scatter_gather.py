@@ -13,11 +13,13 @@ from densekit.store import BuildOptions
 from densekit.store.sharded_build import build_sharded
 
 
-def same_searches(whole, sharded, queries: list[str], retriever: str) -> None:
+def same_searches(whole, sharded, queries: list[str], retriever: str, rel: float = 1e-6) -> None:
     expected = whole.searcher(retriever).search(queries, 10)
     found = sharded.searcher(retriever).search(queries, 10)
     for mine, theirs in zip(found, expected, strict=True):
-        assert_same_ranking([(h.id, h.score) for h in mine], [(h.id, h.score) for h in theirs])
+        assert_same_ranking(
+            [(h.id, h.score) for h in mine], [(h.id, h.score) for h in theirs], rel=rel
+        )
 
 
 def scales(lists) -> list[float]:
@@ -54,8 +56,11 @@ def test_splade_lists_merge_and_calibrate_across_shards(scifact_part, tmp_path: 
         build_sharded(corpus, tmp_path / "sharded", options, shards=2),
         open_collection(tmp_path / "sharded") as sharded,
     ):
-        same_searches(whole, sharded, queries[:40], "splade")
+        # Each shard encodes its documents in batches of other neighbours, so a document's
+        # SPLADE weights differ from the whole collection's in the last float32 bits (padding
+        # changes the attention sums); scores then agree to a few parts in a million.
+        same_searches(whole, sharded, queries[:40], "splade", rel=1e-5)
         expected = whole.searcher("splade").explain(queries[:40], 10)
         found = sharded.searcher("splade").explain(queries[:40], 10)
         for mine, theirs in zip(found, expected, strict=True):
-            assert scales(mine) == pytest.approx(scales(theirs), rel=1e-6, nan_ok=True)
+            assert scales(mine) == pytest.approx(scales(theirs), rel=1e-5, nan_ok=True)
