@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from densekit.errors import InputError, MissingDependencyError
+from densekit.index.learned_binary import BinaryHead, itq_head, lsh_index
 from densekit.index.spec import QUERY_OPTIONS, IndexSpec
 from densekit.index.vectors import ShardedVectors
 
@@ -41,10 +42,18 @@ class CodeIndex:
 
     @property
     def is_binary(self) -> bool:
+        """Whether the codes are bits searched by Hamming distance (sign or learned bits)."""
         return self.spec.base == "binary"
 
     @property
+    def _faiss_binary(self) -> bool:
+        """Sign bits live in a FAISS binary index; learned bits in a float-input LSH index."""
+        return self.is_binary and not self.spec.is_learned_binary
+
+    @property
     def code_dimension(self) -> int:
+        if self.spec.is_learned_binary:
+            return int(self.index.nbits)  # type: ignore[attr-defined]
         return self.spec.dim or self.dimension
 
     @property
@@ -59,7 +68,9 @@ class CodeIndex:
             raise InputError(
                 f"index spec {spec}: dim{dim} exceeds the model's {vectors.dimension} dimensions"
             )
-        if spec.base == "binary":
+        if spec.is_learned_binary:
+            index = None  # its head is learned from the vectors, below
+        elif spec.base == "binary":
             index = faiss.IndexBinaryFlat(_binary_bits(dim))
         elif spec.base == "int8":
             index = faiss.IndexScalarQuantizer(
@@ -68,6 +79,8 @@ class CodeIndex:
         else:
             index = factory_index(spec, dim)
         built = cls(spec, index, vectors.dimension)
+        if index is None:
+            built.index = lsh_index(built._learned_head(vectors, dim))
         built._train(vectors)
         if "efConstruction" in spec.options:
             faiss.ParameterSpace().set_index_parameter(
@@ -80,6 +93,22 @@ class CodeIndex:
         """Encode and append ``vectors``; their rows follow the ones already indexed."""
         for block in vectors.blocks(_ADD_BLOCK):
             self.index.add(self.encode(block))  # type: ignore[attr-defined]
+
+    def _learned_head(self, vectors: ShardedVectors, dim: int) -> BinaryHead:
+        """ITQ on a sample of the collection's vectors (see :mod:`densekit.index.learned_binary`)."""
+        bits = self.spec.options.get("bits", dim // 8 * 8)
+        if bits > dim or bits < 8:
+            raise InputError(
+                f"index spec {self.spec}: {bits} learned bits from {dim} dimensions; give bits "
+                f"between 8 and {dim // 8 * 8} (a multiple of 8)"
+            )
+        if vectors.rows < bits:
+            raise InputError(
+                f"index spec {self.spec} needs at least {bits} vectors to learn its codes, the "
+                f"collection has {vectors.rows}; use fewer bits, or sign bits (binary)"
+            )
+        count = max(bits, self.spec.options.get("train", DEFAULT_TRAIN_SAMPLE))
+        return itq_head(self.encode(vectors.sample(count)), bits)
 
     def _train(self, vectors: ShardedVectors) -> None:
         if self.index.is_trained:  # type: ignore[attr-defined]
@@ -100,7 +129,7 @@ class CodeIndex:
             block = block[:, : self.spec.dim]
             norms = np.linalg.norm(block, axis=1, keepdims=True)
             block = block / np.maximum(norms, 1e-12)
-        if self.is_binary:
+        if self._faiss_binary:  # learned bits: the LSH index applies its head itself
             bits = _binary_bits(block.shape[1])
             padded = np.zeros((len(block), bits), dtype=bool)
             padded[:, : block.shape[1]] = block > 0
@@ -158,21 +187,22 @@ class CodeIndex:
     def resident_bytes(self) -> int:
         """Bytes the index occupies in memory (its serialised size: codes plus structure)."""
         faiss = faiss_module()
-        if self.is_binary:
+        if self._faiss_binary:
             return int(faiss.serialize_index_binary(self.index).nbytes)
         return int(faiss.serialize_index(self.index).nbytes)
 
     def save(self, path: Path) -> None:
         faiss = faiss_module()
         staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        write = faiss.write_index_binary if self.is_binary else faiss.write_index
+        write = faiss.write_index_binary if self._faiss_binary else faiss.write_index
         write(self.index, str(staging))
         os.replace(staging, path)
 
     @classmethod
     def load(cls, path: Path, spec: IndexSpec, dimension: int) -> CodeIndex:
         faiss = faiss_module()
-        read = faiss.read_index_binary if spec.base == "binary" else faiss.read_index
+        sign_bits = spec.base == "binary" and not spec.is_learned_binary
+        read = faiss.read_index_binary if sign_bits else faiss.read_index
         return cls(spec, read(str(path)), dimension)
 
 

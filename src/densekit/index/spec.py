@@ -8,18 +8,23 @@ Grammar (the one place it is defined and parsed)::
 
 - ``flat``: exact inner product over the collection's float shards (the default).
 - ``binary``: one sign bit per dimension, Hamming search (FAISS binary flat index).
+  ``binary(learned=1)``: learned binary codes instead: a projection to ``bits`` bits
+  (default: the dimension) and a threshold per bit, trained on the collection's vectors
+  (ITQ: principal directions rotated to lose least to rounding; ``densekit adapt --kind binary``
+  trains them further on queries), held in a FAISS LSH index that codes queries at search time.
 - ``int8``: one byte per dimension (FAISS 8-bit scalar quantiser), inner product.
 - any FAISS factory string with inner product: ``HNSW32``, ``IVF256,Flat``, ``IVF256,PQ48``,
   ``OPQ48,IVF256,PQ48``, ``PQ48``, ``Flat`` ...
 - options: ``efConstruction`` (HNSW build), ``efSearch`` (HNSW query), ``nprobe`` (IVF query),
-  ``train`` (vectors sampled to train IVF/PQ); query-time ones can be overridden per search.
+  ``train`` (vectors sampled to train IVF/PQ or learned codes), ``learned`` and ``bits``
+  (learned binary codes); query-time ones can be overridden per search.
 - ``dimN:`` indexes the first N dimensions (Matryoshka truncation, renormalised).
 - ``+rescore*M``: fetch k x M candidates from the codes, rescore them with the full float
   vectors read from the memory-mapped shards. A compressed base with rescoring is bi-granular:
   only the codes stay in RAM.
 
 Examples: ``HNSW32(efSearch=128)``, ``binary+rescore*4``, ``IVF256,PQ48(nprobe=16)+rescore*10``,
-``dim128:HNSW32+rescore*4``.
+``dim128:HNSW32+rescore*4``, ``binary(learned=1,bits=128)+rescore*2``.
 """
 
 from __future__ import annotations
@@ -32,11 +37,14 @@ from densekit.errors import InputError
 GRAMMAR = (
     'spec := ["dim" N ":"] base ["(" name=int, ... ")"] ["+rescore" ["*" M]]; '
     "base := flat | binary | int8 | a FAISS factory string (HNSW32, IVF256,Flat, IVF256,PQ48, "
-    "OPQ48,IVF256,PQ48, PQ48 ...); options: efConstruction, efSearch, nprobe, train. "
-    "Examples: HNSW32(efSearch=128), binary+rescore*4, dim128:IVF256,PQ48+rescore*10"
+    "OPQ48,IVF256,PQ48, PQ48 ...); options: efConstruction, efSearch, nprobe, train, and for "
+    "binary learned=1 with bits=N (a multiple of 8). "
+    "Examples: HNSW32(efSearch=128), binary+rescore*4, dim128:IVF256,PQ48+rescore*10, "
+    "binary(learned=1,bits=128)+rescore*2"
 )
 DENSEKIT_BASES = ("flat", "binary", "int8")
-BUILD_OPTIONS = ("efConstruction", "train")
+BUILD_OPTIONS = ("efConstruction", "train", "learned", "bits")
+BINARY_OPTIONS = ("learned", "bits")
 QUERY_OPTIONS = ("efSearch", "nprobe")
 DEFAULT_RESCORE_MULTIPLIER = 4
 
@@ -61,6 +69,10 @@ class IndexSpec:
     @property
     def is_faiss_factory(self) -> bool:
         return self.base not in DENSEKIT_BASES
+
+    @property
+    def is_learned_binary(self) -> bool:
+        return self.base == "binary" and self.options.get("learned") == 1
 
     @property
     def is_exact(self) -> bool:
@@ -96,7 +108,25 @@ def parse_spec(text: str) -> IndexSpec:
             raise _invalid(text, "the rescore multiplier must be at least 1")
     if base == "flat" and rescore is not None and dim is None:
         raise _invalid(text, "flat is exact already; rescoring it changes nothing")
+    _check_binary_options(text, base, options)
     return IndexSpec(base=base, dim=dim, options=options, rescore=rescore)
+
+
+def _check_binary_options(text: str, base: str, options: dict[str, int]) -> None:
+    given = [name for name in BINARY_OPTIONS if name in options]
+    if given and base != "binary":
+        raise _invalid(text, f"{' and '.join(given)} apply to binary codes only")
+    if options.get("learned", 1) not in (0, 1):
+        raise _invalid(text, "learned is 1 (learned codes) or 0 (sign bits)")
+    if "bits" in options and options.get("learned") != 1:
+        raise _invalid(
+            text,
+            "bits sets the size of learned codes (learned=1); sign bits of the first N "
+            "dimensions are dimN:binary",
+        )
+    bits = options.get("bits")
+    if bits is not None and (bits < 8 or bits % 8):
+        raise _invalid(text, f"bits={bits}: give a multiple of 8 (codes are packed in bytes)")
 
 
 def _parse_options(text: str, raw: str | None) -> dict[str, int]:
