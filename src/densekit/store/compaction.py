@@ -165,9 +165,11 @@ def _compact_dense(
     if not spec.is_exact:
         assert dense.index_file is not None  # every spec but flat saves one
         compacted = ShardedVectors(open_shards(paths, vectors.dimension))
-        if compacted.rows >= training_minimum(spec):
+        # A learned binary head may have been trained on queries (densekit adapt --kind
+        # binary): it is kept, as are IVF/PQ codebooks when too few live vectors are left.
+        if compacted.rows >= training_minimum(spec) and not spec.is_learned_binary:
             record = build_ann_index(spec, compacted, offsets, root, generation)
-        else:  # too few live vectors to train on: keep what the index learned, refill it
+        else:  # keep what the index learned, refill it
             source = current.directory / dense.index_file
             record = extend_saved_index(
                 source, dense.index, compacted, vectors.dimension, root, refill=True
