@@ -95,7 +95,7 @@ class CodeIndex:
             self.index.add(self.encode(block))  # type: ignore[attr-defined]
 
     def _learned_head(self, vectors: ShardedVectors, dim: int) -> BinaryHead:
-        """ITQ on a sample of the collection's vectors (see :mod:`densekit.index.learned_binary`)."""
+        """ITQ on a sample of the collection's vectors (:mod:`densekit.index.learned_binary`)."""
         bits = self.spec.options.get("bits", dim // 8 * 8)
         if bits > dim or bits < 8:
             raise InputError(
