@@ -209,3 +209,18 @@ def ray_cluster() -> Iterator[object]:
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture
+def hashing_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a collection built with the HashingEncoder load it again (as `adapt` does)."""
+    import densekit.encode
+
+    real = densekit.encode.load_encoder
+
+    def load(model, **options):
+        if getattr(model, "location", None) == "hashing":
+            return HashingEncoder()
+        return real(model, **options)
+
+    monkeypatch.setattr(densekit.encode, "load_encoder", load)

@@ -157,6 +157,20 @@ def judged_hashing_collection(dataset: Path, out: Path) -> Collection:
     return collection
 
 
+_BASIS = np.random.default_rng(0)
+_MEAN = 0.8 * _BASIS.normal(size=64)
+_LOW_RANK = _BASIS.normal(size=(64, 12))
+
+
+def anisotropic(count: int, seed: int) -> np.ndarray:
+    """64-dimensional unit vectors sharing a common direction and varying along a few others,
+    as sentence embeddings do: most sign bits say the same for every vector."""
+    rng = np.random.default_rng(seed)
+    points = _MEAN + 0.3 * rng.normal(size=(count, 12)) @ _LOW_RANK.T
+    points += 0.05 * rng.normal(size=(count, 64))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
 def unit_rows(count: int, dimension: int, seed: int = 0) -> np.ndarray:
     """``count`` random unit vectors."""
     vectors = np.random.default_rng(seed).normal(size=(count, dimension)).astype(np.float32)

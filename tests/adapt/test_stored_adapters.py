@@ -45,21 +45,6 @@ FAST = AdapterTraining(epochs=15, batch=16, learning_rate=3e-2)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def hashing_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let a collection built with the HashingEncoder load it again (as `adapt` does)."""
-    import densekit.encode
-
-    real = densekit.encode.load_encoder
-
-    def load(model, **options):
-        if getattr(model, "location", None) == "hashing":
-            return HashingEncoder()
-        return real(model, **options)
-
-    monkeypatch.setattr(densekit.encode, "load_encoder", load)
-
-
 def alias_dataset(root: Path, seed: int = 0) -> Path:
     """Documents say ``termN``; their queries say ``aliasN`` for the same N. The hashing
     encoder puts the two words in unrelated buckets, so dense retrieval misses; a query map

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import make_documents, write_corpus
+from helpers import make_documents, write_corpus, write_jsonl
 from required import require
 
 LEARNED = "binary(learned=1,bits=64)+rescore*4"
@@ -65,3 +65,37 @@ def test_bad_reindex_requests_get_one_line_and_exit_2(tmp_path: Path) -> None:
     done = densekit("reindex", tmp_path / "missing", "--index", "HNSW16")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert search(tmp_path / "c")  # still the flat collection it was
+
+
+def test_codes_trained_by_adapt_serve_the_next_process(tmp_path: Path) -> None:
+    require("static_model")
+    from densekit.retrieve import open_collection
+
+    dataset = tmp_path / "judged"
+    (dataset / "qrels").mkdir(parents=True)
+    documents = make_documents(0, 300)
+    write_corpus(dataset / "corpus.jsonl", documents)
+    picked = documents[::15]
+    queries = [{"_id": f"q{i}", "text": d.text.split(" w")[0]} for i, d in enumerate(picked)]
+    write_jsonl(dataset / "queries.jsonl", queries)
+    judged = "".join(f"q{i}\t{d.id}\t1\n" for i, d in enumerate(picked))
+    (dataset / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + judged, encoding="utf-8"
+    )
+    index(dataset / "corpus.jsonl", tmp_path / "c", "--no-cache")
+    done = densekit(
+        "adapt", dataset, "--collection", tmp_path / "c", "--kind", "binary", "--bits", "64",
+        "--epochs", "3", "--batch", "8",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "binary head (64 bits) trained on 20 queries, 20 judged pairs" in done.stdout
+    assert "now searches binary(learned=1,bits=64)+rescore*2" in done.stdout
+    with open_collection(tmp_path / "c") as collection:
+        expected = [
+            [hit.id for hit in collection.search(q, 10)] for q in ("topic words", "w12 w40")
+        ]
+    assert search(tmp_path / "c")[:2] == expected
+
+    refused = densekit("adapt", dataset, "--collection", tmp_path / "c", "--kind", "binary",
+                       "--bits", "12")  # fmt: skip
+    assert refused.returncode == 2 and "multiple of 8" in refused.stderr

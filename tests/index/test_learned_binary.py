@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import anisotropic
 
 from densekit.errors import InputError
 from densekit.index import FlatIndex
@@ -13,20 +14,6 @@ from densekit.index.ann import AnnIndex
 from densekit.index.learned_binary import BinaryHead, head_of, itq_head, lsh_index
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import PassageGroups, ShardedVectors
-
-DIM = 64
-_BASIS = np.random.default_rng(0)
-MEAN = 0.8 * _BASIS.normal(size=DIM)
-LOW_RANK = _BASIS.normal(size=(DIM, 12))
-
-
-def anisotropic(count: int, seed: int) -> np.ndarray:
-    """Unit vectors sharing a common direction and varying along a few others, as sentence
-    embeddings do: most sign bits say the same for every vector."""
-    rng = np.random.default_rng(seed)
-    points = MEAN + 0.3 * rng.normal(size=(count, 12)) @ LOW_RANK.T
-    points += 0.05 * rng.normal(size=(count, DIM))
-    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
 def build(spec: str, vectors: np.ndarray) -> AnnIndex:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from densekit.adapt.binary_codes import BinaryCodeSpec, train_binary_head
 from densekit.adapt.training import AdapterTraining, train_adapter, train_lexsem
 from densekit.encode.adapters.lexsem import LexSemBridge, LexSemSpec, document_frequency_idf
 from densekit.encode.adapters.query_tokens import (
@@ -23,8 +24,8 @@ from densekit.errors import InputError
 from densekit.evaluate.beir import load_beir
 from densekit.store.collection import StoredCollection
 
-AdapterKind = Literal["residual", "lexsem"]
-KINDS: tuple[AdapterKind, ...] = ("residual", "lexsem")
+AdapterKind = Literal["residual", "lexsem", "binary"]
+KINDS: tuple[AdapterKind, ...] = ("residual", "lexsem", "binary")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class AdaptOptions:
     kind: AdapterKind = "residual"
     residual: AdapterSpec = field(default_factory=AdapterSpec)
     lexsem: LexSemSpec = field(default_factory=LexSemSpec)
+    binary: BinaryCodeSpec = field(default_factory=BinaryCodeSpec)
     training: AdapterTraining = field(default_factory=AdapterTraining)
     split: str = "train"
 
@@ -118,6 +120,13 @@ def adapt_collection(
     from densekit.files.durability import refuse_to_replace
     from densekit.store.adapters import attach_adapter, check_attachable
 
+    if options.kind == "binary":
+        if out is not None or not attach:
+            raise InputError(
+                "a binary head is stored in the collection's index; --out and --no-store do "
+                "not apply to --kind binary"
+            )
+        return adapt_binary_codes(dataset, directory, options, query_vectors)
     # Everything that would refuse the result is checked before minutes of training.
     if out is not None:
         refuse_to_replace(Path(out), overwrite=False)
@@ -194,3 +203,71 @@ def corpus_idf(collection: StoredCollection, tokenizer: Any, batch: int = 1000) 
     if texts:
         ids.extend(read_query_tokens(texts, tokenizer).ids)
     return document_frequency_idf(ids, len(tokenizer))
+
+
+def adapt_binary_codes(
+    dataset: str | Path | None,
+    directory: str | Path,
+    options: AdaptOptions,
+    query_vectors: str | Path | None = None,
+) -> dict[str, Any]:
+    """Give the collection learned binary codes: ITQ on its own vectors without ``dataset``;
+    with it, a head trained on the split's queries (see :mod:`densekit.adapt.binary_codes`),
+    starting from the collection's learned head when it has one of that size. The collection
+    is then reindexed with the head (a learned binary index, rescored ``options.binary.rescore``
+    deep unless it had a learned index already). Returns the training report."""
+    from densekit.index.codes import truncated
+    from densekit.index.learned_binary import head_of, itq_head
+    from densekit.index.spec import IndexSpec, parse_spec
+    from densekit.store.reindexing import reindex_collection
+
+    wanted = options.binary
+    with StoredCollection(directory) as collection:
+        dense = collection.manifest.dense
+        if dense is None or collection.manifest.encoder is None:
+            raise InputError(
+                f"{directory}: learned binary codes code dense vectors, and this collection has "
+                "none; rebuild it with --retriever dense or hybrid"
+            )
+        current = parse_spec(dense.index)
+        if current.is_learned_binary:
+            spec = current
+        else:
+            options_ = {"learned": 1} | ({"bits": wanted.bits} if wanted.bits else {})
+            spec = IndexSpec(base="binary", options=options_, rescore=wanted.rescore or None)
+        vectors, _ = collection.dense_vectors()
+        dimension = spec.dim or vectors.dimension
+        bits = wanted.bits or spec.options.get("bits") or dimension // 8 * 8
+        if not 8 <= bits <= dimension:
+            raise InputError(
+                f"--bits {bits}: give a multiple of 8 between 8 and the {dimension} dimensions"
+            )
+        if dataset is None:
+            trained, report = None, {"kind": "binary", "bits": bits, "trained_on": "itq"}
+        else:
+            data = training_set(dataset, collection, options.split, query_vectors)
+            documents = truncated(data.document_vectors, spec.dim)
+            held = collection.dense_index
+            if current.is_learned_binary and held.codes.code_dimension == bits:
+                start = head_of(held.codes.index)
+            else:
+                start = itq_head(truncated(vectors.sample(100_000), spec.dim), bits)
+            trained, result = train_binary_head(
+                start,
+                truncated(data.query_vectors, spec.dim),
+                documents,
+                options.training,
+                data.pairs,
+                wanted.contrastive,
+            )
+            report = {
+                "kind": "binary",
+                "dataset": str(dataset),
+                "split": options.split,
+                "skipped_judgements": data.skipped_judgements,
+                **asdict(result),
+            }
+    spec = IndexSpec(spec.base, spec.dim, {**spec.options, "bits": bits}, spec.rescore)
+    manifest = reindex_collection(directory, spec, head=trained)
+    assert manifest.dense is not None
+    return {**report, "index": manifest.dense.index, "stored_in": str(directory)}

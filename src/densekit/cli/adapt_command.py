@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from densekit.adapt.binary_codes import BinaryCodeSpec
 from densekit.adapt.on_collection import KINDS, AdaptOptions, adapt_collection
 from densekit.adapt.training import AdapterTraining
 from densekit.cli.arguments import positive_int
@@ -17,7 +18,8 @@ from densekit.store.adapters import detach_adapter
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "adapt",
-        help="train a residual adapter or lexical bridge on a collection's frozen vectors",
+        help="train a residual adapter, lexical bridge or binary codes on a collection's "
+        "frozen vectors",
         description="Train a small map on a BEIR dataset's judged (query, positive) pairs, with "
         "the collection's document vectors frozen, and store it in the collection: its "
         "searches then apply it. Works for any encoder, including ones you cannot fine-tune.",
@@ -41,6 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lexical = parser.add_argument_group("lexical bridge")
     lexical.add_argument(
         "--weights", choices=LEXICAL_WEIGHTS, default="slr", help="slr: IDF; llr: learned (slr)"
+    )
+    binary = parser.add_argument_group("binary codes (--kind binary)")
+    binary.add_argument(
+        "--bits", type=positive_int, help="bits per code, a multiple of 8 (default: the index's)"
+    )
+    binary.add_argument(
+        "--contrastive",
+        type=float,
+        default=1.0,
+        help="weight of the judged positives' loss beside similarity preservation (1.0; 0: "
+        "judgements unused)",
+    )
+    binary.add_argument(
+        "--rescore",
+        type=int,
+        default=2,
+        metavar="M",
+        help="a new learned index rescores k x M candidates with the float vectors (2; 0: none)",
     )
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=positive_int, default=20)
@@ -67,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         removed = detach_adapter(args.collection)
         print(f"{args.collection}: {'adapter removed' if removed else 'no adapter to remove'}")
         return 0
-    if args.dataset is None:
+    if args.dataset is None and args.kind != "binary":
         raise InputError("give the DATASET folder to train on (or --remove)")
     if args.no_store and not args.out:
         raise InputError("--no-store keeps nothing without --out FOLDER")
@@ -75,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         kind=args.kind,
         residual=AdapterSpec(form=args.form, rank=args.rank, sides=args.sides),
         lexsem=LexSemSpec(weights=args.weights),
+        binary=BinaryCodeSpec(bits=args.bits, contrastive=args.contrastive, rescore=args.rescore),
         training=AdapterTraining(
             epochs=args.epochs,
             batch=args.batch,
@@ -95,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         print_json(report)
+    elif args.kind == "binary":
+        print(_binary_summary(report))
     else:
         where = report.get("stored_in") or report.get("saved_to")
         print(
@@ -103,3 +126,14 @@ def run(args: argparse.Namespace) -> int:
             f"{report['loss_last_epoch']:.3f}); stored in {where}"
         )
     return 0
+
+
+def _binary_summary(report: dict) -> str:
+    where = f"{report['stored_in']} now searches {report['index']}"
+    if "steps" not in report:
+        return f"learned {report['bits']}-bit codes from the collection's vectors (ITQ); {where}"
+    return (
+        f"binary head ({report['bits']} bits) trained on {report['queries']} queries, "
+        f"{report['pairs']} judged pairs in {report['seconds']:.1f} s (loss "
+        f"{report['loss_first_epoch']:.3f} → {report['loss_last_epoch']:.3f}); {where}"
+    )

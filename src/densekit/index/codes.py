@@ -124,11 +124,7 @@ class CodeIndex:
 
     def encode(self, block: np.ndarray) -> np.ndarray:
         """What the index stores for float vectors: truncated, renormalised, maybe binarised."""
-        block = np.asarray(block, dtype=np.float32)
-        if self.spec.dim is not None:
-            block = block[:, : self.spec.dim]
-            norms = np.linalg.norm(block, axis=1, keepdims=True)
-            block = block / np.maximum(norms, 1e-12)
+        block = truncated(block, self.spec.dim)
         if self._faiss_binary:  # learned bits: the LSH index applies its head itself
             bits = _binary_bits(block.shape[1])
             padded = np.zeros((len(block), bits), dtype=bool)
@@ -204,6 +200,16 @@ class CodeIndex:
         sign_bits = spec.base == "binary" and not spec.is_learned_binary
         read = faiss.read_index_binary if sign_bits else faiss.read_index
         return cls(spec, read(str(path)), dimension)
+
+
+def truncated(block: np.ndarray, dim: int | None) -> np.ndarray:
+    """``block``'s first ``dim`` dimensions, renormalised (Matryoshka truncation); all of them
+    when ``dim`` is None."""
+    block = np.asarray(block, dtype=np.float32)
+    if dim is None:
+        return block
+    block = block[:, :dim]
+    return block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
 
 
 class RowFilter:
