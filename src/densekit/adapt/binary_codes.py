@@ -34,6 +34,9 @@ SHARPEST = 10.0  # the relaxation's slope at the end of training
 INITIAL_SCALE = 20.0
 TEACHER_TOP = 32  # float top matches of each query always in its step's documents
 _SCORE_BLOCK = 4096
+# `densekit adapt --kind binary`'s training: many short passes over the queries (each pass
+# is a few steps on a small query set) at a sharp teacher temperature.
+BINARY_TRAINING = AdapterTraining(epochs=150, batch=256, temperature=0.02)
 
 
 @dataclass(frozen=True)

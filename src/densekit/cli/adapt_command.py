@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from densekit.adapt.binary_codes import BinaryCodeSpec
+from densekit.adapt.binary_codes import BINARY_TRAINING, BinaryCodeSpec
 from densekit.adapt.on_collection import KINDS, AdaptOptions, adapt_collection
 from densekit.adapt.training import AdapterTraining
 from densekit.cli.arguments import positive_int
@@ -63,14 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a new learned index rescores k x M candidates with the float vectors (2; 0: none)",
     )
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=positive_int, default=20)
-    training.add_argument("--batch", type=positive_int, default=64)
-    training.add_argument("--lr", type=float, default=1e-3)
-    training.add_argument("--temperature", type=float, default=0.05)
+    # Defaults by kind (adapters: 20, 64, 1e-3, 0.05; binary codes: BINARY_TRAINING's).
+    training.add_argument("--epochs", type=positive_int)
+    training.add_argument("--batch", type=positive_int)
+    training.add_argument("--lr", type=float)
+    training.add_argument("--temperature", type=float)
     training.add_argument(
         "--negatives", type=positive_int, help="sampled negatives per step (default: all)"
     )
-    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--seed", type=int)
     parser.add_argument("--out", help="also save the adapter to this folder")
     parser.add_argument(
         "--no-store", action="store_true", help="do not store it in the collection (needs --out)"
@@ -96,14 +98,7 @@ def run(args: argparse.Namespace) -> int:
         residual=AdapterSpec(form=args.form, rank=args.rank, sides=args.sides),
         lexsem=LexSemSpec(weights=args.weights),
         binary=BinaryCodeSpec(bits=args.bits, contrastive=args.contrastive, rescore=args.rescore),
-        training=AdapterTraining(
-            epochs=args.epochs,
-            batch=args.batch,
-            learning_rate=args.lr,
-            temperature=args.temperature,
-            negatives=args.negatives,
-            seed=args.seed,
-        ),
+        training=_training(args),
         split=args.split,
     )
     report = adapt_collection(
@@ -126,6 +121,19 @@ def run(args: argparse.Namespace) -> int:
             f"{report['loss_last_epoch']:.3f}); stored in {where}"
         )
     return 0
+
+
+def _training(args: argparse.Namespace) -> AdapterTraining:
+    defaults = BINARY_TRAINING if args.kind == "binary" else AdapterTraining()
+    given = {
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "learning_rate": args.lr,
+        "temperature": args.temperature,
+        "negatives": args.negatives,
+        "seed": args.seed,
+    }
+    return dataclasses.replace(defaults, **{k: v for k, v in given.items() if v is not None})
 
 
 def _binary_summary(report: dict) -> str:
