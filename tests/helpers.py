@@ -51,6 +51,23 @@ def write_corpus(path: Path, documents: list[Document]) -> Path:
     return write_jsonl(path, [{"_id": d.id, "title": d.title, "text": d.text} for d in documents])
 
 
+def write_judged_dataset(root: Path, count: int, every: int) -> list[Document]:
+    """A BEIR dataset at ``root``: ``count`` documents (:func:`make_documents`) and a train
+    query for every ``every``-th one, its topic words, judging that document. Returns the
+    judged documents."""
+    (root / "qrels").mkdir(parents=True)
+    documents = make_documents(0, count)
+    write_corpus(root / "corpus.jsonl", documents)
+    picked = documents[::every]
+    queries = [{"_id": f"q{i}", "text": d.text.split(" w")[0]} for i, d in enumerate(picked)]
+    write_jsonl(root / "queries.jsonl", queries)
+    judged = "".join(f"q{i}\t{d.id}\t1\n" for i, d in enumerate(picked))
+    (root / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + judged, encoding="utf-8"
+    )
+    return picked
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_jsonl
-from helpers import HashingEncoder, anisotropic, make_documents, write_corpus
+from helpers import HashingEncoder, anisotropic, write_judged_dataset
 
 from densekit.adapt import AdapterTraining
 from densekit.adapt.binary_codes import BinaryCodeSpec, train_binary_head
@@ -92,16 +91,9 @@ def judged(tmp_path: Path, hashing_models: None) -> Path:
     from densekit.store import BuildOptions
 
     root = tmp_path / "judged"
-    (root / "qrels").mkdir(parents=True)
-    documents = make_documents(0, 200)
-    write_corpus(root / "corpus.jsonl", documents)
-    picked = documents[::10]
-    queries = [{"_id": f"q{i}", "text": d.text.split(" w")[0]} for i, d in enumerate(picked)]
-    write_jsonl(root / "queries.jsonl", queries)
-    rows = [f"q{i}\t{d.id}\t1" for i, d in enumerate(picked)] + ["q0\tgone\t1"]
-    (root / "qrels" / "train.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n", encoding="utf-8"
-    )
+    write_judged_dataset(root, 200, every=10)
+    with (root / "qrels" / "train.tsv").open("a", encoding="utf-8") as qrels:
+        qrels.write("q0\tgone\t1\n")
     options = BuildOptions(progress=False, cache_dir=None)
     build_collection(root / "corpus.jsonl", tmp_path / "c", options, encoder=HashingEncoder())
     return root

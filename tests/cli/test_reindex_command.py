@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import make_documents, write_corpus, write_jsonl
+from helpers import make_documents, write_corpus, write_judged_dataset
 from required import require
 
 LEARNED = "binary(learned=1,bits=64)+rescore*4"
@@ -72,16 +72,7 @@ def test_codes_trained_by_adapt_serve_the_next_process(tmp_path: Path) -> None:
     from densekit.retrieve import open_collection
 
     dataset = tmp_path / "judged"
-    (dataset / "qrels").mkdir(parents=True)
-    documents = make_documents(0, 300)
-    write_corpus(dataset / "corpus.jsonl", documents)
-    picked = documents[::15]
-    queries = [{"_id": f"q{i}", "text": d.text.split(" w")[0]} for i, d in enumerate(picked)]
-    write_jsonl(dataset / "queries.jsonl", queries)
-    judged = "".join(f"q{i}\t{d.id}\t1\n" for i, d in enumerate(picked))
-    (dataset / "qrels" / "train.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + judged, encoding="utf-8"
-    )
+    write_judged_dataset(dataset, 300, every=15)
     index(dataset / "corpus.jsonl", tmp_path / "c", "--no-cache")
     done = densekit(
         "adapt", dataset, "--collection", tmp_path / "c", "--kind", "binary", "--bits", "64",

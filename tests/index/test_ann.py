@@ -104,9 +104,12 @@ def test_query_time_settings_trade_recall(data) -> None:
         index.search(queries, 10, efSearch=64)
 
 
-def test_saved_index_reopens_with_the_same_answers(data, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "spec", ["IVF16,PQ16(nprobe=8)+rescore*4", "binary(learned=1,bits=32)+rescore*2"]
+)
+def test_saved_index_reopens_with_the_same_answers(data, tmp_path: Path, spec: str) -> None:
     shards, queries = data
-    index = build("IVF16,PQ16(nprobe=8)+rescore*4", shards)
+    index = build(spec, shards)
     record = index.save(tmp_path)
     vectors = ShardedVectors(shards)
     reopened = AnnIndex.load(
@@ -117,7 +120,7 @@ def test_saved_index_reopens_with_the_same_answers(data, tmp_path: Path) -> None
         rows=record["rows"],
         digest=record["digest"],
     )
-    assert reopened.spec == "IVF16,PQ16(nprobe=8)+rescore*4"
+    assert reopened.spec == spec
     for a, b in zip(index.search(queries, 10), reopened.search(queries, 10), strict=True):
         np.testing.assert_array_equal(a, b)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from helpers import anisotropic
@@ -74,23 +72,6 @@ def test_hamming_scores_and_rescored_scores() -> None:
     np.testing.assert_allclose(
         scores, np.take_along_axis(queries @ vectors.T, rows, axis=1), rtol=1e-5
     )
-
-
-def test_a_saved_learned_index_reopens_with_its_head(tmp_path: Path) -> None:
-    vectors, queries = anisotropic(1000, seed=1), anisotropic(20, seed=2)
-    index = build("binary(learned=1,bits=32)+rescore*2", vectors)
-    record = index.save(tmp_path)
-    sharded = ShardedVectors([vectors])
-    reopened = AnnIndex.load(
-        tmp_path / record["file"],
-        index.spec,
-        sharded,
-        PassageGroups(sharded.rows, None),
-        rows=record["rows"],
-        digest=record["digest"],
-    )
-    for a, b in zip(index.search(queries, 10), reopened.search(queries, 10), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_deleted_rows_never_come_back() -> None:
