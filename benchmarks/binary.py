@@ -90,6 +90,14 @@ def main() -> None:
                 RESULTS_DATA.setdefault(name, {})[key] = row
                 print(name, key, json.dumps(row["metrics"]), flush=True)
                 save()
+    for name, rows in ((n, RESULTS_DATA.get(n, {})) for n in ("official", "disjoint")):
+        for key, row in rows.items():
+            if "code_bytes_per_document" not in row:  # measured before storage() was
+                variant, bits = key.split()
+                with densekit.open_collection(
+                    WORK / f"{variant}-{bits}-{sets[name][0].name}"
+                ) as kept:
+                    row.update(storage(kept))
     compare()
     save()
     plot(RESULTS / "binary.png")
@@ -173,9 +181,22 @@ def measure(folder: Path, data: Any) -> dict[str, Any]:
             "index": collection.info()["index"],
             "metrics": metrics,
             "per_query": per_query,
-            "bytes_per_document": round(index.resident_bytes / len(collection), 1),
+            **storage(collection),
             "median_ms": {f"rescore {d}": latency_ms(index, vectors, d) for d in (0, 2)},
         }
+
+
+def storage(collection: densekit.Collection) -> dict[str, Any]:
+    """RAM per document: the codes FAISS holds, and the whole index (codes and, for learned
+    bits, the head: a projection and thresholds, the same for any number of documents)."""
+    codes = collection.stored.dense_index.codes
+    resident = codes.resident_bytes
+    code_bytes = int(codes.index.code_size)
+    return {
+        "code_bytes_per_document": code_bytes,
+        "bytes_per_document": round(resident / len(collection), 1),
+        "head_bytes": resident - code_bytes * codes.rows if codes.spec.is_learned_binary else 0,
+    }
 
 
 def latency_ms(index: Any, vectors: np.ndarray, depth: int) -> float:
@@ -198,8 +219,11 @@ def compare() -> None:
             sign = rows.get(f"sign {bits}")
             if variant == "sign" or sign is None:
                 continue
-            for against, baseline in ((f"sign {bits}", sign), ("sign 384", rows.get("sign 384"))):
-                if baseline is None or (against == "sign 384" and bits != "128"):
+            baselines = [(f"sign {bits}", sign)]
+            if bits == "128":
+                baselines.append(("sign 384", rows.get("sign 384")))
+            for against, baseline in baselines:
+                if baseline is None:
                     continue
                 tests[f"{name}: {key} vs {against}"] = paired_tests(
                     baseline["per_query"], row["per_query"], "nDCG@10"
