@@ -13,21 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from densekit.errors import InputError, MissingDependencyError
+from densekit.errors import InputError
+from densekit.index.faiss_loader import faiss_module
 from densekit.index.learned_binary import BinaryHead, itq_head, lsh_index
 from densekit.index.spec import QUERY_OPTIONS, IndexSpec
 from densekit.index.vectors import ShardedVectors
 
 DEFAULT_TRAIN_SAMPLE = 100_000
 _ADD_BLOCK = 65_536
-
-
-def faiss_module():  # faiss has no type stubs
-    try:
-        import faiss
-    except ImportError:
-        raise MissingDependencyError("faiss", "faiss-cpu") from None
-    return faiss
 
 
 class CodeIndex:

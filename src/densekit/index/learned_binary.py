@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from densekit.index.faiss_loader import faiss_module
+
 ITQ_ITERATIONS = 50
 
 
@@ -67,8 +69,6 @@ def itq_head(
 
 def lsh_index(head: BinaryHead) -> object:
     """A trained, empty FAISS ``IndexLSH`` that codes vectors with ``head``."""
-    from densekit.index.codes import faiss_module
-
     faiss = faiss_module()
     index = faiss.IndexLSH(head.dimension, head.bits, True, True)
     set_head(index, head)
@@ -77,8 +77,6 @@ def lsh_index(head: BinaryHead) -> object:
 
 def set_head(index: object, head: BinaryHead) -> None:
     """Make ``index`` (an IndexLSH) code with ``head``; it must hold no codes yet."""
-    from densekit.index.codes import faiss_module
-
     faiss = faiss_module()
     rotation = index.rrot  # type: ignore[attr-defined]
     # FAISS computes A x (A row-major, bits x dimension), then subtracts the thresholds.
@@ -90,8 +88,6 @@ def set_head(index: object, head: BinaryHead) -> None:
 
 def head_of(index: object) -> BinaryHead:
     """The head an IndexLSH codes with."""
-    from densekit.index.codes import faiss_module
-
     faiss = faiss_module()
     bits, dimension = index.nbits, index.d  # type: ignore[attr-defined]
     matrix = faiss.vector_to_array(index.rrot.A).reshape(bits, dimension)  # type: ignore[attr-defined]
