@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from densekit.index.ann import AnnIndex
-from densekit.index.codes import faiss_module
+from densekit.index.faiss_loader import faiss_module
 from densekit.index.flat import FlatIndex
 from densekit.index.spec import parse_spec
 from densekit.index.vectors import PassageGroups, ShardedVectors
