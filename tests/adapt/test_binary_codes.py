@@ -12,9 +12,11 @@ from helpers import HashingEncoder, anisotropic, write_judged_dataset
 from densekit.adapt import AdapterTraining
 from densekit.adapt.binary_codes import BinaryCodeSpec, train_binary_head
 from densekit.adapt.on_collection import AdaptOptions, adapt_collection
+from densekit.encode.adapters.residual import AdapterSpec
 from densekit.errors import InputError
-from densekit.index.learned_binary import head_of, itq_head
-from densekit.retrieve import open_collection
+from densekit.index.learned_binary import BinaryHead, head_of, itq_head
+from densekit.retrieve import build_collection, open_collection
+from densekit.store import BuildOptions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 DOCUMENTS = anisotropic(2000, seed=1)
@@ -87,9 +89,6 @@ def judged(tmp_path: Path, hashing_models: None) -> Path:
     """A BEIR dataset of 200 documents with 20 train queries, each judging one document (and
     one judging a document not in the corpus), and a HashingEncoder collection of it at
     tmp_path / "c"."""
-    from densekit.retrieve import build_collection
-    from densekit.store import BuildOptions
-
     root = tmp_path / "judged"
     write_judged_dataset(root, 200, every=10)
     with (root / "qrels" / "train.tsv").open("a", encoding="utf-8") as qrels:
@@ -134,3 +133,41 @@ def test_without_a_dataset_the_codes_are_learned_from_the_vectors(
 
 def documents_text(root: Path) -> list[str]:
     return [json.loads(line)["text"] for line in (root / "corpus.jsonl").open(encoding="utf-8")]
+
+
+def test_heads_that_cannot_code_are_refused() -> None:
+    with pytest.raises(InputError, match="multiple of 8"):
+        BinaryHead(np.ones((64, 12)), np.zeros(12))
+    with pytest.raises(InputError, match="one offset per bit"):
+        BinaryHead(np.ones((64, 16)), np.zeros(8))
+    head = BinaryHead(np.ones((64, 16), dtype=np.float64), np.zeros(16, dtype=np.float64))
+    assert head.projection.dtype == np.float32 and head.bits == 16
+    with pytest.raises(InputError, match="need at least 64 vectors"):
+        itq_head(DOCUMENTS[:40], 64)
+
+
+def test_a_collection_too_small_for_its_bits_is_refused_before_training(
+    judged: Path, tmp_path: Path
+) -> None:
+    options = AdaptOptions(kind="binary", binary=BinaryCodeSpec(bits=64, rescore=0))
+    small = tmp_path / "small"
+    lines = (judged / "corpus.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / "short.jsonl").write_text("".join(lines[:40]), encoding="utf-8")
+    options_ = BuildOptions(progress=False, cache_dir=None)
+    build_collection(tmp_path / "short.jsonl", small, options_, encoder=HashingEncoder())
+    with pytest.raises(InputError, match="64 learned bits need at least 64 vectors"):
+        adapt_collection(judged, small, options)
+
+
+def test_stored_adapters_are_honoured(judged: Path, tmp_path: Path) -> None:
+    collection = tmp_path / "c"
+    quick = AdapterTraining(epochs=1, batch=8)
+    both = AdaptOptions(residual=AdapterSpec(rank=4, sides="both"), training=quick)
+    adapt_collection(judged, collection, both)
+    binary = AdaptOptions(kind="binary", binary=BinaryCodeSpec(bits=16), training=quick)
+    with pytest.raises(InputError, match="maps documents"):
+        adapt_collection(judged, collection, binary)
+    queries_only = AdaptOptions(residual=AdapterSpec(rank=4, sides="query"), training=quick)
+    adapt_collection(judged, collection, queries_only)
+    report = adapt_collection(judged, collection, binary)  # trains on mapped query vectors
+    assert report["index"] == "binary(learned=1,bits=16)+rescore*2"

@@ -108,3 +108,17 @@ def test_collections_it_cannot_reindex_are_refused(tmp_path: Path) -> None:
         reindex_collection(tmp_path / "sharded", "HNSW16")
     with pytest.raises(InputError, match="Grammar"):
         reindex_collection(tmp_path / "lexical", "HNSW16+rescore*x")
+
+
+def test_deleted_documents_stay_deleted_through_a_reindex(tmp_path: Path) -> None:
+    build(tmp_path, "c")
+    gone = {f"d{i}" for i in range(0, 400, 3)}
+    update_collection(tmp_path / "c", delete=sorted(gone))
+    manifest = reindex_collection(tmp_path / "c", LEARNED)
+    assert manifest.deleted == len(gone) and manifest.tombstones is not None
+    assert manifest.tombstones.startswith(manifest.generation)
+    collection = reopened(tmp_path / "c")
+    found = {hit[0] for query in hits(collection) for hit in query}
+    assert found and not found & gone and len(collection) == 400 - len(gone)
+    report = verify_collection(tmp_path / "c", open_check=True)
+    assert not report.damaged and not report.unrecorded

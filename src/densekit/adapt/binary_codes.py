@@ -93,9 +93,23 @@ def train_binary_head(
             f"the binary head codes {head.dimension}-dimensional vectors; the queries have "
             f"{queries.shape[1]} dimensions and the documents {documents.shape[1]}"
         )
+    with torch.random.fork_rng():  # seeded, without touching the caller's RNG
+        torch.manual_seed(training.seed)
+        return _train(head, queries, documents, training, pairs, contrastive)
+
+
+def _train(
+    head: BinaryHead,
+    queries: np.ndarray,
+    documents: np.ndarray,
+    training: AdapterTraining,
+    pairs: np.ndarray | None,
+    contrastive: float,
+) -> tuple[BinaryHead, BinaryCodeReport]:
+    import torch
+
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(training.seed)
-    torch.manual_seed(training.seed)
     query_vectors = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     document_vectors = torch.from_numpy(np.ascontiguousarray(documents, dtype=np.float32))
     top = _teacher_top(query_vectors, document_vectors, TEACHER_TOP)

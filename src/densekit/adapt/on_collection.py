@@ -242,6 +242,17 @@ def adapt_binary_codes(
             raise InputError(
                 f"--bits {bits}: give a multiple of 8 between 8 and the {dimension} dimensions"
             )
+        if vectors.rows < bits:
+            raise InputError(
+                f"{directory}: {bits} learned bits need at least {bits} vectors, the collection "
+                f"has {vectors.rows}; give fewer --bits"
+            )
+        adapter = collection.manifest.adapter
+        if adapter is not None and adapter.maps_documents:
+            raise InputError(
+                f"{directory}: its adapter maps documents, which needs the exact index; remove "
+                "it first (densekit adapt --collection DIR --remove)"
+            )
         if dataset is None:
             trained, report = None, {"kind": "binary", "bits": bits, "trained_on": "itq"}
         else:
@@ -252,9 +263,13 @@ def adapt_binary_codes(
                 start = head_of(held.codes.index)
             else:
                 start = itq_head(truncated(vectors.sample(100_000), spec.dim), bits)
+            # Searches code the queries a stored query-side adapter has mapped: so does training.
+            queries = data.query_vectors
+            if collection.adapter is not None:
+                queries = collection.adapter.queries(data.queries, queries, collection.encoder)
             trained, result = train_binary_head(
                 start,
-                truncated(data.query_vectors, spec.dim),
+                truncated(queries, spec.dim),
                 documents,
                 options.training,
                 data.pairs,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from densekit.errors import InputError
 from densekit.index.faiss_loader import faiss_module
 
 ITQ_ITERATIONS = 50
@@ -24,10 +25,27 @@ ITQ_ITERATIONS = 50
 
 @dataclass(frozen=True)
 class BinaryHead:
-    """Codes are ``vectors @ projection + offset > 0``, one bit per column of ``projection``."""
+    """Codes are ``vectors @ projection + offset >= 0`` (as FAISS sets bits), one bit per
+    column of ``projection``."""
 
     projection: np.ndarray  # (dimension, bits), float32
     offset: np.ndarray  # (bits,), float32
+
+    def __post_init__(self) -> None:
+        projection = np.ascontiguousarray(self.projection, dtype=np.float32)
+        offset = np.ascontiguousarray(self.offset, dtype=np.float32).reshape(-1)
+        if projection.ndim != 2 or offset.shape != (projection.shape[1],):
+            raise InputError(
+                f"a binary head needs a (dimension, bits) projection and one offset per bit; "
+                f"got {projection.shape} and {offset.shape}"
+            )
+        if projection.shape[1] < 8 or projection.shape[1] % 8:
+            raise InputError(
+                f"a binary head of {projection.shape[1]} bits: give a multiple of 8 (codes are "
+                "packed in bytes)"
+            )
+        object.__setattr__(self, "projection", projection)
+        object.__setattr__(self, "offset", offset)
 
     @property
     def bits(self) -> int:
@@ -41,7 +59,7 @@ class BinaryHead:
         """Each vector's code as +1/-1 per bit (float32): inner products of these are
         ``bits - 2 x Hamming distance``."""
         projected = np.asarray(vectors, dtype=np.float32) @ self.projection + self.offset
-        return np.where(projected > 0, 1.0, -1.0).astype(np.float32)
+        return np.where(projected >= 0, 1.0, -1.0).astype(np.float32)
 
 
 def itq_head(
@@ -51,7 +69,10 @@ def itq_head(
     the rotation that brings them closest to their own signs."""
     sample = np.asarray(sample, dtype=np.float64)
     if bits > min(sample.shape):
-        raise ValueError(f"{bits} bits need at least {bits} vectors of {bits} dimensions")
+        raise InputError(
+            f"{bits} learned bits need at least {bits} vectors of at least {bits} dimensions; "
+            f"there are {sample.shape[0]} of {sample.shape[1]}: use fewer bits, or sign bits"
+        )
     mean = sample.mean(axis=0)
     centred = sample - mean
     directions = np.linalg.svd(centred, full_matrices=False)[2][:bits].T  # (dimension, bits)
@@ -60,7 +81,7 @@ def itq_head(
     rotation = np.linalg.qr(rng.normal(size=(bits, bits)))[0]
     for _ in range(iterations):
         # Orthogonal Procrustes: the rotation that best maps the projections onto their codes.
-        codes = np.where(projected @ rotation > 0, 1.0, -1.0)
+        codes = np.where(projected @ rotation >= 0, 1.0, -1.0)
         left, _, right = np.linalg.svd(projected.T @ codes)
         rotation = left @ right
     projection = directions @ rotation

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from densekit.errors import CollectionError, InputError
+from densekit.files.durability import writing
 from densekit.index.ann import save_codes
 from densekit.index.codes import CodeIndex
 from densekit.index.learned_binary import BinaryHead, lsh_index
@@ -69,7 +70,8 @@ def reindex_collection(
                 else:
                     codes = CodeIndex(parsed, lsh_index(head), vectors.dimension)
                     codes.add(vectors)
-                    record = save_codes(codes, root)
+                    with writing(root):
+                        record = save_codes(codes, root)
                     record["file"] = f"{generation}/{record['file']}"
                 index_file, index_digest = record["file"], record["digest"]
             new_dense = dataclasses.replace(
