@@ -2,13 +2,15 @@
 Limitations of Embedding-Based Retrieval").
 
     .venv/bin/python benchmarks/limits.py [--parts free_embedding,sign_rank,limit]
-                                          [--dims 4,8,...] [--device auto]
+                                          [--dims 4,8,...] [--device auto] [--report-only]
 
 - free_embedding: `densekit limits free-embedding --k 2` with the paper's protocol (Adam, lr
   0.01, temperature 0.1, up to 100,000 steps, patience 1,000): the critical n of each d, beside
   the paper's cubic fit (n = -10.5322 + 4.0309 d + 0.0520 d^2 + 0.0037 d^3), and the cubic fit
   of the measured points. Every run is kept under build/benchmarks/limits-free-embedding, so an
-  interrupted run resumes; the dimensions measured so far are reported.
+  interrupted run resumes; the dimensions measured so far are reported, and a dimension whose
+  search is unfinished by the bounds its runs give (`at_least`, `below`). `--report-only`
+  writes that from the kept runs without running any.
 - sign_rank: `densekit limits sign-rank` of the published LIMIT-small qrels and of densekit's
   generated small set (`densekit make-queries --task limit`, seed 0): Forster's lower bound and
   the smallest d free vectors fit exactly.
@@ -54,9 +56,16 @@ def generated_small_set() -> Any:
     return out
 
 
-def free_embedding(dims: list[int], device: str, save: Any) -> dict[str, Any]:
+def free_embedding(dims: list[int], device: str, save: Any, report_only: bool) -> dict[str, Any]:
     """One dimension at a time, the results and plot saved after each (a long run shows its
-    progress, and resumes from its kept runs); every dimension the folder holds is reported."""
+    progress, and resumes from its kept runs); every dimension the folder holds is reported.
+    ``report_only``: report the kept runs (a search under way by the bounds its runs give),
+    running none."""
+    if report_only:
+        kept = BUILD / "limits-free-embedding" / "free_embedding.json"
+        found = summary(json.loads(kept.read_text(encoding="utf-8")))
+        save(found)
+        return found
     found: dict[str, Any] = {}
     for d in dims:
         record = run_experiment([d], 2, BUILD / "limits-free-embedding", SETTINGS, device)
@@ -70,9 +79,21 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     rows = {}
     for d, entry in sorted(record["dims"].items(), key=lambda item: int(item[0])):
         critical = entry.get("critical_n")
-        if critical is None:
-            continue
         paper = paper_critical_n(int(d))
+        if critical is None:  # a search still under way (or stopped): what its runs bound
+            solved = [int(n) for n, run in entry["runs"].items() if run["solved"]]
+            failed = [int(n) for n, run in entry["runs"].items() if not run["solved"]]
+            if solved:
+                rows[d] = {
+                    "critical_n": None,
+                    "at_least": max(solved),
+                    "below": min((n for n in failed if n > max(solved)), default=None),
+                    "paper_fit": round(paper, 1),
+                    "at_least_ratio_to_paper": round(max(solved) / paper, 3),
+                    "runs": len(entry["runs"]),
+                    "seconds": round(sum(run["seconds"] for run in entry["runs"].values()), 1),
+                }
+            continue
         rows[d] = {
             "critical_n": critical,
             "paper_fit": round(paper, 1),
@@ -181,6 +202,11 @@ def main() -> None:
     parser.add_argument("--parts", default="free_embedding,sign_rank,limit")
     parser.add_argument("--dims", default=DIMS, help="dimensions for free_embedding")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="free_embedding: write what the kept runs show, running none",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -194,7 +220,7 @@ def main() -> None:
 
     parts = {
         "free_embedding": lambda: free_embedding(
-            dims, device, lambda section: save("free_embedding", section)
+            dims, device, lambda section: save("free_embedding", section), args.report_only
         ),
         "sign_rank": lambda: sign_rank(device),
         "limit": limit,
