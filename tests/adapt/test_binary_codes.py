@@ -155,7 +155,7 @@ def test_a_collection_too_small_for_its_bits_is_refused_before_training(
     (tmp_path / "short.jsonl").write_text("".join(lines[:40]), encoding="utf-8")
     options_ = BuildOptions(progress=False, cache_dir=None)
     build_collection(tmp_path / "short.jsonl", small, options_, encoder=HashingEncoder())
-    with pytest.raises(InputError, match="64 learned bits need at least 64 vectors"):
+    with pytest.raises(InputError, match="needs at least 64 vectors to learn its codes"):
         adapt_collection(judged, small, options)
 
 

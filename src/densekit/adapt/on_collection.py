@@ -3,6 +3,7 @@ queries, on the vectors the collection already holds (the model only encodes the
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -216,7 +217,7 @@ def adapt_binary_codes(
     starting from the collection's learned head when it has one of that size. The collection
     is then reindexed with the head (a learned binary index, rescored ``options.binary.rescore``
     deep unless it had a learned index already). Returns the training report."""
-    from densekit.index.codes import truncated
+    from densekit.index.codes import learned_bits, truncated
     from densekit.index.learned_binary import head_of, itq_head
     from densekit.index.spec import IndexSpec, parse_spec
     from densekit.store.reindexing import reindex_collection
@@ -233,20 +234,12 @@ def adapt_binary_codes(
         if current.is_learned_binary:
             spec = current
         else:
-            options_ = {"learned": 1} | ({"bits": wanted.bits} if wanted.bits else {})
-            spec = IndexSpec(base="binary", options=options_, rescore=wanted.rescore or None)
+            spec = IndexSpec(base="binary", options={"learned": 1}, rescore=wanted.rescore or None)
+        if wanted.bits:
+            spec = dataclasses.replace(spec, options={**spec.options, "bits": wanted.bits})
         vectors, _ = collection.dense_vectors()
-        dimension = spec.dim or vectors.dimension
-        bits = wanted.bits or spec.options.get("bits") or dimension // 8 * 8
-        if not 8 <= bits <= dimension:
-            raise InputError(
-                f"--bits {bits}: give a multiple of 8 between 8 and the {dimension} dimensions"
-            )
-        if vectors.rows < bits:
-            raise InputError(
-                f"{directory}: {bits} learned bits need at least {bits} vectors, the collection "
-                f"has {vectors.rows}; give fewer --bits"
-            )
+        bits = learned_bits(spec, spec.dim or vectors.dimension, vectors.rows)
+        spec = dataclasses.replace(spec, options={**spec.options, "bits": bits})
         adapter = collection.manifest.adapter
         if adapter is not None and adapter.maps_documents:
             raise InputError(
@@ -282,7 +275,6 @@ def adapt_binary_codes(
                 "skipped_judgements": data.skipped_judgements,
                 **asdict(result),
             }
-    spec = IndexSpec(spec.base, spec.dim, {**spec.options, "bits": bits}, spec.rescore)
     manifest = reindex_collection(directory, spec, head=trained)
     assert manifest.dense is not None
     return {**report, "index": manifest.dense.index, "stored_in": str(directory)}

@@ -39,11 +39,6 @@ class CodeIndex:
         return self.spec.base == "binary"
 
     @property
-    def _faiss_binary(self) -> bool:
-        """Sign bits live in a FAISS binary index; learned bits in a float-input LSH index."""
-        return self.is_binary and not self.spec.is_learned_binary
-
-    @property
     def code_dimension(self) -> int:
         if self.spec.is_learned_binary:
             return int(self.index.nbits)  # type: ignore[attr-defined]
@@ -89,17 +84,7 @@ class CodeIndex:
 
     def _learned_head(self, vectors: ShardedVectors, dim: int) -> BinaryHead:
         """ITQ on a sample of the collection's vectors (:mod:`densekit.index.learned_binary`)."""
-        bits = self.spec.options.get("bits", dim // 8 * 8)
-        if bits > dim or bits < 8:
-            raise InputError(
-                f"index spec {self.spec}: {bits} learned bits from {dim} dimensions; give bits "
-                f"between 8 and {dim // 8 * 8} (a multiple of 8)"
-            )
-        if vectors.rows < bits:
-            raise InputError(
-                f"index spec {self.spec} needs at least {bits} vectors to learn its codes, the "
-                f"collection has {vectors.rows}; use fewer bits, or sign bits (binary)"
-            )
+        bits = learned_bits(self.spec, dim, vectors.rows)
         count = max(bits, self.spec.options.get("train", DEFAULT_TRAIN_SAMPLE))
         return itq_head(self.encode(vectors.sample(count)), bits)
 
@@ -118,7 +103,7 @@ class CodeIndex:
     def encode(self, block: np.ndarray) -> np.ndarray:
         """What the index stores for float vectors: truncated, renormalised, maybe binarised."""
         block = truncated(block, self.spec.dim)
-        if self._faiss_binary:  # learned bits: the LSH index applies its head itself
+        if self.spec.is_sign_binary:  # learned bits: the LSH index applies its head itself
             bits = _binary_bits(block.shape[1])
             padded = np.zeros((len(block), bits), dtype=bool)
             padded[:, : block.shape[1]] = block > 0
@@ -176,23 +161,39 @@ class CodeIndex:
     def resident_bytes(self) -> int:
         """Bytes the index occupies in memory (its serialised size: codes plus structure)."""
         faiss = faiss_module()
-        if self._faiss_binary:
+        if self.spec.is_sign_binary:
             return int(faiss.serialize_index_binary(self.index).nbytes)
         return int(faiss.serialize_index(self.index).nbytes)
 
     def save(self, path: Path) -> None:
         faiss = faiss_module()
         staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        write = faiss.write_index_binary if self._faiss_binary else faiss.write_index
+        write = faiss.write_index_binary if self.spec.is_sign_binary else faiss.write_index
         write(self.index, str(staging))
         os.replace(staging, path)
 
     @classmethod
     def load(cls, path: Path, spec: IndexSpec, dimension: int) -> CodeIndex:
         faiss = faiss_module()
-        sign_bits = spec.base == "binary" and not spec.is_learned_binary
-        read = faiss.read_index_binary if sign_bits else faiss.read_index
+        read = faiss.read_index_binary if spec.is_sign_binary else faiss.read_index
         return cls(spec, read(str(path)), dimension)
+
+
+def learned_bits(spec: IndexSpec, dim: int, rows: int) -> int:
+    """The bits a learned binary ``spec`` codes ``dim`` dimensions with (default: one per
+    dimension), refused when they exceed the dimensions or the ``rows`` vectors to learn from."""
+    bits = spec.options.get("bits", dim // 8 * 8)
+    if bits > dim or bits < 8:
+        raise InputError(
+            f"index spec {spec}: {bits} learned bits from {dim} dimensions; give bits "
+            f"between 8 and {dim // 8 * 8} (a multiple of 8)"
+        )
+    if rows < bits:
+        raise InputError(
+            f"index spec {spec} needs at least {bits} vectors to learn its codes, the "
+            f"collection has {rows}; use fewer bits, or sign bits (binary)"
+        )
+    return bits
 
 
 def truncated(block: np.ndarray, dim: int | None) -> np.ndarray:

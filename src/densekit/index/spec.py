@@ -75,6 +75,11 @@ class IndexSpec:
         return self.base == "binary" and self.options.get("learned") == 1
 
     @property
+    def is_sign_binary(self) -> bool:
+        """Sign bits, held in a FAISS binary index (learned bits live in a float-input one)."""
+        return self.base == "binary" and not self.is_learned_binary
+
+    @property
     def is_exact(self) -> bool:
         return self.base == "flat" and self.dim is None
 

@@ -25,7 +25,13 @@ from densekit.store.collection import StoredCollection
 from densekit.store.documents import DocumentStore, DocumentWriter
 from densekit.store.encoding_run import Passage, encode_passages
 from densekit.store.indexing import index_lexical, index_sparse
-from densekit.store.manifest import DenseInfo, Manifest, MultiVectorInfo, SparseInfo
+from densekit.store.manifest import (
+    DenseInfo,
+    LexicalInfo,
+    Manifest,
+    MultiVectorInfo,
+    SparseInfo,
+)
 from densekit.store.multivector import extend_multivector, token_index_file
 
 
@@ -107,7 +113,7 @@ class ChangeWriter:
             **{
                 name: size
                 for name, size in old.files.items()
-                if _shared(name, dense, (sparse, multivector))
+                if still_named(name, dense, (sparse, multivector))
             },
             **layout.files_with_sizes(self.directory, self.generation),
         }
@@ -187,12 +193,14 @@ class ChangeWriter:
         return dataclasses.replace(dense, **changed)
 
 
-def _shared(
-    name: str, dense: DenseInfo | None, folders: tuple[SparseInfo | MultiVectorInfo | None, ...]
+def still_named(
+    name: str,
+    dense: DenseInfo | None,
+    folders: tuple[LexicalInfo | SparseInfo | MultiVectorInfo | None, ...],
 ) -> bool:
     """Whether the new manifest still names this file of an earlier generation: a shard (or its
-    sidecar), or the passage offsets, index, sparse index or token vectors when the change did
-    not rewrite them."""
+    sidecar), or the passage offsets, index, BM25, sparse index or token vectors when the write
+    did not rewrite them (``dense`` and ``folders`` as the new manifest names them)."""
     if any(part is not None and name.startswith(f"{part.directory}/") for part in folders):
         return True
     if dense is None:

@@ -21,9 +21,10 @@ from densekit.index.codes import CodeIndex
 from densekit.index.learned_binary import BinaryHead, lsh_index
 from densekit.index.spec import IndexSpec, parse_spec
 from densekit.store import layout
+from densekit.store.change_writer import still_named
 from densekit.store.commit import open_for_writing, publish, staged_generation
 from densekit.store.indexing import build_ann_index
-from densekit.store.manifest import DenseInfo, Manifest
+from densekit.store.manifest import Manifest
 from densekit.store.sharded import is_sharded
 
 
@@ -77,7 +78,12 @@ def reindex_collection(
             new_dense = dataclasses.replace(
                 dense, index=str(parsed), index_file=index_file, index_digest=index_digest
             )
-            kept = _kept_files(old, new_dense)
+            folders = (old.lexical, old.sparse, old.multivector)
+            kept = {
+                name: size
+                for name, size in old.files.items()
+                if still_named(name, new_dense, folders)
+            }
             manifest = dataclasses.replace(
                 old,
                 generation=generation,
@@ -99,18 +105,3 @@ def _fitted_to(spec: IndexSpec, head: BinaryHead, dimension: int) -> IndexSpec:
             f"{coded}-dimensional ones"
         )
     return dataclasses.replace(spec, options={**spec.options, "bits": head.bits})
-
-
-def _kept_files(old: Manifest, dense: DenseInfo) -> dict[str, int]:
-    """The earlier generations' files the new manifest still names: shards and their sidecars,
-    passage offsets, and the folders of BM25, the sparse and the token indexes."""
-    named = {*dense.shards, *(shard.removesuffix(".npy") + ".json" for shard in dense.shards)}
-    named |= {dense.passage_offsets} - {None}
-    folders = [
-        part.directory for part in (old.lexical, old.sparse, old.multivector) if part is not None
-    ]
-    return {
-        name: size
-        for name, size in old.files.items()
-        if name in named or any(name.startswith(f"{folder}/") for folder in folders)
-    }
