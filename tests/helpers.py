@@ -47,6 +47,21 @@ def make_documents(start: int, count: int, seed: int = 0) -> list[Document]:
     return documents
 
 
+def topic_documents(topics: int, per_topic: int, seed: int = 0) -> list[Document]:
+    """Documents about one of ``topics`` topics each: 12 words only that topic uses, mixed
+    with words every topic uses. Document ``t{topic}-{i}``."""
+    rng = np.random.default_rng(seed)
+    shared = [f"common{i}" for i in range(20)]
+    documents = []
+    for topic in range(topics):
+        own = [f"topic{topic}word{i}" for i in range(12)]
+        for i in range(per_topic):
+            text = [*rng.choice(own, size=12), *rng.choice(shared, size=8)]
+            rng.shuffle(text)
+            documents.append(Document(f"t{topic}-{i}", " ".join(text)))
+    return documents
+
+
 def write_corpus(path: Path, documents: list[Document]) -> Path:
     return write_jsonl(path, [{"_id": d.id, "title": d.title, "text": d.text} for d in documents])
 

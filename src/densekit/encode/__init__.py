@@ -71,6 +71,10 @@ def load_encoder(
         from densekit.encode.decoder import DecoderEncoder
 
         return DecoderEncoder(spec, **options)  # type: ignore[arg-type]
+    if spec.backend == "bpv":
+        from densekit.encode.binary_pv_encoder import BinaryPVEncoder
+
+        return BinaryPVEncoder(spec)
     if spec.backend == "static":
         from densekit.encode.static import StaticEncoder
 

