@@ -43,16 +43,6 @@ def test_inferred_codes_do_not_depend_on_the_batch(model: Path) -> None:
     assert np.array_equal(encoder.encode_queries([]), np.zeros((0, 16), dtype=np.float32))
 
 
-def test_known_documents_keep_their_trained_codes(model: Path) -> None:
-    """A training document's text gets the code training gave it, not a re-inference."""
-    encoder = load_encoder(f"bpv:{model}")
-    documents = topic_documents(topics=3, per_topic=16)
-    trained = encoder.model.document_parameters([documents[0].content])
-    assert np.array_equal(trained[0], encoder.model.documents[0])
-    inferred = encoder.model.infer([documents[0].content])
-    assert not np.array_equal(trained, inferred)
-
-
 def test_fingerprint_follows_the_weights(model: Path, tmp_path: Path) -> None:
     first = load_encoder(f"bpv:{model}").fingerprint
     assert load_encoder(f"bpv:{model}").fingerprint == first

@@ -111,7 +111,6 @@ class BinaryPVEncoder:
         return word_spans(text)
 
     def encode_queries(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        # Queries are texts like any other: a known text keeps its trained code.
         return self.encode_documents(texts)
 
     def encode_documents(
@@ -121,10 +120,7 @@ class BinaryPVEncoder:
         progress: bool = False,
         token_lengths: Sequence[int] | None = None,
     ) -> np.ndarray:
-        return self._vectors(self.model.document_parameters(texts) if texts else self._empty())
-
-    def _empty(self) -> np.ndarray:
-        return np.zeros((0, self.model.config.document_dim), dtype=np.float32)
+        return self._vectors(self.model.infer(texts))
 
     def _vectors(self, parameters: np.ndarray) -> np.ndarray:
         if self.output == "real":

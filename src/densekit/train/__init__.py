@@ -1,6 +1,6 @@
 """Training, one family: a config (from TOML or flags) → train_model / train_reranker /
-train_llm → a TrainResult with its report; one MiningConfig for hard negatives; losses one per
-module under train.losses; soups.
+train_llm / train_binary_pv → a TrainResult with its report; one MiningConfig for hard
+negatives; losses one per module under train.losses; soups.
 
 Names load on first use: most of them pull in torch, which the CLI should pay for only when a
 command trains.
@@ -35,6 +35,9 @@ _HOMES = {
     "LlmTrainingReport": "llm",
     "LoraSettings": "llm_trainer",
     "train_llm": "llm",
+    "BinaryPVTraining": "binary_pv",
+    "BinaryPVResult": "binary_pv",
+    "train_binary_pv": "binary_pv",
     "SoupReport": "soup",
     "soup_models": "soup",
 }

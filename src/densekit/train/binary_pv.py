@@ -23,7 +23,6 @@ from densekit.encode.binary_pv import (
     BinaryPVModel,
     BinaryPVNetwork,
     terms,
-    text_digest,
     weighted_counts,
 )
 from densekit.errors import InputError
@@ -109,9 +108,8 @@ class BinaryPVResult(TrainResult):
 
 @dataclass(frozen=True)
 class _Corpus:
-    """Distinct texts as rows of term ids (CSR), with their digests."""
+    """Distinct texts as rows of term ids (CSR)."""
 
-    digests: np.ndarray
     offsets: np.ndarray
     term_ids: np.ndarray
     vocabulary: list[str]
@@ -120,24 +118,21 @@ class _Corpus:
 
     @property
     def rows(self) -> int:
-        return len(self.digests)
+        return len(self.offsets) - 1
 
 
 def _read_terms(documents: Iterable[Document], settings: BinaryPVTraining) -> _Corpus:
-    seen: set[bytes] = set()
-    digests: list[bytes] = []
+    seen: set[str] = set()
     term_lists: list[list[str]] = []
     duplicates = 0
     for document in documents:
         text = document.content
-        digest = text_digest(text)
-        if digest in seen:
+        if text in seen:
             duplicates += 1
             continue
-        seen.add(digest)
-        digests.append(digest)
+        seen.add(text)
         term_lists.append(terms(text, settings.ngrams))
-    if not digests:
+    if not term_lists:
         raise InputError("the corpus holds no documents to train on")
     counts = Counter(term for found in term_lists for term in found)
     kept = sorted(
@@ -160,7 +155,6 @@ def _read_terms(documents: Iterable[Document], settings: BinaryPVTraining) -> _C
     rows = [[ids[t] for t in found if t in ids] for found in term_lists]
     offsets = np.cumsum([0] + [len(row) for row in rows], dtype=np.int64)
     return _Corpus(
-        digests=np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(digests), -1),
         offsets=offsets,
         term_ids=np.fromiter((i for row in rows for i in row), dtype=np.int64, count=offsets[-1]),
         vocabulary=kept,
@@ -218,14 +212,7 @@ def train_binary_pv(
                 bar.update()
             losses.append(epoch_loss)
             bar.set_postfix(loss=f"{epoch_loss:.4f}")
-    model = BinaryPVModel(
-        config,
-        corpus.vocabulary,
-        corpus.term_weights,
-        network,
-        parameters.weight.detach().numpy(),
-        corpus.digests,
-    )
+    model = BinaryPVModel(config, corpus.vocabulary, corpus.term_weights, network)
     empty = int(np.sum(np.diff(corpus.offsets) == 0))
     result = BinaryPVResult(
         out=str(out),

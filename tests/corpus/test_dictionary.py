@@ -1,0 +1,83 @@
+"""Reading dictionaries: WordNet's data files and a user's TSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from densekit.corpus.dictionary import Definition, read_dictionary_tsv, read_wordnet
+from densekit.errors import InputError
+
+LICENCE = "  1 This software and database is being provided to you, the LICENSEE\n"
+NOUNS = (
+    "00002137 03 n 02 abstraction 0 abstract_entity 0 010 @ 00001740 n 0000 | a general "
+    "concept formed by extracting common features from specific examples  \n"
+)
+ADJECTIVES = (
+    "00001740 00 a 01 able(a) 0 005 = 05200169 n 0000 | (usually followed by `to') having "
+    'the necessary means or skill; "able to swim"; "she was able to program her computer"  \n'
+)
+
+
+def write_wordnet(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "data.noun").write_text(LICENCE + NOUNS)
+    (folder / "data.adj").write_text(LICENCE + ADJECTIVES)
+    (folder / "data.verb").write_text(LICENCE)
+    (folder / "data.adv").write_text(LICENCE)
+    return folder
+
+
+def test_wordnet_gives_each_word_of_a_synset_its_definition(tmp_path: Path) -> None:
+    found = read_wordnet(write_wordnet(tmp_path / "wordnet"))
+    abstraction = "a general concept formed by extracting common features from specific examples"
+    assert [(d.entry, d.definition) for d in found] == [
+        ("abstraction", abstraction),
+        ("abstract entity", abstraction),
+        ("able", "(usually followed by `to') having the necessary means or skill"),
+    ]
+    assert found[2].examples == ("able to swim", "she was able to program her computer")
+    assert found[0].source.endswith("data.noun:2")
+
+
+def test_missing_wordnet_names_the_package(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="apt-get install wordnet-base"):
+        read_wordnet(tmp_path)
+
+
+def test_malformed_wordnet_line_is_named(tmp_path: Path) -> None:
+    folder = write_wordnet(tmp_path / "wordnet")
+    (folder / "data.verb").write_text(LICENCE + "garbage without a gloss\n")
+    with pytest.raises(InputError, match=r"data\.verb:2: not a WordNet data line"):
+        read_wordnet(folder)
+
+
+def test_tsv_dictionary_keeps_distinct_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "mine.tsv"
+    path.write_text(
+        "entry\tdefinition\nretriever\ta dog bred to fetch\n\nretriever\ta dog bred to fetch\n"
+    )
+    assert read_dictionary_tsv(path) == [
+        Definition("retriever", "a dog bred to fetch", f"{path}:2")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "holds no entry"),
+        ("retriever\n", ":1: expected 'entry<TAB>definition'"),
+        ("a\tb\nc\t\n", ":2: expected"),
+        ("a\tb\tc\n", ":1: expected"),
+    ],
+)
+def test_malformed_tsv_dictionary_is_refused_at_its_line(
+    tmp_path: Path, text: str, needle: str
+) -> None:
+    path = tmp_path / "bad.tsv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=needle):
+        read_dictionary_tsv(path)
+    with pytest.raises(InputError, match="no such dictionary"):
+        read_dictionary_tsv(tmp_path / "none.tsv")
