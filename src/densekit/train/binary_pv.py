@@ -46,11 +46,11 @@ class BinaryPVTraining:
     min_count: int = 2
     max_vocabulary: int = 100_000
     sample: float = 1e-3
-    epochs: int = 100
+    epochs: int = 50
     batch: int = 128
     learning_rate: float = 0.01
     document_learning_rate: float = 0.1
-    noise: float = 0.0
+    noise: float = 1.0
     inference_steps: int = 100
     inference_lr: float = 0.05
     seed: int = 0
