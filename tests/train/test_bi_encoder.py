@@ -108,7 +108,7 @@ def test_distillation_from_a_cross_encoder_teacher(tiny_beir: Path, tmp_path: Pa
 
 
 def test_only_whole_checkpoints_are_resumed(tmp_path: Path) -> None:
-    from densekit.train.bi_encoder import _complete
+    from densekit.train.checkpoints import complete_checkpoint as _complete
 
     whole, cut, torn = tmp_path / "checkpoint-2", tmp_path / "checkpoint-3", tmp_path / "c-4"
     for folder in (whole, cut, torn):

@@ -1,6 +1,6 @@
 """Training, one family: a config (from TOML or flags) → train_model / train_reranker /
-train_llm / train_binary_pv → a TrainResult with its report; one MiningConfig for hard
-negatives; losses one per module under train.losses; soups.
+train_llm / train_binary_pv / train_defsent → a TrainResult with its report; one
+MiningConfig for hard negatives; losses one per module under train.losses; soups.
 
 Names load on first use: most of them pull in torch, which the CLI should pay for only when a
 command trains.
@@ -38,6 +38,10 @@ _HOMES = {
     "BinaryPVTraining": "binary_pv",
     "BinaryPVResult": "binary_pv",
     "train_binary_pv": "binary_pv",
+    "DefSentConfig": "defsent",
+    "DefSentTraining": "defsent",
+    "DefSentReport": "defsent",
+    "train_defsent": "defsent",
     "SoupReport": "soup",
     "soup_models": "soup",
 }

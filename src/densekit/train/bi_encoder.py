@@ -27,6 +27,7 @@ from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.files.durability import atomic_write_text, publish_folder, refuse_to_replace
 from densekit.retrieve.collection import Collection
+from densekit.train.checkpoints import prepare_checkpoints
 from densekit.train.pairs import Examples, read_triplets, training_examples
 from densekit.train.recipe import DistillRecipe, Recipe
 from densekit.train.recipe_loss import build_loss
@@ -34,7 +35,6 @@ from densekit.train.result import TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 
 CARD_FILE = "densekit_training.json"
-RUN_FILE = "densekit_run.json"
 DEV_BEFORE_FILE = "densekit_dev_before.json"
 
 
@@ -153,7 +153,7 @@ def train_model(
         "rows_sha256": rows.hexdigest(),  # other rows (another collection, file) never resume
     }
     checkpoints = out.with_name(f".{out.name}.checkpoints")
-    resume = _prepare_checkpoints(checkpoints, run, restart)
+    resume = prepare_checkpoints(checkpoints, run, restart)
     fitted = _fit(spec, examples, recipe, checkpoints, resume, progress)
     model = fitted.model
     report = ModelTrainingReport(
@@ -181,39 +181,6 @@ def train_model(
     publish_folder(out, write)
     shutil.rmtree(checkpoints, ignore_errors=True)
     return report
-
-
-def _prepare_checkpoints(folder: Path, run: dict[str, Any], restart: bool) -> str | None:
-    """The checkpoint to resume from, if an earlier run of this very training left one."""
-    run = json.loads(json.dumps(run))  # as read back: tuples become lists
-    recorded = folder / RUN_FILE
-    found = sorted(
-        (p for p in folder.glob("checkpoint-*") if _complete(p)),
-        key=lambda p: int(p.name.split("-")[-1]),
-    )
-    if folder.exists() and (restart or not recorded.exists() or not found):
-        shutil.rmtree(folder)  # nothing worth resuming, or asked to start over
-    if folder.exists():
-        if json.loads(recorded.read_text()) != run:
-            raise InputError(
-                f"{folder} holds checkpoints of a training with another recipe, data or base; "
-                "pass --restart to discard them and start over"
-            )
-        return str(found[-1])
-    folder.mkdir(parents=True)
-    atomic_write_text(recorded, json.dumps(run, indent=2, sort_keys=True))
-    return None
-
-
-def _complete(checkpoint: Path) -> bool:
-    """Whole once its trainer state (written last) reads back and the weights and optimizer
-    state are there; one cut short by an interruption is passed over."""
-    try:
-        json.loads((checkpoint / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return False
-    has_weights = any(checkpoint.glob("*.safetensors")) or any(checkpoint.glob("*.bin"))
-    return has_weights and (checkpoint / "optimizer.pt").exists()
 
 
 @dataclass(frozen=True)
