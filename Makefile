@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BROWSER_STAMP := $(VENV)/.browser
+WORDNET_STAMP := $(VENV)/.wordnet
 DEMO_DIR := build/demo-scifact
 
 .PHONY: demo test lint format benchmarks clean
@@ -33,6 +34,18 @@ $(BROWSER_STAMP): $(STAMP) tests/browser.py
 		"runs; fix the error above, then run make test again" >&2; exit 1; }
 	touch $(BROWSER_STAMP)
 
+# WordNet 3.0 for definition training (densekit train-defsent): Debian's wordnet-base, installed
+# where apt and root allow; otherwise the step fails, naming what is missing.
+$(WORDNET_STAMP): $(STAMP)
+	@[ -f /usr/share/wordnet/data.noun ] || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends wordnet-base \
+			>/dev/null; }; }; } || \
+		{ echo "error: WordNet is not installed and this step cannot install it (it needs root" \
+			"and apt-get); install Debian's wordnet-base, then run make again" >&2; exit 1; }
+	touch $(WORDNET_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/densekit models
 	$(BIN)/densekit index datasets/scifact/corpus.jsonl.gz --out $(DEMO_DIR) --overwrite
@@ -42,7 +55,7 @@ demo: $(STAMP)
 	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever bm25
 	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever hybrid
 
-test: $(STAMP) $(BROWSER_STAMP)
+test: $(STAMP) $(BROWSER_STAMP) $(WORDNET_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	# the layers of DESIGN.md and no import cycles (contracts in pyproject.toml)
@@ -65,7 +78,7 @@ format: $(STAMP)
 BENCHMARKS := retrieval_quality hybrid_sweep fusion significance compatibility encode index \
 	index_updates crash_consistency huge_document pipeline adapt train llm serve distributed \
 	limits multivector mvp binary binary_pv
-benchmarks: $(STAMP)
+benchmarks: $(STAMP) $(WORDNET_STAMP)
 	@cd benchmarks && start=$$(date +%s) && for script in $(BENCHMARKS); do \
 		echo "== benchmarks/$$script.py"; began=$$(date +%s); \
 		QUICK=$(QUICK) ../$(BIN)/python $$script.py || exit 1; \

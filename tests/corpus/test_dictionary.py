@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from densekit.corpus.dictionary import Definition, read_dictionary_tsv, read_wordnet
+from densekit.corpus.dictionary import (
+    WORDNET_FOLDER,
+    Definition,
+    read_dictionary_tsv,
+    read_wordnet,
+)
 from densekit.errors import InputError
 
 LICENCE = "  1 This software and database is being provided to you, the LICENSEE\n"
@@ -81,3 +86,16 @@ def test_malformed_tsv_dictionary_is_refused_at_its_line(
         read_dictionary_tsv(path)
     with pytest.raises(InputError, match="no such dictionary"):
         read_dictionary_tsv(tmp_path / "none.tsv")
+
+
+def test_the_installed_wordnet_reads_whole() -> None:
+    if not (WORDNET_FOLDER / "data.noun").is_file():
+        pytest.fail(
+            "WordNet is missing: run `make .venv/.wordnet` (apt-get install wordnet-base)",
+            pytrace=False,
+        )
+    found = read_wordnet()
+    # WordNet 3.0 has 117,659 synsets; 16 repeat a word and definition another synset has.
+    assert len({d.source for d in found}) == 117_643 and len(found) == 206_945
+    banks = {d.definition for d in found if d.entry == "bank"}
+    assert "a building in which the business of banking transacted" in banks
