@@ -77,7 +77,7 @@ format: $(STAMP)
 # benchmarks/results/quick/: a check that the scripts still run. CI runs neither.
 BENCHMARKS := retrieval_quality hybrid_sweep fusion significance compatibility encode index \
 	index_updates crash_consistency huge_document pipeline adapt train llm serve distributed \
-	limits multivector mvp binary binary_pv
+	limits multivector mvp binary binary_pv defsent
 benchmarks: $(STAMP) $(WORDNET_STAMP)
 	@cd benchmarks && start=$$(date +%s) && for script in $(BENCHMARKS); do \
 		echo "== benchmarks/$$script.py"; began=$$(date +%s); \
