@@ -4,10 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BROWSER_STAMP := $(VENV)/.browser
-WORDNET_STAMP := $(VENV)/.wordnet
 DEMO_DIR := build/demo-scifact
 
-.PHONY: demo test lint format benchmarks clean
+.PHONY: demo test lint format benchmarks clean wordnet
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +34,8 @@ $(BROWSER_STAMP): $(STAMP) tests/browser.py
 	touch $(BROWSER_STAMP)
 
 # WordNet 3.0 for definition training (densekit train-defsent): Debian's wordnet-base, installed
-# where apt and root allow; otherwise the step fails, naming what is missing.
-$(WORDNET_STAMP): $(STAMP)
+# where apt and root allow; otherwise the step fails, naming what is missing. Checked every run.
+wordnet:
 	@[ -f /usr/share/wordnet/data.noun ] || \
 		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		{ apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null 2>&1 || \
@@ -44,7 +43,6 @@ $(WORDNET_STAMP): $(STAMP)
 			>/dev/null; }; }; } || \
 		{ echo "error: WordNet is not installed and this step cannot install it (it needs root" \
 			"and apt-get); install Debian's wordnet-base, then run make again" >&2; exit 1; }
-	touch $(WORDNET_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/densekit models
@@ -55,7 +53,7 @@ demo: $(STAMP)
 	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever bm25
 	$(BIN)/densekit eval datasets/scifact --collection $(DEMO_DIR) --retriever hybrid
 
-test: $(STAMP) $(BROWSER_STAMP) $(WORDNET_STAMP)
+test: $(STAMP) $(BROWSER_STAMP) wordnet
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	# the layers of DESIGN.md and no import cycles (contracts in pyproject.toml)
@@ -78,7 +76,7 @@ format: $(STAMP)
 BENCHMARKS := retrieval_quality hybrid_sweep fusion significance compatibility encode index \
 	index_updates crash_consistency huge_document pipeline adapt train llm serve distributed \
 	limits multivector mvp binary binary_pv defsent
-benchmarks: $(STAMP) $(WORDNET_STAMP)
+benchmarks: $(STAMP) wordnet
 	@cd benchmarks && start=$$(date +%s) && for script in $(BENCHMARKS); do \
 		echo "== benchmarks/$$script.py"; began=$$(date +%s); \
 		QUICK=$(QUICK) ../$(BIN)/python $$script.py || exit 1; \

@@ -66,8 +66,9 @@ def main() -> None:
         shutil.rmtree(WORK, ignore_errors=True)
     elif previous.exists():
         DATA.update(json.loads(previous.read_text()))
-    if DATA.get("pairs") != args.pairs:
+    if DATA.get("pairs") != args.pairs:  # other training data: every row trained again
         DATA.clear()
+        shutil.rmtree(WORK, ignore_errors=True)
     DATA["pairs"] = args.pairs
     rows = DATA.setdefault("rows", {})
     for part in args.parts.split(","):

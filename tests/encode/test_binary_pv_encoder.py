@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +35,14 @@ def test_spec_names_the_folder_absolutely(model: Path, monkeypatch: pytest.Monke
     assert resolve_model("bpv:model#output=codes") == spec
 
 
-def test_inferred_codes_do_not_depend_on_the_batch(model: Path) -> None:
+def test_inferred_parameters_do_not_depend_on_the_batch(model: Path) -> None:
     encoder = load_encoder(f"bpv:{model}")
-    texts = ["topic1word3 topic1word4 unseen", "common2 topic0word1", "nothing known here"]
-    together = encoder.encode_queries(texts)
-    alone = np.vstack([encoder.encode_queries([text]) for text in texts])
-    assert np.array_equal(together, alone)
-    assert np.array_equal(encoder.encode_queries([]), np.zeros((0, 16), dtype=np.float32))
+    texts = [d.content for d in topic_documents(topics=3, per_topic=100, seed=5)]  # 2 blocks
+    together = encoder.model.infer(texts)
+    for index in (0, 255, 256, 299):
+        alone = encoder.model.infer([texts[index]])
+        assert np.allclose(together[index], alone[0], atol=1e-5)
+    assert encoder.encode_queries([]).shape == (0, 16)
 
 
 def test_fingerprint_follows_the_weights(model: Path, tmp_path: Path) -> None:
@@ -65,3 +67,22 @@ def test_bad_names_and_folders_get_clear_errors(model: Path, tmp_path: Path) -> 
         resolve_model(f"bpv:{model}#bits=8")
     with pytest.raises(InputError, match="--real-dim"):
         load_encoder(f"bpv:{model}#output=real")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("config.json", "{not json", "not a Binary PV model config"),
+        ("config.json", "[1, 2]", "not a Binary PV model config"),
+        ("model.safetensors", "garbage", "unreadable or not this model's weights"),
+        ("vocabulary.txt", "only-one-term\t1\n", "unreadable or not this model's weights"),
+    ],
+)
+def test_a_damaged_model_folder_is_named(
+    model: Path, tmp_path: Path, name: str, content: str, needle: str
+) -> None:
+    damaged = tmp_path / "damaged"
+    shutil.copytree(model, damaged)
+    (damaged / name).write_text(content)
+    with pytest.raises(InputError, match=needle):
+        load_encoder(f"bpv:{damaged}")

@@ -60,19 +60,18 @@ class _Given(torch.nn.Module):
         return {"sentence_embedding": features["vectors"]}
 
 
-def test_another_definition_of_the_same_entry_is_not_a_negative() -> None:
+def test_rows_of_the_same_entry_or_definition_are_not_negatives() -> None:
     torch.manual_seed(0)
-    sentences = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
-    targets = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
-    targets[2] = targets[1]  # rows 1 and 2 define the same entry
-    loss = DefinitionLoss(_Given(), temperature=0.1)([{"vectors": sentences}], targets)
-    logits = sentences @ targets.T / 0.1
+    sentences = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
+    targets = torch.randn(3, 8)
+    # Rows 1 and 2 define entry 1 (two senses); rows 0 and 3 share a definition (synonyms).
+    labels = torch.tensor([[0, 0], [1, 1], [1, 2], [2, 0]])
+    loss = DefinitionLoss(_Given(), targets, temperature=0.1)([{"vectors": sentences}], labels)
+    unit = torch.nn.functional.normalize(targets, dim=-1)[labels[:, 0]]
+    logits = sentences @ unit.T / 0.1
+    kept = ([0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3])
     expected = -torch.stack(
-        [
-            torch.log_softmax(logits[0], 0)[0],
-            torch.log_softmax(logits[1, :2], 0)[1],
-            torch.log_softmax(logits[2, [0, 2]], 0)[1],
-        ]
+        [torch.log_softmax(logits[i, list(k)], 0)[list(k).index(i)] for i, k in enumerate(kept)]
     ).mean()
     assert torch.isclose(loss, expected, atol=1e-6)
 

@@ -24,7 +24,8 @@ from densekit.errors import InputError
 WORDNET_FOLDER = Path("/usr/share/wordnet")
 WORDNET_PARTS = ("noun", "verb", "adj", "adv")
 _ADJECTIVE_MARKER = re.compile(r"\((?:a|p|ip)\)$")
-_EXAMPLE = re.compile(r'^"(.*)"$')
+_FIRST_EXAMPLE = re.compile(r'(?:^|[;:] )"')
+_EXAMPLE = re.compile(r'"([^"]*)"')
 
 
 @dataclass(frozen=True)
@@ -75,16 +76,16 @@ def _wordnet_part(path: Path) -> Iterator[Definition]:
 
 
 def _split_gloss(gloss: str) -> tuple[str, tuple[str, ...]]:
-    """A gloss's definition (its parts before the first quoted example) and its examples."""
-    definition: list[str] = []
-    examples: list[str] = []
-    for piece in (p.strip() for p in gloss.split("; ")):
-        example = _EXAMPLE.match(piece)
-        if example:
-            examples.append(example.group(1))
-        elif not examples:
-            definition.append(piece)
-    return "; ".join(p for p in definition if p), tuple(examples)
+    """A gloss's definition (what comes before its first quoted example) and its examples.
+
+    Examples follow the definition after "; " or ": ", may hold "; " themselves, and may end in
+    an attribution (``"..." --Thomas Paine``), which is dropped.
+    """
+    start = _FIRST_EXAMPLE.search(gloss)
+    if start is None:
+        return gloss.strip().rstrip(";").strip(), ()
+    definition = gloss[: start.start()].strip().rstrip(";:").strip()
+    return definition, tuple(_EXAMPLE.findall(gloss[start.start() :]))
 
 
 def read_dictionary_tsv(path: str | Path) -> list[Definition]:
@@ -93,18 +94,22 @@ def read_dictionary_tsv(path: str | Path) -> list[Definition]:
     if not path.is_file():
         raise InputError(f"{path}: no such dictionary file")
     found: dict[tuple[str, str], Definition] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip() or (number == 1 and line.lower() == "entry\tdefinition"):
-                continue
-            entry, tab, definition = line.partition("\t")
-            if not tab or not entry.strip() or not definition.strip() or "\t" in definition:
-                raise InputError(
-                    f"{path}:{number}: expected 'entry<TAB>definition' (two non-empty fields)"
-                )
-            pair = (entry.strip(), definition.strip())
-            found.setdefault(pair, Definition(*pair, source=f"{path}:{number}"))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text; save the dictionary as UTF-8") from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        if not line.strip() or (number == 1 and line.lower() == "entry\tdefinition"):
+            continue
+        entry, tab, definition = line.partition("\t")
+        if not tab or not entry.strip() or not definition.strip() or "\t" in definition:
+            raise InputError(
+                f"{path}:{number}: expected 'entry<TAB>definition' (two non-empty fields)"
+            )
+        pair = (entry.strip(), definition.strip())
+        found.setdefault(pair, Definition(*pair, source=f"{path}:{number}"))
     if not found:
         raise InputError(f"{path}: holds no entry<TAB>definition lines")
     return list(found.values())

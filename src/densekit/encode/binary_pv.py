@@ -9,9 +9,11 @@ document that predicts the words too, and projects it to the code layer: the cod
 the real vectors rescore.
 
 The word predictor is a full softmax over the vocabulary, and a document's words enter as
-counts (a document's code is the same for each of its words): the objective is PV-DBOW's,
-computed exactly and deterministically, where the paper samples words and approximates the
-softmax. Frequent words are down-weighted by word2vec's expected subsampling rate.
+counts (a document's code is the same for each of its words): PV-DBOW's likelihood, computed
+whole and deterministically where the paper samples words and approximates the softmax, with
+each document's mean over its words (so every document weighs the same in the shared predictor,
+where PV-DBOW weighs documents by length). Frequent words are down-weighted by word2vec's
+expected subsampling rate, their frequency taken over the kept vocabulary.
 
 Texts become terms by lower-casing and taking Unicode word runs (optionally with adjacent
 pairs), with no stemming or stop list: the model is language-agnostic and fully offline.
@@ -183,6 +185,8 @@ class BinaryPVModel:
         self.term_ids = {term: i for i, term in enumerate(vocabulary)}
         self.term_weights = term_weights.astype(np.float32)
         self.network = network
+        for layer in network.layers.values():  # a model infers: only a text's own parameters learn
+            layer.requires_grad_(False)
 
     def term_counts(self, texts: Sequence[str]) -> torch.Tensor:
         """Weighted term counts, one row per text (terms outside the vocabulary dropped)."""
@@ -208,8 +212,6 @@ class BinaryPVModel:
         counts = self.term_counts(texts)
         parameters = torch.zeros(len(texts), self.config.document_dim, requires_grad=True)
         optimizer = torch.optim.Adam([parameters], lr=self.config.inference_lr)
-        for layer in self.network.layers.values():
-            layer.requires_grad_(False)
         for _ in range(self.config.inference_steps):
             optimizer.zero_grad()
             self.network.loss(parameters, counts).sum().backward()
@@ -239,6 +241,7 @@ class BinaryPVModel:
 
     @classmethod
     def load(cls, folder: Path) -> BinaryPVModel:
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
@@ -247,14 +250,26 @@ class BinaryPVModel:
                 f"{folder}: not a trained Binary PV model (missing {', '.join(missing)}); "
                 "train one first: densekit train-bpv CORPUS --out DIR"
             )
-        settings = json.loads((folder / CONFIG_FILE).read_text())
-        if settings.get("format") != FORMAT:
-            raise InputError(f"{folder / CONFIG_FILE}: not a Binary PV model config")
+        try:
+            settings = json.loads((folder / CONFIG_FILE).read_text())
+        except (ValueError, UnicodeDecodeError):
+            settings = None
+        if not isinstance(settings, dict) or settings.get("format") != FORMAT:
+            raise InputError(
+                f"{folder / CONFIG_FILE}: not a Binary PV model config; train the model again "
+                "(densekit train-bpv ... --overwrite)"
+            )
         fields = BinaryPVConfig.__dataclass_fields__
         config = BinaryPVConfig(**{k: v for k, v in settings.items() if k in fields})
         vocabulary, weights = _read_vocabulary(folder / VOCABULARY_FILE)
         network = BinaryPVNetwork(config, len(vocabulary))
-        network.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        try:
+            network.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        except (OSError, RuntimeError, ValueError, SafetensorError) as error:
+            raise InputError(
+                f"{folder / WEIGHTS_FILE}: unreadable or not this model's weights ({error}); "
+                "train the model again (densekit train-bpv ... --overwrite)"
+            ) from None
         return cls(config, vocabulary, weights, network)
 
 

@@ -61,8 +61,12 @@ class BinaryPVTraining:
             whole(getattr(self, name), name, minimum=1)
         for name in ("learning_rate", "document_learning_rate", "inference_lr"):
             positive(getattr(self, name), name)
-        if self.sample < 0 or self.noise < 0:
-            raise InputError("sample and noise must be 0 or more")
+        for name in ("sample", "noise"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise InputError(f"{name} must be a finite number of 0 or more, got {value!r}")
 
     def model_config(self) -> BinaryPVConfig:
         return BinaryPVConfig(
@@ -76,7 +80,7 @@ class BinaryPVTraining:
 
 @dataclass(frozen=True)
 class BinaryPVResult(TrainResult):
-    documents: int
+    documents: int  # distinct texts trained on (repeated texts counted in duplicate_texts)
     duplicate_texts: int
     without_terms: int
     vocabulary: int
@@ -91,8 +95,8 @@ class BinaryPVResult(TrainResult):
         if not self.without_terms:
             return []
         return [
-            f"{self.without_terms} documents have no term kept in the vocabulary; their codes "
-            "are all zeros (lower --min-count to keep rarer terms)"
+            f"{self.without_terms} documents have no term kept in the vocabulary: they all get "
+            "the code of an empty text (lower --min-count to keep rarer terms)"
         ]
 
     def summary(self) -> list[str]:

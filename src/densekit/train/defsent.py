@@ -9,9 +9,10 @@ as a phrase. Those entry vectors are projected into a more isotropic space:
 - ``off``: left as the base model gives them.
 
 The model is then trained so that the embedding of each definition sentence picks out its own
-entry's projected vector among the batch's entries (InfoNCE over cosine similarities; a batch's
-other definitions of the same entry are not counted as negatives). The sentences learn the
-space of the entries, which spreads meaning more evenly than the base model's anisotropic one.
+entry's projected vector among the batch's entries (InfoNCE over cosine similarities; rows of
+the same entry or the same definition, a synonym's, are not counted as negatives). The
+sentences learn the space of the entries, which spreads meaning more evenly than the base
+model's anisotropic one.
 
 Training runs in sentence-transformers' trainer, with checkpoints beside the output and resume
 as ``densekit train`` has them; the result is a plain sentence-transformers folder.
@@ -20,6 +21,7 @@ as ``densekit train`` has them; the result is a plain sentence-transformers fold
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import shutil
@@ -161,9 +163,11 @@ def train_defsent(config: DefSentConfig) -> DefSentReport:
     started = time.perf_counter()
     spec = resolve_model(settings.base)
     pairs, source = read_definitions(config)
+    digest = hashlib.sha256(json.dumps([(p.entry, p.definition) for p in pairs]).encode())
     run = {
         "dictionary": source,
         "pairs": len(pairs),
+        "pairs_sha256": digest.hexdigest(),  # an edited dictionary never resumes
         "base": spec.location,
         "settings": asdict(settings),
     }
@@ -218,12 +222,14 @@ def _fit(
     model = SentenceTransformer(location)
     model.max_seq_length = settings.max_length
     entries = sorted({pair.entry for pair in pairs})
+    definitions = {text: i for i, text in enumerate(sorted({pair.definition for pair in pairs}))}
     # The entries as the base model reads them, before any training step.
     vectors = model.encode(entries, batch_size=256, show_progress_bar=progress)
-    targets = dict(zip(entries, isotropic_targets(vectors, settings.isotropy), strict=True))
+    targets = torch.from_numpy(isotropic_targets(vectors, settings.isotropy))
+    entry_ids = {entry: i for i, entry in enumerate(entries)}
     columns = {
         "definition": [pair.definition for pair in pairs],
-        "label": [targets[pair.entry].tolist() for pair in pairs],
+        "label": [[entry_ids[pair.entry], definitions[pair.definition]] for pair in pairs],
     }
     arguments = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
@@ -244,7 +250,7 @@ def _fit(
         model=model,
         args=arguments,
         train_dataset=Dataset.from_dict(columns),
-        loss=DefinitionLoss(model, settings.temperature),
+        loss=DefinitionLoss(model, targets, settings.temperature),
     )
     # The trainer prints its closing metrics to stdout, where a --json report goes.
     with contextlib.redirect_stdout(sys.stderr):
