@@ -15,7 +15,8 @@ from densekit.encode import load_encoder
 from densekit.errors import InputError
 from densekit.retrieve import build_collection
 from densekit.store import BuildOptions
-from densekit.train.bi_encoder import CARD_FILE, RUN_FILE, train_model
+from densekit.train.bi_encoder import train_model
+from densekit.train.checkpoints import RUN_FILE
 from densekit.train.mining import MiningConfig
 from densekit.train.recipe import (
     DistillRecipe,
@@ -24,6 +25,7 @@ from densekit.train.recipe import (
     Recipe,
     TrainRecipe,
 )
+from densekit.train.result import CARD_FILE
 
 require("datasets")
 

@@ -31,10 +31,9 @@ from densekit.train.checkpoints import prepare_checkpoints
 from densekit.train.pairs import Examples, read_triplets, training_examples
 from densekit.train.recipe import DistillRecipe, Recipe
 from densekit.train.recipe_loss import build_loss
-from densekit.train.result import TrainResult
+from densekit.train.result import CARD_FILE, TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 
-CARD_FILE = "densekit_training.json"
 DEV_BEFORE_FILE = "densekit_dev_before.json"
 
 

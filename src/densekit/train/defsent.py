@@ -45,11 +45,10 @@ from densekit.errors import InputError, MissingDependencyError
 from densekit.files.durability import publish_folder, refuse_to_replace
 from densekit.train.checkpoints import prepare_checkpoints
 from densekit.train.checks import positive, whole
-from densekit.train.result import TrainResult
+from densekit.train.result import CARD_FILE, TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 
 ISOTROPY = ("quasi", "full", "off")
-CARD_FILE = "densekit_training.json"
 _WHITENING_FLOOR = 1e-6  # relative to the largest eigenvalue: directions the entries lack
 
 

@@ -39,10 +39,9 @@ from densekit.train.mining import MiningConfig
 from densekit.train.multiview import MultiViewTraining, train_multiview
 from densekit.train.recipe import build_settings, settings_table
 from densekit.train.reranker_data import Group, TrainingGroups, groups_for
-from densekit.train.result import TrainResult
+from densekit.train.result import CARD_FILE, TrainResult
 from densekit.train.trainer_arguments import warmup_arguments
 
-TRAINING_FILE = "densekit_training.json"
 RERANKER_KINDS = ("cross-encoder", "mvp")
 
 
@@ -327,7 +326,7 @@ def _save(model: Any, out: Path, card: dict[str, Any]) -> None:
             save_multiview(model, folder)
         else:
             model.save_pretrained(str(folder))
-        (folder / TRAINING_FILE).write_text(json.dumps(card, indent=2))
+        (folder / CARD_FILE).write_text(json.dumps(card, indent=2))
 
     publish_folder(out, write)
 

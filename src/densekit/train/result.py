@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+CARD_FILE = "densekit_training.json"  # a trained model folder's card: its data and report
+
 
 @dataclass(frozen=True)
 class TrainResult:

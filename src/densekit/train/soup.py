@@ -18,6 +18,7 @@ from typing import Any
 
 from densekit.errors import InputError
 from densekit.files.durability import publish_folder, refuse_to_replace
+from densekit.train.result import CARD_FILE
 
 SOUP_FILE = "densekit_soup.json"
 WEIGHTS = "*.safetensors"
@@ -136,7 +137,7 @@ def _write_soup(
 
     def write(folder: Path) -> None:
         shutil.copytree(folders[0], folder, dirs_exist_ok=True)
-        for card in ("densekit_training.json", SOUP_FILE):  # the first ingredient's, not ours
+        for card in (CARD_FILE, SOUP_FILE):  # the first ingredient's, not ours
             (folder / card).unlink(missing_ok=True)
         for name in files:
             save_file(average_weights([f / name for f in folders]), str(folder / name))
