@@ -12,7 +12,6 @@ working directory.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +20,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from densekit.encode.binary_pv import MODEL_FILES, BinaryPVModel, word_spans, words
-from densekit.encode.fingerprint import settings_digest
+from densekit.encode.fingerprint import files_digest, settings_digest
 from densekit.encode.model_spec import ModelSpec
 from densekit.errors import InputError
 
@@ -98,11 +97,8 @@ class BinaryPVEncoder:
 
     @cached_property
     def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for name in MODEL_FILES:
-            digest.update((self.directory / name).read_bytes())
         settings = {"backend": "bpv", "output": self.output, "normalize": self.spec.normalize}
-        return settings_digest(digest.hexdigest(), settings)
+        return settings_digest(files_digest(self.directory, MODEL_FILES), settings)
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(words(text)) for text in texts]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -14,6 +15,14 @@ if TYPE_CHECKING:
 # change (fine-tuning touches every element), and keeps a multi-GB LLM hash under a second.
 _FULL_HASH_BYTES = 64 * 1024 * 1024
 _SAMPLE_ELEMENTS = 1 << 20
+
+
+def files_digest(folder: Path, names: Iterable[str]) -> str:
+    """A digest of the named files' bytes, in order: a model kept as a few small files."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
 
 
 def weights_digest(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> str:

@@ -3,14 +3,13 @@ documents per second on a CPU. Backed by the ``tokenlearn-static-model`` package
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from densekit.encode.fingerprint import settings_digest
+from densekit.encode.fingerprint import files_digest, settings_digest
 from densekit.encode.model_spec import ModelSpec
 from densekit.errors import InputError, MissingDependencyError
 
@@ -55,11 +54,8 @@ class StaticEncoder:
 
     @cached_property
     def fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for name in MODEL_FILES:
-            digest.update((self.directory / name).read_bytes())
         settings = {"backend": "static", "normalize": self.spec.normalize, "max": MAX_TOKENS}
-        return settings_digest(digest.hexdigest(), settings)
+        return settings_digest(files_digest(self.directory, MODEL_FILES), settings)
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]

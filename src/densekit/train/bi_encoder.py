@@ -32,7 +32,7 @@ from densekit.train.pairs import Examples, read_triplets, training_examples
 from densekit.train.recipe import DistillRecipe, Recipe
 from densekit.train.recipe_loss import build_loss
 from densekit.train.result import CARD_FILE, TrainResult
-from densekit.train.trainer_arguments import warmup_arguments
+from densekit.train.trainer_arguments import checkpointed_arguments
 
 DEV_BEFORE_FILE = "densekit_dev_before.json"
 
@@ -201,11 +201,7 @@ def _fit(
 ) -> _Fitted:
     try:
         from datasets import Dataset
-        from sentence_transformers import (
-            SentenceTransformer,
-            SentenceTransformerTrainer,
-            SentenceTransformerTrainingArguments,
-        )
+        from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
         from sentence_transformers.base.sampler import BatchSamplers
     except ImportError:
         raise MissingDependencyError("datasets", "train") from None
@@ -223,23 +219,18 @@ def _fit(
     dev_before = _dev_before(evaluator, model, checkpoints)
     # Dev evaluation encodes the whole corpus: at the end always, during training on request.
     evaluate_during = evaluator is not None and settings.eval_steps > 0
-    arguments = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch,
+    arguments = checkpointed_arguments(
+        checkpoints,
+        epochs=settings.epochs,
+        batch=settings.batch,
         learning_rate=settings.learning_rate,
-        **warmup_arguments(settings.warmup),
+        warmup=settings.warmup,
         seed=settings.seed,
+        checkpoint_steps=settings.checkpoint_steps,
+        progress=progress,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="steps",
-        save_steps=settings.checkpoint_steps,
-        save_total_limit=1,
         eval_strategy="steps" if evaluate_during else "no",
         eval_steps=settings.eval_steps or None,
-        logging_strategy="no",
-        report_to="none",
-        disable_tqdm=not progress,
-        dataloader_pin_memory=torch.cuda.is_available(),
         prompts=_prompts(spec, columns),
     )
     keep_best = None

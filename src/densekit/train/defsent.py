@@ -46,7 +46,7 @@ from densekit.files.durability import publish_folder, refuse_to_replace
 from densekit.train.checkpoints import prepare_checkpoints
 from densekit.train.checks import positive, whole
 from densekit.train.result import CARD_FILE, TrainResult
-from densekit.train.trainer_arguments import warmup_arguments
+from densekit.train.trainer_arguments import checkpointed_arguments
 
 ISOTROPY = ("quasi", "full", "off")
 _WHITENING_FLOOR = 1e-6  # relative to the largest eigenvalue: directions the entries lack
@@ -205,11 +205,7 @@ def _fit(
 ) -> tuple[Any, int]:
     try:
         from datasets import Dataset
-        from sentence_transformers import (
-            SentenceTransformer,
-            SentenceTransformerTrainer,
-            SentenceTransformerTrainingArguments,
-        )
+        from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     except ImportError:
         raise MissingDependencyError("datasets", "train") from None
     import torch
@@ -230,20 +226,15 @@ def _fit(
         "definition": [pair.definition for pair in pairs],
         "label": [[entry_ids[pair.entry], definitions[pair.definition]] for pair in pairs],
     }
-    arguments = SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=settings.epochs,
-        per_device_train_batch_size=settings.batch,
+    arguments = checkpointed_arguments(
+        checkpoints,
+        epochs=settings.epochs,
+        batch=settings.batch,
         learning_rate=settings.learning_rate,
-        **warmup_arguments(settings.warmup),
+        warmup=settings.warmup,
         seed=settings.seed,
-        save_strategy="steps",
-        save_steps=settings.checkpoint_steps,
-        save_total_limit=1,
-        logging_strategy="no",
-        report_to="none",
-        disable_tqdm=not progress,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        checkpoint_steps=settings.checkpoint_steps,
+        progress=progress,
     )
     trainer = SentenceTransformerTrainer(
         model=model,

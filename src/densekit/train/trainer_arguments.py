@@ -1,6 +1,10 @@
-"""Arguments for Hugging Face trainers that differ between the supported transformers."""
+"""Arguments for Hugging Face trainers: what differs between the supported transformers, and
+what densekit's checkpointed sentence-transformers trainings share."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 
 def warmup_arguments(share: float) -> dict[str, float]:
@@ -9,3 +13,39 @@ def warmup_arguments(share: float) -> dict[str, float]:
 
     major = int(transformers.__version__.split(".")[0])
     return {"warmup_steps": share} if major >= 5 else {"warmup_ratio": share}
+
+
+def checkpointed_arguments(
+    checkpoints: Path,
+    *,
+    epochs: int,
+    batch: int,
+    learning_rate: float,
+    warmup: float,
+    seed: int,
+    checkpoint_steps: int,
+    progress: bool,
+    **more: Any,
+) -> Any:
+    """sentence-transformers training arguments that keep the latest checkpoint every
+    ``checkpoint_steps`` in ``checkpoints`` (for resuming) and log nowhere; ``more`` adds to
+    them."""
+    import torch
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch,
+        learning_rate=learning_rate,
+        **warmup_arguments(warmup),
+        seed=seed,
+        save_strategy="steps",
+        save_steps=checkpoint_steps,
+        save_total_limit=1,
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **more,
+    )
