@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="free_embedding: write what the kept runs show, running none",
+        help="write what free_embedding's kept runs show, running nothing (and no other part)",
     )
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -225,7 +225,9 @@ def main() -> None:
         "sign_rank": lambda: sign_rank(device),
         "limit": limit,
     }
-    for name in filter(None, args.parts.split(",")):
+    # A report measures nothing: the other parts would run their experiments again.
+    chosen = ["free_embedding"] if args.report_only else filter(None, args.parts.split(","))
+    for name in chosen:
         save(name, parts[name]())
 
 
