@@ -115,30 +115,13 @@ class BinaryPVNetwork:
 
         self.config = config
         self.words_from_code = torch.nn.Linear(config.bits, vocabulary_size)
-        self.layers: dict[str, torch.nn.Module] = {"words_from_code": self.words_from_code}
+        # One module of the layers: its state dict names each tensor "layer.weight"/".bias".
+        self.layers = torch.nn.ModuleDict({"words_from_code": self.words_from_code})
         if config.real_dim:
             self.code_from_real = torch.nn.Linear(config.real_dim, config.bits)
             self.words_from_real = torch.nn.Linear(config.real_dim, vocabulary_size)
-            self.layers |= {
-                "code_from_real": self.code_from_real,
-                "words_from_real": self.words_from_real,
-            }
-
-    def parameters(self) -> list[torch.nn.Parameter]:
-        return [p for layer in self.layers.values() for p in layer.parameters()]
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {
-            f"{name}.{key}": value.detach().contiguous()
-            for name, layer in self.layers.items()
-            for key, value in layer.state_dict().items()
-        }
-
-    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
-        for name, layer in self.layers.items():
-            prefix = f"{name}."
-            layer.load_state_dict(
-                {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+            self.layers.update(
+                {"code_from_real": self.code_from_real, "words_from_real": self.words_from_real}
             )
 
     def code_inputs(self, documents: torch.Tensor) -> torch.Tensor:
@@ -187,8 +170,7 @@ class BinaryPVModel:
         self.term_ids = {term: i for i, term in enumerate(vocabulary)}
         self.term_weights = term_weights.astype(np.float32)
         self.network = network
-        for layer in network.layers.values():  # a model infers: only a text's own parameters learn
-            layer.requires_grad_(False)
+        network.layers.requires_grad_(False)  # a model infers: only a text's own parameters learn
 
     def term_counts(self, texts: Sequence[str]) -> torch.Tensor:
         """Weighted term counts, one row per text (terms outside the vocabulary dropped)."""
@@ -239,7 +221,7 @@ class BinaryPVModel:
             ),
             encoding="utf-8",
         )
-        save_file(self.network.state_dict(), str(folder / WEIGHTS_FILE))
+        save_file(self.network.layers.state_dict(), str(folder / WEIGHTS_FILE))
 
     @classmethod
     def load(cls, folder: Path) -> BinaryPVModel:
@@ -266,7 +248,7 @@ class BinaryPVModel:
         vocabulary, weights = _read_vocabulary(folder / VOCABULARY_FILE)
         network = BinaryPVNetwork(config, len(vocabulary))
         try:
-            network.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+            network.layers.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
         except (OSError, RuntimeError, ValueError, SafetensorError) as error:
             raise InputError(
                 f"{folder / WEIGHTS_FILE}: unreadable or not this model's weights ({error}); "

@@ -221,12 +221,7 @@ def _fit(
     evaluate_during = evaluator is not None and settings.eval_steps > 0
     arguments = checkpointed_arguments(
         checkpoints,
-        epochs=settings.epochs,
-        batch=settings.batch,
-        learning_rate=settings.learning_rate,
-        warmup=settings.warmup,
-        seed=settings.seed,
-        checkpoint_steps=settings.checkpoint_steps,
+        settings,
         progress=progress,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         eval_strategy="steps" if evaluate_during else "no",

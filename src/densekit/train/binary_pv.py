@@ -189,7 +189,7 @@ def train_binary_pv(
     network = BinaryPVNetwork(config, len(corpus.vocabulary))
     parameters = torch.nn.Embedding(corpus.rows, config.document_dim, sparse=True)
     torch.nn.init.normal_(parameters.weight, std=_INITIAL_SPREAD)
-    shared = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
+    shared = torch.optim.Adam(network.layers.parameters(), lr=settings.learning_rate)
     own = torch.optim.SparseAdam(parameters.parameters(), lr=settings.document_learning_rate)
     order = np.random.default_rng(settings.seed)
     per_epoch = math.ceil(corpus.rows / settings.batch)

@@ -226,16 +226,7 @@ def _fit(
         "definition": [pair.definition for pair in pairs],
         "label": [[entry_ids[pair.entry], definitions[pair.definition]] for pair in pairs],
     }
-    arguments = checkpointed_arguments(
-        checkpoints,
-        epochs=settings.epochs,
-        batch=settings.batch,
-        learning_rate=settings.learning_rate,
-        warmup=settings.warmup,
-        seed=settings.seed,
-        checkpoint_steps=settings.checkpoint_steps,
-        progress=progress,
-    )
+    arguments = checkpointed_arguments(checkpoints, settings, progress=progress)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=arguments,

@@ -4,7 +4,7 @@ what densekit's checkpointed sentence-transformers trainings share."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 def warmup_arguments(share: float) -> dict[str, float]:
@@ -15,33 +15,35 @@ def warmup_arguments(share: float) -> dict[str, float]:
     return {"warmup_steps": share} if major >= 5 else {"warmup_ratio": share}
 
 
+class CheckpointedTraining(Protocol):
+    """What a checkpointed training's settings name (``TrainRecipe``, ``DefSentTraining``)."""
+
+    epochs: int
+    batch: int
+    learning_rate: float
+    warmup: float
+    seed: int
+    checkpoint_steps: int
+
+
 def checkpointed_arguments(
-    checkpoints: Path,
-    *,
-    epochs: int,
-    batch: int,
-    learning_rate: float,
-    warmup: float,
-    seed: int,
-    checkpoint_steps: int,
-    progress: bool,
-    **more: Any,
+    checkpoints: Path, settings: CheckpointedTraining, *, progress: bool, **more: Any
 ) -> Any:
-    """sentence-transformers training arguments that keep the latest checkpoint every
-    ``checkpoint_steps`` in ``checkpoints`` (for resuming) and log nowhere; ``more`` adds to
-    them."""
+    """sentence-transformers training arguments for ``settings`` that keep the latest
+    checkpoint every ``checkpoint_steps`` in ``checkpoints`` (for resuming) and log nowhere;
+    ``more`` adds to them."""
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     return SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch,
-        learning_rate=learning_rate,
-        **warmup_arguments(warmup),
-        seed=seed,
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch,
+        learning_rate=settings.learning_rate,
+        **warmup_arguments(settings.warmup),
+        seed=settings.seed,
         save_strategy="steps",
-        save_steps=checkpoint_steps,
+        save_steps=settings.checkpoint_steps,
         save_total_limit=1,
         logging_strategy="no",
         report_to="none",
