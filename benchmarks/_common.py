@@ -21,7 +21,7 @@ SHARED = PROJECT.parent / "shared" / "datasets"
 # builds and results kept apart: a check that the scripts still run, not results.
 QUICK = os.environ.get("QUICK") == "1"
 QUICK_QUERIES = 40  # judged queries kept per split
-QUICK_DOCUMENTS = 400  # documents kept: the judged ones, then the first others
+QUICK_DOCUMENTS = 200  # documents kept: the judged ones, then the first others
 BUILD = PROJECT / "build" / ("benchmarks-quick" if QUICK else "benchmarks")
 RESULTS = PROJECT / "benchmarks" / "results" / ("quick" if QUICK else "")
 

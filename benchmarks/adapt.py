@@ -369,7 +369,7 @@ def fine_grained(collection: Path, queries: int) -> dict:
     }
 
 
-def external_encoder(documents: int = 200 if QUICK else 1000) -> dict:
+def external_encoder(documents: int = 100 if QUICK else 1000) -> dict:
     from serve import running_server
 
     corpus = dataset("scifact") / "corpus.jsonl"

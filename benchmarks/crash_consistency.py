@@ -50,8 +50,8 @@ from densekit.store.leftovers import find_leftovers
 from densekit.store.manifest import read_manifest
 
 # Documents: in the collection, added, deleted before the trials, updated and deleted by them
-# (QUICK: the quick corpus holds 400).
-SIZES = (300, 40, 16, 20, 20) if QUICK else (1500, 200, 80, 100, 100)
+# (QUICK: the quick corpus holds 200).
+SIZES = (150, 20, 8, 10, 10) if QUICK else (1500, 200, 80, 100, 100)
 BASE, ADDED, DELETED_BEFORE, UPDATED, DELETED = SIZES
 OPERATIONS = ("index", "add", "update", "delete", "compact")
 MODES = {"complete": 1, "anytime": 5, "writing": 5, "published": 3}  # shares of the trials

@@ -46,7 +46,7 @@ from densekit.retrieve.scatter_gather import Found, Shards, merge
 from densekit.store import BuildOptions
 from densekit.store.encoding_run import encode_passages
 
-ENCODE_DOCUMENTS = 400 if QUICK else 2000
+ENCODE_DOCUMENTS = 200 if QUICK else 2000
 PARTITION_ROWS = 50 if QUICK else 100
 POOLS = [1, 2]  # workers; one core each
 SYNTHETIC_VECTORS = 20_000 if QUICK else 1_000_000

@@ -297,8 +297,8 @@ PARTS = ("throughput", "quality", "memory")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--docs", type=int, default=50 if QUICK else 200)
-    parser.add_argument("--rounds", type=int, default=2 if QUICK else 5)
+    parser.add_argument("--docs", type=int, default=20 if QUICK else 200)
+    parser.add_argument("--rounds", type=int, default=1 if QUICK else 5)
     parser.add_argument("--max-tokens", type=int, default=256, help="MiniLM's own limit")
     parser.add_argument("--sizes", default="2000,20000" if QUICK else "100000,1000000")
     parser.add_argument("--backends", default="sentence-transformers,torch-int8,onnx,onnx-int8")

@@ -38,6 +38,8 @@ from pathlib import Path
 from _common import (
     BUILD,
     QUICK,
+    QUICK_DOCUMENTS,
+    QUICK_QUERIES,
     RESULTS,
     build_once,
     build_or_open,
@@ -135,6 +137,12 @@ def paraphrase_set() -> Path:
                 close = float(row["score"]) >= 4.0
                 if split == "test" and close and first.strip().lower() != second.strip().lower():
                     queries.append((f"q{len(queries)}", first, ids[second]))
+    if QUICK:  # cut as the BEIR sets are: the first queries, their answers, then others
+        queries = queries[:QUICK_QUERIES]
+        answers = {answer for _, _, answer in queries}
+        others = [i for i in ids.values() if i not in answers][: QUICK_DOCUMENTS - len(answers)]
+        kept = answers | set(others)
+        ids = {text: i for text, i in ids.items() if i in kept}
     (out / "qrels").mkdir(parents=True, exist_ok=True)
     corpus = "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for t, i in ids.items())
     (out / "corpus.jsonl").write_text(corpus, encoding="utf-8")

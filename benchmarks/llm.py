@@ -275,17 +275,20 @@ def compare_objectives(section: Section) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", choices=["throughput", "before", "train"], action="append")
-    parser.add_argument("--max-tokens", type=int, default=128, help="document tokens read")
+    # QUICK: short reads, two steps and two objectives: every code path, in a few minutes.
     parser.add_argument(
-        "--sample", type=int, default=50 if QUICK else 200, help="documents for throughput"
+        "--max-tokens", type=int, default=32 if QUICK else 128, help="document tokens read"
     )
-    parser.add_argument("--steps", type=int, default=5 if QUICK else 40)
+    parser.add_argument(
+        "--sample", type=int, default=20 if QUICK else 200, help="documents for throughput"
+    )
+    parser.add_argument("--steps", type=int, default=2 if QUICK else 40)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--negatives", type=int, default=1, help="mined hard negatives per row")
     parser.add_argument(
         "--objectives",
-        default="contrastive,grl,grl-sharp",
+        default="contrastive,grl" if QUICK else "contrastive,grl,grl-sharp",
         help=f"comma-separated, of {', '.join(OBJECTIVES)}",
     )
     parser.add_argument("--fresh", action="store_true", help="measure kept rows again")

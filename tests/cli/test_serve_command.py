@@ -39,19 +39,25 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> N
     raise AssertionError("the server did not come up")
 
 
-def test_serve_answers_then_finishes_in_flight_requests_on_sigterm(
-    capsys, tiny_beir: Path, tmp_path: Path
-) -> None:
-    directory = static_collection(capsys, tiny_beir, tmp_path / "static-docs")
+def started_server(directory: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`densekit serve docs=DIR FLAGS` on a free port, its output piped: the process, its URL."""
     port = free_port()
-    # A long batching wait keeps a request in flight while the signal arrives.
     process = subprocess.Popen(
-        [*SERVE, f"docs={directory}", "--port", str(port), "--max-wait-ms", "1000"],
+        [*SERVE, f"docs={directory}", "--port", str(port), *flags],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def test_serve_answers_then_finishes_in_flight_requests_on_sigterm(
+    capsys, tiny_beir: Path, tmp_path: Path
+) -> None:
+    directory = static_collection(capsys, tiny_beir, tmp_path / "static-docs")
+    # A long batching wait keeps a request in flight while the signal arrives.
+    process, url = started_server(directory, "--max-wait-ms", "1000")
     try:
         wait_until_up(url, process)
         page = httpx.get(url + "/")
@@ -76,8 +82,25 @@ def test_serve_answers_then_finishes_in_flight_requests_on_sigterm(
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
-        process.stderr.close()
+        process.communicate()
+
+
+def test_serve_access_log_prints_a_line_per_request(
+    capsys, tiny_beir: Path, tmp_path: Path
+) -> None:
+    directory = static_collection(capsys, tiny_beir, tmp_path / "static-docs")
+    process, url = started_server(directory, "--access-log")
+    try:
+        wait_until_up(url, process)
+        assert httpx.post(url + "/search", json={"collection": "docs", "query": "x"}).is_success
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert '"POST /search HTTP/1.1" 200' in out
+    assert '"GET /health HTTP/1.1" 200' in out
 
 
 @pytest.mark.parametrize(

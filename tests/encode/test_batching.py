@@ -9,10 +9,21 @@ from densekit.encode.batching import encode_documents_sorted
 def test_sorted_slices_come_back_in_input_order_with_progress() -> None:
     encoder = HashingEncoder()
     texts = [f"text {'word ' * (i * 7 % 11)} number{i}" for i in range(23)]
-    seen: list[int] = []
-    vectors = encode_documents_sorted(encoder, texts, slice_size=5, on_progress=seen.append)
+    lengths = encoder.token_lengths(texts)
+    seen: list[tuple[int, int]] = []
+    vectors = encode_documents_sorted(
+        encoder,
+        texts,
+        slice_tokens=40,
+        on_progress=lambda done, tokens: seen.append((done, tokens)),
+        token_lengths=lengths,
+    )
     np.testing.assert_allclose(vectors, encoder.encode_documents(texts))
-    assert seen == [5, 5, 5, 5, 3]
+    # Slices of about 40 padded tokens: the bar moves many times, and counts every text and
+    # every token the model reads once.
+    assert len(seen) > 3
+    assert sum(done for done, _ in seen) == len(texts)
+    assert sum(tokens for _, tokens in seen) == sum(min(n, encoder.max_tokens) for n in lengths)
 
 
 def test_token_budget_batches_cover_every_row_once_within_budget() -> None:

@@ -65,6 +65,30 @@ def test_metric_names_are_validated() -> None:
         parse_metrics(" , ")
 
 
+def test_trec_eval_names_are_taken_alongside_ir_measures_names() -> None:
+    asked = "ndcg_cut_10,ndcg_cut.10,map,P_5,recall_100,recip_rank,nDCG@10"
+    assert [str(m) for m in parse_metrics(asked)] == ["nDCG@10", "AP", "P@5", "R@100", "RR"]
+    import pytrec_eval
+
+    names = {"ndcg_cut.10", "map", "P.5", "recall.100", "recip_rank"}
+    direct = pytrec_eval.RelevanceEvaluator(QRELS, names).evaluate(
+        {q: d for q, d in RUN.items() if q in QRELS}
+    )
+    result = compute_metrics(QRELS, RUN, "ndcg_cut.10,map,P_5,recall_100,recip_rank")
+    for query_id, values in direct.items():
+        ours = result.per_query[query_id]
+        assert ours["nDCG@10"] == pytest.approx(values["ndcg_cut_10"])
+        assert ours["AP"] == pytest.approx(values["map"])
+        assert ours["P@5"] == pytest.approx(values["P_5"])
+        assert ours["RR"] == pytest.approx(values["recip_rank"])
+
+
+def test_a_measure_no_provider_computes_here_is_refused_by_name() -> None:
+    # ERR parses, but its provider (gdeval, a perl script) cannot score here.
+    with pytest.raises(InputError, match=r"metric 'ERR@10' \(ERR@10\) cannot be computed here"):
+        parse_metrics("nDCG@10,ERR@10")
+
+
 def test_run_depth_covers_the_deepest_cutoff() -> None:
     assert run_depth(parse_metrics("nDCG@10")) == 100
     assert run_depth(parse_metrics("R@1000")) == 1000

@@ -44,6 +44,18 @@ def test_search_one_query_a_batch_fields_and_retrievers(server: RunningServer) -
     assert lexical.json()["results"][0]["hits"][0]["id"] == "d2"
 
 
+def test_search_highlights_the_query_s_terms_in_each_hit(server: RunningServer) -> None:
+    body = {"collection": "docs", "query": "vitamins and bone", "k": 5, "highlight": True}
+    hits = post(server, "/search", body).json()["results"][0]["hits"]
+    by_id = {hit["id"]: hit for hit in hits}
+    bones = by_id["d5"]  # "Calcium and vitamin D keep bones strong."
+    words = [bones["text"][start:end] for start, end in bones["highlights"]["text"]]
+    assert words == ["vitamin", "bones"]  # stems match; "and" is a stop word
+    assert [bones["title"][s:e] for s, e in bones["highlights"]["title"]] == ["Bones"]
+    plain = post(server, "/search", {**body, "highlight": False}).json()
+    assert "highlights" not in plain["results"][0]["hits"][0]
+
+
 def test_search_explains_how_each_query_s_lists_were_weighed(server: RunningServer) -> None:
     body = {"collection": "docs", "queries": ["vitamin D bones", "cat"], "explain": True}
     answer = post(server, "/search", body)
@@ -161,9 +173,10 @@ def test_embeddings_float_base64_dimensions_and_errors(server: RunningServer) ->
     unknown = post(server, "/v1/embeddings", {"model": "gpt-x", "input": "x"})
     assert unknown.status_code == 404 and "hashing" in unknown.json()["detail"]
     assert post(server, "/v1/embeddings", {"model": "hashing", "input": []}).status_code == 422
-    assert (
-        post(server, "/v1/embeddings", {"model": "hashing", "input": [[1, 2]]}).status_code == 422
-    )
+    for token_ids in ([[1, 2]], [1, 2]):
+        refused = post(server, "/v1/embeddings", {"model": "hashing", "input": token_ids})
+        assert refused.status_code == 422
+        assert "check_embedding_ctx_length=False" in refused.text
     models = httpx.get(server.url + "/v1/models").json()
     assert [(m["id"], m["object"], m["owned_by"], m["dimensions"]) for m in models["data"]] == [
         ("hashing", "model", "densekit", 64)
@@ -234,6 +247,21 @@ def test_metrics_count_requests_errors_and_batches(server: RunningServer) -> Non
     assert 'densekit_errors_total{route="/search",status="404"} 1.0' in text
     assert 'densekit_request_seconds_bucket{le="0.5",route="/search"}' in text
     assert 'densekit_encode_batch_size_count{model="hashing"}' in text
+    assert "process_resident_memory_bytes" in text and "python_info" in text
+
+
+def test_metrics_name_the_route_of_a_request_refused_before_routing(server: RunningServer) -> None:
+    # curl -d sends form-encoded bodies: refused (415) before the router sees the request.
+    refused = httpx.post(
+        server.url + "/search",
+        content=b'{"collection": "docs", "query": "cat"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert refused.status_code == 415
+    httpx.post(server.url + "/no/such/endpoint", json={})
+    text = httpx.get(server.url + "/metrics").text
+    assert 'densekit_requests_total{method="POST",route="/search",status="415"} 1.0' in text
+    assert 'densekit_requests_total{method="POST",route="unmatched",status="404"} 1.0' in text
 
 
 def test_a_slow_request_gets_a_503_not_a_hang(tmp_path: Path, serve_state) -> None:

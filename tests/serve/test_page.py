@@ -26,7 +26,7 @@ def test_search_page_shows_ranked_highlighted_results(server: RunningServer, pag
     titles = page.locator("li.hit .title").all_text_contents()
     assert titles[:2] == ["Bones", "Vitamin D"]
     marked = {text.lower() for text in page.locator("li.hit mark").all_text_contents()}
-    assert marked == {"vitamin", "bones"}
+    assert marked == {"vitamin", "bones", "bone"}  # "bone fractures": the same stem
     status = page.text_content("#status") or ""
     assert "results" in status and "ms" in status and "hybrid" in status
     assert "score" in (page.text_content("li.hit .meta") or "")
@@ -61,3 +61,18 @@ def test_search_page_shows_server_errors(server: RunningServer, page) -> None:
     page.wait_for_selector("#status.error")
     assert (page.text_content("#status") or "").startswith("error 422")
     assert page.locator("li.hit").count() == 0
+
+
+def test_a_search_lives_in_the_address_bar_and_the_back_button(server: RunningServer, page) -> None:
+    page.goto(server.url + "/?q=salmon&collection=docs&using=retriever:bm25")
+    page.wait_for_selector("li.hit")
+    assert page.input_value("#query") == "salmon"
+    assert page.input_value("#pipeline") == "retriever:bm25"
+    assert page.locator("li.hit .title").all_text_contents()[0] == "Fish"
+    page.fill("#query", "cats")
+    page.click("#go")
+    page.wait_for_function("document.querySelector('li.hit .title').textContent === 'Cats'")
+    assert "q=cats" in page.url
+    page.go_back()
+    page.wait_for_function("document.querySelector('li.hit .title').textContent === 'Fish'")
+    assert page.input_value("#query") == "salmon"

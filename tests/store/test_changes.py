@@ -180,7 +180,7 @@ def test_upsert_adds_new_and_replaces_existing(tmp_path: Path) -> None:
         ({"delete": ["caf\udce9"]}, "delete[0]: id 'caf\\udce9' holds a lone surrogate"),
         ({"add": [Document("x", None)]}, "text is NoneType, not a string"),
         ({"add": Document("x", "text")}, "wrap the single one in a list"),
-        ({"add": ["text"]}, "takes densekit.Document objects, got str"),
+        ({"add": ["text"]}, "add[0]: a str is not a document"),
         ({"delete": "d1"}, "wrap 'd1' in a list"),
         ({"delete": ["d1", 1]}, "delete[1]: id 1 is a number, not a string"),
         ({"delete": ["d1"], "compact_above": 1.5}, "compact_above is a share"),

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from densekit import __version__
 from densekit.cli import (
     adapt_command,
     bench_index_command,
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="densekit",
         description="Dense text retrieval: build, search and evaluate collections.",
     )
+    parser.add_argument("--version", action="version", version=f"densekit {__version__}")
     parser.add_argument(
         "--no-allocator-tuning",
         action="store_true",

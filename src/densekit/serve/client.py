@@ -9,7 +9,8 @@ from urllib.parse import quote
 import numpy as np
 
 from densekit.corpus.document import Document
-from densekit.errors import DensekitError
+from densekit.corpus.in_memory import documents_from
+from densekit.errors import DensekitError, InputError
 from densekit.retrieve.pipeline import Pipeline
 from densekit.retrieve.ranking import Hit, ScoreScale
 from densekit.retrieve.searcher import ListWeight
@@ -183,9 +184,12 @@ class Client:
         return self._call("POST", f"/collections/{collection}/delete", {"ids": list(ids)})
 
     def _write(self, collection: str, documents: Iterable[Document], mode: str) -> dict[str, Any]:
+        """``documents``: Documents or dicts (or a DataFrame: :mod:`densekit.corpus.in_memory`)."""
+        if isinstance(documents, Document | str):
+            raise InputError(f"{mode} takes a list of documents; wrap the single one in a list")
         payload = [
             {"id": d.id, "text": d.text, "title": d.title, "metadata": dict(d.metadata)}
-            for d in documents
+            for d in documents_from(documents, what=mode)
         ]
         return self._call(
             "POST", f"/collections/{collection}/documents", {"documents": payload, "mode": mode}

@@ -1,4 +1,5 @@
-"""Prometheus metrics of one server: requests, latency, errors, encoder and shard batch sizes."""
+"""Prometheus metrics of one server: requests, latency, errors, encoder and shard batch sizes,
+and the process's own (CPU, memory, open files)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -25,6 +28,10 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_* (CPU seconds, resident memory, open files) and python_info, as Prometheus's
+        # default registry has them: a dashboard's usual panels work.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.requests = Counter(
             "densekit_requests",
             "HTTP requests answered, by route and status code.",

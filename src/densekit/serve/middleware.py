@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -131,11 +132,15 @@ class InFlightLimit:
 
 
 class RequestMetrics:
-    """Counts every response by its route template (not the raw path: bounded labels)."""
+    """Counts every response by its route template (not the raw path: bounded labels), also
+    for requests a guard refused before routing (``route_of`` finds their template)."""
 
-    def __init__(self, app: Any, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, app: Any, metrics: ServerMetrics, route_of: Callable[[Scope], str | None]
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.route_of = route_of
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -154,6 +159,6 @@ class RequestMetrics:
             await self.app(scope, receive, observed_send)
         finally:
             route = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
+            label = getattr(route, "path", None) or self.route_of(scope) or "unmatched"
             method = scope["method"] if scope["method"] in _METHODS else "other"  # bounded labels
             self.metrics.record(method, label, status, time.perf_counter() - started)

@@ -84,6 +84,11 @@ class SearchRequest(Strict):
     explain: bool = Field(
         False, description="also give how each query's candidate lists were weighed"
     )
+    highlight: bool = Field(
+        False,
+        description="also give, per hit, the spans of its title and text words that match a "
+        "query term as the collection's BM25 analyser reads them (stemmed, without stop words)",
+    )
     allow_partial: bool = Field(
         False,
         description="on a sharded collection served with shard actors, answer from the shards "
@@ -100,12 +105,23 @@ class SearchRequest(Strict):
         return self
 
 
+Span = tuple[int, int]
+
+
+class Highlights(BaseModel):
+    """Character spans [start, end) of the words to mark, in the hit's title and text."""
+
+    title: list[Span] = Field(default_factory=list)
+    text: list[Span] = Field(default_factory=list)
+
+
 class Hit(BaseModel):
     id: str | None = None
     score: float | None = None
     rank: int | None = None
     title: str | None = None
     text: str | None = None
+    highlights: Highlights | None = None
 
 
 class ListWeight(BaseModel):
@@ -156,6 +172,20 @@ class EmbeddingsRequest(BaseModel):
     dimensions: int | None = Field(None, ge=1, le=65536)
     user: str | None = None
     input_type: Literal["query", "document"] = "document"
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _texts_not_token_ids(cls, value: Any) -> Any:
+        # Token ids come from the client's tokenizer (LangChain's OpenAIEmbeddings sends
+        # tiktoken's by default), not from the served model's: decoding them would embed
+        # another text than the one meant.
+        if isinstance(value, list) and any(isinstance(item, int | list) for item in value):
+            raise ValueError(
+                "input holds token ids; send the texts themselves: token ids from another "
+                "tokenizer would be read as other words by this server's models (LangChain: "
+                "OpenAIEmbeddings(..., check_embedding_ctx_length=False) sends texts)"
+            )
+        return value
 
 
 class Embedding(BaseModel):

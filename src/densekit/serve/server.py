@@ -3,6 +3,7 @@ socket bound beforehand (so a busy port is an error before anything loads)."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -40,6 +41,7 @@ class ServeOptions:
     max_body_bytes: int = 8 * 1024 * 1024
     allow_origins: Sequence[str] = ()  # web pages' origins allowed to call the server
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    access_log: bool = False  # one line per request on stdout (uvicorn's format)
     # Opens each collection's store: open_store, or one searching shards on a cluster
     # (densekit.distributed.shard_actors.ray_opener).
     opener: StoreOpener = open_store
@@ -89,6 +91,7 @@ def open_state(
         max_body_bytes=options.max_body_bytes,
         allowed_origins=[normalise_origin(origin) for origin in options.allow_origins],
         limits=options.limits,
+        access_log=options.access_log,
     )
 
 
@@ -101,9 +104,11 @@ def make_server(state: ServerState) -> Any:
         create_app(state),
         log_level="warning",
         timeout_graceful_shutdown=int(state.timeout_s + 5),
-        access_log=False,
+        access_log=state.access_log,
         **uvicorn_config_options(state.limits),
     )
+    if state.access_log:  # its lines are INFO, below the warnings-only level of the rest
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     return uvicorn.Server(config)
 
 

@@ -31,6 +31,7 @@ class ServerState:
     # The address it listens on: without an API key, writes are served on loopback only.
     host: str = "127.0.0.1"
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    access_log: bool = False
     started: int = field(default_factory=lambda: int(time.time()))
 
     @property

@@ -6,15 +6,18 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from densekit.corpus.chunking import ChunkConfig, document_passages
+from densekit.corpus.document import Document
+from densekit.corpus.in_memory import MemoryCorpus, is_in_memory
 from densekit.corpus.readers import CorpusReader
 from densekit.encode import Encoder, load_encoder
 from densekit.encode.late_interaction import LateInteractionEncoder
@@ -50,7 +53,7 @@ from densekit.store.sharded import retire_shards
 
 
 def build_collection(
-    corpus: str | Path,
+    corpus: str | Path | Iterable[Document | Mapping[str, Any]] | Any,
     out: str | Path,
     options: BuildOptions | None = None,
     *,
@@ -60,6 +63,10 @@ def build_collection(
     remote: PartitionEncoder | None = None,
 ) -> StoredCollection:
     """Build a collection from ``corpus`` into ``out`` and return it opened.
+
+    ``corpus``: a corpus file or folder, or documents in memory: a list or generator of
+    :class:`~densekit.corpus.Document` or dicts, a pandas DataFrame, a ``datasets.Dataset``
+    (read once, streamed as a file is; see :mod:`densekit.corpus.in_memory`).
 
     ``remote``: encode the embedding shards with these workers (a cluster's,
     :func:`densekit.distributed.ray_encoding`) instead of in this process; the files are the same.
@@ -73,9 +80,7 @@ def build_collection(
     """
     options = options or BuildOptions()
     directory = Path(out)
-    reader = CorpusReader(
-        corpus, format=options.corpus_format, fields=options.fields, on_empty=options.on_empty
-    )
+    reader = open_corpus(corpus, options)
     given = None
     if options.vectors is not None:  # bad vectors fail now, before anything is written
         given = read_vectors(options.vectors, options.vector_ids)
@@ -128,8 +133,21 @@ def build_collection(
     return StoredCollection(directory)
 
 
+def open_corpus(corpus: object, options: BuildOptions) -> CorpusReader | MemoryCorpus:
+    """A file or folder's reader, or documents given in memory (a list of Documents or dicts,
+    a DataFrame, a datasets.Dataset, a generator: :mod:`densekit.corpus.in_memory`)."""
+    if is_in_memory(corpus):
+        return MemoryCorpus(corpus, fields=options.fields, on_empty=options.on_empty)
+    return CorpusReader(
+        corpus,  # type: ignore[arg-type]
+        format=options.corpus_format,
+        fields=options.fields,
+        on_empty=options.on_empty,
+    )
+
+
 def _build_key(
-    reader: CorpusReader,
+    reader: CorpusReader | MemoryCorpus,
     options: BuildOptions,
     encoder: Encoder | None,
     given: VectorTable | None = None,
@@ -138,7 +156,7 @@ def _build_key(
     """What a resumed build must share with the interrupted one to reuse its shards."""
     settings = {
         "vectors": vectors_fingerprint(given) if given is not None else None,
-        "corpus": str(reader.path.resolve()),
+        "corpus": reader.source,
         "format": reader.format,
         "fields": asdict(options.fields),
         "on_empty": options.on_empty,
@@ -163,7 +181,7 @@ def check_chunking(chunk: ChunkConfig | None, encoder: Encoder) -> None:
 
 
 def _build_generation(
-    reader: CorpusReader,
+    reader: CorpusReader | MemoryCorpus,
     directory: Path,
     generation: str,
     options: BuildOptions,
@@ -186,7 +204,7 @@ def _build_generation(
     writer.close()
     if writer.count == 0:
         raise InputError(
-            f"{reader.path}: no documents to index (skipped empty: {reader.stats.skipped_empty})"
+            f"{reader.name}: no documents to index (skipped empty: {reader.stats.skipped_empty})"
         )
     stats: dict[str, object] = {
         "documents": writer.count,
@@ -256,7 +274,7 @@ def _build_generation(
         generation=generation,
         documents=writer.count,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        source=str(reader.path.resolve()),
+        source=reader.source,
         files=layout.files_with_sizes(directory, generation),
         retriever=options.retriever,
         encoder=encoder_info,

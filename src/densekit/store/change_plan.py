@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from densekit.corpus.document import Document
+from densekit.corpus.in_memory import documents_from
 from densekit.errors import InputError
 from densekit.files.ids import check_id, stored_id
 from densekit.store.documents import DocumentStore
@@ -117,16 +118,12 @@ def plan_change(
     )
 
 
-def documents_of(given: Iterable[Document], name: str) -> list[Document]:
+def documents_of(given: Iterable[Document] | Any, name: str) -> list[Document]:
+    """Documents, dicts, a DataFrame or a datasets.Dataset, as :mod:`densekit.corpus.in_memory`
+    reads them."""
     if isinstance(given, Document | str):
         raise InputError(f"{name} takes a list of documents; wrap the single one in a list")
-    documents = list(given)
-    for document in documents:
-        if not isinstance(document, Document):
-            raise InputError(
-                f"{name} takes densekit.Document objects, got {type(document).__name__}"
-            )
-    return documents
+    return list(documents_from(given, what=name))
 
 
 def ids_of(given: Iterable[str]) -> list[str]:

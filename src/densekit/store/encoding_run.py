@@ -12,6 +12,7 @@ written are the same.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import sys
@@ -68,9 +69,10 @@ class EncodedTexts:
 
 
 def encode_texts(
-    encoder: Encoder, texts: list[str], on_progress: Callable[[int], object] | None = None
+    encoder: Encoder, texts: list[str], on_progress: Callable[[int, int], object] | None = None
 ) -> EncodedTexts:
-    """Encode ``texts`` as documents, longest-first in token-budget batches."""
+    """Encode ``texts`` as documents, longest-first in token-budget batches;
+    ``on_progress(texts, tokens)`` as slices of them are done."""
     # Only what the model reads is tokenised: a huge passage costs its first tokens.
     todo = readable_texts(encoder, texts)
     limit = encoder.max_tokens
@@ -152,13 +154,15 @@ class EncodingRun:
         self.remote = remote
         self.report = EncodingReport()
         self._in_flight: dict[int, _Partition] = {}
+        self._started = time.perf_counter()
+        self._tokens_seen = 0  # read by the model so far, shards not yet finished included
 
     @property
     def shard_paths(self) -> list[Path]:
         return [self.directory / shard_name(i) for i in range(self.report.shards)]
 
     def run(self, passages: Iterable[Passage], expected: int | None = None) -> EncodingReport:
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         bar = tqdm(total=expected, desc="encoding", unit="passage", disable=not self.progress)
         notice = "\nstopping after the shard in flight (Ctrl-C again to stop now)"
         if self.remote is not None:
@@ -167,11 +171,11 @@ class EncodingRun:
             try:
                 for index, group in enumerate(_groups(passages, self.rows_per_shard)):
                     self._shard(index, group, bar)
-                    self._show(bar, started)
+                    self._show(bar)
                     interrupt.check()
                 while self._in_flight:
                     self._collect(bar, wait=True)
-                    self._show(bar, started)
+                    self._show(bar)
                     interrupt.check()
             except BaseException:
                 if self.remote is not None and self._in_flight:
@@ -181,10 +185,15 @@ class EncodingRun:
         self.report.seconds = round(time.perf_counter() - started, 3)
         return self.report
 
-    def _show(self, bar: tqdm, started: float) -> None:
-        elapsed = max(time.perf_counter() - started, 1e-9)
+    def _show(self, bar: tqdm) -> None:
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
         done = self.report.shards - len(self._in_flight)
-        bar.set_postfix(shards=done, tokens_per_s=f"{self.report.tokens / elapsed:,.0f}")
+        bar.set_postfix(shards=done, tokens_per_s=f"{self._tokens_seen / elapsed:,.0f}")
+
+    def _advance(self, bar: tqdm, passages: int, tokens: int) -> None:
+        self._tokens_seen += tokens
+        bar.update(passages)
+        self._show(bar)
 
     def _shard(self, index: int, group: list[Passage], bar: tqdm) -> None:
         report = self.report
@@ -208,7 +217,8 @@ class EncodingRun:
             self._commit(partition)
         elif self.remote is None:
             texts = [group[i][1] for i in partition.missing]
-            self._finish(partition, encode_texts(self.encoder, texts, on_progress=bar.update))
+            advance = functools.partial(self._advance, bar)
+            self._finish(partition, encode_texts(self.encoder, texts, on_progress=advance))
         else:
             while len(self._in_flight) >= self.remote.capacity:
                 self._collect(bar, wait=True)
@@ -230,7 +240,7 @@ class EncodingRun:
         assert self.remote is not None
         for index, encoded in self.remote.finished(wait):
             partition = self._in_flight.pop(index)
-            bar.update(len(partition.missing))
+            self._advance(bar, len(partition.missing), encoded.tokens)
             self._finish(partition, encoded)
 
     def _finish(self, partition: _Partition, encoded: EncodedTexts) -> None:
