@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 import densekit
+from densekit.evaluate.significance import paired_tests
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared" / "datasets"
@@ -194,29 +195,6 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     staging.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(staging, path)
     return path
-
-
-def paired_tests(a: dict[str, dict], b: dict[str, dict], measure: str, seed: int = 0) -> dict:
-    """Paired t-test and two-sided randomisation test (sign flips, 10,000) of b − a."""
-    from scipy.stats import ttest_rel
-
-    queries = sorted(a)
-    x = np.array([a[q][measure] for q in queries])
-    y = np.array([b[q][measure] for q in queries])
-    differences = y - x
-    rng = np.random.default_rng(seed)
-    flips = rng.choice([-1.0, 1.0], size=(10_000, len(differences)))
-    observed = abs(differences.mean())
-    randomised = float((np.abs((flips * differences).mean(axis=1)) >= observed).mean())
-    return {
-        "measure": measure,
-        "queries": len(queries),
-        "mean_difference": round(float(differences.mean()), 4),
-        "better": int((differences > 0).sum()),
-        "worse": int((differences < 0).sum()),
-        "t_test_p": float(f"{ttest_rel(y, x).pvalue:.3g}"),
-        "randomisation_p": randomised,
-    }
 
 
 def paired_tests_with_unseen(

@@ -305,11 +305,11 @@ def run_soak(source: Path, seconds: float, readers: int = 4) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--requests", type=int, default=10 if QUICK else 40, help="requests per client"
+        "--requests", type=int, default=3 if QUICK else 40, help="requests per client"
     )
-    parser.add_argument("--soak-seconds", type=float, default=10.0 if QUICK else 60.0)
+    parser.add_argument("--soak-seconds", type=float, default=5.0 if QUICK else 60.0)
     parser.add_argument(
-        "--fuzz-cases", type=int, default=10 if QUICK else 50, help="max examples per operation"
+        "--fuzz-cases", type=int, default=3 if QUICK else 50, help="max examples per operation"
     )
     parser.add_argument("--only", choices=["load", "fuzz", "soak", "hardening"])
     args = parser.parse_args()

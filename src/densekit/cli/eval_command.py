@@ -17,6 +17,7 @@ from densekit.cli.output import print_json, warn
 from densekit.encode import DEFAULT_MODEL
 from densekit.errors import InputError
 from densekit.evaluate import evaluate, evaluate_run
+from densekit.evaluate.evaluation import EvalReport
 from densekit.evaluate.metrics import DEFAULT_METRICS
 from densekit.retrieve import RETRIEVER_NAMES
 from densekit.store import BuildOptions
@@ -51,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_fusion_arguments(parser, "default: the collection's")
     add_pipeline_argument(parser)
     add_index_search_arguments(parser)
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN_OR_COLLECTION",
+        help="also score these (run files or collections, [NAME=]PATH) and test each against "
+        "this evaluation, as densekit compare does with it first",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
 
@@ -78,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         )
     for message in report.warnings:
         warn(message)
+    if args.compare:
+        return compare_with(args, report)
     if args.json:
         print_json(report.to_dict(per_query=args.per_query))
         return 0
@@ -94,6 +104,23 @@ def run(args: argparse.Namespace) -> int:
         for query_id, values in report.per_query.items():
             print(" ".join([f"{query_id:>10}", *(f"{values[n]:>10.4f}" for n in names)]))
     return 0
+
+
+def compare_with(args: argparse.Namespace, report: EvalReport) -> int:
+    """``densekit compare`` with this evaluation first, as the baseline."""
+    from densekit.cli.compare_command import evaluate_systems, named_systems, show
+    from densekit.evaluate.comparison import compare_reports, cutoff_curves
+
+    name = "eval" if report.retriever == "run" else report.retriever
+    others = named_systems(args.compare)
+    if name in others:
+        raise InputError(f"--compare names a system {name!r}, as this evaluation is called")
+    args.correction, args.baseline, args.report = "holm", name, None
+    data, reports = evaluate_systems(args, others)
+    everything = {name: report, **reports}
+    comparison = compare_reports(everything, baseline=name, correction="holm")
+    cutoff_curves(comparison, everything, data.qrels)
+    return show(args, comparison, report.queries)
 
 
 def _cut_build(args: argparse.Namespace) -> BuildOptions | None:
