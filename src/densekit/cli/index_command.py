@@ -15,6 +15,7 @@ from densekit.cli.corpus_arguments import (
 from densekit.cli.ray_arguments import add_ray_arguments, check_ray_arguments, remote_encoding
 from densekit.encode import Encoder
 from densekit.errors import InputError
+from densekit.index.languages import LANGUAGES
 from densekit.index.lexical import HYBRID_TERMS
 from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES
 from densekit.store import BuildOptions, build_collection
@@ -52,9 +53,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "int8+rescore*4, dim128:HNSW32+rescore*4 ... (grammar: docs/index-specs.md)",
     )
     parser.add_argument(
+        "--language",
+        metavar="CODE",
+        help=f"BM25's language: its stemmer and stop words ({', '.join(LANGUAGES)}; zh, ja, "
+        "ko: character bigrams; none: words exactly as written; default: en, or --stemmer)",
+    )
+    parser.add_argument(
         "--stemmer",
-        default="english",
-        help="BM25's stemmer: a language (default: %(default)s), or none to match words exactly",
+        default=BuildOptions.bm25_stemmer,
+        help="BM25's stemmer alone: a PyStemmer language (default: %(default)s), or none to "
+        "match words exactly",
     )
     parser.add_argument(
         "--exact-words",
@@ -115,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             sparse=args.sparse,
             multivector=args.multivector,
             bm25_stemmer=args.stemmer,
+            bm25_language=args.language,
             bm25_exact_weight=args.exact_words,
             bm25_pair_weight=args.word_pairs,
             vectors=args.vectors,

@@ -95,7 +95,11 @@ def _shards(shards: list[dict] | None) -> list[tuple[str, str]]:
 def _bm25(bm25: dict | None) -> str:
     if bm25 is None:
         return "none"
-    return f"k1 {bm25['k1']:g}, b {bm25['b']:g}, stemmer {bm25['stemmer']}; {bm25['terms']}"
+    language = f"language {bm25['language']}, " if bm25.get("language") else ""
+    return (
+        f"k1 {bm25['k1']:g}, b {bm25['b']:g}, {language}stemmer {bm25['stemmer']}, "
+        f"stop words {bm25.get('stopwords', 'en')}; {bm25['terms']}"
+    )
 
 
 def _multivector(part: dict | None) -> list[tuple[str, str]]:

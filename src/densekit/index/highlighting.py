@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from densekit.index.languages import CJK_RUN
 from densekit.index.lexical import CLASSIC_TERMS, Analyzer
 
 # bm25s's default token pattern: runs of two or more word characters.
@@ -28,6 +29,13 @@ class Highlighter:
         """Character spans (start, end) of ``text``'s words whose term is in ``terms``."""
         if not terms or not text:
             return []
+        if self._analyzer.segments:  # CJK runs: the bigrams that match; the rest as words
+            marked = _bigram_spans(terms, text)
+            spaced = CJK_RUN.sub(lambda run: " " * len(run.group()), text)
+            return sorted(marked + self._word_spans(terms, spaced))
+        return self._word_spans(terms, text)
+
+    def _word_spans(self, terms: frozenset[str], text: str) -> list[tuple[int, int]]:
         # Spans of the text as given (lower-casing may change a text's length).
         words = list(WORD.finditer(text))
         distinct = list(dict.fromkeys(match.group().lower() for match in words))
@@ -38,3 +46,18 @@ class Highlighter:
             if terms.intersection(analysed)
         }
         return [match.span() for match in words if match.group().lower() in matching]
+
+
+def _bigram_spans(terms: frozenset[str], text: str) -> list[tuple[int, int]]:
+    """Spans of the CJK bigrams of ``text`` that are ``terms``, overlapping ones merged."""
+    spans: list[tuple[int, int]] = []
+    for run in CJK_RUN.finditer(text):
+        chars, start = run.group(), run.start()
+        for i in range(max(1, len(chars) - 1)):
+            if chars[i : i + 2] in terms:
+                begin, end = start + i, start + min(i + 2, len(chars))
+                if spans and spans[-1][1] >= begin:
+                    spans[-1] = (spans[-1][0], end)
+                else:
+                    spans.append((begin, end))
+    return spans

@@ -23,6 +23,7 @@ from densekit.index.bm25_statistics import (
     bm25_ceilings,
     bm25_scored_with,
 )
+from densekit.index.languages import CJK_BIGRAMS, NO_STOPWORDS, cjk_bigrams
 
 # Anserini/Pyserini's BM25 defaults, which its published BEIR numbers use.
 DEFAULT_K1 = 0.9
@@ -38,7 +39,7 @@ PROGRESS_CHUNK = 2_000  # texts analysed between two moves of the progress bar
 
 
 def _stemmer(language: str):
-    if language == NO_STEMMER:
+    if language in (NO_STEMMER, CJK_BIGRAMS):
         return None
     import Stemmer
 
@@ -93,9 +94,16 @@ class Analyzer:
         self.stopwords = stopwords
         self.weights = weights
         self._stemmer = _stemmer(stemmer)
+        self._segment = stemmer == CJK_BIGRAMS
+        self._stopwords = None if stopwords == NO_STOPWORDS else stopwords
         self._exact = weights.exact > 0 and self._stemmer is not None
         # PyStemmer's stemmers keep a cache and are not thread-safe; servers search from many.
         self._lock = threading.Lock()
+
+    @property
+    def segments(self) -> bool:
+        """Whether runs of CJK characters are read as their bigrams."""
+        return self._segment
 
     def terms(self, texts: Sequence[str], *, progress: bool = False) -> list[list[str]]:
         """Each text's terms; with ``progress``, one bar over the texts (bm25s's own bars,
@@ -114,17 +122,19 @@ class Analyzer:
     def _terms(self, texts: list[str]) -> list[list[str]]:
         import bm25s
 
+        if self._segment:
+            texts = [cjk_bigrams(text) for text in texts]
         with self._lock:
             if not (self._exact or self.weights.pairs):
                 return bm25s.tokenize(
                     texts,
-                    stopwords=self.stopwords,
+                    stopwords=self._stopwords,
                     stemmer=self._stemmer,
                     return_ids=False,
                     show_progress=False,
                 )
             words = bm25s.tokenize(
-                texts, stopwords=self.stopwords, return_ids=False, show_progress=False
+                texts, stopwords=self._stopwords, return_ids=False, show_progress=False
             )
             return [self._with_extra_terms(document) for document in words]
 
@@ -151,10 +161,10 @@ def check_stemmer(language: str) -> None:
     import Stemmer
 
     known = sorted(Stemmer.algorithms())
-    if language != NO_STEMMER and language not in known:
+    if language not in (NO_STEMMER, CJK_BIGRAMS) and language not in known:
         raise InputError(
-            f"unknown BM25 stemmer {language!r}; choose {NO_STEMMER} (exact words) or one of "
-            f"{', '.join(known)}"
+            f"unknown BM25 stemmer {language!r}; choose {NO_STEMMER} (exact words), "
+            f"{CJK_BIGRAMS} (Chinese, Japanese, Korean) or one of {', '.join(known)}"
         )
 
 

@@ -14,6 +14,7 @@ from densekit.encode.batching import DEFAULT_BATCH_TOKENS
 from densekit.encode.cache import default_cache_dir
 from densekit.errors import InputError
 from densekit.files.shards import DEFAULT_ROWS_PER_SHARD, STORAGE_DTYPES
+from densekit.index.languages import CJK_BIGRAMS, language_settings
 from densekit.index.lexical import (
     CLASSIC_TERMS,
     DEFAULT_B,
@@ -61,8 +62,12 @@ class BuildOptions:
     cache_dir: Path | None = field(default_factory=default_cache_dir)
     bm25_k1: float = DEFAULT_K1
     bm25_b: float = DEFAULT_B
-    # BM25's stemmer: a PyStemmer language, or "none" to match words exactly.
+    # BM25's stemmer: a PyStemmer language, "none" to match words exactly, or "cjk-bigrams".
     bm25_stemmer: str = "english"
+    # BM25's stop words: a bm25s list ("en", "de", "zh", ...) or "none".
+    bm25_stopwords: str = "en"
+    # A language code (densekit.index.languages) sets both of the above.
+    bm25_language: str | None = None
     # The weights of BM25's extra terms (TermWeights: exact word forms, adjacent word pairs);
     # None: the retriever's default, HYBRID_TERMS in a hybrid, classic BM25 (0, as Pyserini and
     # bm25s score) in a BM25 collection.
@@ -101,9 +106,22 @@ class BuildOptions:
         exact = default.exact if self.bm25_exact_weight is None else self.bm25_exact_weight
         pairs = default.pairs if self.bm25_pair_weight is None else self.bm25_pair_weight
         # Without a stemmer every word is its exact form already.
-        return TermWeights(0.0 if self.bm25_stemmer == NO_STEMMER else exact, pairs)
+        unstemmed = self.bm25_stemmer in (NO_STEMMER, CJK_BIGRAMS)
+        return TermWeights(0.0 if unstemmed else exact, pairs)
 
     def __post_init__(self) -> None:
+        if self.bm25_language is not None:
+            language = language_settings(self.bm25_language)
+            stemmer_ok = self.bm25_stemmer in (BuildOptions.bm25_stemmer, language.stemmer)
+            stopwords_ok = self.bm25_stopwords in (BuildOptions.bm25_stopwords, language.stopwords)
+            if not (stemmer_ok and stopwords_ok):
+                raise InputError(
+                    f"BM25 language {language.code!r} sets the stemmer and stop words itself; "
+                    "give the language, or the stemmer (--stemmer), not both"
+                )
+            object.__setattr__(self, "bm25_language", language.code)
+            object.__setattr__(self, "bm25_stemmer", language.stemmer)
+            object.__setattr__(self, "bm25_stopwords", language.stopwords)
         parse_spec(self.index)  # a malformed spec fails before any work
         object.__setattr__(self, "fusion", fusion_table(self.fusion))
         if self.retriever not in RETRIEVER_NAMES:

@@ -236,6 +236,8 @@ def _build_generation(
                 k1=options.bm25_k1,
                 b=options.bm25_b,
                 stemmer=options.bm25_stemmer,
+                stopwords=options.bm25_stopwords,
+                language=options.bm25_language,
                 exact_weight=terms.exact,
                 pair_weight=terms.pairs,
             )

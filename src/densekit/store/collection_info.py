@@ -62,6 +62,8 @@ def collection_info(collection: StoredCollection | ShardedStore) -> dict[str, An
             "k1": manifest.lexical.k1,
             "b": manifest.lexical.b,
             "stemmer": manifest.lexical.stemmer,
+            "stopwords": manifest.lexical.stopwords,
+            "language": manifest.lexical.language,
             "terms": manifest.lexical.terms.describe(),
         },
         "adapter": None if collection.adapter is None else collection.adapter.describe(),

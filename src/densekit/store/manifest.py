@@ -117,6 +117,7 @@ class LexicalInfo:
     stemmer: str = "english"
     stopwords: str = "en"
     backend: str = "bm25s"
+    language: str | None = None  # the --language that chose stemmer and stop words, if any
     # densekit.index.lexical.TermWeights: 0 and 0 (classic BM25) in manifests written before.
     exact_weight: float = 0.0
     pair_weight: float = 0.0

@@ -139,6 +139,8 @@ def _options_of(store: StoredCollection | ShardedStore, progress: bool) -> Build
         bm25_k1=lexical.k1 if lexical else BuildOptions.bm25_k1,
         bm25_b=lexical.b if lexical else BuildOptions.bm25_b,
         bm25_stemmer=lexical.stemmer if lexical else BuildOptions.bm25_stemmer,
+        bm25_stopwords=lexical.stopwords if lexical else BuildOptions.bm25_stopwords,
+        bm25_language=lexical.language if lexical else None,
         bm25_exact_weight=lexical.exact_weight if lexical else None,
         bm25_pair_weight=lexical.pair_weight if lexical else None,
         fusion=manifest.fusion,

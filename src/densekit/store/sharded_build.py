@@ -192,7 +192,12 @@ def _lexical_statistics(
             )
             yield from (document.content for document in reader)
 
-    return corpus_statistics(texts(), stemmer=options.bm25_stemmer, terms=options.lexical_terms())
+    return corpus_statistics(
+        texts(),
+        stemmer=options.bm25_stemmer,
+        stopwords=options.bm25_stopwords,
+        terms=options.lexical_terms(),
+    )
 
 
 def _clear_after_publishing(directory: Path, names: list[str]) -> None:
