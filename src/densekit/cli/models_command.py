@@ -85,13 +85,14 @@ def run(args: argparse.Namespace) -> int:
         print_json([{"name": row.select, **asdict(row), "offline": row.offline} for row in rows])
         return 0
     print(f"densekit {__version__}")
-    print(f"{'--model':<13} {'dim':>5}  {'where':<8} description")
+    width = max(len(row.select) for row in rows)
+    print(f"{'--model':<{width}} {'dim':>5}  {'where':<8} description")
     for row in rows:
         mark = " (default)" if row.default else ""
         where = "absent" if row.where == "bundled, not installed" else row.where
-        print(f"{row.select:<13} {row.dimension:>5}  {where:<8} {row.description}{mark}")
+        print(f"{row.select:<{width}} {row.dimension:>5}  {where:<8} {row.description}{mark}")
         if where == "absent":
-            print(f"{'':<30}bundled, not installed: {row.install}")
+            print(f"{'':<{width + 17}}bundled, not installed: {row.install}")
     print("\nOther models, named by their kind:")
     for select, meaning in OTHER_NAMES:
         print(f"  {select:<28} {meaning}")

@@ -117,6 +117,29 @@ REGISTRY: dict[str, RegistryEntry] = {
             query_prompt="query: ",
             document_prompt="passage: ",
         ),
+        # Multilingual: one vector space for ~100 languages (queries in one, documents in
+        # another work too).
+        RegistryEntry(
+            name="multilingual-e5-small",
+            description="intfloat/multilingual-e5-small, ~100 languages (hub)",
+            dimension=384,
+            locate=_hub("intfloat/multilingual-e5-small"),
+            query_prompt="query: ",
+            document_prompt="passage: ",
+        ),
+        RegistryEntry(
+            name="multilingual-minilm",
+            description="sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2, 50+ "
+            "languages (hub)",
+            dimension=384,
+            locate=_hub("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"),
+        ),
+        RegistryEntry(
+            name="bge-m3",
+            description="BAAI/bge-m3, 100+ languages, 8192 tokens (hub)",
+            dimension=1024,
+            locate=_hub("BAAI/bge-m3"),
+        ),
     )
 }
 
