@@ -65,3 +65,31 @@ def test_huge_texts_are_tokenised_block_by_block_with_the_same_windows() -> None
     assert list(block_spans(text, words, 1000)) == words(text)
     assert max(seen) <= 5000 + 1000  # a block, or the long word: never the whole text
     assert len(seen) > 10
+
+
+def test_structured_documents_are_cut_at_their_headings_first() -> None:
+    from densekit.corpus import Document
+    from densekit.corpus.chunking import document_passages
+    from densekit.corpus.markup import read_markdown
+
+    note = "# Guide\n\nIntro a b.\n\n## Install\n\nc d e f g h\n\n## Use\n\ni j\n"
+    read = read_markdown(note, "guide.md")
+    document = Document("guide.md", read.text, read.title, {"_sections": read.sections})
+    passages = document_passages(document, words, ChunkConfig(size=5))
+    assert [text for _, text in passages] == [
+        "Guide Intro a b.",
+        "Install\n\nc d e f",  # a window never runs on into the next section
+        "g h",
+        "Use\n\ni j",
+    ]
+    assert [pid for pid, _ in passages] == [f"guide.md#{n}" for n in range(4)]
+    # A structured document that fits in one window stays whole.
+    assert document_passages(document, words, ChunkConfig(size=50)) == [
+        ("guide.md#0", document.content)
+    ]
+    # Section starts that do not fit the text are ignored, not trusted.
+    odd = Document("x", "a b c d e f", metadata={"_sections": [0, 99, "3"]})
+    assert [t for _, t in document_passages(odd, words, ChunkConfig(size=4))] == [
+        "a b c d",
+        "e f",
+    ]

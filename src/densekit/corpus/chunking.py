@@ -42,6 +42,12 @@ class ChunkConfig:
         return self.size - self.overlap
 
 
+SECTIONS_KEY = "_sections"
+"""Metadata of a document read from structured text (Markdown, HTML): where in its text each
+section (a heading and what follows) starts. A document too long for one window is cut at
+these first, then each section into windows: no chunk spans two sections."""
+
+
 def document_passages(
     document: Document, spans_of: TokenSpans, config: ChunkConfig | None
 ) -> list[tuple[str, str]]:
@@ -49,7 +55,38 @@ def document_passages(
     if config is None:
         return [(document.id, document.content)]
     windows = chunk_text(document.content, spans_of, config)
+    starts = section_starts(document)
+    if starts:
+        first_two = list(itertools.islice(windows, 2))
+        if len(first_two) == 1:  # fits in one window: whole, as any document
+            windows = iter(first_two)
+        else:
+            windows = (
+                window
+                for section in _sections(document, starts)
+                for window in chunk_text(section, spans_of, config)
+            )
     return [(f"{document.id}#{number}", text) for number, text in enumerate(windows)]
+
+
+def section_starts(document: Document) -> list[int]:
+    """The valid section starts of ``document``'s metadata, sorted (none: not structured)."""
+    given = document.metadata.get(SECTIONS_KEY) if document.metadata else None
+    if not isinstance(given, list):
+        return []
+    size = len(document.text)
+    return sorted({at for at in given if isinstance(at, int) and 0 < at < size})
+
+
+def _sections(document: Document, starts: list[int]) -> Iterator[str]:
+    """The document's sections, the title with the first; blank ones left out."""
+    bounds = [0, *starts, len(document.text)]
+    for number, (start, end) in enumerate(itertools.pairwise(bounds)):
+        text = document.text[start:end].strip()
+        if number == 0 and document.title.strip():
+            text = f"{document.title.strip()} {text}".strip()
+        if text:
+            yield text
 
 
 def chunk_text(text: str, spans_of: TokenSpans, config: ChunkConfig) -> Iterator[str]:

@@ -31,6 +31,7 @@ class ReadableText:
     title: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    sections: list[int] = field(default_factory=list)  # where each heading starts in text
 
 
 def read_markdown(source: str, where: str) -> ReadableText:
@@ -42,7 +43,7 @@ def read_markdown(source: str, where: str) -> ReadableText:
         metadata = _front_matter(matter.group(1), where)
         source = source[matter.end() :]
     tokens = MarkdownIt("commonmark").enable("table").parse(source)
-    blocks: list[str] = []
+    blocks: list[tuple[str, bool]] = []  # (text, is a heading)
     heading: str | None = None
     in_heading = False
     for token in tokens:
@@ -55,14 +56,25 @@ def read_markdown(source: str, where: str) -> ReadableText:
             if in_heading and heading is None:
                 heading = words
             if words:
-                blocks.append(words)
+                blocks.append((words, in_heading))
         elif token.type in ("fence", "code_block"):
-            blocks.append(token.content.rstrip("\n"))
+            blocks.append((token.content.rstrip("\n"), False))
     title = metadata.pop("title", None)
     title = str(title) if title is not None else heading or ""
-    if blocks and blocks[0] == title:  # the title heading is the title, not body text
+    if blocks and blocks[0][0] == title:  # the title heading is the title, not body text
         blocks = blocks[1:]
-    return ReadableText(title=title.strip(), text="\n\n".join(blocks), metadata=metadata)
+    text, sections = _joined(blocks)
+    return ReadableText(title.strip(), text, metadata, sections)
+
+
+def _joined(blocks: list[tuple[str, bool]]) -> tuple[str, list[int]]:
+    """The blocks as paragraphs, and where each heading among them starts."""
+    sections, at = [], 0
+    for text, is_heading in blocks:
+        if is_heading and at > 0:
+            sections.append(at)
+        at += len(text) + 2
+    return "\n\n".join(text for text, _ in blocks), sections
 
 
 def _inline_text(children: list[Any]) -> str:
@@ -115,6 +127,10 @@ _BLOCKS = {
 }  # fmt: skip
 
 
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_HEADING_MARK = "\x00"  # put before a heading's text: no HTML text holds it
+
+
 class _Visible(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -129,6 +145,8 @@ class _Visible(HTMLParser):
             self._skipping += 1
         if tag in _BLOCKS:
             self.parts.append("\n\n")
+        if tag in _HEADINGS:
+            self.parts.append(_HEADING_MARK)
         if tag in ("title", "h1"):
             self._in.append(tag)
         if tag == "img":
@@ -159,12 +177,17 @@ def read_html(source: str) -> ReadableText:
     parser = _Visible()
     parser.feed(source)
     parser.close()
-    paragraphs = (" ".join(block.split()) for block in re.split(r"\n\s*\n", "".join(parser.parts)))
+    blocks = []
+    for block in re.split(r"\n\s*\n", "".join(parser.parts)):
+        is_heading = _HEADING_MARK in block
+        words = " ".join(block.replace(_HEADING_MARK, " ").split())
+        if words:
+            blocks.append((words, is_heading))
     title = " ".join((parser.title or parser.first_h1).split())
-    kept = [block for block in paragraphs if block]
-    if kept and kept[0] == title:
-        kept = kept[1:]
-    return ReadableText(title=title, text="\n\n".join(kept))
+    if blocks and blocks[0][0] == title:
+        blocks = blocks[1:]
+    text, sections = _joined(blocks)
+    return ReadableText(title=title, text=text, sections=sections)
 
 
 def read_pdf(path: Path) -> ReadableText:

@@ -346,6 +346,7 @@ def _read_parquet(path: Path, fields: FieldNames) -> Iterator[Document]:
 def _read_folder(root: Path) -> Iterator[Document]:
     """Each file a document: its path under ``root`` the id; Markdown, HTML and PDF read as
     :mod:`densekit.corpus.markup` does; its path and modification time (UTC) in the metadata."""
+    from densekit.corpus.chunking import SECTIONS_KEY
     from densekit.corpus.markup import read_html, read_markdown, read_pdf
 
     files = sorted(
@@ -370,4 +371,6 @@ def _read_folder(root: Path) -> Iterator[Document]:
             yield Document(id=doc_id, text=text, metadata=facts, source=str(file))
         else:
             metadata = {**read.metadata, **facts}
+            if read.sections:  # chunks are cut at headings first (corpus.chunking)
+                metadata[SECTIONS_KEY] = read.sections
             yield Document(doc_id, read.text, read.title, metadata, source=str(file))
