@@ -364,3 +364,17 @@ def test_bm25_terms_default_by_retriever_and_refuse_a_negative_weight(
     assert code == 2 and "BM25 pairs weight -1.0: give a number >= 0" in err
     assert "Traceback" not in err
     assert run_cli(capsys, "search", out, "vitamin")[0] == 0  # the collection is untouched
+
+
+def test_device_flag_runs_on_the_cpu_and_refuses_a_missing_gpu(capsys, tiny_beir: Path) -> None:
+    import torch
+
+    corpus = tiny_beir / "corpus.jsonl"
+    code, out, err = run_cli(
+        capsys, "eval", tiny_beir, "--model", "minilm", "--retriever", "dense", "--device", "cpu"
+    )
+    assert code == 0 and "nDCG@10" in out, err
+    missing = f"cuda:{torch.cuda.device_count()}"
+    code, _, err = run_cli(capsys, "index", corpus, "--out", "x", "--device", missing)
+    assert code == 2 and f"device '{missing}' is not on this machine" in err
+    assert "Traceback" not in err

@@ -37,6 +37,7 @@ from densekit.cli import (
     tune_command,
 )
 from densekit.encode.allocator import tune_for_command
+from densekit.encode.devices import using_device
 from densekit.errors import DensekitError
 
 COMMANDS = (
@@ -69,6 +70,16 @@ COMMANDS = (
 )
 
 
+# Commands that load an encoder, reranker or trainer; `limits` has a --device of its own.
+RUNS_MODELS = frozenset(
+    {
+        "index", "encode", "add", "update", "upsert", "search", "eval", "compare", "tune",
+        "pipeline", "reindex", "reshard", "mine-negatives", "train", "train-llm",
+        "train-reranker", "train-bpv", "train-defsent", "adapt", "serve",
+    }
+)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="densekit",
@@ -84,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
+    for name, command_parser in subparsers.choices.items():
+        if name in RUNS_MODELS:
+            command_parser.add_argument(
+                "--device",
+                metavar="DEVICE",
+                help="where models run: auto (a GPU when there is one, the default), cpu, "
+                "cuda, cuda:N, mps",
+            )
     return parser
 
 
@@ -92,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_for_command(disabled=args.no_allocator_tuning)
     try:
-        code = int(args.handler(args) or 0)
+        with using_device(getattr(args, "device", None)):
+            code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left shows here, not at the interpreter's exit
         return code
     except BrokenPipeError:  # `densekit info DIR | head -1`: the reader has all it wanted

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
+from densekit.encode.devices import resolve_device
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.model_spec import ModelSpec
 from densekit.encode.truncation import tokenizer_spans
@@ -110,6 +111,7 @@ class DecoderEncoder:
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         max_batch: int = 32,
         max_tokens: int | None = None,
+        device: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoConfig, AutoModel, AutoTokenizer
@@ -145,7 +147,8 @@ class DecoderEncoder:
                 )
         except (OSError, ValueError) as exc:
             raise InputError(f"could not load {model!r} ({_first_line(exc)})") from None
-        self.model.eval()
+        self.device = resolve_device(device)
+        self.model.to(self.device).eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "right"
@@ -242,10 +245,10 @@ class DecoderEncoder:
         mask = features["attention_mask"]
         with torch.inference_mode():
             output = self.model(
-                input_ids=features["input_ids"],
-                attention_mask=self.attention_mask(mask),
+                input_ids=features["input_ids"].to(self.device),
+                attention_mask=self.attention_mask(mask).to(self.device),
             )
-        return output.last_hidden_state.float(), mask
+        return output.last_hidden_state.float().cpu(), mask
 
     def attention_mask(self, padding: Any) -> Any:
         """The 2-D padding mask (causal) or the full 4-D mask built from it (bidirectional)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from densekit.encode.devices import resolve_device
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.errors import InputError
 
@@ -60,7 +61,7 @@ class LateInteractionEncoder:
         self,
         location: str,
         settings: LateInteractionSettings | None = None,
-        device: str = "cpu",
+        device: str | None = None,
         batch: int = 32,
         name: str | None = None,
     ) -> None:
@@ -77,16 +78,20 @@ class LateInteractionEncoder:
         self.settings = settings or _settings_of(folder, projection)
         self.location = location
         self._name = name
-        self.device = device
+        self.device = resolve_device(device)
         self.batch = batch
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         if self.tokenizer.mask_token_id is None:
             raise InputError(f"{location}: its tokenizer has no [MASK] token to pad queries with")
-        self.model = AutoModel.from_pretrained(folder).to(device)
+        self.model = AutoModel.from_pretrained(folder).to(self.device)
         hidden = int(self.model.config.hidden_size)
-        self.projection = torch.nn.Linear(hidden, self.settings.dimension, bias=False).to(device)
+        self.projection = torch.nn.Linear(hidden, self.settings.dimension, bias=False).to(
+            self.device
+        )
         if (folder / PROJECTION_FILE).exists():
-            state = torch.load(folder / PROJECTION_FILE, map_location=device, weights_only=True)
+            state = torch.load(
+                folder / PROJECTION_FILE, map_location=self.device, weights_only=True
+            )
             self.projection.load_state_dict(state)
         elif projection is not None:
             if tuple(projection.shape) != (self.settings.dimension, hidden):

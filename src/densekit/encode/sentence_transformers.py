@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from densekit.encode.batching import DEFAULT_BATCH_TOKENS, token_budget_batches
 from densekit.encode.depth import check_dimension, keep_first_layers
+from densekit.encode.devices import resolve_device
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.model_spec import ModelSpec
 from densekit.encode.truncation import tokenizer_spans
@@ -39,7 +40,7 @@ class SentenceTransformerEncoder:
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
         try:
-            self.model = SentenceTransformer(spec.location, device=device)
+            self.model = SentenceTransformer(spec.location, device=resolve_device(device))
         except (OSError, ValueError) as exc:
             raise InputError(
                 f"could not load model {spec.name!r} from {spec.location!r}: {exc}. "

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from densekit.encode.devices import resolve_device
 from densekit.encode.truncation import tokenizer_prefix
 from densekit.errors import DensekitError, InputError
 from densekit.retrieve.pipeline import RerankStage
@@ -47,7 +48,7 @@ class CrossEncoderReranker:
         self.name = model
         self.batch = batch
         # The accelerator when there is one (sentence-transformers picks it), else the CPU.
-        self.model = CrossEncoder(model, max_length=max_length)
+        self.model = CrossEncoder(model, max_length=max_length, device=resolve_device())
         self._identity = torch.nn.Identity()
         self._lock = threading.Lock()  # tokenizers are not thread-safe; servers call from many
 
