@@ -378,3 +378,27 @@ def test_device_flag_runs_on_the_cpu_and_refuses_a_missing_gpu(capsys, tiny_beir
     code, _, err = run_cli(capsys, "index", corpus, "--out", "x", "--device", missing)
     assert code == 2 and f"device '{missing}' is not on this machine" in err
     assert "Traceback" not in err
+
+
+def test_device_flag_reaches_the_model_where_a_gpu_is_seen(
+    capsys, tiny_beir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sentence_transformers
+
+    from densekit.encode import devices
+
+    real = sentence_transformers.SentenceTransformer
+    asked: list[str | None] = []
+
+    def recording(*args, device=None, **kwargs):  # loads on the CPU, records what was asked
+        asked.append(device)
+        return real(*args, device="cpu", **kwargs)
+
+    monkeypatch.setattr(devices, "available_devices", lambda: ["cpu", "cuda:0"])
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", recording)
+    flags = ["--model", "minilm", "--retriever", "dense"]
+    assert run_cli(capsys, "eval", tiny_beir, *flags, "--device", "cpu")[0] == 0
+    assert asked and set(asked) == {"cpu"}  # every model the command loaded
+    asked.clear()
+    assert run_cli(capsys, "eval", tiny_beir, *flags)[0] == 0
+    assert asked and set(asked) == {"cuda:0"}  # auto: the (seen) GPU; the flag did not stay

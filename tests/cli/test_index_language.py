@@ -53,5 +53,5 @@ def test_index_refuses_an_unknown_language_or_a_conflicting_stemmer(capsys, tmp_
         "--stemmer",
         "french",
     )
-    assert code == 2 and "sets the stemmer and stop words itself" in err
+    assert code == 2 and "--language de sets the stemmer 'german' itself" in err
     assert not (tmp_path / "y").exists()

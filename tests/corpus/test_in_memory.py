@@ -95,3 +95,23 @@ def _fields(id_field: str):
     from densekit.corpus import FieldNames
 
     return FieldNames(id=id_field)
+
+
+def test_metadata_from_a_dataframe_is_json_and_a_none_item_is_refused(tmp_path: Path) -> None:
+    pandas = require("pandas")
+    frame = pandas.DataFrame(
+        [{"id": "d1", "text": "Dated text.", "when": pandas.Timestamp("2024-05-01"), "n": 3}]
+    )
+    from densekit.corpus.in_memory import documents_from
+
+    (document,) = documents_from(frame)
+    assert document.metadata == {"when": "2024-05-01T00:00:00", "n": 3}
+    with pytest.raises(InputError, match=r"documents\[0\]: a NoneType is not a document"):
+        densekit.build_collection([None, RECORDS[0]], tmp_path / "out", BM25)
+
+
+def test_a_sharded_build_from_memory_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    from densekit.store.sharded_build import build_sharded
+
+    with pytest.raises(InputError, match="write the documents to JSONL first"):
+        build_sharded(RECORDS, tmp_path / "out", BM25, shards=2)

@@ -57,7 +57,7 @@ def test_html_title_visible_text_only() -> None:
     </body></html>"""
     read = read_html(page)
     assert read.title == "Salmon & rivers"
-    assert read.text == "Salmon swim upstream.\n\nTo spawn.a salmon"
+    assert read.text == "Salmon swim upstream.\n\nTo spawn. a salmon"
     assert "hidden" not in read.text and "color" not in read.text
 
 
@@ -106,3 +106,15 @@ def test_an_unreadable_pdf_is_named(tmp_path: Path) -> None:
     (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf")
     with pytest.raises(InputError, match=r"bad\.pdf: not a readable PDF"):
         list(read_corpus(tmp_path))
+
+
+def test_html_tables_headings_and_markdown_html_blocks_keep_their_words_apart() -> None:
+    page = (
+        "<h1>Intro</h1><p>First.</p><h1>Usage</h1>"
+        "<table><tr><th>Name</th><th>Dose</th></tr><tr><td>Vitamin</td><td>400IU</td></tr></table>"
+    )
+    read = read_html(page)
+    assert read.title == "Intro"  # the first <h1> alone, without a <title>
+    assert read.text == "First.\n\nUsage\n\nName Dose\n\nVitamin 400IU"
+    note = read_markdown("# Note\n\n<div>\nhidden block text\n</div>\n\nAfter.\n", "n.md")
+    assert note.text == "hidden block text\n\nAfter."

@@ -80,6 +80,7 @@ def test_trec_eval_names_are_taken_alongside_ir_measures_names() -> None:
         assert ours["nDCG@10"] == pytest.approx(values["ndcg_cut_10"])
         assert ours["AP"] == pytest.approx(values["map"])
         assert ours["P@5"] == pytest.approx(values["P_5"])
+        assert ours["R@100"] == pytest.approx(values["recall_100"])
         assert ours["RR"] == pytest.approx(values["recip_rank"])
 
 

@@ -45,3 +45,11 @@ def test_bad_input_is_named() -> None:
         corrected([0.1], "sidak")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="no query is scored by both"):
         paired_tests(scores([0.1]), {"other": {"nDCG@10": 0.2}}, "nDCG@10")
+
+
+def test_a_nan_p_value_counts_as_no_evidence_wherever_it_stands() -> None:
+    nan = float("nan")
+    assert corrected([nan, 0.01, 0.04], "holm") == pytest.approx([1.0, 0.03, 0.08])
+    assert corrected([0.01, nan, 0.04], "holm") == pytest.approx([0.03, 1.0, 0.08])
+    one = paired_tests(scores([0.2]), scores([0.5]), "nDCG@10")
+    assert one["t_test_p"] == 1.0  # one query: no test

@@ -54,3 +54,12 @@ def test_language_conflicts_and_unknown_codes_are_refused() -> None:
     with pytest.raises(InputError, match="sets the stemmer and stop words itself"):
         bm25("de", bm25_stemmer="french")
     assert bm25("de", bm25_stemmer="german").bm25_stopwords == "de"  # consistent: taken
+
+
+def test_a_lone_cjk_character_is_a_word(tmp_path: Path) -> None:
+    corpus = tmp_path / "zh.jsonl"
+    corpus.write_text(
+        '{"_id": "cat", "text": "猫"}\n{"_id": "dog", "text": "狗 很 忠诚"}\n', encoding="utf-8"
+    )
+    collection = densekit.build_collection(corpus, tmp_path / "zh", bm25("zh"))
+    assert [hit.id for hit in collection.search("猫", k=2)] == ["cat"]

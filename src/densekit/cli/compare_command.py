@@ -11,7 +11,7 @@ from densekit.errors import InputError
 from densekit.evaluate import evaluate, evaluate_run
 from densekit.evaluate.beir import BeirDataset, load_beir
 from densekit.evaluate.comparison import Comparison, compare_reports, cutoff_curves
-from densekit.evaluate.comparison_report import text_table, write_report
+from densekit.evaluate.comparison_report import check_report_path, text_table, write_report
 from densekit.evaluate.evaluation import EvalReport
 from densekit.evaluate.metrics import DEFAULT_METRICS
 from densekit.evaluate.significance import CORRECTIONS
@@ -84,6 +84,10 @@ def evaluate_systems(
 
 def run(args: argparse.Namespace) -> int:
     systems = named_systems(args.systems)
+    if len(systems) < 2:
+        raise InputError("compare needs two systems or more (runs or collections)")
+    if args.report:
+        check_report_path(args.report)
     data, reports = evaluate_systems(args, systems)
     comparison = compare_reports(reports, baseline=args.baseline, correction=args.correction)
     cutoff_curves(comparison, reports, data.qrels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from densekit.cli.arguments import (
     add_fusion_arguments,
@@ -12,6 +13,7 @@ from densekit.cli.arguments import (
     index_params_from,
     pipeline_from,
 )
+from densekit.cli.compare_command import named_systems
 from densekit.cli.corpus_arguments import add_cut_arguments
 from densekit.cli.output import print_json, warn
 from densekit.encode import DEFAULT_MODEL
@@ -64,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Systems to compare with are checked before this evaluation's work.
+    others = named_systems(args.compare) if args.compare else None
     if args.run:
         extra = [flag for flag, value in _search_flags(args).items() if value]
         if extra:
@@ -86,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
         )
     for message in report.warnings:
         warn(message)
-    if args.compare:
-        return compare_with(args, report)
+    if others is not None:
+        return compare_with(args, report, others)
     if args.json:
         print_json(report.to_dict(per_query=args.per_query))
         return 0
@@ -106,13 +110,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_with(args: argparse.Namespace, report: EvalReport) -> int:
+def compare_with(args: argparse.Namespace, report: EvalReport, others: dict[str, Path]) -> int:
     """``densekit compare`` with this evaluation first, as the baseline."""
-    from densekit.cli.compare_command import evaluate_systems, named_systems, show
+    from densekit.cli.compare_command import evaluate_systems, show
     from densekit.evaluate.comparison import compare_reports, cutoff_curves
 
     name = "eval" if report.retriever == "run" else report.retriever
-    others = named_systems(args.compare)
     if name in others:
         raise InputError(f"--compare names a system {name!r}, as this evaluation is called")
     args.correction, args.baseline, args.report = "holm", name, None

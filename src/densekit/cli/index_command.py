@@ -15,7 +15,7 @@ from densekit.cli.corpus_arguments import (
 from densekit.cli.ray_arguments import add_ray_arguments, check_ray_arguments, remote_encoding
 from densekit.encode import Encoder
 from densekit.errors import InputError
-from densekit.index.languages import LANGUAGES
+from densekit.index.languages import LANGUAGES, language_settings
 from densekit.index.lexical import HYBRID_TERMS
 from densekit.retrieve import DEFAULT_FUSION, RETRIEVER_NAMES
 from densekit.store import BuildOptions, build_collection
@@ -60,9 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--stemmer",
-        default=BuildOptions.bm25_stemmer,
-        help="BM25's stemmer alone: a PyStemmer language (default: %(default)s), or none to "
-        "match words exactly",
+        help=f"BM25's stemmer alone: a PyStemmer language (default: "
+        f"{BuildOptions.bm25_stemmer}), or none to match words exactly",
     )
     parser.add_argument(
         "--exact-words",
@@ -122,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             index=args.index,
             sparse=args.sparse,
             multivector=args.multivector,
-            bm25_stemmer=args.stemmer,
+            bm25_stemmer=stemmer_for(args),
             bm25_language=args.language,
             bm25_exact_weight=args.exact_words,
             bm25_pair_weight=args.word_pairs,
@@ -177,3 +176,18 @@ def _build(
         f"retrievers {', '.join(collection.retrievers)}{summary}"
     )
     return 0
+
+
+def stemmer_for(args: argparse.Namespace) -> str:
+    """``--stemmer``, refused beside a ``--language`` that sets another (the language's own
+    is taken); without either, the default."""
+    if args.stemmer is not None and args.language is not None:
+        wanted = language_settings(args.language).stemmer
+        if args.stemmer != wanted:
+            raise InputError(
+                f"--language {args.language} sets the stemmer {wanted!r} itself; drop "
+                f"--stemmer {args.stemmer}, or drop --language"
+            )
+    if args.stemmer is not None:
+        return args.stemmer
+    return language_settings(args.language).stemmer if args.language else BuildOptions.bm25_stemmer

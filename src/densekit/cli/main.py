@@ -70,12 +70,12 @@ COMMANDS = (
 )
 
 
-# Commands that load an encoder, reranker or trainer; `limits` has a --device of its own.
+# Commands that load an encoder, sparse encoder or reranker to encode, search or rerank; the
+# training commands leave the device to their training loop, `limits` has a --device of its own.
 RUNS_MODELS = frozenset(
     {
-        "index", "encode", "add", "update", "upsert", "search", "eval", "compare", "tune",
-        "pipeline", "reindex", "reshard", "mine-negatives", "train", "train-llm",
-        "train-reranker", "train-bpv", "train-defsent", "adapt", "serve",
+        "index", "encode", "add", "update", "search", "eval", "compare", "tune", "reindex",
+        "reshard", "mine-negatives", "adapt", "serve",
     }
 )  # fmt: skip
 

@@ -51,8 +51,8 @@ def documents_from(
             f"text, a pandas DataFrame or a datasets.Dataset), got {type(source).__name__}"
         )
     items = iter(source)
-    first = next(items, None)
-    if first is None:
+    first = next(items, _NONE)
+    if first is _NONE:
         return
     items = itertools.chain([first], items)
     if isinstance(first, Document):
@@ -94,13 +94,31 @@ def _frame_documents(frame: Any, fields: FieldNames) -> Iterator[Document]:
             yield _record_to_document(_without_missing(record), names, where)
 
 
+_NONE = object()  # an iterable's end, told apart from a None item
+
+
 def _without_missing(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record without its missing cells (None, NaN: a DataFrame's empty title or metadata)."""
+    """A record without its missing cells (None, NaN: a DataFrame's empty title or metadata),
+    its values as JSON holds them (a timestamp as ISO text, a numpy number as a number)."""
     return {
-        str(key): value
+        str(key): _plain(value)
         for key, value in record.items()
         if value is not None and not (isinstance(value, float) and math.isnan(value))
     }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if hasattr(value, "isoformat"):  # datetime, date, pandas Timestamp
+        return value.isoformat()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _plain(value.tolist())
+    return value
 
 
 def _mixed(what: str, number: int, item: object, expected: str) -> InputError:

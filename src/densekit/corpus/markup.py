@@ -59,6 +59,10 @@ def read_markdown(source: str, where: str) -> ReadableText:
                 blocks.append((words, in_heading))
         elif token.type in ("fence", "code_block"):
             blocks.append((token.content.rstrip("\n"), False))
+        elif token.type == "html_block":  # its visible text, as an HTML page's
+            visible = read_html(token.content).text
+            if visible:
+                blocks.append((visible, False))
     title = metadata.pop("title", None)
     title = str(title) if title is not None else heading or ""
     if blocks and blocks[0][0] == title:  # the title heading is the title, not body text
@@ -128,6 +132,7 @@ _BLOCKS = {
 
 
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_CELLS = {"td", "th"}  # a table's cells: words apart, a row per paragraph
 _HEADING_MARK = "\x00"  # put before a heading's text: no HTML text holds it
 
 
@@ -139,6 +144,7 @@ class _Visible(HTMLParser):
         self.first_h1 = ""
         self._skipping = 0
         self._in: list[str] = []
+        self._h1_done = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED:
@@ -149,10 +155,12 @@ class _Visible(HTMLParser):
             self.parts.append(_HEADING_MARK)
         if tag in ("title", "h1"):
             self._in.append(tag)
+        if tag in _CELLS:
+            self.parts.append(" ")
         if tag == "img":
             alt = dict(attrs).get("alt")
             if alt:
-                self.parts.append(alt)
+                self.parts.append(f" {alt} ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED and self._skipping:
@@ -161,6 +169,8 @@ class _Visible(HTMLParser):
             self.parts.append("\n\n")
         if self._in and self._in[-1] == tag:
             self._in.pop()
+        if tag == "h1" and self.first_h1.strip():
+            self._h1_done = True  # the first <h1> is the title without a <title>
 
     def handle_data(self, data: str) -> None:
         if self._in and self._in[-1] == "title":
@@ -168,7 +178,7 @@ class _Visible(HTMLParser):
             return
         if self._skipping:
             return
-        if self._in and self._in[-1] == "h1" and not self.title:
+        if self._in and self._in[-1] == "h1" and not self.title and not self._h1_done:
             self.first_h1 += data
         self.parts.append(data)
 

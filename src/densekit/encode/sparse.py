@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from densekit.encode.devices import resolve_device
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.registry import ModelSpec, resolve_model
 from densekit.encode.truncation import readable_prefix, tokenizer_spans
@@ -48,7 +49,7 @@ class SparseTextEncoder:
                 raise ValueError(
                     f"it is a {', '.join(architectures) or 'model'}, not a masked-language model"
                 )
-            self.model = SparseEncoder(self.spec.location, device="cpu")
+            self.model = SparseEncoder(self.spec.location, device=resolve_device())
         except (OSError, ValueError) as exc:
             raise InputError(
                 f"could not load sparse model {self.spec.name!r} from {self.spec.location!r} "
@@ -90,12 +91,16 @@ class SparseTextEncoder:
         if not texts:
             return csr_matrix((0, self.vocabulary), dtype=np.float32)
         with self._lock:
-            encoded = encode(
-                list(texts),
-                batch_size=self.batch_size,
-                convert_to_sparse_tensor=True,
-                show_progress_bar=progress,
-            ).coalesce()
+            encoded = (
+                encode(
+                    list(texts),
+                    batch_size=self.batch_size,
+                    convert_to_sparse_tensor=True,
+                    show_progress_bar=progress,
+                )
+                .coalesce()
+                .cpu()
+            )  # from the GPU, when the model runs on one
         rows, columns = encoded.indices().numpy()
         values = encoded.values().numpy().astype(np.float32)
         return csr_matrix((values, (rows, columns)), shape=tuple(encoded.shape), dtype=np.float32)

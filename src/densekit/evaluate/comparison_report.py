@@ -45,19 +45,20 @@ def _test_line(test: PairedResult) -> str:
     return (
         f"  {test.system} {test.measure}: {test.difference:+.4f}  "
         f"win/tie/loss {test.wins}/{test.ties}/{test.losses}  "
-        f"t-test p {test.t_test_p:.3g} ({test.t_test_p_corrected:.3g})  "
-        f"randomisation p {test.randomisation_p:.3g} ({test.randomisation_p_corrected:.3g})"
+        f"t-test p {_p(test.t_test_p)} ({_p(test.t_test_p_corrected)})  "
+        f"randomisation p {_p(test.randomisation_p)} ({_p(test.randomisation_p_corrected)})"
     )
+
+
+def _p(value: float) -> str:
+    """A p-value as shown: 0 from the randomisation test means no flip reached the difference."""
+    return "<1e-4" if value == 0 else f"{value:.3g}"
 
 
 def write_report(comparison: Comparison, path: str | Path) -> Path:
     """The report at ``path``: HTML (``.html``) with its plots inside, or Markdown (``.md``)
     with them in ``NAME-plots/``. Written whole, then renamed into place."""
-    path = Path(path)
-    if path.suffix.lower() not in (".html", ".htm", ".md"):
-        raise InputError(f"{path}: a report is .html or .md; name the file so")
-    if not path.resolve().parent.is_dir():
-        raise InputError(f"{path}: its folder does not exist; create it or pick another path")
+    path = check_report_path(path)
     plots = _plots(comparison)
     if path.suffix.lower() == ".md":
         folder = path.with_name(path.stem + "-plots")
@@ -70,6 +71,21 @@ def write_report(comparison: Comparison, path: str | Path) -> Path:
     else:
         text = _html(comparison, plots)
     _write_atomically(path, text.encode("utf-8"))
+    return path
+
+
+def check_report_path(path: str | Path) -> Path:
+    """Refuse, before any work, a report that could not be written: its name, its folder, or
+    matplotlib missing for its plots."""
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm", ".md"):
+        raise InputError(f"{path}: a report is .html or .md; name the file so")
+    if not path.resolve().parent.is_dir():
+        raise InputError(f"{path}: its folder does not exist; create it or pick another path")
+    try:
+        import matplotlib  # noqa: F401 - the plots need it
+    except ImportError:
+        raise MissingDependencyError("matplotlib", "plots") from None
     return path
 
 
@@ -101,8 +117,8 @@ def _markdown(comparison: Comparison) -> str:
     for t in comparison.tests:
         lines.append(
             f"| {t.system} | {t.measure} | {t.difference:+.4f} | {t.wins}/{t.ties}/{t.losses} "
-            f"| {t.t_test_p:.3g} ({t.t_test_p_corrected:.3g}) "
-            f"| {t.randomisation_p:.3g} ({t.randomisation_p_corrected:.3g}) |"
+            f"| {_p(t.t_test_p)} ({_p(t.t_test_p_corrected)}) "
+            f"| {_p(t.randomisation_p)} ({_p(t.randomisation_p_corrected)}) |"
         )
     return "\n".join(lines) + "\n"
 
@@ -124,8 +140,8 @@ def _html(comparison: Comparison, plots: dict[str, bytes]) -> str:
     paired = "".join(
         f"<tr><td>{e(t.system)}</td><td>{e(t.measure)}</td><td>{t.difference:+.4f}</td>"
         f"<td>{t.wins}/{t.ties}/{t.losses}</td>"
-        f"<td>{t.t_test_p:.3g} ({t.t_test_p_corrected:.3g})</td>"
-        f"<td>{t.randomisation_p:.3g} ({t.randomisation_p_corrected:.3g})</td></tr>"
+        f"<td>{_p(t.t_test_p)} ({_p(t.t_test_p_corrected)})</td>"
+        f"<td>{_p(t.randomisation_p)} ({_p(t.randomisation_p_corrected)})</td></tr>"
         for t in comparison.tests
     )
     images = "".join(
@@ -203,6 +219,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as any file the user writes, not mkstemp's 0600
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -33,17 +33,19 @@ def parse_metrics(names: str | Sequence[str]) -> list:
     measures = []
     for name in names:
         try:
-            measures.append(ir_measures.parse_measure(name))
+            parsed = [ir_measures.parse_measure(name)]
         except (ValueError, NameError, SyntaxError, KeyError):
             try:
-                measures += ir_measures.parse_trec_measure(name)
+                parsed = ir_measures.parse_trec_measure(name)
             except (ValueError, NameError, SyntaxError, KeyError, IndexError):
                 raise InputError(
                     f"unknown metric {name!r}; use ir_measures names such as nDCG@10, R@100, "
                     "RR@10, AP@100, P@5, Judged@10, or trec_eval's (ndcg_cut.10, map, P_5, "
                     "recall_100, recip_rank)"
                 ) from None
-        _check_computable(str(measures[-1]), name)
+        for measure in parsed:
+            _check_computable(str(measure), name)
+        measures += parsed
     # The same measure asked twice (nDCG@10 and ndcg_cut.10) is computed and reported once.
     return list({str(measure): measure for measure in measures}.values())
 

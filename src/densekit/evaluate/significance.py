@@ -2,7 +2,8 @@
 
 Both tests the IR literature reports: the paired t-test, and the two-sided randomisation test
 (Fisher's, by random sign flips of the per-query differences; Smucker et al., CIKM 2007), whose
-p-value is exact up to the sampling of 10,000 flips (seeded: reruns give the same p).
+p-value is exact up to the sampling of 10,000 flips (seeded: reruns give the same p); a p of 0
+means that no flip reached the observed difference: below 1/10,000.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def paired_tests(a: PerQuery, b: PerQuery, measure: str, seed: int = 0) -> dict:
     flips = rng.choice([-1.0, 1.0], size=(FLIPS, len(differences)))
     observed = abs(differences.mean())
     randomised = float((np.abs((flips * differences).mean(axis=1)) >= observed).mean())
-    # All differences zero: no evidence either way (scipy would answer NaN).
-    t_p = 1.0 if not differences.any() else float(ttest_rel(y, x).pvalue)
+    # No evidence either way where scipy answers NaN: all differences zero, or one query.
+    t_p = float(ttest_rel(y, x).pvalue) if differences.any() and len(queries) > 1 else 1.0
+    t_p = 1.0 if np.isnan(t_p) else t_p
     return {
         "measure": measure,
         "queries": len(queries),
@@ -53,6 +55,7 @@ def corrected(p_values: Sequence[float], method: Correction) -> list[float]:
     than Bonferroni and controls the same family-wise error), Bonferroni's, or none."""
     if method not in CORRECTIONS:
         raise InputError(f"unknown correction {method!r}; choose {', '.join(CORRECTIONS)}")
+    p_values = [1.0 if np.isnan(p) else float(p) for p in p_values]  # NaN: no evidence
     m = len(p_values)
     if method == "none" or m == 0:
         return [float(p) for p in p_values]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 
 from densekit.index.languages import CJK_RUN
-from densekit.index.lexical import CLASSIC_TERMS, Analyzer
+from densekit.index.lexical import BM25S_TOKENS, CLASSIC_TERMS, SEGMENTED_TOKENS, Analyzer
 
-# bm25s's default token pattern: runs of two or more word characters.
-WORD = re.compile(r"(?u)\b\w\w+\b")
+# The analyser's token patterns (densekit.index.lexical): two characters or more, or with CJK
+# bigrams, one or more.
+WORD = re.compile(BM25S_TOKENS)
+SEGMENTED_WORD = re.compile(SEGMENTED_TOKENS)
 
 
 class Highlighter:
@@ -32,12 +34,14 @@ class Highlighter:
         if self._analyzer.segments:  # CJK runs: the bigrams that match; the rest as words
             marked = _bigram_spans(terms, text)
             spaced = CJK_RUN.sub(lambda run: " " * len(run.group()), text)
-            return sorted(marked + self._word_spans(terms, spaced))
-        return self._word_spans(terms, text)
+            return sorted(marked + self._word_spans(terms, spaced, SEGMENTED_WORD))
+        return self._word_spans(terms, text, WORD)
 
-    def _word_spans(self, terms: frozenset[str], text: str) -> list[tuple[int, int]]:
+    def _word_spans(
+        self, terms: frozenset[str], text: str, pattern: re.Pattern[str]
+    ) -> list[tuple[int, int]]:
         # Spans of the text as given (lower-casing may change a text's length).
-        words = list(WORD.finditer(text))
+        words = list(pattern.finditer(text))
         distinct = list(dict.fromkeys(match.group().lower() for match in words))
         # One call of the analyser over the distinct words: each gives its term, or none.
         matching = {

@@ -36,6 +36,8 @@ ROWS_FILE = "document_rows.npy"
 # No stemming: BM25 matches words exactly ("limes" no longer matches "Key Lime Pies").
 NO_STEMMER = "none"
 PROGRESS_CHUNK = 2_000  # texts analysed between two moves of the progress bar
+BM25S_TOKENS = r"(?u)\b\w\w+\b"  # bm25s's default: words of two characters or more
+SEGMENTED_TOKENS = r"(?u)\b\w+\b"  # with CJK bigrams: a lone character is a word too
 
 
 def _stemmer(language: str):
@@ -122,19 +124,25 @@ class Analyzer:
     def _terms(self, texts: list[str]) -> list[list[str]]:
         import bm25s
 
-        if self._segment:
-            texts = [cjk_bigrams(text) for text in texts]
+        pattern = BM25S_TOKENS
+        if self._segment:  # a lone CJK character is a word: keep one-character tokens
+            texts, pattern = [cjk_bigrams(text) for text in texts], SEGMENTED_TOKENS
         with self._lock:
             if not (self._exact or self.weights.pairs):
                 return bm25s.tokenize(
                     texts,
+                    token_pattern=pattern,
                     stopwords=self._stopwords,
                     stemmer=self._stemmer,
                     return_ids=False,
                     show_progress=False,
                 )
             words = bm25s.tokenize(
-                texts, stopwords=self._stopwords, return_ids=False, show_progress=False
+                texts,
+                token_pattern=pattern,
+                stopwords=self._stopwords,
+                return_ids=False,
+                show_progress=False,
             )
             return [self._with_extra_terms(document) for document in words]
 

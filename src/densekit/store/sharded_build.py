@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from densekit.corpus.document import Document
+from densekit.corpus.in_memory import is_in_memory
 from densekit.corpus.readers import CorpusReader, FieldNames
 from densekit.encode import Encoder
 from densekit.errors import InputError
@@ -62,6 +63,11 @@ def build_sharded(
     ``remote``: encode with these workers, as :func:`build_collection` does;
     ``before_building``: called with ``out`` held for writing, before anything is written
     (it raises to refuse)."""
+    if is_in_memory(corpus):
+        raise InputError(
+            "a sharded build reads its corpus twice (statistics, then each shard's part): give "
+            "a corpus file or folder (write the documents to JSONL first), or build unsharded"
+        )
     options = options or BuildOptions()
     check_shard_request(shards, options)
     directory = Path(out)
