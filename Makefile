@@ -73,7 +73,8 @@ format: $(STAMP)
 # Every benchmark script, each rebuilding its numbers from nothing into benchmarks/results/.
 # QUICK=1: each on small copies of the datasets (benchmarks/_common.py), results in
 # benchmarks/results/quick/: a check that the scripts still run. CI runs neither.
-BENCHMARKS := retrieval_quality hybrid_sweep fusion significance compatibility encode index \
+BENCHMARKS := retrieval_quality hybrid_sweep fusion fusion_rule bm25_terms significance compatibility \
+	encode index \
 	index_updates crash_consistency huge_document pipeline adapt train llm serve distributed \
 	limits multivector mvp binary binary_pv defsent
 benchmarks: $(STAMP) wordnet
