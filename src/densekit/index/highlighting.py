@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
+from densekit.index.analysis import BM25S_TOKENS, CLASSIC_TERMS, SEGMENTED_TOKENS, Analyzer
 from densekit.index.languages import CJK_RUN
-from densekit.index.lexical import BM25S_TOKENS, CLASSIC_TERMS, SEGMENTED_TOKENS, Analyzer
 
 # The analyser's token patterns (densekit.index.lexical): two characters or more, or with CJK
 # bigrams, one or more.
