@@ -266,7 +266,10 @@ def main() -> None:
     data = json.loads(previous.read_text()) if previous.exists() else {}
     data["environment"] = environment()
     if "scifact" in parts:
-        data["scifact_ndcg_at_10"] = scifact(SCIFACT_SPECS)
+        # QUICK: the 200-document SciFact copy is too small to train PQ's 256 centroids; the
+        # synthetic part still builds PQ indexes.
+        specs = [spec for spec in SCIFACT_SPECS if "PQ" not in spec] if QUICK else SCIFACT_SPECS
+        data["scifact_ndcg_at_10"] = scifact(specs)
     if "synthetic" in parts:
         data["synthetic"] = synthetic(args.size, SYNTHETIC_SPECS)
     print("wrote", write_json("index", data))
