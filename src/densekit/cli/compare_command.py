@@ -10,11 +10,11 @@ from densekit.cli.output import print_json, warn
 from densekit.errors import InputError
 from densekit.evaluate import evaluate, evaluate_run
 from densekit.evaluate.beir import BeirDataset, load_beir
-from densekit.evaluate.comparison import Comparison, compare_reports, cutoff_curves
+from densekit.evaluate.comparison import compare_reports, cutoff_curves
 from densekit.evaluate.comparison_report import check_report_path, text_table, write_report
 from densekit.evaluate.evaluation import EvalReport
 from densekit.evaluate.metrics import DEFAULT_METRICS
-from densekit.evaluate.significance import CORRECTIONS
+from densekit.evaluate.significance import CORRECTIONS, Correction
 from densekit.retrieve import RETRIEVER_NAMES
 
 
@@ -89,20 +89,31 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         check_report_path(args.report)
     data, reports = evaluate_systems(args, systems)
-    comparison = compare_reports(reports, baseline=args.baseline, correction=args.correction)
+    return show_comparison(
+        args, reports, data, baseline=args.baseline, correction=args.correction, report=args.report
+    )
+
+
+def show_comparison(
+    args: argparse.Namespace,
+    reports: dict[str, EvalReport],
+    data: BeirDataset,
+    *,
+    baseline: str | None,
+    correction: Correction,
+    report: str | None,
+) -> int:
+    """Compare ``reports``, print the comparison (``--json``: as JSON) and write ``report``."""
+    comparison = compare_reports(reports, baseline=baseline, correction=correction)
     cutoff_curves(comparison, reports, data.qrels)
-    return show(args, comparison, reports[comparison.baseline].queries)
-
-
-def show(args: argparse.Namespace, comparison: Comparison, queries: int) -> int:
-    """Print the comparison (``--json``: as JSON) and write its ``--report``."""
-    if args.report:
-        write_report(comparison, args.report)
+    if report:
+        write_report(comparison, report)
     if args.json:
         print_json(comparison.to_dict(per_query=args.per_query))
         return 0
+    queries = reports[comparison.baseline].queries
     print(f"{comparison.dataset} ({comparison.split}), {queries} queries")
     print(text_table(comparison))
-    if args.report:
-        print(f"\nreport: {args.report}")
+    if report:
+        print(f"\nreport: {report}")
     return 0

@@ -112,18 +112,15 @@ def run(args: argparse.Namespace) -> int:
 
 def compare_with(args: argparse.Namespace, report: EvalReport, others: dict[str, Path]) -> int:
     """``densekit compare`` with this evaluation first, as the baseline."""
-    from densekit.cli.compare_command import evaluate_systems, show
-    from densekit.evaluate.comparison import compare_reports, cutoff_curves
+    from densekit.cli.compare_command import evaluate_systems, show_comparison
 
     name = "eval" if report.retriever == "run" else report.retriever
     if name in others:
         raise InputError(f"--compare names a system {name!r}, as this evaluation is called")
-    args.correction, args.baseline, args.report = "holm", name, None
     data, reports = evaluate_systems(args, others)
-    everything = {name: report, **reports}
-    comparison = compare_reports(everything, baseline=name, correction="holm")
-    cutoff_curves(comparison, everything, data.qrels)
-    return show(args, comparison, report.queries)
+    return show_comparison(
+        args, {name: report, **reports}, data, baseline=name, correction="holm", report=None
+    )
 
 
 def _cut_build(args: argparse.Namespace) -> BuildOptions | None:

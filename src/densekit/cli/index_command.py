@@ -179,8 +179,8 @@ def _build(
 
 
 def stemmer_for(args: argparse.Namespace) -> str:
-    """``--stemmer``, refused beside a ``--language`` that sets another (the language's own
-    is taken); without either, the default."""
+    """``--stemmer``, refused beside a ``--language`` that sets another; without it, the
+    default."""
     if args.stemmer is not None and args.language is not None:
         wanted = language_settings(args.language).stemmer
         if args.stemmer != wanted:
@@ -188,6 +188,5 @@ def stemmer_for(args: argparse.Namespace) -> str:
                 f"--language {args.language} sets the stemmer {wanted!r} itself; drop "
                 f"--stemmer {args.stemmer}, or drop --language"
             )
-    if args.stemmer is not None:
-        return args.stemmer
-    return language_settings(args.language).stemmer if args.language else BuildOptions.bm25_stemmer
+    # The default beside a language: BuildOptions takes the language's stemmer then.
+    return args.stemmer or BuildOptions.bm25_stemmer

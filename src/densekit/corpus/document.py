@@ -30,3 +30,20 @@ class Document:
     def content(self) -> str:
         """Title and body as one string, the way BEIR and MTEB feed documents to models."""
         return f"{self.title} {self.text}".strip() if self.title else self.text.strip()
+
+
+def metadata_value(value: Any) -> Any:
+    """``value`` as JSON holds it, for a document's metadata: numbers, text, booleans, null,
+    lists and objects as they are; dates and timestamps as ISO text, numpy values as numbers;
+    anything else as its text."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): metadata_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [metadata_value(item) for item in value]
+    if hasattr(value, "isoformat"):  # datetime, date, pandas Timestamp
+        return value.isoformat()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return metadata_value(value.tolist())
+    return str(value)

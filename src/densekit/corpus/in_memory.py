@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from densekit.corpus.document import Document
+from densekit.corpus.document import Document, metadata_value
 from densekit.corpus.readers import (
     EmptyPolicy,
     FieldNames,
@@ -101,24 +101,10 @@ def _without_missing(record: Mapping[str, Any]) -> dict[str, Any]:
     """A record without its missing cells (None, NaN: a DataFrame's empty title or metadata),
     its values as JSON holds them (a timestamp as ISO text, a numpy number as a number)."""
     return {
-        str(key): _plain(value)
+        str(key): metadata_value(value)
         for key, value in record.items()
         if value is not None and not (isinstance(value, float) and math.isnan(value))
     }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if hasattr(value, "isoformat"):  # datetime, date, pandas Timestamp
-        return value.isoformat()
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _plain(value.tolist())
-    return value
 
 
 def _mixed(what: str, number: int, item: object, expected: str) -> InputError:

@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from densekit.corpus.document import metadata_value
 from densekit.errors import InputError, MissingDependencyError
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
@@ -110,17 +111,7 @@ def _front_matter(block: str, where: str) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise InputError(f"{where}: the front matter is a {type(loaded).__name__}, not key: value")
     # Dates and other YAML types become JSON-storable values.
-    return {str(key): _storable(value) for key, value in loaded.items()}
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_storable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)  # dates, timestamps: ISO text
+    return {str(key): metadata_value(value) for key, value in loaded.items()}
 
 
 _SKIPPED = {"script", "style", "template", "noscript"}

@@ -347,7 +347,7 @@ def _read_folder(root: Path) -> Iterator[Document]:
     """Each file a document: its path under ``root`` the id; Markdown, HTML and PDF read as
     :mod:`densekit.corpus.markup` does; its path and modification time (UTC) in the metadata."""
     from densekit.corpus.chunking import SECTIONS_KEY
-    from densekit.corpus.markup import read_html, read_markdown, read_pdf
+    from densekit.corpus.markup import ReadableText, read_html, read_markdown, read_pdf
 
     files = sorted(
         p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
@@ -358,19 +358,16 @@ def _read_folder(root: Path) -> Iterator[Document]:
         suffix = file.suffix.lower()
         if suffix == ".pdf":
             read = read_pdf(file)
-        elif suffix in (".md", ".markdown"):
-            read = read_markdown(decoded_text(file, bom=False), str(file))
-        elif suffix in (".html", ".htm"):
-            read = read_html(decoded_text(file, bom=False))
         else:
-            read = None
-        modified = datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(timespec="seconds")
-        facts = {"path": relative, "modified": modified}
-        if read is None:
             text = decoded_text(file, bom=False)
-            yield Document(id=doc_id, text=text, metadata=facts, source=str(file))
-        else:
-            metadata = {**read.metadata, **facts}
-            if read.sections:  # chunks are cut at headings first (corpus.chunking)
-                metadata[SECTIONS_KEY] = read.sections
-            yield Document(doc_id, read.text, read.title, metadata, source=str(file))
+            if suffix in (".md", ".markdown"):
+                read = read_markdown(text, str(file))
+            elif suffix in (".html", ".htm"):
+                read = read_html(text)
+            else:
+                read = ReadableText(title="", text=text)
+        modified = datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        metadata = {**read.metadata, "path": relative, "modified": modified}
+        if read.sections:  # chunks are cut at headings first (corpus.chunking)
+            metadata[SECTIONS_KEY] = read.sections
+        yield Document(doc_id, read.text, read.title, metadata, source=str(file))

@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from densekit.errors import InputError, MissingDependencyError
 from densekit.evaluate.comparison import Comparison, PairedResult
+from densekit.files.durability import atomic_write_bytes, atomic_write_text
 
 ALPHA = 0.05
 
@@ -24,21 +23,52 @@ ALPHA = 0.05
 def text_table(comparison: Comparison) -> str:
     """Scores per system (``*``: significantly different from the baseline, both corrected
     tests below 0.05), then each test against the baseline."""
-    tests = {(t.system, t.measure): t for t in comparison.tests}
     width = max(len(name) for name in comparison.systems) + 2
     head = "system".ljust(width) + "".join(f"{m:>12}" for m in comparison.measures)
     lines = [head]
-    for system, scores in comparison.scores.items():
-        cells = []
-        for measure in comparison.measures:
-            test = tests.get((system, measure))
-            mark = "*" if test is not None and test.significant(ALPHA) else " "
-            cells.append(f"{scores[measure]:>11.4f}{mark}")
-        label = f"{system} (baseline)" if system == comparison.baseline else system
-        lines.append(label.ljust(width) + "".join(cells))
+    for label, cells in _score_rows(comparison):
+        marked = "".join(f"{score:>11.4f}{'*' if better else ' '}" for score, better in cells)
+        lines.append(label.ljust(width) + marked)
     lines += ["", f"against {comparison.baseline}, p corrected by {comparison.correction}:"]
     lines += [_test_line(test) for test in comparison.tests]
     return "\n".join(lines)
+
+
+def _score_rows(comparison: Comparison) -> list[tuple[str, list[tuple[float, bool]]]]:
+    """Each system's label and, per measure, its score and whether both corrected tests
+    against the baseline are below ``ALPHA``: what every table marks."""
+    tests = {(t.system, t.measure): t for t in comparison.tests}
+    rows = []
+    for system, scores in comparison.scores.items():
+        label = f"{system} (baseline)" if system == comparison.baseline else system
+        cells = []
+        for measure in comparison.measures:
+            test = tests.get((system, measure))
+            cells.append((scores[measure], test is not None and test.significant(ALPHA)))
+        rows.append((label, cells))
+    return rows
+
+
+# The columns of the paired tests' table, and a test's cells in them.
+TEST_COLUMNS = (
+    "system",
+    "measure",
+    "difference",
+    "win/tie/loss",
+    "t-test p (corrected)",
+    "randomisation p (corrected)",
+)
+
+
+def _test_cells(test: PairedResult) -> list[str]:
+    return [
+        test.system,
+        test.measure,
+        f"{test.difference:+.4f}",
+        f"{test.wins}/{test.ties}/{test.losses}",
+        f"{_p(test.t_test_p)} ({_p(test.t_test_p_corrected)})",
+        f"{_p(test.randomisation_p)} ({_p(test.randomisation_p_corrected)})",
+    ]
 
 
 def _test_line(test: PairedResult) -> str:
@@ -65,12 +95,12 @@ def write_report(comparison: Comparison, path: str | Path) -> Path:
         folder.mkdir(exist_ok=True)
         links = []
         for name, png in plots.items():
-            _write_atomically(folder / f"{name}.png", png)
+            atomic_write_bytes(folder / f"{name}.png", png)
             links.append(f"![{name}]({folder.name}/{name}.png)")
         text = _markdown(comparison) + "\n" + "\n\n".join(links) + "\n"
     else:
         text = _html(comparison, plots)
-    _write_atomically(path, text.encode("utf-8"))
+    atomic_write_text(path, text)
     return path
 
 
@@ -90,60 +120,42 @@ def check_report_path(path: str | Path) -> Path:
 
 
 def _markdown(comparison: Comparison) -> str:
-    tests = {(t.system, t.measure): t for t in comparison.tests}
     lines = [
         f"# {comparison.dataset} ({comparison.split}): {len(comparison.systems)} systems",
         "",
         "| system | " + " | ".join(comparison.measures) + " |",
         "|---|" + "---|" * len(comparison.measures),
     ]
-    for system, scores in comparison.scores.items():
-        cells = []
-        for measure in comparison.measures:
-            test = tests.get((system, measure))
-            bold = test is not None and test.significant(ALPHA)
-            cells.append(f"**{scores[measure]:.4f}**" if bold else f"{scores[measure]:.4f}")
-        label = f"{system} (baseline)" if system == comparison.baseline else system
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for label, cells in _score_rows(comparison):
+        shown = [f"**{score:.4f}**" if better else f"{score:.4f}" for score, better in cells]
+        lines.append(f"| {label} | " + " | ".join(shown) + " |")
     lines += [
         "",
         f"Bold: both paired tests against {comparison.baseline} below {ALPHA} after "
         f"{comparison.correction} correction over {len(comparison.tests)} tests.",
         "",
-        "| system | measure | difference | win/tie/loss | t-test p (corrected) | "
-        "randomisation p (corrected) |",
-        "|---|---|---|---|---|---|",
+        "| " + " | ".join(TEST_COLUMNS) + " |",
+        "|" + "---|" * len(TEST_COLUMNS),
     ]
-    for t in comparison.tests:
-        lines.append(
-            f"| {t.system} | {t.measure} | {t.difference:+.4f} | {t.wins}/{t.ties}/{t.losses} "
-            f"| {_p(t.t_test_p)} ({_p(t.t_test_p_corrected)}) "
-            f"| {_p(t.randomisation_p)} ({_p(t.randomisation_p_corrected)}) |"
-        )
+    lines += ["| " + " | ".join(_test_cells(t)) + " |" for t in comparison.tests]
     return "\n".join(lines) + "\n"
 
 
 def _html(comparison: Comparison, plots: dict[str, bytes]) -> str:
-    tests = {(t.system, t.measure): t for t in comparison.tests}
     e = html.escape
     head = "".join(f"<th>{e(m)}</th>" for m in comparison.measures)
     rows = []
-    for system, scores in comparison.scores.items():
-        cells = []
-        for measure in comparison.measures:
-            test = tests.get((system, measure))
-            value = f"{scores[measure]:.4f}"
-            bold = test is not None and test.significant(ALPHA)
-            cells.append(f"<td><b>{value}</b></td>" if bold else f"<td>{value}</td>")
-        label = f"{system} (baseline)" if system == comparison.baseline else system
-        rows.append(f"<tr><th>{e(label)}</th>{''.join(cells)}</tr>")
+    for label, cells in _score_rows(comparison):
+        shown = "".join(
+            f"<td><b>{score:.4f}</b></td>" if better else f"<td>{score:.4f}</td>"
+            for score, better in cells
+        )
+        rows.append(f"<tr><th>{e(label)}</th>{shown}</tr>")
     paired = "".join(
-        f"<tr><td>{e(t.system)}</td><td>{e(t.measure)}</td><td>{t.difference:+.4f}</td>"
-        f"<td>{t.wins}/{t.ties}/{t.losses}</td>"
-        f"<td>{_p(t.t_test_p)} ({_p(t.t_test_p_corrected)})</td>"
-        f"<td>{_p(t.randomisation_p)} ({_p(t.randomisation_p_corrected)})</td></tr>"
+        "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in _test_cells(t)) + "</tr>"
         for t in comparison.tests
     )
+    columns = "".join(f"<th>{e(column)}</th>" for column in TEST_COLUMNS)
     images = "".join(
         f'<figure><img alt="{e(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode("ascii")}"><figcaption>{e(name)}</figcaption></figure>'
@@ -159,8 +171,7 @@ text-align:right}}img{{max-width:100%}}</style></head><body>
 <table><tr><th>system</th>{head}</tr>{"".join(rows)}</table>
 <p>Bold: both paired tests against {e(comparison.baseline)} below {ALPHA} after
 {e(comparison.correction)} correction over {len(comparison.tests)} tests.</p>
-<table><tr><th>system</th><th>measure</th><th>difference</th><th>win/tie/loss</th>
-<th>t-test p (corrected)</th><th>randomisation p (corrected)</th></tr>{paired}</table>
+<table><tr>{columns}</tr>{paired}</table>
 {images}
 </body></html>
 """
@@ -212,19 +223,3 @@ def _png(figure: Any) -> bytes:  # a matplotlib Figure
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # as any file the user writes, not mkstemp's 0600
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -77,11 +77,16 @@ def fsync_directory(directory: Path) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one rename, durably: readers see old or new, whole."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one rename, durably: readers see old or new, whole."""
     staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with writing(path):
         try:
-            with staging.open("w", encoding="utf-8") as handle:
-                handle.write(text)
+            with staging.open("wb") as handle:
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
         except BaseException:
