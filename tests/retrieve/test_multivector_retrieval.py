@@ -56,6 +56,16 @@ def test_bm25_candidates_reranked_by_token_vectors_are_ordered_by_maxsim(whole) 
         assert_same_ranking(found, [(doc, score) for doc, score in every if doc in kept])
 
 
+def test_filters_apply_to_bm25_candidates_reranked_by_token_vectors(whole) -> None:
+    reranked = pipeline(["bm25"], [{"kind": "multivector", "top_n": 60}])
+    allowed = {f"d{n}" for n in range(0, 60, 2)}
+    where = "id in (" + ", ".join(f"'{doc}'" for doc in sorted(allowed)) + ")"
+    for hits in whole.search_many(QUERIES, 10, pipeline=reranked, where=where):
+        assert hits and {hit.id for hit in hits} <= allowed
+    with pytest.raises(InputError, match="filters do not apply to multivector"):
+        whole.search(QUERIES[0], retriever="multivector", where=where)
+
+
 def test_a_multivector_stage_fuses_with_bm25(whole) -> None:
     fused = Pipeline.from_dict(
         {

@@ -31,7 +31,7 @@ def test_search_one_query_a_batch_fields_and_retrievers(server: RunningServer) -
     (result,) = body["results"]
     assert [hit["rank"] for hit in result["hits"]] == [1, 2]
     assert {hit["id"] for hit in result["hits"]} == {"d3", "d5"}
-    assert set(result["hits"][0]) == {"id", "score", "rank", "title", "text"}
+    assert set(result["hits"][0]) == {"id", "score", "rank", "title", "text", "metadata"}
 
     batch = post(
         server,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from densekit.cli.hit_fields import add_filter_argument, filter_from
 from densekit.cli.output import print_json, warn
 from densekit.errors import InputError
 from densekit.evaluate import evaluate, evaluate_run
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--retriever", choices=RETRIEVER_NAMES, help="for collections (default: each one's)"
     )
+    add_filter_argument(parser)
     parser.add_argument("--report", metavar="FILE", help="also write a report: .html or .md")
     parser.add_argument("--per-query", action="store_true", help="per-query values in --json")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -73,7 +75,11 @@ def evaluate_systems(
     for name, location in systems.items():
         if location.is_dir():
             reports[name] = evaluate(
-                data, collection=location, retriever=args.retriever, metrics=args.metrics
+                data,
+                collection=location,
+                retriever=args.retriever,
+                metrics=args.metrics,
+                where=filter_from(args),
             )
         else:
             reports[name] = evaluate_run(data, location, metrics=args.metrics)

@@ -15,6 +15,7 @@ from densekit.cli.arguments import (
 )
 from densekit.cli.compare_command import named_systems
 from densekit.cli.corpus_arguments import add_cut_arguments
+from densekit.cli.hit_fields import add_filter_argument, filter_from
 from densekit.cli.output import print_json, warn
 from densekit.encode import DEFAULT_MODEL
 from densekit.errors import InputError
@@ -54,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_fusion_arguments(parser, "default: the collection's")
     add_pipeline_argument(parser)
     add_index_search_arguments(parser)
+    add_filter_argument(parser)
     parser.add_argument(
         "--compare",
         nargs="+",
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             index_params=index_params_from(args),
             pipeline=pipeline_from(args),
             query_vectors=args.query_vectors,
+            where=filter_from(args),
         )
     for message in report.warnings:
         warn(message)
@@ -162,4 +165,5 @@ def _search_flags(args: argparse.Namespace) -> dict[str, object]:
         "--rescore": args.rescore,
         "--pipeline": args.pipeline,
         "--query-vectors": args.query_vectors,
+        "--filter": args.filter,
     }

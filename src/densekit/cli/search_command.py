@@ -15,6 +15,13 @@ from densekit.cli.arguments import (
     positive_int,
     utf8_argument,
 )
+from densekit.cli.hit_fields import (
+    add_fields_argument,
+    add_filter_argument,
+    filter_from,
+    hit_line,
+    hit_record,
+)
 from densekit.cli.output import print_json, snippet, warn
 from densekit.cli.ray_arguments import add_ray_arguments, on_cluster
 from densekit.encode import load_encoder
@@ -45,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_fusion_arguments(parser, "default: the collection's")
     add_pipeline_argument(parser)
     add_index_search_arguments(parser)
+    add_filter_argument(parser)
+    add_fields_argument(parser)
     parser.add_argument(
         "--explain",
         action="store_true",
@@ -67,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, collection: Collection, pipeline: Pipeline | None) -> int:
+    where = filter_from(args)
     if args.query_vectors:
         # The query is an id here, not text: only the dense retriever may see it.
         if args.model or pipeline is not None or args.retriever not in (None, "dense"):
@@ -95,13 +105,13 @@ def _search(args: argparse.Namespace, collection: Collection, pipeline: Pipeline
     )
     weighed = None
     if args.explain:
-        [hits], [weighed] = searcher.search_explained([args.query], args.k)
+        [hits], [weighed] = searcher.search_explained([args.query], args.k, where)
     else:
-        [hits] = searcher.search([args.query], args.k)
+        [hits] = searcher.search([args.query], args.k, where)
     for note in searcher.runner.notes:
         warn(note)
     if args.json:
-        hit_list = [asdict(h) for h in hits]
+        hit_list = [hit_record(h, args.fields) for h in hits]
         result = {"query": args.query, "retriever": searcher.name, "hits": hit_list}
         if weighed is not None:
             result["explain"] = {
@@ -111,6 +121,9 @@ def _search(args: argparse.Namespace, collection: Collection, pipeline: Pipeline
         print_json(result)
         return 0
     for hit in hits:
+        if args.fields:
+            print(f"{hit.rank:>3}. {hit_line(hit, args.fields)}")
+            continue
         title = f"{hit.title} — " if hit.title else ""
         print(f"{hit.rank:>3}. {hit.score:8.4f}  {hit.id}  {snippet(title + hit.text)}")
     if not hits:

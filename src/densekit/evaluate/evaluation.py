@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from densekit.corpus.filters import Filter
 from densekit.encode import DEFAULT_MODEL
 from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset, load_beir
@@ -60,13 +61,15 @@ def evaluate(
     index_params: dict[str, int] | None = None,
     pipeline: Pipeline | None = None,
     query_vectors: str | Path | None = None,
+    where: str | Filter | None = None,
 ) -> EvalReport:
     """Search every judged query of ``split`` and score the run against the qrels.
 
     With ``collection`` the queries run against it (``model``, if given, must be its model);
     without, the dataset's corpus is built into a temporary collection with ``model``.
     ``query_vectors`` (a file with a vector per query id, made by the collection's model) are
-    searched instead of encoding the queries.
+    searched instead of encoding the queries. ``where`` searches only the documents whose
+    metadata match it (judged documents outside it count as missed).
     """
     started = time.perf_counter()
     data = dataset if isinstance(dataset, BeirDataset) else load_beir(dataset, split)
@@ -95,7 +98,7 @@ def evaluate(
             retriever, fusion=fusion, pipeline=pipeline, index_params=index_params
         )
         query_ids = list(data.queries)
-        rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures))
+        rankings = searcher.rank([data.queries[q] for q in query_ids], run_depth(measures), where)
         run = ranked_hits(query_ids, rankings, opened.row_ids)
         warnings = [*data.warnings, *_unknown_documents(data, set(opened.doc_ids))]
         stages = []

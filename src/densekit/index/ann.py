@@ -23,6 +23,10 @@ from densekit.index.vectors import PassageGroups, ShardedVectors
 
 INDEX_FILE = "index.faiss"
 _EXACT_BLOCK = 65_536
+# A filtered search over at most this many allowed rows reads their vectors and scores them
+# exactly: faster than a graph or list walk that skips almost every row, and never misses.
+FILTERED_EXACT_ROWS = 20_000
+_MOST_EF_SEARCH = 1024
 _DIGEST_WINDOW = 1 << 20
 
 
@@ -63,24 +67,60 @@ class AnnIndex:
         spec = parse_spec(spec) if isinstance(spec, str) else spec
         return cls(spec, CodeIndex.build(spec, vectors), vectors, groups)
 
-    def search(self, queries: np.ndarray, k: int, **params: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, **params: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` documents per query: (document rows, scores); rows of -1 pad short lists.
 
         ``params`` override the spec's query-time settings (``efSearch``, ``nprobe``) and the
-        rescore multiplier (``rescore``).
+        rescore multiplier (``rescore``). ``allowed`` (a boolean per document row) limits the
+        search to those documents: FAISS skips the others while it searches (IVF probes more
+        lists, in proportion), and when they are few they are searched exactly instead.
         """
+        if allowed is not None:
+            return self._among(allowed)._search(queries, k, params, widen=True)
+        return self._search(queries, k, params)
+
+    def _among(self, allowed: np.ndarray) -> AnnIndex:
+        """This index over the allowed documents only: the others count as deleted."""
+        excluded = ~allowed if self.groups.deleted is None else ~allowed | self.groups.deleted
+        groups = PassageGroups(self.groups.rows, self.groups.offsets, excluded)
+        return AnnIndex(self.index_spec, self.codes, self.vectors, groups)
+
+    def _search(
+        self, queries: np.ndarray, k: int, params: dict[str, int], widen: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        params = dict(params)
         k = max(0, min(k, self.groups.live_documents))
         if len(queries) == 0 or k == 0:
             return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
         multiplier = params.pop("rescore", self.index_spec.rescore)
         wanted = k * self.groups.passages_per_document * (multiplier or 1)
+        if widen and self.groups.live_rows <= max(FILTERED_EXACT_ROWS, 4 * wanted):
+            rows, scores = self._exact_live(queries, wanted)
+            return self.groups.top_documents(rows, scores, k)
+        if widen:
+            params = self._widened(params)
         rows, scores = self._live_candidates(queries, wanted, params)
         if multiplier:
             scores = self._exact_scores(queries, rows)
         elif self.groups.row_document is None and self.groups.deleted is None:
             return rows, scores  # one passage per document, already ranked by FAISS
         return self.groups.top_documents(rows, scores, k)
+
+    def _widened(self, params: dict[str, int]) -> dict[str, int]:
+        """Settings that reach as many allowed rows as an unfiltered search reaches rows: IVF
+        probes more lists, HNSW keeps a longer candidate list, in proportion to the filter."""
+        share = max(self.groups.live_rows / max(1, self.rows), 1e-6)
+        nlist = self.codes.inverted_lists
+        if nlist is not None:
+            nprobe = params.get("nprobe", int(self.index_spec.options.get("nprobe", 1)))  # FAISS's
+            return {**params, "nprobe": min(nlist, int(np.ceil(nprobe / share)))}
+        if "HNSW" in self.index_spec.base:
+            ef = params.get("efSearch", int(self.index_spec.options.get("efSearch", 16)))
+            return {**params, "efSearch": min(_MOST_EF_SEARCH, int(np.ceil(ef / share)))}
+        return params
 
     def _live_candidates(
         self, queries: np.ndarray, wanted: int, params: dict[str, int]

@@ -140,6 +140,17 @@ class CodeIndex:
         return labels, distances.astype(np.float32, copy=False)
 
     @property
+    def inverted_lists(self) -> int | None:
+        """An IVF index's list count; None for other kinds."""
+        if self.is_binary:
+            return None
+        try:
+            ivf = faiss_module().extract_index_ivf(self.index)
+        except RuntimeError:
+            return None
+        return int(ivf.nlist)
+
+    @property
     def can_filter(self) -> bool:
         """Whether FAISS can skip rows during the search (all but flat PQ can)."""
         return _filtered_parameters(self.index, None) is not None

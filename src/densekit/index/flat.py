@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -11,6 +11,8 @@ from densekit.index.vectors import PassageGroups, ShardedVectors, tombstones
 
 # Bound on the (queries x documents) score matrix held at once.
 _SCORE_BUDGET_BYTES = 256 * 1024 * 1024
+# Passages a filtered search reads and scores at once.
+_BLOCK_PASSAGES = 65_536
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,32 +54,89 @@ class FlatIndex:
         """Exact search over a collection's vectors, grouped and tombstoned like ``groups``."""
         return cls(vectors.shards, groups.offsets, groups.deleted)
 
-    def search(self, queries: np.ndarray, k: int, **params: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` documents per query: (document rows, scores), each of shape (nq, k)."""
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, **params: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` documents per query: (document rows, scores), each of shape (nq, k).
+
+        ``allowed`` (a boolean per document row) limits the search to those documents: the
+        answer is exact search over a collection of only them.
+        """
         if params:
             raise InputError(
                 f"the exact flat index takes no search settings (got {', '.join(params)}); "
                 "they apply to HNSW, IVF and rescoring specs"
             )
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        k = min(k, self.live_documents)
+        excluded, k = self.deleted, min(k, self.live_documents)
+        if allowed is not None:
+            live = allowed if self.deleted is None else allowed & ~self.deleted
+            documents = np.flatnonzero(live)
+            if len(documents) <= self.documents // 4:  # a few: score only theirs
+                return self._search_among(queries, min(k, len(documents)), documents)
+            excluded, k = ~live, min(k, len(documents))
         per_batch = max(1, _SCORE_BUDGET_BYTES // (4 * max(1, self.rows)))
         rows, scores = [], []
         for start in range(0, len(queries), per_batch):
-            batch_rows, batch_scores = top_k(
-                self.document_scores(queries[start : start + per_batch]), k
-            )
+            batch = self.document_scores(queries[start : start + per_batch], excluded)
+            batch_rows, batch_scores = top_k(batch, k)
             rows.append(batch_rows)
             scores.append(batch_scores)
         if not rows:
             return np.empty((0, 0), np.int64), np.empty((0, 0), np.float32)
         return np.concatenate(rows), np.concatenate(scores)
 
-    def document_scores(self, queries: np.ndarray) -> np.ndarray:
-        """Exact score of every document for each query (max over a document's passages)."""
+    def _search_among(
+        self, queries: np.ndarray, k: int, documents: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k`` over ``documents`` alone, a block of their passages at a time."""
+        vectors = ShardedVectors(self.shards)
+        best_rows = np.empty((len(queries), 0), dtype=np.int64)
+        best_scores = np.empty((len(queries), 0), dtype=np.float32)
+        for block in self._passage_blocks(documents):
+            block_documents, passages, starts = block
+            scores = queries @ vectors.take(passages).T
+            if starts is not None:
+                scores = np.maximum.reduceat(scores, starts, axis=1)
+            merged_scores = np.concatenate([best_scores, scores], axis=1)
+            merged_rows = np.concatenate(
+                [best_rows, np.broadcast_to(block_documents, scores.shape)], axis=1
+            )
+            order, best_scores = top_k(merged_scores, k)
+            best_rows = np.take_along_axis(merged_rows, order, axis=1)
+        return best_rows, best_scores.astype(np.float32)
+
+    def _passage_blocks(
+        self, documents: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """``documents`` in blocks of about ``_BLOCK_PASSAGES`` passages: (documents, their
+        passage rows, where each document's passages start in the block; None: one each)."""
+        if self.passage_offsets is None:
+            for start in range(0, len(documents), _BLOCK_PASSAGES):
+                part = documents[start : start + _BLOCK_PASSAGES]
+                yield part, part, None
+            return
+        counts = np.diff(self.passage_offsets)[documents]
+        ends = np.cumsum(counts)
+        start = 0
+        while start < len(documents):
+            stop = max(start + 1, int(np.searchsorted(ends, ends[start] + _BLOCK_PASSAGES)))
+            part, part_counts = documents[start:stop], counts[start:stop]
+            starts = np.concatenate([[0], np.cumsum(part_counts)[:-1]]).astype(np.int64)
+            first = np.repeat(self.passage_offsets[part], part_counts)
+            passages = first + np.arange(int(part_counts.sum())) - np.repeat(starts, part_counts)
+            yield part, passages, starts
+            start = stop
+
+    def document_scores(
+        self, queries: np.ndarray, excluded: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Exact score of every document for each query (max over a document's passages);
+        -inf for the ``excluded`` documents (default: the deleted ones)."""
         scores = np.concatenate([queries @ shard.T for shard in self.shards], axis=1)
         if self.passage_offsets is not None:
             scores = np.maximum.reduceat(scores, self.passage_offsets[:-1], axis=1)
-        if self.deleted is not None:
-            scores[:, self.deleted] = -np.inf
+        excluded = self.deleted if excluded is None else excluded
+        if excluded is not None:
+            scores[:, excluded] = -np.inf
         return scores

@@ -33,6 +33,13 @@ _EXHAUSTIVE_TOKENS = 100_000
 DEFAULT_NPROBE = 16
 
 
+# The token index gathers candidates by token, not document: it has no document mask to apply.
+NO_MULTIVECTOR_FILTERS = (
+    "filters do not apply to multivector (late-interaction) retrieval; filter a dense, bm25 "
+    "or splade first stage and rerank it with the multivector model"
+)
+
+
 def token_search_settings(params: Mapping[str, int], k: int) -> tuple[int, int | None]:
     """(per_token, nprobe) of a search for the top ``k`` with ``params``: nearest tokens
     gathered per query token (default 32, at least k) and inverted lists read per token."""

@@ -165,9 +165,12 @@ class LexicalIndex:
     def documents(self) -> int:
         return int(self.retriever.scores["num_docs"])  # type: ignore[attr-defined]
 
-    def search(self, queries: Sequence[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Top ``k`` documents per query as (rows, scores); those sharing no term are omitted."""
-        return self._search(self._tokens(queries), k) if queries else []
+    def search(
+        self, queries: Sequence[str], k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top ``k`` documents per query as (rows, scores); those sharing no term are omitted.
+        ``allowed`` (a boolean per document row): only those documents rank."""
+        return self._search(self._tokens(queries), k, allowed) if queries else []
 
     def ceilings(self, queries: Sequence[str]) -> np.ndarray:
         """The most each query can score: the sum of its indexed terms' IDFs, each times its
@@ -177,16 +180,22 @@ class LexicalIndex:
         return self._ceilings(self._tokens(queries) if queries else [])
 
     def search_with_ceilings(
-        self, queries: Sequence[str], k: int
+        self, queries: Sequence[str], k: int, allowed: np.ndarray | None = None
     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
         """:meth:`search` and :meth:`ceilings` from one tokenisation of the queries."""
         tokens = self._tokens(queries) if queries else []
-        return (self._search(tokens, k) if queries else []), self._ceilings(tokens)
+        return (self._search(tokens, k, allowed) if queries else []), self._ceilings(tokens)
 
-    def _search(self, tokens: list[list[str]], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _search(
+        self, tokens: list[list[str]], k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         k = min(k, self.documents)
+        mask = None
+        if allowed is not None:  # bm25s scores the masked-out documents 0, which are dropped
+            mask = (allowed if self.rows is None else allowed[self.rows]).astype(np.float32)
+            k = min(k, max(1, int(np.count_nonzero(mask))))
         rows, scores = self.retriever.retrieve(  # type: ignore[attr-defined]
-            tokens, k=k, show_progress=False, n_threads=1
+            tokens, k=k, show_progress=False, n_threads=1, weight_mask=mask
         )
         results = []
         for query_rows, query_scores in zip(rows, scores, strict=True):
@@ -221,9 +230,11 @@ class LexicalIndex:
         """The queries' terms, as this index's documents were analysed."""
         return self._tokens(queries) if queries else []
 
-    def search_terms(self, tokens: list[list[str]], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def search_terms(
+        self, tokens: list[list[str]], k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`search` for queries already analysed (:meth:`analyse`)."""
-        return self._search(tokens, k) if tokens else []
+        return self._search(tokens, k, allowed) if tokens else []
 
     def _tokens(self, queries: Sequence[str]) -> list[list[str]]:
         return self._analyzer.terms(queries)

@@ -48,9 +48,15 @@ class SparseIndex:
         """The vectors (documents × terms) of the documents at ``rows``, in that order."""
         return csr_matrix(self.postings[:, np.asarray(rows, dtype=np.int64)].T, dtype=np.float32)
 
-    def search(self, queries: csr_matrix, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Top ``k`` document rows per query by sparse dot product; zero scores are left out."""
+    def search(
+        self, queries: csr_matrix, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top ``k`` document rows per query by sparse dot product; zero scores are left out.
+        ``allowed`` (a boolean per document row): only those documents rank."""
         data, indices, indptr = self.postings.data, self.postings.indices, self.postings.indptr
+        excluded = self.deleted
+        if allowed is not None:
+            excluded = ~allowed if excluded is None else excluded | ~allowed
         results = []
         for q in range(queries.shape[0]):
             start, end = queries.indptr[q], queries.indptr[q + 1]
@@ -60,8 +66,8 @@ class SparseIndex:
             ):
                 lo, hi = indptr[term], indptr[term + 1]
                 scores[indices[lo:hi]] += weight * data[lo:hi]
-            if self.deleted is not None:
-                scores[self.deleted] = 0.0
+            if excluded is not None:
+                scores[excluded] = 0.0
             rows, best = top_k(scores[None, :], k)
             keep = best[0] > 0
             results.append((rows[0][keep].astype(np.int64), best[0][keep]))

@@ -26,6 +26,7 @@ from densekit.store.sharded import ShardedStore, open_store
 from densekit.store.sharded_build import build_sharded
 
 if TYPE_CHECKING:
+    from densekit.corpus.filters import Filter
     from densekit.encode import Encoder
     from densekit.files.vectors import VectorTable
     from densekit.retrieve.pipeline import Pipeline
@@ -195,17 +196,21 @@ class Collection:
         *,
         retriever: str | None = None,
         pipeline: Pipeline | None = None,
+        where: str | Filter | None = None,
         **index_params: int,
     ) -> list[Hit]:
-        """The top ``k`` documents for ``query``, with their ids, scores, titles and texts.
+        """The top ``k`` documents for ``query``, with their ids, scores, titles, texts and
+        metadata.
 
         ``pipeline`` runs candidate, fusion and rerank stages instead of one ``retriever``.
+        ``where`` searches only the documents whose metadata match it, e.g.
+        ``"year >= 2020 and topic in ('ml', 'ir')"`` (see :mod:`densekit.corpus.filters`).
         ``index_params`` tune an approximate index per search: ``efSearch``, ``nprobe``,
         ``rescore`` (candidate multiplier).
         """
-        return self.search_many([query], k, retriever=retriever, pipeline=pipeline, **index_params)[
-            0
-        ]
+        return self.search_many(
+            [query], k, retriever=retriever, pipeline=pipeline, where=where, **index_params
+        )[0]
 
     def search_many(
         self,
@@ -214,10 +219,11 @@ class Collection:
         *,
         retriever: str | None = None,
         pipeline: Pipeline | None = None,
+        where: str | Filter | None = None,
         **index_params: int,
     ) -> list[list[Hit]]:
         searcher = self.searcher(retriever, pipeline=pipeline, index_params=index_params)
-        return searcher.search(queries, k)
+        return searcher.search(queries, k, where)
 
 
 def open_collection(directory: str | Path, *, encoder: Encoder | None = None) -> Collection:

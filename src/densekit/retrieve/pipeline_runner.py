@@ -23,6 +23,7 @@ from densekit.retrieve.retrievers import Retriever, open_retriever
 from densekit.retrieve.token_rescoring import TokenRescorer
 
 if TYPE_CHECKING:
+    from densekit.corpus.filters import Filter
     from densekit.encode import Encoder
     from densekit.store.collection import StoredCollection
 
@@ -104,13 +105,19 @@ class PipelineRunner:
         """The retriever of each candidate stage, in order."""
         return [stage.retriever for stage in self.pipeline.candidates]
 
-    def candidates(self, queries: Sequence[str], k: int) -> list[list[Ranking]]:
-        """For each query, the candidate stages' lists before fusion, in stage order."""
-        lists = [self._candidates(i, queries, k) for i in range(len(self.pipeline.candidates))]
+    def candidates(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[list[Ranking]]:
+        """For each query, the candidate stages' lists before fusion, in stage order; with
+        ``where``, every stage searches only the documents it matches (rerankers then see no
+        others)."""
+        lists = [
+            self._candidates(i, queries, k, where) for i in range(len(self.pipeline.candidates))
+        ]
         return [list(per_query) for per_query in zip(*lists, strict=True)]
 
-    def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        return self.rank_candidates(queries, self.candidates(queries, k), k)
+    def rank(self, queries: Sequence[str], k: int, where: Filter | None = None) -> list[Ranking]:
+        return self.rank_candidates(queries, self.candidates(queries, k, where), k)
 
     def rank_candidates(
         self, queries: Sequence[str], candidates: Sequence[Sequence[Ranking]], k: int
@@ -129,11 +136,13 @@ class PipelineRunner:
             rankings = self._rerank(stage, reranker, self.costs[offset + number], queries, rankings)
         return [ranking.top(k) for ranking in rankings]
 
-    def _candidates(self, index: int, queries: Sequence[str], k: int) -> list[Ranking]:
+    def _candidates(
+        self, index: int, queries: Sequence[str], k: int, where: Filter | None
+    ) -> list[Ranking]:
         stage, cost = self.pipeline.candidates[index], self.costs[index]
         started = time.perf_counter()
         depth = stage.depth(k, self.pipeline.fused)
-        rankings = self.retrievers[index].retrieve(queries, depth)
+        rankings = self.retrievers[index].retrieve(queries, depth, where)
         cost.seconds += time.perf_counter() - started
         cost.queries += len(queries)
         return rankings

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -89,3 +89,4 @@ class Hit:
     rank: int
     title: str = ""
     text: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from densekit.errors import CollectionError
-from densekit.index.late_interaction import token_search_settings
+from densekit.errors import CollectionError, InputError
+from densekit.index.late_interaction import NO_MULTIVECTOR_FILTERS, token_search_settings
 from densekit.retrieve.ranking import (
     REFERENCE_DOCUMENTS,
     REFERENCE_TOKEN_DOCUMENTS,
@@ -27,6 +27,7 @@ from densekit.retrieve.ranking import (
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
+    from densekit.corpus.filters import Filter
     from densekit.encode import Encoder
     from densekit.encode.late_interaction import LateInteractionEncoder
     from densekit.encode.sparse import SparseTextEncoder
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from densekit.index.late_interaction import MultiVectorIndex, TokenVectors
     from densekit.index.sparse import SparseIndex
     from densekit.store.collection import StoredCollection
+    from densekit.store.document_filters import DocumentFilters
     from densekit.store.sharded import ShardedStore
 
 
@@ -43,7 +45,12 @@ class Retriever(Protocol):
 
     name: str
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]: ...
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
+        """Each query's best ``k``; ``where`` limits the search to the documents it matches,
+        inside the index's search (not after it)."""
+        ...
 
 
 @dataclass
@@ -58,10 +65,14 @@ class DenseRetriever:
     # Vectors of a fixed sample of the collection's documents, which calibrate each query's
     # scores (None: the lists carry no scale).
     reference: np.ndarray | None = None
+    filters: DocumentFilters | None = None
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
+        allowed = allowed_documents(self.filters, where)
         vectors = self.encoder.encode_queries(queries)
-        rows, scores = self.index.search(vectors, k, **self.index_params)
+        rows, scores = self.index.search(vectors, k, allowed=allowed, **self.index_params)
         scales: list[ScoreScale | None] = [None] * len(rows)
         if self.reference is not None:
             scales = reference_scales(vectors @ self.reference.T)
@@ -78,9 +89,13 @@ class LexicalRetriever:
 
     index: LexicalIndex
     name: str = "bm25"
+    filters: DocumentFilters | None = None
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
-        found, ceilings = self.index.search_with_ceilings(queries, k)
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
+        allowed = allowed_documents(self.filters, where)
+        found, ceilings = self.index.search_with_ceilings(queries, k, allowed)
         return [
             Ranking(r, s, ScoreScale(0.0, float(ceiling)) if ceiling > 0 else None)
             for (r, s), ceiling in zip(found, ceilings, strict=True)
@@ -96,15 +111,19 @@ class SparseRetriever:
     name: str = "splade"
     # Vectors (documents × terms) of the reference documents (see DenseRetriever.reference).
     reference: csr_matrix | None = None
+    filters: DocumentFilters | None = None
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
+        allowed = allowed_documents(self.filters, where)
         vectors = self.encoder.encode_queries(queries)
         scales: list[ScoreScale | None] = [None] * vectors.shape[0]
         if self.reference is not None:
             scales = reference_scales((vectors @ self.reference.T).toarray())
         return [
             Ranking(r, s, scale)
-            for (r, s), scale in zip(self.index.search(vectors, k), scales, strict=True)
+            for (r, s), scale in zip(self.index.search(vectors, k, allowed), scales, strict=True)
         ]
 
 
@@ -121,12 +140,25 @@ class MultiVectorRetriever:
     reference: TokenVectors | None = None  # the documents that calibrate scores
     name: str = "multivector"
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
+        if where is not None:
+            raise InputError(NO_MULTIVECTOR_FILTERS)
         vectors = self.encoder.encode_queries(queries)
         per_token, nprobe = token_search_settings(self.index_params, k)
         found = self.index.search(vectors, k, per_token, nprobe)
         scales = maxsim_scales(vectors, self.reference)
         return [Ranking(r, s, scale) for (r, s), scale in zip(found, scales, strict=True)]
+
+
+def allowed_documents(filters: DocumentFilters | None, where: Filter | None) -> np.ndarray | None:
+    """``where`` as a boolean per document row of the collection ``filters`` reads."""
+    if where is None:
+        return None
+    if filters is None:
+        raise InputError("this retriever was opened without its collection's documents to filter")
+    return filters.mask(where)
 
 
 def open_retriever(
@@ -151,10 +183,14 @@ def open_retriever(
         if collection.adapter is not None and collection.adapter.maps_documents:
             reference = collection.adapter.documents(reference)  # as the index holds them
         return DenseRetriever(
-            collection.dense_index, query_encoder(), dict(index_params or {}), reference=reference
+            collection.dense_index,
+            query_encoder(),
+            dict(index_params or {}),
+            reference=reference,
+            filters=collection.filters,
         )
     if name == "bm25":
-        return LexicalRetriever(collection.lexical_index)
+        return LexicalRetriever(collection.lexical_index, filters=collection.filters)
     if name == "multivector":
         return MultiVectorRetriever(
             collection.multivector_index,
@@ -167,5 +203,7 @@ def open_retriever(
     if name == "splade":
         index = collection.sparse_index
         reference = index.document_rows(collection.reference_documents(REFERENCE_DOCUMENTS))
-        return SparseRetriever(index, collection.sparse_encoder, reference=reference)
+        return SparseRetriever(
+            index, collection.sparse_encoder, reference=reference, filters=collection.filters
+        )
     raise CollectionError(f"{collection.directory}: no retriever named {name!r}")

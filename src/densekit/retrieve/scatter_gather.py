@@ -24,9 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
-from densekit.errors import CollectionError
+from densekit.errors import CollectionError, InputError
 from densekit.index.bm25_statistics import bm25_ceilings
-from densekit.index.late_interaction import TokenVectors, token_search_settings
+from densekit.index.late_interaction import (
+    NO_MULTIVECTOR_FILTERS,
+    TokenVectors,
+    token_search_settings,
+)
 from densekit.retrieve.ranking import (
     REFERENCE_DOCUMENTS,
     REFERENCE_TOKEN_DOCUMENTS,
@@ -40,6 +44,7 @@ from densekit.store.collection import StoredCollection
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
+    from densekit.corpus.filters import Filter
     from densekit.encode import Encoder
     from densekit.encode.late_interaction import LateInteractionEncoder
     from densekit.store.sharded import ShardedStore
@@ -60,19 +65,29 @@ class ShardSearch:
     def __init__(self, shard: StoredCollection | str | Path) -> None:
         self.stored = shard if isinstance(shard, StoredCollection) else StoredCollection(shard)
 
-    def dense(self, vectors: np.ndarray, k: int, params: dict[str, int]) -> Found:
-        rows, scores = self.stored.dense_index.search(vectors, k, **params)
+    def dense(
+        self, vectors: np.ndarray, k: int, params: dict[str, int], where: Filter | None = None
+    ) -> Found:
+        allowed = self._allowed(where)
+        rows, scores = self.stored.dense_index.search(vectors, k, allowed=allowed, **params)
         # Approximate indexes pad lists they could not fill with row -1.
         return [(r[r >= 0].astype(np.int64), s[r >= 0]) for r, s in zip(rows, scores, strict=True)]
 
-    def lexical(self, tokens: list[list[str]], k: int) -> tuple[Found, list[np.ndarray], int]:
+    def lexical(
+        self, tokens: list[list[str]], k: int, where: Filter | None = None
+    ) -> tuple[Found, list[np.ndarray], int]:
         """Top ``k`` by BM25, with the shard's document frequencies of the query terms and
         its document count (the collection's ceilings are computed from their sums)."""
         index = self.stored.lexical_index
-        return index.search_terms(tokens, k), index.frequencies(tokens), index.documents
+        found = index.search_terms(tokens, k, self._allowed(where))
+        return found, index.frequencies(tokens), index.documents
 
-    def sparse(self, vectors: csr_matrix, k: int) -> Found:
-        return self.stored.sparse_index.search(vectors, k)
+    def sparse(self, vectors: csr_matrix, k: int, where: Filter | None = None) -> Found:
+        return self.stored.sparse_index.search(vectors, k, self._allowed(where))
+
+    def _allowed(self, where: Filter | None) -> np.ndarray | None:
+        # Checked once for the whole collection (a field one shard lacks is not an error).
+        return None if where is None else self.stored.filters.mask(where, check=False)
 
     def multivector(self, queries: list[np.ndarray], k: int, params: dict[str, int]) -> Found:
         per_token, nprobe = token_search_settings(params, k)
@@ -198,9 +213,11 @@ class ShardedDenseRetriever:
     reference: np.ndarray
     name: str = "dense"
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
         vectors = self.encoder.encode_queries(queries)
-        found = self.shards.ask("dense", vectors, k, self.index_params)
+        found = self.shards.ask("dense", vectors, k, self.index_params, where)
         scales = reference_scales(vectors @ self.reference.T)
         return [
             Ranking(rows, scores, scale)
@@ -215,9 +232,11 @@ class ShardedLexicalRetriever:
     weight: Callable[[str], float]
     name: str = "bm25"
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
         tokens = self.analyse(queries)
-        answers = self.shards.ask("lexical", tokens, k)
+        answers = self.shards.ask("lexical", tokens, k, where)
         present = [answer for answer in answers if answer is not None]
         frequencies = [
             np.sum([counts[number] for _, counts, _ in present], axis=0)
@@ -239,9 +258,11 @@ class ShardedSparseRetriever:
     reference: csr_matrix
     name: str = "splade"
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
         vectors = self.encoder(queries)
-        found = self.shards.ask("sparse", vectors, k)
+        found = self.shards.ask("sparse", vectors, k, where)
         scales = reference_scales((vectors @ self.reference.T).toarray())
         return [
             Ranking(rows, scores, scale)
@@ -257,7 +278,11 @@ class ShardedMultiVectorRetriever:
     reference: TokenVectors
     name: str = "multivector"
 
-    def retrieve(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def retrieve(
+        self, queries: Sequence[str], k: int, where: Filter | None = None
+    ) -> list[Ranking]:
+        if where is not None:
+            raise InputError(NO_MULTIVECTOR_FILTERS)
         vectors = self.encoder.encode_queries(queries)
         found = self.shards.ask("multivector", vectors, k, self.index_params)
         scales = maxsim_scales(vectors, self.reference)

@@ -6,11 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from densekit.corpus.filters import Filter, parse_filter
 from densekit.errors import CollectionError, InputError
 from densekit.retrieve.fusion import FusionConfig
 from densekit.retrieve.pipeline import Pipeline, builtin_pipeline
 from densekit.retrieve.pipeline_runner import PipelineRunner
 from densekit.retrieve.ranking import Hit, Ranking, ScoreScale
+from densekit.store.document_filters import check_filter
 
 if TYPE_CHECKING:
     from densekit.encode import Encoder
@@ -99,27 +101,45 @@ class Searcher:
             return self.retriever
         return f"pipeline {self.pipeline.name}".strip()
 
-    def rank(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def rank(
+        self, queries: Sequence[str], k: int, where: str | Filter | None = None
+    ) -> list[Ranking]:
+        """Each query's best ``k`` rows; ``where`` (a filter, see :mod:`densekit.corpus.filters`)
+        limits every candidate stage to the documents it matches."""
         _check_queries(queries, k)
-        return self.runner.rank(queries, k)
+        return self.runner.rank(queries, k, self.checked_filter(where))
 
-    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+    def search(
+        self, queries: Sequence[str], k: int, where: str | Filter | None = None
+    ) -> list[list[Hit]]:
         """Rankings with document ids, titles and texts, for display and for run files."""
-        return self._hits(self.rank(queries, k))
+        return self._hits(self.rank(queries, k, where))
 
-    def explain(self, queries: Sequence[str], k: int) -> list[list[ListWeight]]:
+    def explain(
+        self, queries: Sequence[str], k: int, where: str | Filter | None = None
+    ) -> list[list[ListWeight]]:
         """For each query, how its candidate lists were weighed (one list: share 1)."""
         _check_queries(queries, k)
-        return [self._weighed(lists) for lists in self.runner.candidates(queries, k)]
+        candidates = self.runner.candidates(queries, k, self.checked_filter(where))
+        return [self._weighed(lists) for lists in candidates]
 
     def search_explained(
-        self, queries: Sequence[str], k: int
+        self, queries: Sequence[str], k: int, where: str | Filter | None = None
     ) -> tuple[list[list[Hit]], list[list[ListWeight]]]:
         """:meth:`search` and :meth:`explain` from one run of the candidate stages."""
         _check_queries(queries, k)
-        candidates = self.runner.candidates(queries, k)
+        candidates = self.runner.candidates(queries, k, self.checked_filter(where))
         rankings = self.runner.rank_candidates(queries, candidates, k)
         return self._hits(rankings), [self._weighed(lists) for lists in candidates]
+
+    def checked_filter(self, where: str | Filter | None) -> Filter | None:
+        """``where`` parsed and checked against the collection's documents (a field none has,
+        or a value of a type its field never holds, is refused before any search runs)."""
+        if where is None:
+            return None
+        parsed = parse_filter(where)
+        check_filter(parsed, self.collection.document_filters)
+        return parsed
 
     def _hits(self, rankings: Sequence[Ranking]) -> list[list[Hit]]:
         hits = []
@@ -127,7 +147,7 @@ class Searcher:
             documents = self.collection.documents.get_rows(ranking.rows.tolist())
             hits.append(
                 [
-                    Hit(doc.id, float(score), rank, doc.title, doc.text)
+                    Hit(doc.id, float(score), rank, doc.title, doc.text, doc.metadata)
                     for rank, (doc, score) in enumerate(
                         zip(documents, ranking.scores, strict=True), 1
                     )

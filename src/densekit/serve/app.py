@@ -211,9 +211,9 @@ def create_app(state: ServerState) -> Any:
                 searcher = collection.searcher(body.retriever, pipeline=pipeline)
                 weighed = None
                 if body.explain:
-                    found, weighed = searcher.search_explained(queries, body.k)
+                    found, weighed = searcher.search_explained(queries, body.k, body.filter)
                 else:
-                    found = searcher.search(queries, body.k)
+                    found = searcher.search(queries, body.k, body.filter)
                 retriever = pipeline.name if pipeline else body.retriever
                 retriever = retriever or collection.manifest.retriever
             # Built here, on the worker thread: a big answer never stalls the event loop.

@@ -93,9 +93,16 @@ class Client:
         retriever: str | None = None,
         pipeline: str | Pipeline | Mapping[str, Any] | None = None,
         fields: Sequence[str] | None = None,
+        where: str | None = None,
     ) -> list[Hit]:
         return self.search_many(
-            collection, [query], k, retriever=retriever, pipeline=pipeline, fields=fields
+            collection,
+            [query],
+            k,
+            retriever=retriever,
+            pipeline=pipeline,
+            fields=fields,
+            where=where,
         )[0]
 
     def search_many(
@@ -107,10 +114,14 @@ class Client:
         retriever: str | None = None,
         pipeline: str | Pipeline | Mapping[str, Any] | None = None,
         fields: Sequence[str] | None = None,
+        where: str | None = None,
     ) -> list[list[Hit]]:
         """Hits per query; with ``fields`` (e.g. ``["id", "score"]``) the others are left
-        empty, which keeps answers small."""
-        answer = self._search(collection, queries, k, retriever, pipeline, fields=fields)
+        empty, which keeps answers small. ``where``: only documents whose metadata match this
+        filter (the request's ``filter``)."""
+        answer = self._search(
+            collection, queries, k, retriever, pipeline, fields=fields, where=where
+        )
         return [[_hit(hit) for hit in result["hits"]] for result in answer["results"]]
 
     def explain(
@@ -135,8 +146,11 @@ class Client:
         pipeline: str | Pipeline | Mapping[str, Any] | None,
         fields: Sequence[str] | None,
         explain: bool = False,
+        where: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"collection": collection, "queries": list(queries), "k": k}
+        if where is not None:
+            body["filter"] = where
         if fields is not None:
             body["fields"] = list(fields)
         if retriever is not None:
@@ -203,6 +217,7 @@ def _hit(fields: Mapping[str, Any]) -> Hit:
         rank=fields.get("rank", 0),
         title=fields.get("title", ""),
         text=fields.get("text", ""),
+        metadata=fields.get("metadata") or {},
     )
 
 

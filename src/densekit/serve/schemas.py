@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from densekit.corpus.filters import MAX_FILTER_CHARS
 from densekit.files.ids import MAX_ID_CHARS
 from densekit.serve.catalog import NAME_PATTERN
 
@@ -39,8 +40,8 @@ NewDocumentId = Annotated[
     str,
     Field(min_length=1, max_length=MAX_ID_CHARS, json_schema_extra={"pattern": NEW_ID_PATTERN}),
 ]
-HitField = Literal["id", "score", "rank", "title", "text"]
-HIT_FIELDS: tuple[HitField, ...] = ("id", "score", "rank", "title", "text")
+HitField = Literal["id", "score", "rank", "title", "text", "metadata"]
+HIT_FIELDS: tuple[HitField, ...] = ("id", "score", "rank", "title", "text", "metadata")
 
 
 class Strict(BaseModel):
@@ -79,6 +80,14 @@ class SearchRequest(Strict):
     pipeline: str | dict[str, Any] = Field(
         None,  # type: ignore[assignment]
         description="a pipeline served by name, or one inline (as its TOML, in JSON)",
+    )
+    filter: str = Field(
+        None,  # type: ignore[assignment]
+        min_length=1,
+        max_length=MAX_FILTER_CHARS,
+        description="search only the documents whose metadata match, e.g. "
+        "\"year >= 2020 and topic in ('ml', 'ir')\" (the filter language of `densekit search "
+        "--filter`)",
     )
     fields: list[HitField] = Field(None, description="hit fields to return (default: all)")  # type: ignore[assignment]
     explain: bool = Field(
@@ -121,6 +130,7 @@ class Hit(BaseModel):
     rank: int | None = None
     title: str | None = None
     text: str | None = None
+    metadata: dict[str, Any] | None = None
     highlights: Highlights | None = None
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from densekit.errors import CollectionError, InputError, ModelMismatchError
 from densekit.files.shards import NPY_OPEN_LOCK, open_shards
 from densekit.store import layout
+from densekit.store.document_filters import DocumentFilters
 from densekit.store.documents import DocumentStore
 from densekit.store.manifest import EncoderInfo, Manifest, read_manifest, verify_files
 from densekit.store.multivector import (
@@ -125,6 +126,16 @@ class StoredCollection:
             if doc_id is not None
         )
         return np.array([row for _, _, row in keyed[:count]], dtype=np.int64)
+
+    @cached_property
+    def filters(self) -> DocumentFilters:
+        """This snapshot's document filters (:meth:`DocumentFilters.mask`)."""
+        return DocumentFilters(self.documents.connection, self.manifest.document_rows)
+
+    @property
+    def document_filters(self) -> list[DocumentFilters]:
+        """The filters of every part a filter is checked across (one, unsharded)."""
+        return [self.filters]
 
     @cached_property
     def doc_ids(self) -> list[str]:

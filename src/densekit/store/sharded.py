@@ -27,6 +27,7 @@ import numpy as np
 from densekit.errors import CollectionError
 from densekit.files.durability import atomic_write_text
 from densekit.store.collection import StoredCollection
+from densekit.store.document_filters import DocumentFilters
 from densekit.store.layout import SHARDS_FILE
 from densekit.store.manifest import Manifest, parse_manifest, versioned
 from densekit.store.shard_checks import check_alike
@@ -164,6 +165,11 @@ class ShardedStore:
                     raise
                 self.shards = []
         self.documents = ShardedDocuments(self.shards)
+
+    @property
+    def document_filters(self) -> list[DocumentFilters]:
+        """Each shard's filters: a filter is checked across all of them."""
+        return [shard.filters for shard in self.shards]
 
     def _open_shard(self, number: int, name: str, manifest: Manifest) -> StoredCollection:
         folder = self.directory / name
