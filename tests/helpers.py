@@ -203,6 +203,14 @@ def anisotropic(count: int, seed: int) -> np.ndarray:
     return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
+def clustered(count: int, seed: int, dimension: int = 64) -> np.ndarray:
+    """Unit vectors around 20 centres: neighbourhoods like real embeddings have, not noise."""
+    centres = np.random.default_rng(0).standard_normal((20, dimension))
+    rng = np.random.default_rng(seed)
+    points = centres[rng.integers(0, 20, count)] + 0.4 * rng.standard_normal((count, dimension))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
 def unit_rows(count: int, dimension: int, seed: int = 0) -> np.ndarray:
     """``count`` random unit vectors."""
     vectors = np.random.default_rng(seed).normal(size=(count, dimension)).astype(np.float32)

@@ -287,3 +287,45 @@ def test_a_huge_line_is_read_with_two_copies_at_most(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert doc.text == text and reader.stats.documents == 1
     assert peak < 2.5 * len(text)  # the line's bytes and text, never more at once
+
+
+def test_csv_metadata_cells_keep_the_types_they_read_as(tmp_path: Path) -> None:
+    path = tmp_path / "docs.csv"
+    path.write_text(
+        "id,text,year,score,zip,reviewed,venue,big\n"
+        "d1,body,2020,-1.5,007,true,sigir,1e999\n"
+        'd2,body,1999,0.25,12345,false,"1,000",3\n'
+    )
+    first, second = read_corpus(path)
+    assert first.metadata == {
+        "year": 2020, "score": -1.5, "zip": "007", "reviewed": True, "venue": "sigir",
+        "big": "1e999",
+    }  # fmt: skip
+    assert second.metadata["zip"] == 12345 and second.metadata["venue"] == "1,000"
+    assert second.id == "d2"  # ids stay text, whatever they look like
+
+
+def test_parquet_metadata_keeps_numbers_lists_and_dates_as_iso_text(tmp_path: Path) -> None:
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "id": ["a"],
+            "text": ["body"],
+            "year": [2021],
+            "tags": [["ml", "ir"]],
+            "published": [datetime.date(2021, 5, 4)],
+            "seen": [datetime.datetime(2021, 5, 4, 10, 30)],
+        }
+    )
+    pq.write_table(table, tmp_path / "docs.parquet")
+    (document,) = read_corpus(tmp_path / "docs.parquet")
+    assert document.metadata == {
+        "year": 2021,
+        "tags": ["ml", "ir"],
+        "published": "2021-05-04",
+        "seen": "2021-05-04T10:30:00",
+    }

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import clustered
 
 from densekit.errors import CollectionError, InputError
 from densekit.index import FlatIndex
@@ -14,16 +15,6 @@ from densekit.index.spec import parse_spec
 from densekit.index.vectors import PassageGroups, ShardedVectors
 
 DIM = 64
-
-
-CENTRES = np.random.default_rng(0).standard_normal((20, DIM))
-
-
-def clustered(count: int, seed: int) -> np.ndarray:
-    """Unit vectors around 20 centres: neighbourhoods like real embeddings have, not noise."""
-    rng = np.random.default_rng(seed)
-    points = CENTRES[rng.integers(0, 20, count)] + 0.4 * rng.standard_normal((count, DIM))
-    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

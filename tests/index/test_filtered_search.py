@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import clustered as clustered_rows
 
 from densekit.index import FlatIndex
 from densekit.index.ann import FILTERED_EXACT_ROWS, AnnIndex
 from densekit.index.sparse import SparseIndex
 from densekit.index.vectors import PassageGroups, ShardedVectors
 
-DIM = 32
-CENTRES = np.random.default_rng(0).standard_normal((20, DIM))
-
 
 def clustered(count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    points = CENTRES[rng.integers(0, 20, count)] + 0.4 * rng.standard_normal((count, DIM))
-    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+    return clustered_rows(count, seed, dimension=32)
 
 
 def allowed_share(documents: int, share: float, seed: int = 3) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from densekit.corpus.document import Document
+from densekit.corpus.document import Document, metadata_value
 from densekit.errors import InputError, MissingDependencyError
 from densekit.files.ids import LONE_SURROGATE, check_id, text_id
 from densekit.files.text import decoded_lines, decoded_text
@@ -193,10 +194,16 @@ def _resolve_fields(fields: FieldNames, keys: Iterable[str], where: str) -> _Res
 
 
 def _record_to_document(
-    record: Mapping[str, Any], names: _Resolved, where: str, *, text_ids: bool = False
+    record: Mapping[str, Any],
+    names: _Resolved,
+    where: str,
+    *,
+    text_ids: bool = False,
+    typed_cells: bool = False,
 ) -> Document:
     """``text_ids``: the format's cells are text (CSV, TSV), so the id is the trimmed cell;
-    elsewhere it must be a string as given (see :mod:`densekit.files.ids`)."""
+    elsewhere it must be a string as given (see :mod:`densekit.files.ids`). ``typed_cells``:
+    metadata cells that read as numbers or true/false are stored as such (:func:`cell_value`)."""
     for role, name in (("id", names.id), ("text", names.text)):
         if record.get(name) is None:
             raise InputError(f"{where}: missing {role} field {name!r}; every record needs one")
@@ -211,7 +218,8 @@ def _record_to_document(
             f"{type(text).__name__}, not text"
         )
     used = {names.id, names.text, names.title}
-    metadata = {k: v for k, v in record.items() if k not in used and v is not None}
+    read = cell_value if typed_cells else metadata_value
+    metadata = {k: read(v) for k, v in record.items() if k not in used and v is not None}
     # Text, title and metadata are stored as UTF-8, which a lone surrogate (from a JSON \u
     # escape) cannot be.
     first = next(_lone_surrogates({names.text: text, names.title: title, **metadata}), None)
@@ -321,7 +329,23 @@ def _read_delimited(path: Path, fields: FieldNames, delimiter: str) -> Iterator[
                 "check the delimiter and quoting"
             )
         record = dict(zip(header, row, strict=True))
-        yield _record_to_document(record, names, where, text_ids=True)
+        yield _record_to_document(record, names, where, text_ids=True, typed_cells=True)
+
+
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def cell_value(cell: str) -> str | int | float | bool:
+    """A CSV/TSV cell as the metadata value it reads as: a number written as one (2020, -1.5;
+    not 007 or 1,000, which stay text), true or false, or else its text."""
+    if _NUMBER.fullmatch(cell):
+        if cell.lstrip("-").isdigit():
+            return int(cell)
+        number = float(cell)
+        return number if math.isfinite(number) else cell
+    if cell in ("true", "false"):
+        return cell == "true"
+    return cell
 
 
 def _read_parquet(path: Path, fields: FieldNames) -> Iterator[Document]:
