@@ -76,7 +76,7 @@ format: $(STAMP)
 BENCHMARKS := retrieval_quality hybrid_sweep fusion fusion_rule bm25_terms significance compatibility \
 	encode index \
 	index_updates crash_consistency huge_document pipeline adapt train llm serve distributed \
-	limits multivector mvp binary binary_pv defsent
+	limits multivector mvp binary binary_pv defsent filters
 benchmarks: $(STAMP) wordnet
 	@cd benchmarks && start=$$(date +%s) && for script in $(BENCHMARKS); do \
 		echo "== benchmarks/$$script.py"; began=$$(date +%s); \

@@ -135,3 +135,21 @@ def test_sparse_ranks_only_allowed_documents() -> None:
     allowed = np.array([False, True, True, False, True, True])
     [(rows, _)] = index.search(query, 3, allowed)
     assert rows.tolist()[0] != 0 and set(rows.tolist()) <= {1, 2, 4, 5}
+
+
+def test_a_read_only_mask_searched_again_gives_the_same_answer() -> None:
+    # A filter's mask is kept read-only by the collection; its gathered vectors are reused.
+    vectors = clustered(3000, seed=1)
+    offsets = np.arange(0, 3001, 3)
+    index = FlatIndex([vectors], offsets)
+    mask = allowed_share(1000, 0.1)
+    fresh = index.search(vectors[:5], 10, allowed=mask.copy())
+    mask.setflags(write=False)
+    first = index.search(vectors[:5], 10, allowed=mask)
+    again = index.search(vectors[5:10], 10, allowed=mask)
+    assert index._last_gathered is not None and index._last_gathered[0] is mask
+    np.testing.assert_array_equal(first[0], fresh[0])
+    np.testing.assert_array_equal(again[0], index.search(vectors[5:10], 10, allowed=mask.copy())[0])
+    other = allowed_share(1000, 0.1, seed=9)
+    other.setflags(write=False)
+    assert set(index.search(vectors[:1], 10, allowed=other)[0][0]) <= set(np.flatnonzero(other))

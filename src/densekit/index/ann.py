@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from densekit.errors import CollectionError
 from densekit.index.codes import CodeIndex, RowFilter
-from densekit.index.flat import top_k
+from densekit.index.flat import FlatIndex, top_k
 from densekit.index.spec import IndexSpec, parse_spec
 from densekit.index.vectors import PassageGroups, ShardedVectors
 
@@ -47,6 +48,7 @@ class AnnIndex:
         self._live: RowFilter | None = None
         if groups.deleted_rows is not None and codes.can_filter:
             self._live = RowFilter(~groups.deleted_rows)
+        self._last_among: tuple[np.ndarray, AnnIndex] | None = None
 
     @property
     def spec(self) -> str:
@@ -78,14 +80,31 @@ class AnnIndex:
         lists, in proportion), and when they are few they are searched exactly instead.
         """
         if allowed is not None:
-            return self._among(allowed)._search(queries, k, params, widen=True)
+            among = self._among(allowed)
+            if among.groups.live_rows <= max(
+                FILTERED_EXACT_ROWS, 4 * k * among.groups.passages_per_document
+            ):
+                return self._exact.search(queries, k, allowed=allowed)
+            return among._search(queries, k, params, widen=True)
         return self._search(queries, k, params)
 
+    @cached_property
+    def _exact(self) -> FlatIndex:
+        """Exact search over the same vectors, for filters that allow only a few."""
+        return FlatIndex.over(self.vectors, self.groups)
+
     def _among(self, allowed: np.ndarray) -> AnnIndex:
-        """This index over the allowed documents only: the others count as deleted."""
+        """This index over the allowed documents only: the others count as deleted. The last
+        read-only mask's is kept: a filter's mask is one array, searched again and again."""
+        kept = self._last_among
+        if kept is not None and kept[0] is allowed:
+            return kept[1]
         excluded = ~allowed if self.groups.deleted is None else ~allowed | self.groups.deleted
         groups = PassageGroups(self.groups.rows, self.groups.offsets, excluded)
-        return AnnIndex(self.index_spec, self.codes, self.vectors, groups)
+        among = AnnIndex(self.index_spec, self.codes, self.vectors, groups)
+        if not allowed.flags.writeable:  # a mask that can change is never taken as the same
+            self._last_among = (allowed, among)
+        return among
 
     def _search(
         self, queries: np.ndarray, k: int, params: dict[str, int], widen: bool = False
@@ -97,9 +116,6 @@ class AnnIndex:
             return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
         multiplier = params.pop("rescore", self.index_spec.rescore)
         wanted = k * self.groups.passages_per_document * (multiplier or 1)
-        if widen and self.groups.live_rows <= max(FILTERED_EXACT_ROWS, 4 * wanted):
-            rows, scores = self._exact_live(queries, wanted)
-            return self.groups.top_documents(rows, scores, k)
         if widen:
             params = self._widened(params)
         rows, scores = self._live_candidates(queries, wanted, params)

@@ -48,6 +48,7 @@ class FlatIndex:
         self.passage_offsets = passage_offsets
         self.documents = self.rows if passage_offsets is None else len(passage_offsets) - 1
         self.deleted, self.live_documents = tombstones(deleted, self.documents)
+        self._last_gathered: tuple[np.ndarray, list] | None = None
 
     @classmethod
     def over(cls, vectors: ShardedVectors, groups: PassageGroups) -> FlatIndex:
@@ -73,7 +74,7 @@ class FlatIndex:
             live = allowed if self.deleted is None else allowed & ~self.deleted
             documents = np.flatnonzero(live)
             if len(documents) <= self.documents // 4:  # a few: score only theirs
-                return self._search_among(queries, min(k, len(documents)), documents)
+                return self._search_among(queries, min(k, len(documents)), allowed, documents)
             excluded, k = ~live, min(k, len(documents))
         per_batch = max(1, _SCORE_BUDGET_BYTES // (4 * max(1, self.rows)))
         rows, scores = [], []
@@ -87,15 +88,14 @@ class FlatIndex:
         return np.concatenate(rows), np.concatenate(scores)
 
     def _search_among(
-        self, queries: np.ndarray, k: int, documents: np.ndarray
+        self, queries: np.ndarray, k: int, allowed: np.ndarray, documents: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top ``k`` over ``documents`` alone, a block of their passages at a time."""
-        vectors = ShardedVectors(self.shards)
+        """Exact top ``k`` over ``documents`` (the live ones ``allowed`` names) alone, a block
+        of their passages at a time."""
         best_rows = np.empty((len(queries), 0), dtype=np.int64)
         best_scores = np.empty((len(queries), 0), dtype=np.float32)
-        for block in self._passage_blocks(documents):
-            block_documents, passages, starts = block
-            scores = queries @ vectors.take(passages).T
+        for block_documents, vectors, starts in self._gathered(allowed, documents):
+            scores = queries @ vectors.T
             if starts is not None:
                 scores = np.maximum.reduceat(scores, starts, axis=1)
             merged_scores = np.concatenate([best_scores, scores], axis=1)
@@ -105,6 +105,27 @@ class FlatIndex:
             order, best_scores = top_k(merged_scores, k)
             best_rows = np.take_along_axis(merged_rows, order, axis=1)
         return best_rows, best_scores.astype(np.float32)
+
+    def _gathered(
+        self, allowed: np.ndarray, documents: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """The passages of ``documents`` read from the shards, block by block. Reading them is
+        most of a filtered search's time, so the last read-only mask's blocks are kept when
+        they fit the score budget: the next search with the same filter only multiplies."""
+        kept = self._last_gathered
+        if kept is not None and kept[0] is allowed:
+            yield from kept[1]
+            return
+        vectors = ShardedVectors(self.shards)
+        blocks, size = [], 0
+        for part, passages, starts in self._passage_blocks(documents):
+            block = (part, vectors.take(passages), starts)
+            size += block[1].nbytes
+            if size <= _SCORE_BUDGET_BYTES:
+                blocks.append(block)
+            yield block
+        if not allowed.flags.writeable and size <= _SCORE_BUDGET_BYTES:
+            self._last_gathered = (allowed, blocks)
 
     def _passage_blocks(
         self, documents: np.ndarray
