@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,3 +49,19 @@ def metadata_value(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy scalars and arrays
         return metadata_value(value.tolist())
     return str(value)
+
+
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def cell_value(cell: str) -> str | int | float | bool:
+    """A CSV/TSV cell as the metadata value it reads as: a number written as one (2020, -1.5;
+    not 007 or 1,000, which stay text), true or false, or else its text."""
+    if _NUMBER.fullmatch(cell):
+        if cell.lstrip("-").isdigit():
+            return int(cell)
+        number = float(cell)
+        return number if math.isfinite(number) else cell
+    if cell in ("true", "false"):
+        return cell == "true"
+    return cell

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,12 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from densekit.corpus.document import Document, metadata_value
+from densekit.corpus import ir_datasets_source
+from densekit.corpus.document import Document, cell_value, metadata_value
 from densekit.errors import InputError, MissingDependencyError
 from densekit.files.ids import LONE_SURROGATE, check_id, text_id
 from densekit.files.text import decoded_lines, decoded_text
 
-CorpusFormat = Literal["auto", "jsonl", "csv", "tsv", "parquet", "folder"]
+CorpusFormat = Literal["auto", "jsonl", "csv", "tsv", "parquet", "folder", "irds"]
 EmptyPolicy = Literal["skip", "error"]
 
 ID_FIELDS = ("_id", "id", "docid", "doc_id")
@@ -89,10 +89,15 @@ class CorpusReader:
         on_empty: EmptyPolicy = "skip",
     ) -> None:
         self.path = Path(path)
-        if not self.path.exists():
+        self.irds = ir_datasets_source.is_irds(path)
+        if self.irds:  # an ir_datasets id, not a path
+            self.path = Path(str(path))
+        elif not self.path.exists():
             raise InputError(f"{self.path}: no such file or directory; check the corpus path")
-        self.format: CorpusFormat = detect_format(self.path) if format == "auto" else format
-        if self.path.is_dir() != (self.format == "folder"):
+        self.format: CorpusFormat = (
+            "irds" if self.irds else (detect_format(self.path) if format == "auto" else format)
+        )
+        if not self.irds and self.path.is_dir() != (self.format == "folder"):
             raise InputError(
                 f"{self.path}: format {self.format!r} does not fit a "
                 f"{'folder' if self.path.is_dir() else 'file'}; use --format auto"
@@ -109,7 +114,7 @@ class CorpusReader:
     @property
     def source(self) -> str:
         """The corpus, the same wherever the command runs from."""
-        return str(self.path.resolve())
+        return str(self.path) if self.irds else str(self.path.resolve())
 
     def __iter__(self) -> Iterator[Document]:
         self.stats = ReadStats()
@@ -124,6 +129,8 @@ class CorpusReader:
             return _read_parquet(self.path, self.fields)
         if self.format == "folder":
             return _read_folder(self.path)
+        if self.format == "irds":
+            return ir_datasets_source.documents(self.path)
         raise InputError(f"unknown corpus format {self.format!r}")
 
 
@@ -330,22 +337,6 @@ def _read_delimited(path: Path, fields: FieldNames, delimiter: str) -> Iterator[
             )
         record = dict(zip(header, row, strict=True))
         yield _record_to_document(record, names, where, text_ids=True, typed_cells=True)
-
-
-_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
-
-
-def cell_value(cell: str) -> str | int | float | bool:
-    """A CSV/TSV cell as the metadata value it reads as: a number written as one (2020, -1.5;
-    not 007 or 1,000, which stay text), true or false, or else its text."""
-    if _NUMBER.fullmatch(cell):
-        if cell.lstrip("-").isdigit():
-            return int(cell)
-        number = float(cell)
-        return number if math.isfinite(number) else cell
-    if cell in ("true", "false"):
-        return cell == "true"
-    return cell
 
 
 def _read_parquet(path: Path, fields: FieldNames) -> Iterator[Document]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from densekit.corpus import ir_datasets_source
 from densekit.corpus.readers import json_records
 from densekit.errors import InputError
 from densekit.files.ids import LONE_SURROGATE, check_id
@@ -24,10 +25,11 @@ class BeirDataset:
     qrels: Qrels
     warnings: tuple[str, ...] = ()
     qrels_path: Path | None = None  # the split's judgements file, when read from one
+    label: str | None = None  # its name when it is not its folder's (an ir_datasets id)
 
     @property
     def name(self) -> str:
-        return self.root.name
+        return self.label or self.root.name
 
 
 def _find(root: Path, stem: str) -> Path | None:
@@ -81,7 +83,13 @@ def read_qrels(path: Path) -> Qrels:
 
 
 def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
-    """Load a split's judged queries; qrels of queries without text are dropped (warned)."""
+    """Load a split's judged queries; qrels of queries without text are dropped (warned).
+
+    ``root`` may be an ir_datasets id, ``irds:beir/scifact/test``: its queries and qrels (the
+    id names the split), and for a build, the documents of the id without the split when it
+    has none of its own."""
+    if ir_datasets_source.is_irds(root):
+        return _load_irds(str(root))
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: no such dataset directory (expected BEIR layout)")
@@ -106,3 +114,28 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
             del qrels[query_id]
     queries = {query_id: all_queries[query_id] for query_id in qrels}
     return BeirDataset(root, split, corpus, queries, qrels, tuple(warnings), qrels_path)
+
+
+def _load_irds(name: str) -> BeirDataset:
+    judged = ir_datasets_source.qrels(name)
+    known = ir_datasets_source.queries(name)
+    unknown = sorted(set(judged) - set(known))
+    for query_id in unknown:
+        del judged[query_id]
+    warnings = (
+        (f"{name}: {len(unknown)} judged queries have no text; they are left out",)
+        if unknown
+        else ()
+    )
+    corpus = name
+    if not ir_datasets_source.open_dataset(name).has_docs():
+        corpus = name.rsplit("/", 1)[0]  # beir/scifact/test: the documents are beir/scifact's
+    return BeirDataset(
+        root=Path(name),
+        split=name.rsplit("/", 1)[-1],
+        corpus_path=Path(corpus),
+        queries={query_id: known[query_id] for query_id in judged},
+        qrels=judged,
+        warnings=warnings,
+        label=ir_datasets_source.dataset_id(name),
+    )

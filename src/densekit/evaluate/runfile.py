@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from densekit.corpus import ir_datasets_source
 from densekit.errors import InputError
 from densekit.files.text import decoded_lines
 
@@ -46,6 +47,9 @@ def write_run(
 
 
 def read_run(path: str | Path) -> Run:
+    """A TREC run file, or an ir_datasets id's run (``irds:ID``: its scoreddocs)."""
+    if ir_datasets_source.is_irds(path):
+        return ir_datasets_source.scored_documents(path)
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such run file")
