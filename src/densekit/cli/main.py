@@ -38,6 +38,7 @@ from densekit.cli import (
 )
 from densekit.encode.allocator import tune_for_command
 from densekit.encode.devices import using_device
+from densekit.encode.precision import PRECISIONS, using_precision
 from densekit.errors import DensekitError
 
 COMMANDS = (
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
                 help="where models run: auto (a GPU when there is one, the default), cpu, "
                 "cuda, cuda:N, mps",
             )
+            command_parser.add_argument(
+                "--precision",
+                choices=PRECISIONS,
+                help="what encoders and cross-encoders compute in: fp32 (the default), fp16 "
+                "(a GPU's), bf16, auto (fp16 on a CUDA GPU, else fp32)",
+            )
     return parser
 
 
@@ -111,7 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_for_command(disabled=args.no_allocator_tuning)
     try:
-        with using_device(getattr(args, "device", None)):
+        with (
+            using_device(getattr(args, "device", None)),
+            using_precision(getattr(args, "precision", None)),
+        ):
             code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a reader that left shows here, not at the interpreter's exit
         return code

@@ -15,6 +15,7 @@ from densekit.encode.depth import check_dimension, keep_first_layers
 from densekit.encode.devices import resolve_device
 from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.model_spec import ModelSpec
+from densekit.encode.precision import resolve_precision, torch_dtype
 from densekit.encode.truncation import tokenizer_spans
 from densekit.errors import InputError
 
@@ -30,6 +31,7 @@ class SentenceTransformerEncoder:
         max_batch: int = 256,
         device: str | None = None,
         max_tokens: int | None = None,
+        precision: str | None = None,
     ) -> None:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
@@ -55,6 +57,10 @@ class SentenceTransformerEncoder:
             check_dimension(spec.dim, self._full_dimension(), spec.name)
         # Long documents are truncated on purpose; the tokenizer's warning per text is noise.
         logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
+        self.precision = resolve_precision(precision, str(self.model.device))
+        if self.precision != "fp32":
+            _ = self.fingerprint  # of the fp32 weights: the same model in any precision
+            self.model.to(torch_dtype(self.precision))
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from densekit.encode.devices import resolve_device
+from densekit.encode.precision import resolve_precision, torch_dtype
 from densekit.encode.truncation import tokenizer_prefix
 from densekit.errors import DensekitError, InputError
 from densekit.retrieve.pipeline import RerankStage
@@ -49,6 +50,9 @@ class CrossEncoderReranker:
         self.batch = batch
         # The accelerator when there is one (sentence-transformers picks it), else the CPU.
         self.model = CrossEncoder(model, max_length=max_length, device=resolve_device())
+        precision = resolve_precision(None, str(self.model.device))
+        if precision != "fp32":
+            self.model.model.to(torch_dtype(precision))
         self._identity = torch.nn.Identity()
         self._lock = threading.Lock()  # tokenizers are not thread-safe; servers call from many
 
