@@ -206,3 +206,15 @@ def test_more_workers_than_cores_use_what_exists(
     built = _distributed_build(corpus, tmp_path / "c", STATIC, workers=8)
     assert "8 workers asked, but the cluster has 2 CPU cores: using 2" in capsys.readouterr().err
     _assert_same_vectors(built, local_static)
+
+
+def test_a_worker_runs_its_model_in_the_precision_the_driver_was_given() -> None:
+    from densekit.encode.precision import default_precision, using_precision
+
+    with using_precision("bf16"):
+        handed = default_precision()
+    worker = encoding_module.EncoderWorker(BuildOptions(progress=False), 1, handed)
+    assert handed == "bf16" and worker.encoder.precision == "bf16"
+    assert (
+        encoding_module.EncoderWorker(BuildOptions(progress=False), 1).encoder.precision == "fp32"
+    )

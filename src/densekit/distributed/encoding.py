@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from densekit.distributed.cluster import Resources, connected, import_ray
+from densekit.encode.precision import default_precision, use_precision
 from densekit.errors import CollectionError, InputError
 from densekit.store.build_options import BuildOptions
 from densekit.store.encoding_run import EncodedTexts, encode_texts
@@ -83,10 +84,11 @@ def plan_workers(
 class EncoderWorker:
     """One worker: the model loaded once, encoding the partitions it is sent."""
 
-    def __init__(self, options: BuildOptions, threads: int) -> None:
+    def __init__(self, options: BuildOptions, threads: int, precision: str | None = None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+        use_precision(precision)  # the driver's --precision, on the worker's own device
         self.encoder = options.load_encoder()
 
     def fingerprint(self) -> str:
@@ -111,7 +113,7 @@ class RayEncoding:
                 num_gpus=plan.gpus,
                 max_restarts=RESTARTS,
                 max_task_retries=-1,  # a partition in flight on a worker that dies is sent again
-            ).remote(options, plan.cpus)
+            ).remote(options, plan.cpus, default_precision())
             for number in range(plan.workers)
         }
         try:

@@ -41,6 +41,11 @@ def torch_dtype(precision: str) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+def default_precision() -> str | None:
+    """The process default :func:`use_precision` set (None: fp32), to hand to workers."""
+    return _default
+
+
 def use_precision(precision: str | None) -> None:
     """Make ``precision`` the default of every model this process loads from now on (checked
     against each model's device when it loads); None goes back to fp32."""
