@@ -80,6 +80,9 @@ def test_operator_spellings() -> None:
         ("x = 1 @", 7, "unexpected '@'"),
         ("x in 1", 6, "'(' and a list"),
         ("", 1, "expected a field name"),
+        ("x = 99999999999999999999", 5, "an integer past what 64 bits hold"),
+        ("x = 1e999", 5, "a number past what 64 bits hold"),
+        ('`a"b` = 1', 1, "a field name cannot hold"),
     ],
 )
 def test_syntax_errors_name_the_column_and_what_was_expected(
@@ -100,5 +103,7 @@ def test_refuses_what_would_make_it_work_without_bound() -> None:
         parse_filter("a = 1 or " * 1000 + "a = 1")
     with pytest.raises(InputError, match="nested deeper"):
         parse_filter("(" * 40 + "a = 1" + ")" * 40)
+    with pytest.raises(InputError, match="nested deeper"):
+        parse_filter("not " * 995 + "a = 1")
     with pytest.raises(InputError, match="is text"):
         parse_filter(2020)  # type: ignore[arg-type]

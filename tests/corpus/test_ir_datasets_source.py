@@ -128,3 +128,5 @@ def test_unknown_ids_and_missing_parts_are_refused_with_what_there_is(registered
         load_beir("irds:densekit-tiny/tset")
     with pytest.raises(InputError, match="has no qrels \\(it has docs\\)"):
         load_beir("irds:densekit-tiny")
+    with pytest.raises(InputError, match="names its split \\('test'\\); for split 'dev'"):
+        load_beir("irds:densekit-tiny/test", "dev")

@@ -42,8 +42,19 @@ def test_bf16_encodes_as_fp32_does_with_the_same_fingerprint() -> None:
     assert load_encoder("minilm").precision == "fp32"  # the block's default is gone
     assert bf16.fingerprint == fp32.fingerprint
     full, half = fp32.encode_documents(TEXTS), bf16.encode_documents(TEXTS)
-    assert half.dtype == np.float32
+    assert not np.array_equal(full, half)  # computed in bf16, not fp32
     assert np.min(np.sum(full * half, axis=1)) > 0.999
+    # Half-precision vectors are cached apart from the fp32 ones.
+    from densekit.encode.cache import cache_name
+
+    assert cache_name(bf16) == f"{fp32.fingerprint}-bf16" and cache_name(fp32) == fp32.fingerprint
+
+
+def test_the_int8_and_onnx_backends_keep_their_own_precision() -> None:
+    with using_precision("bf16"):
+        int8 = load_encoder("minilm", backend="torch-int8")
+        vectors = int8.encode_documents(TEXTS)
+    assert int8.precision == "fp32" and vectors.shape == (2, 384)
 
 
 def test_a_cross_encoder_scores_in_bf16_as_in_fp32(tmp_path: Path) -> None:

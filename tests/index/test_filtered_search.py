@@ -153,3 +153,32 @@ def test_a_read_only_mask_searched_again_gives_the_same_answer() -> None:
     other = allowed_share(1000, 0.1, seed=9)
     other.setflags(write=False)
     assert set(index.search(vectors[:1], 10, allowed=other)[0][0]) <= set(np.flatnonzero(other))
+
+
+@pytest.mark.parametrize("spec", ["IVF64,Flat", "HNSW16"])
+def test_a_widened_filtered_search_leaves_later_searches_as_they_were(
+    large: np.ndarray, spec: str
+) -> None:
+    index = ann(spec, large)
+    queries = clustered(10, seed=4)
+    before = index.search(queries, 10)
+    index.search(queries, 10, allowed=allowed_share(len(large), 0.5))
+    after = index.search(queries, 10)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+
+
+def test_many_queries_are_scored_a_batch_at_a_time_with_the_same_answer(monkeypatch) -> None:
+    from densekit.index import flat
+
+    vectors = clustered(2000, seed=1)
+    index = FlatIndex([vectors], np.arange(0, 2001, 2))
+    allowed = allowed_share(1000, 0.2)
+    queries = clustered(50, seed=2)
+    whole = index.search(queries, 10, allowed=allowed)
+    # A budget of a few queries per block of passages: 50 queries in several batches.
+    monkeypatch.setattr(flat, "_SCORE_BUDGET_BYTES", 28 * flat._BLOCK_PASSAGES * 7)
+    monkeypatch.setattr(flat, "_BLOCK_PASSAGES", 64)
+    batched = FlatIndex([vectors], np.arange(0, 2001, 2)).search(queries, 10, allowed=allowed)
+    np.testing.assert_array_equal(whole[0], batched[0])
+    np.testing.assert_allclose(whole[1], batched[1], rtol=1e-6)

@@ -204,7 +204,7 @@ def test_typed_lists_nested_fields_and_ids(filters: DocumentFilters) -> None:
         ("draft = 1", "draft holds true/false, never numbers"),
         ("tags = 3", "tags holds text, never numbers"),
         ("id = 3", "id is text"),
-        ("meta = 'x'", "no document has a field meta"),  # an object, not a value
+        ("meta = 'x'", "meta holds objects or lists of them, never text; name a value inside"),
     ],
 )
 def test_refuses_fields_and_types_the_documents_never_hold(
@@ -223,3 +223,29 @@ def test_a_field_is_checked_across_every_part(tmp_path: Path) -> None:
     check_filter(parse_filter("lang = 'de' or year = 2020"), parts)
     with pytest.raises(InputError, match="no document has a field country"):
         check_filter(parse_filter("country = 'de'"), parts)
+
+
+def test_exists_sees_objects_and_empty_lists_and_values_inside_objects_match(
+    filters: DocumentFilters,
+) -> None:
+    assert filters.mask("meta exists").tolist()[:4] == [True, False, False, False]
+    assert filters.mask("tags exists").tolist()[:4] == [True, True, True, False]  # [] counts
+    assert filters.mask("meta.src exists and meta.src != 'y'").tolist()[:4] == [
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_values_json_cannot_hold_are_stored_as_null_and_filters_still_run(tmp_path: Path) -> None:
+    metadata = [
+        {"score": float("nan"), "year": 1, "raw": b"bytes"},
+        {"score": 0.5, "year": 2, "inner": {"x": float("inf")}},
+    ]
+    store = _store(tmp_path / "documents.sqlite", metadata)
+    assert store.get("d0").metadata == {"score": None, "year": 1, "raw": None}
+    assert store.get("d1").metadata["inner"] == {"x": None}
+    filters = DocumentFilters(store.connection, 2)
+    assert filters.mask("year = 1").tolist() == [True, False]
+    assert filters.mask("score exists").tolist() == [False, True]

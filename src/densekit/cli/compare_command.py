@@ -82,6 +82,8 @@ def evaluate_systems(
                 where=filter_from(args),
             )
         else:
+            if args.filter is not None:
+                warn(f"{name}: a run file is scored as it is; --filter applies to collections")
             reports[name] = evaluate_run(data, location, metrics=args.metrics)
         for message in reports[name].warnings:
             warn(f"{name}: {message}")

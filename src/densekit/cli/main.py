@@ -107,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
             command_parser.add_argument(
                 "--precision",
                 choices=PRECISIONS,
-                help="what encoders and cross-encoders compute in: fp32 (the default), fp16 "
-                "(a GPU's), bf16, auto (fp16 on a CUDA GPU, else fp32)",
+                help="what sentence-transformers encoders and cross-encoders compute in: fp32 "
+                "(the default), fp16 (on a GPU), bf16, auto (fp16 on a CUDA GPU, else fp32); "
+                "the int8 and ONNX backends, SPLADE, token-vector and decoder-LLM models keep "
+                "their own",
             )
     return parser
 

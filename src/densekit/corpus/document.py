@@ -38,8 +38,12 @@ def metadata_value(value: Any) -> Any:
     """``value`` as JSON holds it, for a document's metadata: numbers, text, booleans, null,
     lists and objects as they are; dates and timestamps as ISO text, numpy values as numbers;
     anything else as its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity (a DataFrame's empty cell is NaN)
     if value is None or isinstance(value, str | bool | int | float):
         return value
+    if isinstance(value, bytes | bytearray):
+        return None  # not text: nothing a filter or a reader of the JSON could use
     if isinstance(value, Mapping):
         return {str(key): metadata_value(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -59,7 +63,8 @@ def cell_value(cell: str) -> str | int | float | bool:
     not 007 or 1,000, which stay text), true or false, or else its text."""
     if _NUMBER.fullmatch(cell):
         if cell.lstrip("-").isdigit():
-            return int(cell)
+            number = int(cell)
+            return number if -(2**63) <= number < 2**63 else cell  # what SQLite can hold
         number = float(cell)
         return number if math.isfinite(number) else cell
     if cell in ("true", "false"):

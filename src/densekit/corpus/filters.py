@@ -20,6 +20,7 @@ documents (:mod:`densekit.store.document_filters`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
@@ -183,6 +184,8 @@ class _Parser:
         return parts[0] if len(parts) == 1 else All(tuple(parts))
 
     def _negation(self, depth: int) -> Condition:
+        if depth > MAX_DEPTH:
+            self._fail(self._column(), f"nested deeper than {MAX_DEPTH} levels")
         if self._accept("keyword", "not"):
             return Not(self._negation(depth + 1))
         if self._accept("punct", "("):
@@ -224,6 +227,8 @@ class _Parser:
             return token.text
         if token is not None and token.kind == "quoted":
             self.position += 1
+            if '"' in token.text or "\\" in token.text:
+                self._fail(token.column, "a field name cannot hold '\"' or '\\'")
             return token.text[1:-1]
         if token is not None and token.kind == "keyword":
             self._fail(
@@ -247,9 +252,15 @@ class _Parser:
             self._fail(len(self.text) + 1, "expected a value")
         self.position += 1
         if token.kind == "number":
+            if re.fullmatch(r"[-+]?\d+", token.text):
+                whole = int(token.text)
+                if not -(2**63) <= whole < 2**63:
+                    self._fail(token.column, "an integer past what 64 bits hold")
+                return whole
             number = float(token.text)
-            is_integer = re.fullmatch(r"[-+]?\d+", token.text) is not None
-            return int(token.text) if is_integer else number
+            if not math.isfinite(number):
+                self._fail(token.column, "a number past what 64 bits hold")
+            return number
         if token.kind == "string":
             return re.sub(r"\\(.)", r"\1", token.text[1:-1])
         if token.kind == "keyword" and token.text in ("true", "false"):

@@ -91,7 +91,8 @@ class CorpusReader:
         self.path = Path(path)
         self.irds = ir_datasets_source.is_irds(path)
         if self.irds:  # an ir_datasets id, not a path
-            self.path = Path(str(path))
+            if format not in ("auto", "irds"):
+                raise InputError(f"{path}: an ir_datasets id has its own format; drop --format")
         elif not self.path.exists():
             raise InputError(f"{self.path}: no such file or directory; check the corpus path")
         self.format: CorpusFormat = (

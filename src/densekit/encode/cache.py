@@ -12,8 +12,12 @@ import sqlite3
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from densekit.encode.base import Encoder
 
 CACHE_ENV = "DENSEKIT_CACHE_DIR"
 
@@ -40,6 +44,14 @@ def stored_dimension(directory: Path, fingerprint: str) -> int | None:
     except sqlite3.Error:
         return None
     return int(row[0]) // 4 if row and row[0] else None
+
+
+def cache_name(encoder: Encoder) -> str:
+    """The cache an encoder's vectors go to: its fingerprint, which is the model's in any
+    precision, and the precision when it is half, so an fp32 build never takes fp16 or bf16
+    vectors for its own."""
+    precision = getattr(encoder, "precision", "fp32")
+    return encoder.fingerprint + (f"-{precision}" if precision in ("fp16", "bf16") else "")
 
 
 class EmbeddingCache:

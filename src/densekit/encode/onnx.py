@@ -50,7 +50,8 @@ class OnnxEncoder(SentenceTransformerEncoder):
             import onnxruntime
         except ImportError:
             raise MissingDependencyError("onnxruntime", "onnx") from None
-        super().__init__(spec, device="cpu", **options)  # type: ignore[arg-type]
+        # Their own precision (int8), whatever --precision says for torch models.
+        super().__init__(spec, device="cpu", precision="fp32", **options)  # type: ignore[arg-type]
         self.precision = ONNX_BACKENDS[spec.backend]
         self.onnx_dir = onnx_dir or default_cache_dir().parent / "onnx"
         path = self._model_file()

@@ -58,7 +58,8 @@ class Int8Linear(torch.nn.Module):
 class TorchInt8Encoder(SentenceTransformerEncoder):
     def __init__(self, spec: ModelSpec, **options: object) -> None:
         engine, reduce_range = quantization_engine()
-        super().__init__(spec, device="cpu", **options)  # type: ignore[arg-type]
+        # Their own precision (int8), whatever --precision says for torch models.
+        super().__init__(spec, device="cpu", precision="fp32", **options)  # type: ignore[arg-type]
         _ = self.fingerprint  # digests the float weights, which quantisation replaces
         quantize_linear_layers(self.model, engine=engine, reduce_range=reduce_range)
 

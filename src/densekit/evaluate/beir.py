@@ -89,6 +89,12 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
     id names the split), and for a build, the documents of the id without the split when it
     has none of its own."""
     if ir_datasets_source.is_irds(root):
+        named = str(root).rsplit("/", 1)[-1]
+        if split not in ("test", named):  # "test" is every caller's default
+            raise InputError(
+                f"{root}: an ir_datasets id names its split ({named!r}); for split {split!r} "
+                f"name its id instead of --split"
+            )
         return _load_irds(str(root))
     root = Path(root)
     if not root.is_dir():

@@ -89,6 +89,11 @@ def seen_breakdown(train: Qrels, test: Qrels, texts: dict[str, str] | None = Non
 def load_judged(root: str | Path, splits: Sequence[str] | None = None) -> BeirDataset:
     """The judged queries of several splits as one dataset (default: every qrels file).
     A query judged in two splits keeps every judgement, the higher grade where they differ."""
+    if str(root).startswith("irds:"):
+        raise InputError(
+            f"{root}: splitting reads a BEIR folder, and writes one; an ir_datasets id names "
+            "one split already"
+        )
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: no such dataset directory (expected BEIR layout)")

@@ -6,6 +6,7 @@ rescores and groups them into documents.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -32,6 +33,9 @@ class CodeIndex:
         self.dimension = dimension  # of the stored vectors; the codes may use fewer
         self._lock = threading.Lock()  # query-time parameters are set on the shared index
         self._applied: dict[str, int] = {}
+        # What a search that names no setting gets: the index's own, as built or loaded (a
+        # widened filtered search must not leave its settings behind).
+        self._defaults = {} if self.is_binary else _query_settings(index)
 
     @property
     def is_binary(self) -> bool:
@@ -156,7 +160,9 @@ class CodeIndex:
         return _filtered_parameters(self.index, None) is not None
 
     def apply_settings(self, settings: dict[str, int]) -> None:
-        """Set query-time parameters (efSearch, nprobe) on the index."""
+        """Set query-time parameters (efSearch, nprobe) on the index; those not given go back
+        to the index's own."""
+        settings = {**self._defaults, **settings}
         if not settings or self.is_binary or settings == self._applied:
             return
         faiss = faiss_module()
@@ -245,6 +251,20 @@ def _filtered_parameters(index: object, selector: object | None) -> object | Non
     if isinstance(node, faiss.IndexFlat | faiss.IndexScalarQuantizer):
         return faiss.SearchParameters(sel=selector)
     return None
+
+
+def _query_settings(index: object) -> dict[str, int]:
+    """The efSearch and nprobe ``index`` searches with now (those it has)."""
+    faiss = faiss_module()
+    found = {}
+    with contextlib.suppress(RuntimeError):  # not an IVF index
+        found["nprobe"] = int(faiss.extract_index_ivf(index).nprobe)
+    node = faiss.downcast_index(index)
+    if isinstance(node, faiss.IndexPreTransform):
+        node = faiss.downcast_index(node.index)
+    if isinstance(node, faiss.IndexHNSW):
+        found["efSearch"] = int(node.hnsw.efSearch)
+    return found
 
 
 def factory_index(spec: IndexSpec, dim: int) -> object:

@@ -91,19 +91,28 @@ class FlatIndex:
         self, queries: np.ndarray, k: int, allowed: np.ndarray, documents: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top ``k`` over ``documents`` (the live ones ``allowed`` names) alone, a block
-        of their passages at a time."""
+        of their passages at a time, and as many queries at once as the score budget allows
+        (a block's scores, ranks and rows take about 28 bytes per query and passage)."""
         best_rows = np.empty((len(queries), 0), dtype=np.int64)
         best_scores = np.empty((len(queries), 0), dtype=np.float32)
+        if len(queries) == 0:
+            return best_rows, best_scores
+        per_batch = max(1, _SCORE_BUDGET_BYTES // (28 * _BLOCK_PASSAGES))
         for block_documents, vectors, starts in self._gathered(allowed, documents):
-            scores = queries @ vectors.T
-            if starts is not None:
-                scores = np.maximum.reduceat(scores, starts, axis=1)
-            merged_scores = np.concatenate([best_scores, scores], axis=1)
-            merged_rows = np.concatenate(
-                [best_rows, np.broadcast_to(block_documents, scores.shape)], axis=1
-            )
-            order, best_scores = top_k(merged_scores, k)
-            best_rows = np.take_along_axis(merged_rows, order, axis=1)
+            found_rows, found_scores = [], []
+            for start in range(0, len(queries), per_batch):
+                batch = slice(start, start + per_batch)
+                scores = queries[batch] @ vectors.T
+                if starts is not None:
+                    scores = np.maximum.reduceat(scores, starts, axis=1)
+                merged_scores = np.concatenate([best_scores[batch], scores], axis=1)
+                merged_rows = np.concatenate(
+                    [best_rows[batch], np.broadcast_to(block_documents, scores.shape)], axis=1
+                )
+                order, kept = top_k(merged_scores, k)
+                found_rows.append(np.take_along_axis(merged_rows, order, axis=1))
+                found_scores.append(kept)
+            best_rows, best_scores = np.concatenate(found_rows), np.concatenate(found_scores)
         return best_rows, best_scores.astype(np.float32)
 
     def _gathered(

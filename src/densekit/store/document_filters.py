@@ -29,7 +29,7 @@ from densekit.corpus.filters import (
     field_name,
     parse_filter,
 )
-from densekit.errors import InputError
+from densekit.errors import CollectionError, InputError
 
 # Masks kept per snapshot: a server's repeated filters cost one scan each.
 _KEPT_MASKS = 32
@@ -39,7 +39,17 @@ _VALUES = "json_each(documents.metadata, ?) AS j WHERE (j.key IS NULL OR typeof(
 _KIND_OF_TYPE = {"integer": "number", "real": "number", "text": "text", "true": "bool"}
 _KIND_OF_TYPE["false"] = "bool"
 _TYPES_OF_KIND = {"number": "('integer', 'real')", "text": "('text')", "bool": "('true', 'false')"}
-_SHOWN_KIND = {"number": "numbers", "text": "text", "bool": "true/false"}
+_SHOWN_KIND = {
+    "number": "numbers",
+    "text": "text",
+    "bool": "true/false",
+    "structured": "objects or lists of them",
+}
+_PRESENT = (
+    "SELECT 1 FROM documents WHERE COALESCE(json_type(documents.metadata, ?), 'null') != 'null' "
+    "LIMIT 1"
+)
+_NO_METADATA = "the documents hold no metadata (only id can be filtered)"
 
 
 def value_kind(value: Value) -> str:
@@ -49,11 +59,7 @@ def value_kind(value: Value) -> str:
 
 
 def json_path(field: tuple[str, ...]) -> str:
-    for part in field:
-        if '"' in part:
-            raise InputError(
-                f"filter: field {field_name(field)} holds a '\"', which it cannot name"
-            )
+    """The SQLite JSON path of a field (the parser refuses names it cannot quote)."""
     return "$" + "".join(f'."{part}"' for part in field)
 
 
@@ -79,10 +85,8 @@ class DocumentFilters:
         if check:
             check_filter(parsed, [self])
         clause, parameters = compile_condition(parsed.condition)
-        query = f"SELECT row FROM documents WHERE {clause}"
-        rows = np.fromiter(
-            (row for (row,) in self.connection.execute(query, parameters)), dtype=np.int64
-        )
+        found = self._run(f"SELECT row FROM documents WHERE {clause}", parameters)
+        rows = np.fromiter((row for (row,) in found), dtype=np.int64, count=len(found))
         mask = np.zeros(self.document_rows, dtype=bool)
         mask[rows] = True
         mask.setflags(write=False)  # shared by every search with this filter
@@ -93,27 +97,38 @@ class DocumentFilters:
         return mask
 
     def kinds(self, field: tuple[str, ...]) -> frozenset[str]:
-        """The kinds of value (number, text, bool) documents hold in ``field``; empty when no
-        document has it (or only null, lists of lists or objects)."""
+        """The kinds of value documents hold in ``field``: number, text, bool (scalars and list
+        items), or ``structured`` when it is there only as objects or lists of them; empty
+        when no document has it (or only null)."""
         if field not in self._kinds:
-            found = self.connection.execute(
-                f"SELECT DISTINCT j.type FROM documents, {_VALUES}", (json_path(field),)
-            )
-            self._kinds[field] = frozenset(
-                _KIND_OF_TYPE[kind] for (kind,) in found if kind in _KIND_OF_TYPE
-            )
+            path = json_path(field)
+            found = self._run(f"SELECT DISTINCT j.type FROM documents, {_VALUES}", [path])
+            kinds = {_KIND_OF_TYPE[kind] for (kind,) in found if kind in _KIND_OF_TYPE}
+            if not kinds and self._run(_PRESENT, [path]):
+                kinds.add("structured")
+            self._kinds[field] = frozenset(kinds)
         return self._kinds[field]
+
+    def _run(self, query: str, parameters: Sequence[object]) -> list[tuple]:
+        try:
+            return self.connection.execute(query, parameters).fetchall()
+        except sqlite3.OperationalError as exc:  # metadata SQLite cannot read as JSON
+            raise CollectionError(
+                f"the documents' metadata cannot be filtered ({exc}); rebuild the collection "
+                "with this densekit, which stores it as plain JSON"
+            ) from None
 
     def fields_hint(self) -> str:
         keys = [
             key
-            for (key,) in self.connection.execute(
+            for (key,) in self._run(
                 "SELECT DISTINCT j.key FROM documents, json_each(documents.metadata) AS j "
-                "ORDER BY j.key LIMIT 21"
+                "ORDER BY j.key LIMIT 21",
+                [],
             )
         ]
         if not keys:
-            return "the documents hold no metadata (only id can be filtered)"
+            return _NO_METADATA
         shown = ", ".join(field_name((key,)) for key in keys[:20])
         return f"their fields: {shown}{', ...' if len(keys) > 20 else ''} (and id)"
 
@@ -129,14 +144,18 @@ def check_filter(parsed: Filter, collections: Sequence[DocumentFilters]) -> None
             continue
         held = frozenset().union(*(filters.kinds(field) for filters in collections))
         if not held:
-            hint = collections[0].fields_hint() if collections else ""
+            hints = [filters.fields_hint() for filters in collections]
+            hint = next((h for h in hints if h != _NO_METADATA), _NO_METADATA)
             raise InputError(f"{source}: no document has a field {field_name(field)}; {hint}")
         for kind in sorted(kinds - held):
             shown = ", ".join(_SHOWN_KIND[k] for k in sorted(held))
+            advice = "compare it with a value of its type"
+            if "number" in held:
+                advice += " (numbers without quotes)"
+            if "structured" in held:
+                advice = "name a value inside it (a.b reads key b of object a, not of a list)"
             raise InputError(
-                f"{source}: {field_name(field)} holds {shown}, never {_SHOWN_KIND[kind]}; "
-                "compare it with a value of its type"
-                + (" (numbers without quotes)" if "number" in held else "")
+                f"{source}: {field_name(field)} holds {shown}, never {_SHOWN_KIND[kind]}; {advice}"
             )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densekit.corpus.document import Document
+from densekit.corpus.document import Document, metadata_value
 from densekit.errors import InputError
 from densekit.files.durability import writing
 
@@ -60,7 +60,9 @@ class DocumentWriter:
             self.connection.execute(f"DELETE FROM documents WHERE row IN ({marks})", part)
 
     def add(self, document: Document) -> None:
-        metadata = json.dumps(dict(document.metadata), ensure_ascii=False, default=str)
+        # Made JSON-safe here too (NaN, bytes, dates), whoever built the document.
+        values = {str(key): metadata_value(v) for key, v in document.metadata.items()}
+        metadata = json.dumps(values, ensure_ascii=False, allow_nan=False)
         row = (
             self.first_row + self.count,
             document.id,

@@ -79,7 +79,7 @@ def encode_corpus(
             "format": "densekit-embeddings",
             "format_version": 1,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "source": str(reader.path.resolve()),
+            "source": reader.source,
             "encoder": asdict(EncoderInfo.of(encoder)),
             "documents": reader.stats.documents,
             "skipped_empty": reader.stats.skipped_empty,

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from densekit.encode.base import Encoder
 from densekit.encode.batching import encode_documents_sorted
-from densekit.encode.cache import EmbeddingCache
+from densekit.encode.cache import EmbeddingCache, cache_name
 from densekit.encode.truncation import readable_texts
 from densekit.files.shards import (
     DEFAULT_ROWS_PER_SHARD,
@@ -275,7 +275,7 @@ def encode_passages(
     encoding here or with ``remote``."""
     cache = None
     if cache_dir is not None:
-        cache = EmbeddingCache(cache_dir, encoder.fingerprint, encoder.dimension)
+        cache = EmbeddingCache(cache_dir, cache_name(encoder), encoder.dimension)
     run = EncodingRun(
         directory,
         encoder,

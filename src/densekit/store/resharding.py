@@ -22,7 +22,7 @@ import numpy as np
 from densekit.corpus.chunking import ChunkConfig, document_passages
 from densekit.corpus.document import Document
 from densekit.encode import Encoder
-from densekit.encode.cache import EmbeddingCache
+from densekit.encode.cache import EmbeddingCache, cache_name
 from densekit.errors import CollectionError, InputError
 from densekit.store.build_options import BuildOptions
 from densekit.store.collection import StoredCollection
@@ -167,7 +167,7 @@ def _export(
     work.mkdir()
     cache = None
     if encoder is not None:
-        cache = EmbeddingCache(work / "cache", encoder.fingerprint, encoder.dimension)
+        cache = EmbeddingCache(work / "cache", cache_name(encoder), encoder.dimension)
     staging = work / "corpus.jsonl.tmp"  # streamed: a collection's text need not fit in memory
     try:
         with staging.open("w", encoding="utf-8") as handle:

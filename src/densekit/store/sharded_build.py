@@ -100,7 +100,7 @@ def build_sharded(
             ).close()
         created = datetime.now(UTC).isoformat(timespec="seconds")
         manifests = [read_manifest(directory / name) for name in names]
-        ShardSet(names, manifests, created, str(reader.path.resolve())).write(directory)
+        ShardSet(names, manifests, created, reader.source).write(directory)
         _clear_after_publishing(directory, names)
     return ShardedStore(directory)
 
@@ -117,7 +117,7 @@ def check_shard_request(shards: int, options: BuildOptions) -> None:
 
 def _build_key(reader: CorpusReader, options: BuildOptions, shards: int) -> str:
     settings = {
-        "corpus": str(reader.path.resolve()),
+        "corpus": reader.source,
         "format": reader.format,
         "options": dataclasses.asdict(options),
         "shards": shards,
