@@ -210,10 +210,11 @@ def run_fuzz(source: Path, cases: int) -> dict:
             seconds = time.perf_counter() - started
             server_errors = server_5xx(url)
         summary = json.loads(report.read_text()) if report.exists() else {}
+        logs = BUILD.parent / "logs"
+        logs.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none
         if report.exists():
-            shutil.copy(report, BUILD.parent / "logs" / "serve-fuzz-report.json")
+            shutil.copy(report, logs / "serve-fuzz-report.json")
     log = BUILD.parent / "logs" / "serve-fuzz.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(completed.stdout + completed.stderr)
     tail = completed.stdout.strip().splitlines()[-12:]
     return {
