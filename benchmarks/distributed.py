@@ -314,7 +314,12 @@ def projection(data: dict[str, Any]) -> dict[str, Any]:
     shard of benchmarks/index.py (its memory, disk and query time on this machine, in core
     time) and this script's merge and actor costs. Assumes query work spreads over a node's
     cores and shards (no SIMD or memory-bandwidth gains or losses beyond this machine's)."""
-    index = json.loads((RESULTS / "index.json").read_text())
+    measured = RESULTS / "index.json"
+    if not measured.exists():
+        raise SystemExit(
+            f"{measured} is missing: run benchmarks/index.py first (make benchmarks does)"
+        )
+    index = json.loads(measured.read_text())
     spec = next(r for r in index["synthetic"]["results"] if r["spec"] == LAYOUT_SPEC)
     cores_here = index["environment"]["cpu_threads"]  # the threads its searches used
     shards = PASSAGES // SHARD_PASSAGES
