@@ -46,8 +46,8 @@ from densekit.retrieve.scatter_gather import Found, Shards, merge
 from densekit.store import BuildOptions
 from densekit.store.encoding_run import encode_passages
 
-ENCODE_DOCUMENTS = 200 if QUICK else 2000
-PARTITION_ROWS = 50 if QUICK else 100
+ENCODE_DOCUMENTS = 60 if QUICK else 2000
+PARTITION_ROWS = 15 if QUICK else 100
 POOLS = [1, 2]  # workers; one core each
 SYNTHETIC_VECTORS = 20_000 if QUICK else 1_000_000
 SHARD_COUNTS = [1, 2, 4, 8]
