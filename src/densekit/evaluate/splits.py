@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 
+from densekit.corpus import ir_datasets_source
 from densekit.errors import InputError
 from densekit.evaluate.beir import BeirDataset, Qrels, load_beir
 from densekit.files.durability import publish_folder, refuse_to_replace
@@ -89,7 +90,7 @@ def seen_breakdown(train: Qrels, test: Qrels, texts: dict[str, str] | None = Non
 def load_judged(root: str | Path, splits: Sequence[str] | None = None) -> BeirDataset:
     """The judged queries of several splits as one dataset (default: every qrels file).
     A query judged in two splits keeps every judgement, the higher grade where they differ."""
-    if str(root).startswith("irds:"):
+    if ir_datasets_source.is_irds(root):
         raise InputError(
             f"{root}: splitting reads a BEIR folder, and writes one; an ir_datasets id names "
             "one split already"
