@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BROWSER_STAMP := $(VENV)/.browser
 DEMO_DIR := build/demo-scifact
 
-.PHONY: demo test lint format benchmarks clean wordnet
+.PHONY: demo test lint format benchmarks anchors clean wordnet
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -81,12 +81,23 @@ BENCHMARKS := retrieval_quality hybrid_sweep fusion fusion_rule bm25_terms signi
 	encode index \
 	index_updates crash_consistency huge_document train pipeline adapt llm serve distributed \
 	limits multivector mvp binary binary_pv defsent filters
-benchmarks: $(STAMP) wordnet
+benchmarks: $(STAMP) wordnet anchors
 	@cd benchmarks && start=$$(date +%s) && for script in $(BENCHMARKS); do \
 		echo "== benchmarks/$$script.py"; began=$$(date +%s); \
 		QUICK=$(QUICK) ../$(BIN)/python $$script.py || exit 1; \
 		echo "== benchmarks/$$script.py: $$(( $$(date +%s) - began )) s"; \
 	done && echo "== all benchmarks: $$(( ($$(date +%s) - start) / 60 )) min"
+
+# The encoding engines benchmarks/encode.py measures densekit against, in an environment of
+# their own: they need another transformers than densekit's.
+ANCHOR_VENV := build/anchor-venv
+anchors: $(ANCHOR_VENV)/.installed
+$(ANCHOR_VENV)/.installed: benchmarks/anchors.txt constraints.txt
+	$(PYTHON) -m venv $(ANCHOR_VENV)
+	$(ANCHOR_VENV)/bin/pip install --quiet --upgrade pip
+	$(ANCHOR_VENV)/bin/pip install --quiet -c constraints.txt torch
+	$(ANCHOR_VENV)/bin/pip install --quiet -c constraints.txt -r benchmarks/anchors.txt
+	touch $@
 
 clean:
 	rm -rf build

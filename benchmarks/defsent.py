@@ -42,7 +42,7 @@ from densekit.train.defsent import DefSentConfig, DefSentTraining, train_defsent
 from densekit.train.mining import MiningConfig
 from densekit.train.recipe import LossRecipe, Recipe, TrainRecipe
 
-PAIRS = 2_000 if QUICK else 50_000
+PAIRS = 500 if QUICK else 50_000
 ISOTROPIES = ("quasi", "full", "off")
 PARTS = ("base", *ISOTROPIES, "init")
 WORK = BUILD / "defsent"

@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import QUICK, RESULTS, dataset, environment, write_json
+from _common import BUILD, QUICK, RESULTS, dataset, environment, write_json
+from encode_anchors import ANCHORS
+from encode_summary import ANCHOR, speed_quality_plot, speed_targets
 
 import densekit
 from densekit.encode import allocator
@@ -105,21 +107,54 @@ for line in sys.stdin:
 """
 
 WARM_UP_DOCS = 50
-ANCHOR = "sentence-transformers (anchor)"
 SETTINGS = {"clean": "0", "tuned": "1"}
+# The engines CPU users pick for speed, each in the anchor environment (benchmarks/anchors.txt).
+ANCHOR_PYTHON = BUILD.parent / "anchor-venv" / "bin" / "python"
+ANCHOR_SCRIPT = Path(__file__).with_name("encode_anchors.py")
+EXPORTS = BUILD / "anchor-exports"
+
+
+def anchor_command(name: str, setting: str, max_tokens: int, texts: Path) -> list[str]:
+    """The process serving one anchor of encode_anchors.py over ``texts``."""
+    return [
+        str(ANCHOR_PYTHON),
+        str(ANCHOR_SCRIPT),
+        "serve",
+        name,
+        str(EXPORTS),
+        SETTINGS[setting],
+        str(max_tokens),
+        str(ALLOCATOR),
+        str(texts),
+        str(WARM_UP_DOCS),
+    ]
+
+
+def prepare_anchors(anchors: list[str], max_tokens: int, workdir: Path) -> None:
+    """Each anchor's export of MiniLM, made once with its own tools; int8 OpenVINO is
+    calibrated on SciFact documents past those the throughput part measures."""
+    if not ANCHOR_PYTHON.exists():
+        raise SystemExit(f"{ANCHOR_PYTHON} is missing: run `make anchors` first")
+    calibration = workdir / "calibration.json"
+    lines = (dataset("scifact") / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [densekit.Document(**_fields(json.loads(line))).content for line in lines]
+    calibration.write_text(json.dumps(texts[-300:]), encoding="utf-8")
+    location = densekit.resolve_model("minilm").location
+    command = [str(ANCHOR_PYTHON), str(ANCHOR_SCRIPT), "prepare", location, str(EXPORTS)]
+    subprocess.run([*command, str(max_tokens), str(calibration), ",".join(anchors)], check=True)
 
 
 class Worker:
     """One encoder in a process of its own, under one allocator setting, serving timed runs."""
 
-    def __init__(self, side: str, setting: str, inputs: list[str], workdir: Path) -> None:
-        self.name = f"{side}-{setting}"
+    def __init__(self, name: str, command: list[str], workdir: Path) -> None:
+        self.name = name
         self.workdir = workdir
         # The same environment for every worker: nothing inherited decides the comparison.
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         env.pop(allocator.ENVIRONMENT_SWITCH, None)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", WORKER, side, SETTINGS[setting], *inputs],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -150,9 +185,11 @@ class Worker:
         self.process.wait()
 
 
-def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, workdir: Path):
-    """Every side (the anchor and each densekit backend) under both allocator settings, each in
-    a fresh process; interleaved rounds over the same texts.
+def throughput(
+    size: int, rounds: int, backends: list[str], anchors: list[str], max_tokens: int, workdir: Path
+):
+    """Every side (sentence-transformers, each densekit backend and each anchor engine) under
+    both allocator settings, each in a fresh process; interleaved rounds over the same texts.
 
     Each worker first encodes a few documents untimed (lazy initialisation, first
     allocations). A round runs every worker once, in reverse order every other round, so drift
@@ -167,7 +204,7 @@ def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, wor
     scifact_subset(WARM_UP_DOCS, warm_up)
     inputs = [str(max_tokens), str(ALLOCATOR), str(texts_file), str(corpus), str(warm_up)]
     inputs += [str(WARM_UP_DOCS), densekit.resolve_model("minilm").location]
-    sides = ["anchor", *backends]
+    sides = ["anchor", *backends, *anchors]
     workers: dict[tuple[str, str], Worker] = {}
     times: dict[tuple[str, str], list[float]] = {}
     load: list[float] = []
@@ -175,7 +212,12 @@ def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, wor
     try:
         for setting in SETTINGS:
             for side in sides:
-                workers[side, setting] = Worker(side, setting, inputs, workdir)
+                command = (
+                    anchor_command(side, setting, max_tokens, texts_file)
+                    if side in anchors
+                    else [sys.executable, "-c", WORKER, side, SETTINGS[setting], *inputs]
+                )
+                workers[side, setting] = Worker(f"{side}-{setting}", command, workdir)
         for worker in workers.values():
             worker.encode("warm-up")
         order = list(workers)
@@ -202,7 +244,7 @@ def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, wor
     for setting in SETTINGS:
         anchor = times["anchor", setting]
         rows = {}
-        for side in backends:
+        for side in [*backends, *anchors]:
             ratios = [a / b for a, b in zip(anchor, times[side, setting], strict=True)]
             rows[side] = {
                 "docs_per_second": round(size / statistics.median(times[side, setting]), 2),
@@ -212,7 +254,8 @@ def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, wor
         results[setting] = {
             "allocator": workers["anchor", setting].allocator,
             "sentence_transformers_docs_per_second": round(size / statistics.median(anchor), 2),
-            "densekit": rows,
+            "densekit": {side: rows[side] for side in backends},
+            "anchors": {side: rows[side] for side in anchors},
         }
     results["tuning_speed_up"] = {
         ANCHOR if side == "anchor" else side: round(
@@ -226,7 +269,7 @@ def throughput(size: int, rounds: int, backends: list[str], max_tokens: int, wor
     reference = vectors["anchor", "clean"]
     reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
     results["cosine_to_reference"] = {}
-    for side in backends:
+    for side in [*backends, *anchors]:
         found = vectors[side, "clean"]
         cosine = (found * reference).sum(axis=1) / np.linalg.norm(found, axis=1)
         results["cosine_to_reference"][side] = {
@@ -248,6 +291,37 @@ def scifact_quality(backends: list[str], workdir: Path) -> dict:
         )
         report = densekit.evaluate(dataset("scifact"), collection=collection, metrics=["nDCG@10"])
         results[name] = round(report.metrics["nDCG@10"], 4)
+        print(f"SciFact nDCG@10 with {name}: {results[name]}", flush=True)
+    return results
+
+
+def anchor_quality(anchors: list[str], max_tokens: int, workdir: Path) -> dict:
+    """SciFact test nDCG@10 of exact search over each anchor's own document and query vectors
+    (the same document texts as densekit's collections)."""
+    from densekit.evaluate.beir import load_beir
+    from densekit.evaluate.metrics import compute_metrics
+
+    split = load_beir(dataset("scifact"))
+    lines = (dataset("scifact") / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    documents = [densekit.Document(**_fields(json.loads(line))) for line in lines]
+    texts_file = workdir / "scifact-texts.json"
+    texts = [document.content for document in documents] + list(split.queries.values())
+    texts_file.write_text(json.dumps(texts), encoding="utf-8")
+    results = {}
+    for name in anchors:
+        worker = Worker(name, anchor_command(name, "clean", max_tokens, texts_file), workdir)
+        try:
+            _, vectors = worker.encode("measured")
+        finally:
+            worker.close()
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        scores = vectors[len(documents) :] @ vectors[: len(documents)].T
+        run = {}
+        for query, row in zip(split.queries, scores, strict=True):
+            top = np.argsort(-row)[:100]
+            run[query] = {documents[i].id: float(row[i]) for i in top}
+        report = compute_metrics(split.qrels, run, ["nDCG@10"])
+        results[name] = round(report.aggregate["nDCG@10"], 4)
         print(f"SciFact nDCG@10 with {name}: {results[name]}", flush=True)
     return results
 
@@ -309,12 +383,20 @@ def main() -> None:
         else "sentence-transformers,torch-int8,onnx,onnx-int8",
     )
     parser.add_argument(
+        "--anchors",
+        default="st-onnx-int8,fastembed" if QUICK else ",".join(ANCHORS),
+        help="anchor engines (benchmarks/encode_anchors.py); empty for none",
+    )
+    parser.add_argument(
         "--parts",
         default=",".join(PARTS),
         help="which measurements to (re)run; the others keep their last results",
     )
     args = parser.parse_args()
     backends = args.backends.split(",")
+    anchors = [name for name in args.anchors.split(",") if name]
+    if unknown := set(anchors) - set(ANCHORS):
+        raise SystemExit(f"unknown anchors {sorted(unknown)}: choose from {', '.join(ANCHORS)}")
     parts = set(args.parts.split(","))
     previous = RESULTS / "encode.json"
     data = json.loads(previous.read_text()) if previous.exists() else {}
@@ -327,16 +409,24 @@ def main() -> None:
         runs[part] = {key: data["environment"][key] for key in ("date", "git")}
     with tempfile.TemporaryDirectory(prefix="densekit-bench-") as scratch:
         workdir = Path(scratch)
+        if anchors and parts & {"throughput", "quality"}:
+            prepare_anchors(anchors, args.max_tokens, workdir)
         if "throughput" in parts:
             data["throughput"] = throughput(
-                args.docs, args.rounds, backends, args.max_tokens, workdir
+                args.docs, args.rounds, backends, anchors, args.max_tokens, workdir
             )
         if "quality" in parts:
             data["scifact_ndcg_at_10"] = scifact_quality(backends, workdir)
+            data["anchor_ndcg_at_10"] = anchor_quality(anchors, args.max_tokens, workdir)
         if "memory" in parts:
             data["memory"] = memory([int(s) for s in args.sizes.split(",")], workdir)
+    data["targets"] = {
+        setting: speed_targets(data, setting)
+        for setting in SETTINGS
+        if speed_targets(data, setting)
+    }
     print(json.dumps(data, indent=2))
-    print("wrote", write_json("encode", data))
+    print("wrote", write_json("encode", data), speed_quality_plot(data) or "")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import serve_slow
-from _common import BUILD, SHARED
+from _common import BUILD, QUICK, SHARED
 from serve_process import running_server, scratch_copy, server_5xx
 
 import densekit
@@ -258,6 +258,15 @@ def st_run(url: str, cases: int, log: Path, *extra: str) -> dict[str, Any]:
     }
 
 
+# QUICK: short timeouts and measurements, so the slow clients are cut sooner: the same checks.
+TIMEOUTS = (
+    ("--timeout", "3", "--header-timeout", "3", "--body-timeout", "5")
+    if QUICK
+    else ("--timeout", "10")
+)
+SLOW_MEASURE_S = 2.0 if QUICK else 8.0
+
+
 def run_hardening(queries: list[str], cases: int) -> dict:
     source = small_collection(BUILD, SHARED)
     directory = scratch_copy(source, "serve-hardening-run")
@@ -266,9 +275,10 @@ def run_hardening(queries: list[str], cases: int) -> dict:
         texts = [d.text for d in collection.documents.get_rows(list(range(50)))]
     logs = BUILD.parent / "logs"
     started = time.perf_counter()
-    with running_server(directory, "--timeout", "10") as url:
+    with running_server(directory, *TIMEOUTS) as url:
         results: dict = {
-            "server": "densekit serve on 127.0.0.1, no API key, --timeout 10, default limits",
+            "server": f"densekit serve on 127.0.0.1, no API key, {' '.join(TIMEOUTS)}, "
+            "default limits otherwise",
             "collection": f"SciFact, first {DOCUMENTS} documents, minilm, hybrid",
         }
         results["cross_site"] = cross_site(url, "scifact", target)
@@ -286,7 +296,7 @@ def run_hardening(queries: list[str], cases: int) -> dict:
         )
         print("schemathesis", json.dumps(results["schemathesis"]), flush=True)
         results["server_5xx_from_hostile_input"] = server_5xx(url)
-        results["slow_clients"] = serve_slow.slow_clients(url, queries)
+        results["slow_clients"] = serve_slow.slow_clients(url, queries, SLOW_MEASURE_S)
         print("slow_clients", json.dumps(results["slow_clients"]), flush=True)
         results["timed_out_request"] = serve_slow.timed_out_request(url, texts)
         print("timed_out_request", json.dumps(results["timed_out_request"]), flush=True)
