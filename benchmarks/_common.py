@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from importlib import metadata
@@ -21,9 +23,10 @@ SHARED = PROJECT.parent / "shared" / "datasets"
 # QUICK=1 (`make benchmarks QUICK=1`): every script on small copies of the datasets, with its
 # builds and results kept apart: a check that the scripts still run, not results.
 QUICK = os.environ.get("QUICK") == "1"
-QUICK_QUERIES = 40  # judged queries kept per split
+QUICK_QUERIES = 30  # judged queries kept per split
 QUICK_DOCUMENTS = 200  # documents kept: the judged ones, then the first others
 QUICK_WORDS = 48  # words kept of each document's text: encoding is most of every script's time
+QUICK_PAIRS = 300  # rows kept of each split of a sentence-pair set (STS-B)
 BUILD = PROJECT / "build" / ("benchmarks-quick" if QUICK else "benchmarks")
 RESULTS = PROJECT / "benchmarks" / "results" / ("quick" if QUICK else "")
 
@@ -32,7 +35,25 @@ def dataset(name: str) -> Path:
     path = SHARED / name
     if not path.is_dir():
         raise SystemExit(f"{path} is missing: the benchmarks read ../shared/datasets")
-    return quick_copy(path) if QUICK and (path / "qrels").is_dir() else path
+    if not QUICK:
+        return path
+    return quick_copy(path) if (path / "qrels").is_dir() else quick_pairs(path)
+
+
+def quick_pairs(source: Path) -> Path:
+    """The first QUICK_PAIRS rows of each of ``source``'s split files (TSV with a header)."""
+    out = BUILD / "datasets" / source.name
+    if out.is_dir():
+        return out
+    staging = out.with_name(out.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for split in source.glob("*.tsv"):
+        with split.open(encoding="utf-8") as rows:
+            kept = list(itertools.islice(rows, QUICK_PAIRS + 1))  # the header too
+        (staging / split.name).write_text("".join(kept), encoding="utf-8")
+    os.replace(staging, out)
+    return out
 
 
 def quick_copy(source: Path) -> Path:

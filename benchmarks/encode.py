@@ -38,6 +38,7 @@ from encode_summary import ANCHOR, speed_quality_plot, speed_targets
 
 import densekit
 from densekit.encode import allocator
+from densekit.encode.precision import using_precision
 
 MEMORY_PROBE = """
 import json, sys, time
@@ -92,7 +93,10 @@ else:
     import densekit
     from densekit.files.encode_folder import load_embeddings
     from densekit.store.embeddings_dir import encode_corpus
-    encoder = densekit.load_encoder("minilm", backend=side, max_tokens=int(max_tokens))
+    backend, _, precision = side.partition("@")  # "openvino@bf16": a compute precision
+    encoder = densekit.load_encoder(
+        "minilm", backend=backend, max_tokens=int(max_tokens), precision=precision or None
+    )
     options = densekit.BuildOptions(retriever="dense", cache_dir=None, progress=False)
     def encode(request, out):
         started = time.perf_counter()
@@ -283,12 +287,14 @@ def scifact_quality(backends: list[str], workdir: Path) -> dict:
     """SciFact test nDCG@10 of a dense collection built with each backend."""
     results = {}
     for name in backends:
+        backend, _, precision = name.partition("@")
         options = densekit.BuildOptions(
-            retriever="dense", backend=name, cache_dir=None, progress=False
+            retriever="dense", backend=backend, cache_dir=None, progress=False
         )
-        collection = densekit.build_collection(
-            dataset("scifact") / "corpus.jsonl", workdir / f"scifact-{name}", options
-        )
+        with using_precision(precision or None):
+            collection = densekit.build_collection(
+                dataset("scifact") / "corpus.jsonl", workdir / f"scifact-{name}", options
+            )
         report = densekit.evaluate(dataset("scifact"), collection=collection, metrics=["nDCG@10"])
         results[name] = round(report.metrics["nDCG@10"], 4)
         print(f"SciFact nDCG@10 with {name}: {results[name]}", flush=True)
@@ -380,7 +386,7 @@ def main() -> None:
         "--backends",
         default="sentence-transformers,onnx-int8"
         if QUICK
-        else "sentence-transformers,torch-int8,onnx,onnx-int8",
+        else "sentence-transformers,torch-int8,onnx,onnx-int8,openvino,openvino-int8,openvino@bf16",
     )
     parser.add_argument(
         "--anchors",

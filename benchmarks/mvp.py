@@ -65,7 +65,8 @@ MVP = BUILD / "scifact-mvp"
 MAIN = MultiViewTraining(epochs=1, negatives=3) if QUICK else MultiViewTraining()
 ABLATION = {"epochs": 1, "negatives": 3} if QUICK else {"epochs": 1}
 VIEW_COUNTS = (2, 4) if QUICK else (1, 2, 4, 8)
-DEPTHS = (20,) if QUICK else (20, 50)
+DEPTH = 10 if QUICK else 20  # the top reranked by the order, views and transfer parts
+DEPTHS = (DEPTH,) if QUICK else (20, 50)
 ORDER_QUERIES, PERMUTATIONS = (2, 2) if QUICK else (20, 10)
 RERANKED_QUERIES = 20 if QUICK else None  # test queries reranked (QUICK: a sample of them)
 LLM = "smollm2"
@@ -203,10 +204,10 @@ def order_sensitivity(models: dict[str, Path], queries: int) -> None:
     for name in ORDERED:
         if name in section:
             continue
-        reranker = load_reranker(stage(name, 20, models.get(name)), name)
+        reranker = load_reranker(stage(name, DEPTH, models.get(name)), name)
         taus = []
         for query in data.queries.values():
-            hits = collection.search(query, 20, retriever="hybrid")
+            hits = collection.search(query, DEPTH, retriever="hybrid")
             texts = [collection.documents.get(hit.id).content for hit in hits]
             rng = np.random.default_rng(0)
             rankings = []
@@ -247,7 +248,7 @@ def views_ablation() -> None:
         # The main model when its recipe is the variant's (QUICK): trained once.
         folder = MVP if settings == MAIN else BUILD / f"scifact-mvp-ablation-{slug}"
         model = ensure_mvp(folder, settings)
-        section[label] = measure(collection, data, hybrid_with(stage("mvp", 20, model), label))
+        section[label] = measure(collection, data, hybrid_with(stage("mvp", DEPTH, model), label))
         section[label]["settings"] = {**ABLATION, **change}
         print("views", label, section[label]["nDCG@10"], flush=True)
         save()
@@ -272,7 +273,7 @@ def transfer(models: dict[str, Path]) -> None:
         for label in ("hybrid", "mvp", "cross-encoder"):
             if label in runs:
                 continue
-            rerank = None if label == "hybrid" else stage(label, 20, models[label])
+            rerank = None if label == "hybrid" else stage(label, DEPTH, models[label])
             runs[label] = measure(collection, data, hybrid_with(rerank, label))
             print("transfer", name, label, runs[label]["nDCG@10"], flush=True)
             save()

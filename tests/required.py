@@ -28,6 +28,8 @@ PARTS: dict[str, tuple[str, str]] = {
     "pyarrow": ("pyarrow", "-e '.[parquet]'"),
     "pypdf": ("pypdf", "-e '.[pdf]'"),
     "onnxruntime": ("onnxruntime", "-e '.[onnx]'"),
+    "openvino": ("openvino", "-e '.[openvino]'"),
+    "nncf": ("nncf", "-e '.[openvino]'"),
     "datasets": ("datasets", "-e '.[train]'"),
     "pandas": ("pandas", "-e '.[train]'"),  # datasets' dependency
     "gguf": ("gguf", "-e '.[llm]'"),

@@ -53,3 +53,17 @@ def test_int8_stays_close_and_is_another_fingerprint(onnx_dir: Path, reference) 
         load_encoder("minilm", backend="onnx", onnx_dir=onnx_dir).fingerprint,
     }
     assert len(fingerprints) == 3
+
+
+def test_a_model_the_fusion_does_not_know_runs_unfused_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reference: np.ndarray
+) -> None:
+    from onnxruntime.transformers import optimizer
+
+    def unknown_architecture(*args: object, **kwargs: object) -> None:
+        raise ValueError("no fusion for this graph")
+
+    monkeypatch.setattr(optimizer, "optimize_model", unknown_architecture)
+    with pytest.warns(UserWarning, match="fusion does not apply.*no fusion for this graph"):
+        encoder = load_encoder("minilm", backend="onnx", onnx_dir=tmp_path)
+    assert cosines(encoder.encode_documents(TEXTS), reference).min() > 0.9999

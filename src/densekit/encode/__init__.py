@@ -19,6 +19,8 @@ BACKENDS = (
     "torch-int8",
     "onnx",
     "onnx-int8",
+    "openvino",
+    "openvino-int8",
     "static",
     "openai",
     "decoder",
@@ -83,6 +85,10 @@ def load_encoder(
         from densekit.encode.onnx import OnnxEncoder
 
         return OnnxEncoder(spec, **options)  # type: ignore[arg-type]
+    if spec.backend in ("openvino", "openvino-int8"):
+        from densekit.encode.openvino import OpenVinoEncoder
+
+        return OpenVinoEncoder(spec, **options)  # type: ignore[arg-type]
     if spec.backend == "torch-int8":
         from densekit.encode.torch_int8 import TorchInt8Encoder
 

@@ -32,7 +32,7 @@ ONNX_BACKENDS = {"onnx": "fp32", "onnx-int8": "int8"}
 EXPORT_VERSION = 2
 
 
-class _SentenceEmbedding(torch.nn.Module):
+class SentenceEmbedding(torch.nn.Module):
     """The whole sentence-transformers pipeline (transformer, pooling, ...) as one module."""
 
     def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
@@ -107,10 +107,10 @@ class OnnxEncoder(SentenceTransformerEncoder):
         dynamic = {name: {0: "batch", 1: "tokens"} for name in names}
         # Eager attention exports the pattern ONNX Runtime fuses into its Attention kernel;
         # the tracer's warnings are about branches that are constant for these inputs.
-        with _eager_attention(self.model), torch.inference_mode(), warnings.catch_warnings():
+        with eager_attention(self.model), torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _SentenceEmbedding(self.model, names).eval(),
+                SentenceEmbedding(self.model, names).eval(),
                 tuple(features[name] for name in names),
                 str(traced),
                 input_names=names,
@@ -144,7 +144,7 @@ def _quiet_root_logger() -> Iterator[None]:
 
 
 @contextmanager
-def _eager_attention(model: torch.nn.Module) -> Iterator[None]:
+def eager_attention(model: torch.nn.Module) -> Iterator[None]:
     backbone = getattr(model[0], "auto_model", None)
     previous = getattr(getattr(backbone, "config", None), "_attn_implementation", None)
     switch = getattr(backbone, "set_attn_implementation", None)
@@ -171,5 +171,11 @@ def _fuse_transformer_ops(source: Path, target: Path, *, num_heads: int, hidden_
                 str(source), model_type="bert", num_heads=num_heads, hidden_size=hidden_size
             )
         optimized.save_model_to_file(str(target))
-    except Exception:
+    except Exception as error:  # the optimizer knows some architectures only
+        # Said, not silent: the unfused graph gives the same vectors, more slowly.
+        warnings.warn(
+            f"ONNX Runtime's transformer fusion does not apply to this model ({error}); "
+            "the ONNX backend runs its plain graph, which is slower",
+            stacklevel=2,
+        )
         shutil.copyfile(source, target)
