@@ -115,7 +115,11 @@ SETTINGS = {"clean": "0", "tuned": "1"}
 # The engines CPU users pick for speed, each in the anchor environment (benchmarks/anchors.txt).
 ANCHOR_PYTHON = BUILD.parent / "anchor-venv" / "bin" / "python"
 ANCHOR_SCRIPT = Path(__file__).with_name("encode_anchors.py")
-EXPORTS = BUILD / "anchor-exports"
+
+
+def exports(max_tokens: int) -> Path:
+    """The anchors' exports of MiniLM cut at ``max_tokens``."""
+    return BUILD / "anchor-exports" / f"minilm-{max_tokens}"
 
 
 def anchor_command(name: str, setting: str, max_tokens: int, texts: Path) -> list[str]:
@@ -125,7 +129,7 @@ def anchor_command(name: str, setting: str, max_tokens: int, texts: Path) -> lis
         str(ANCHOR_SCRIPT),
         "serve",
         name,
-        str(EXPORTS),
+        str(exports(max_tokens)),
         SETTINGS[setting],
         str(max_tokens),
         str(ALLOCATOR),
@@ -144,7 +148,8 @@ def prepare_anchors(anchors: list[str], max_tokens: int, workdir: Path) -> None:
     texts = [densekit.Document(**_fields(json.loads(line))).content for line in lines]
     calibration.write_text(json.dumps(texts[-300:]), encoding="utf-8")
     location = densekit.resolve_model("minilm").location
-    command = [str(ANCHOR_PYTHON), str(ANCHOR_SCRIPT), "prepare", location, str(EXPORTS)]
+    folder = str(exports(max_tokens))
+    command = [str(ANCHOR_PYTHON), str(ANCHOR_SCRIPT), "prepare", location, folder]
     subprocess.run([*command, str(max_tokens), str(calibration), ",".join(anchors)], check=True)
 
 
@@ -291,11 +296,14 @@ def scifact_quality(backends: list[str], workdir: Path) -> dict:
         options = densekit.BuildOptions(
             retriever="dense", backend=backend, cache_dir=None, progress=False
         )
+        # Documents and queries both in the precision named (the query encoder loads lazily).
         with using_precision(precision or None):
             collection = densekit.build_collection(
                 dataset("scifact") / "corpus.jsonl", workdir / f"scifact-{name}", options
             )
-        report = densekit.evaluate(dataset("scifact"), collection=collection, metrics=["nDCG@10"])
+            report = densekit.evaluate(
+                dataset("scifact"), collection=collection, metrics=["nDCG@10"]
+            )
         results[name] = round(report.metrics["nDCG@10"], 4)
         print(f"SciFact nDCG@10 with {name}: {results[name]}", flush=True)
     return results

@@ -102,7 +102,8 @@ def prepare(
             if (onnx_dir / name).exists():
                 shutil.copy(onnx_dir / name, staging / name)
         tokenizer_config = json.loads((onnx_dir / "tokenizer_config.json").read_text())
-        tokenizer_config["model_max_length"] = max_tokens
+        # fastembed truncates at the smaller of the two keys: both are the length asked.
+        tokenizer_config["model_max_length"] = tokenizer_config["max_length"] = max_tokens
         (staging / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
         staging.rename(fastembed_dir)
 

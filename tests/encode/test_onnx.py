@@ -53,6 +53,9 @@ def test_int8_stays_close_and_is_another_fingerprint(onnx_dir: Path, reference) 
         load_encoder("minilm", backend="onnx", onnx_dir=onnx_dir).fingerprint,
     }
     assert len(fingerprints) == 3
+    # --precision is for torch models; the int8 graph keeps its own.
+    asked = load_encoder("minilm", backend="onnx-int8", onnx_dir=onnx_dir, precision="bf16")
+    assert asked.precision == "int8"
 
 
 def test_a_model_the_fusion_does_not_know_runs_unfused_with_a_warning(

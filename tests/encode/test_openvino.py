@@ -10,6 +10,7 @@ import pytest
 from required import require
 
 from densekit.encode import load_encoder
+from densekit.encode.openvino import _native_bf16
 from densekit.errors import MissingDependencyError
 
 pytestmark = pytest.mark.slow
@@ -44,11 +45,11 @@ def test_fp32_matches_torch_and_the_conversion_is_reused(openvino_dir: Path, ref
     # One text alone and in a batch: padding must not change a vector.
     alone = encoder.encode_documents(TEXTS[:1])
     assert cosines(alone, encoder.encode_documents(TEXTS)[:1]).min() > 0.9999
-    converted = next(openvino_dir.rglob("model-*-fp32.xml"))
+    [converted] = openvino_dir.glob("*/model.xml")
     stamp = converted.stat().st_mtime_ns
     load_encoder("minilm", backend="openvino", openvino_dir=openvino_dir)
     assert converted.stat().st_mtime_ns == stamp
-    assert not list(openvino_dir.rglob("*.tmp*"))
+    assert not list(openvino_dir.glob(".*"))  # no staging folder left
 
 
 def test_int8_stays_close_and_is_another_fingerprint(openvino_dir: Path, reference) -> None:
@@ -67,7 +68,7 @@ def test_bf16_compute_stays_within_rounding_of_fp32(openvino_dir: Path, referenc
     encoder = load_encoder(
         "minilm", backend="openvino", openvino_dir=openvino_dir, precision="bf16"
     )
-    assert encoder.precision == "bf16"
+    assert encoder.precision == ("bf16" if _native_bf16() else "fp32")
     assert cosines(encoder.encode_documents(TEXTS), reference).min() > 0.999
 
 

@@ -109,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                 choices=PRECISIONS,
                 help="what sentence-transformers encoders and cross-encoders compute in: fp32 "
                 "(the default), fp16 (on a GPU), bf16, auto (fp16 on a CUDA GPU, else fp32); "
-                "the int8 and ONNX backends, SPLADE, token-vector and decoder-LLM models keep "
-                "their own",
+                "the OpenVINO backends take bf16 where the CPU has it natively; torch-int8, "
+                "ONNX, SPLADE, token-vector and decoder-LLM models keep their own",
             )
     return parser
 

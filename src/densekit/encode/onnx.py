@@ -45,7 +45,14 @@ class SentenceEmbedding(torch.nn.Module):
 
 
 class OnnxEncoder(SentenceTransformerEncoder):
-    def __init__(self, spec: ModelSpec, *, onnx_dir: Path | None = None, **options: object):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        onnx_dir: Path | None = None,
+        precision: str | None = None,  # taken and set aside: the graph has its own
+        **options: object,
+    ):
         try:
             import onnxruntime
         except ImportError:

@@ -5,26 +5,31 @@ CPU, where its kernels run MiniLM-sized encoders several times faster than eager
 ``openvino-int8`` compresses the weights to int8 per output channel (no calibration data:
 the vectors do not depend on what was encoded first) and lets the CPU plugin quantise
 activations on the fly. ``--precision bf16`` computes in bfloat16 where the CPU has it natively
-(AVX512-BF16, AMX; elsewhere OpenVINO stays in f32): on such CPUs the fastest way to run a
-float model, with vectors within 1e-4 cosine of fp32. The tokenizer, prompts and token-budget
+(AVX512-BF16 or AMX-BF16; elsewhere it says so and stays in f32, as OpenVINO would emulate
+it): on such CPUs the fastest way to run a float model, with vectors within 1e-4 cosine of
+fp32. Other precisions (fp16 is a GPU's) compute in f32. The tokenizer, prompts and token-budget
 batching are the torch backend's, so only the forward pass changes.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
+import threading
 import warnings
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from densekit.encode.cache import default_cache_dir
-from densekit.encode.fingerprint import weights_digest
+from densekit.encode.fingerprint import settings_digest, weights_digest
 from densekit.encode.model_spec import ModelSpec
 from densekit.encode.onnx import SentenceEmbedding, eager_attention
-from densekit.encode.precision import resolve_precision
+from densekit.encode.precision import default_precision
 from densekit.encode.sentence_transformers import SentenceTransformerEncoder
 from densekit.errors import MissingDependencyError
 
@@ -51,7 +56,7 @@ class OpenVinoEncoder(SentenceTransformerEncoder):
             raise MissingDependencyError("openvino", "openvino") from None
         # --precision sets the compute precision below; the torch model converted stays fp32.
         super().__init__(spec, device="cpu", precision="fp32", **options)  # type: ignore[arg-type]
-        self.precision = resolve_precision(precision, "cpu")
+        self.precision = _compute_precision(precision or default_precision())
         self.weights = OPENVINO_BACKENDS[spec.backend]
         self.openvino_dir = openvino_dir or default_cache_dir().parent / "openvino"
         core = openvino.Core()
@@ -65,36 +70,62 @@ class OpenVinoEncoder(SentenceTransformerEncoder):
             config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = DYNAMIC_QUANTIZATION_GROUP
         self.compiled = core.compile_model(core.read_model(self._model_file()), "CPU", config)
         self.request = self.compiled.create_infer_request()
+        self._running = threading.Lock()  # one infer request: one batch at a time
         self.input_names = [port.get_any_name() for port in self.compiled.inputs]
 
     def _embed_batch(self, features: dict[str, torch.Tensor]) -> np.ndarray:
         inputs = {name: features[name].numpy().astype(np.int64) for name in self.input_names}
-        outputs = self.request.infer(inputs)
-        return np.asarray(outputs[self.compiled.output(0)], dtype=np.float32)
+        with self._running:
+            outputs = self.request.infer(inputs)
+            return np.array(outputs[self.compiled.output(0)], dtype=np.float32)
 
     @cached_property
-    def _weights(self) -> str:
-        return weights_digest(self.model.state_dict().items())[:24]
+    def _graph_key(self) -> str:
+        """What the converted graph depends on: the weights, every module's settings (pooling
+        and normalisation have no weights), the weight format and the converting versions."""
+        import openvino
+
+        modules = {
+            str(index): module.get_config_dict()
+            for index, module in enumerate(self.model)
+            if hasattr(module, "get_config_dict")
+        }
+        versions = {"openvino": openvino.__version__, "conversion": CONVERSION_VERSION}
+        if self.weights == "int8":
+            import nncf
+
+            versions["nncf"] = nncf.__version__
+        weights = weights_digest(self.model.state_dict().items())
+        settings = {"modules": modules, "weights": self.weights, "versions": versions}
+        return settings_digest(weights, settings)[:24]
 
     def _model_file(self) -> Path:
         import openvino
 
-        folder = self.openvino_dir / self._weights
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"model-v{CONVERSION_VERSION}-{self.weights}.xml"
+        final = self.openvino_dir / self._graph_key
+        target = final / "model.xml"
         if target.exists():
             return target
+        if self.weights == "int8":
+            try:
+                import nncf
+            except ImportError:
+                raise MissingDependencyError("nncf", "openvino") from None
         model = self._convert()
         if self.weights == "int8":
-            import nncf
-
             model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
-        # Written under a private name, then renamed: the weights file first, as the .xml
-        # names it and its presence means the conversion is complete.
-        staging = folder / f".{target.stem}.{os.getpid()}.tmp.xml"
-        openvino.save_model(model, str(staging), compress_to_fp16=False)
-        os.replace(staging.with_suffix(".bin"), target.with_suffix(".bin"))
-        os.replace(staging, target)
+        # Both files written in a private folder, published by one rename; a process that
+        # lost the race to another keeps the winner's (the same graph) and drops its own.
+        self.openvino_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.openvino_dir))
+        openvino.save_model(model, str(staging / "model.xml"), compress_to_fp16=False)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not target.exists():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return target
 
     def _convert(self):  # -> openvino.Model
@@ -114,3 +145,27 @@ class OpenVinoEncoder(SentenceTransformerEncoder):
         for port, name in zip(model.inputs, names, strict=True):
             port.get_tensor().set_names({name})
         return model
+
+
+def _compute_precision(wanted: str | None) -> str:
+    """bf16 when asked and the CPU computes it natively; fp32 otherwise (said when bf16 was
+    asked: OpenVINO would emulate it on other AVX-512 CPUs, slower than f32)."""
+    if (wanted or "").strip().lower() != "bf16":
+        return "fp32"
+    if _native_bf16():
+        return "bf16"
+    print(
+        "this CPU has no native bfloat16 (AVX512-BF16 or AMX-BF16): the OpenVINO backend "
+        "computes in fp32",
+        file=sys.stderr,
+    )
+    return "fp32"
+
+
+@lru_cache(maxsize=1)
+def _native_bf16() -> bool:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return False
+    flags = set(cpuinfo.read_text(encoding="utf-8", errors="replace").split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})

@@ -56,7 +56,12 @@ class Int8Linear(torch.nn.Module):
 
 
 class TorchInt8Encoder(SentenceTransformerEncoder):
-    def __init__(self, spec: ModelSpec, **options: object) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        precision: str | None = None,  # taken and set aside: int8 layers have their own
+        **options: object,
+    ) -> None:
         engine, reduce_range = quantization_engine()
         # Their own precision (int8), whatever --precision says for torch models.
         super().__init__(spec, device="cpu", precision="fp32", **options)  # type: ignore[arg-type]
