@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_reference import BACKEND_TEXTS, cosines
 from required import require
 
 from densekit.encode import load_encoder
@@ -13,31 +14,15 @@ from densekit.encode import load_encoder
 pytestmark = pytest.mark.slow
 require("onnxruntime")
 
-TEXTS = [
-    "Vitamin D deficiency is associated with a higher risk of fractures.",
-    "The stock market fell sharply after the announcement.",
-    "short",
-    "A much longer passage about protein folding, " * 20,
-]
-
 
 @pytest.fixture(scope="module")
 def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("onnx")
 
 
-@pytest.fixture(scope="module")
-def reference() -> np.ndarray:
-    return load_encoder("minilm").encode_documents(TEXTS)
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
 def test_fp32_matches_torch(onnx_dir: Path, reference: np.ndarray) -> None:
     encoder = load_encoder("minilm", backend="onnx", onnx_dir=onnx_dir)
-    assert cosines(encoder.encode_documents(TEXTS), reference).min() > 0.9999
+    assert cosines(encoder.encode_documents(BACKEND_TEXTS), reference).min() > 0.9999
     exported = next(onnx_dir.rglob("model-*-fp32.onnx"))
     stamp = exported.stat().st_mtime_ns
     load_encoder("minilm", backend="onnx", onnx_dir=onnx_dir)  # reuses the export
@@ -46,7 +31,7 @@ def test_fp32_matches_torch(onnx_dir: Path, reference: np.ndarray) -> None:
 
 def test_int8_stays_close_and_is_another_fingerprint(onnx_dir: Path, reference) -> None:
     encoder = load_encoder("minilm", backend="onnx-int8", onnx_dir=onnx_dir)
-    assert cosines(encoder.encode_documents(TEXTS), reference).min() > 0.97
+    assert cosines(encoder.encode_documents(BACKEND_TEXTS), reference).min() > 0.97
     fingerprints = {
         load_encoder("minilm").fingerprint,
         encoder.fingerprint,
@@ -69,4 +54,4 @@ def test_a_model_the_fusion_does_not_know_runs_unfused_with_a_warning(
     monkeypatch.setattr(optimizer, "optimize_model", unknown_architecture)
     with pytest.warns(UserWarning, match="fusion does not apply.*no fusion for this graph"):
         encoder = load_encoder("minilm", backend="onnx", onnx_dir=tmp_path)
-    assert cosines(encoder.encode_documents(TEXTS), reference).min() > 0.9999
+    assert cosines(encoder.encode_documents(BACKEND_TEXTS), reference).min() > 0.9999

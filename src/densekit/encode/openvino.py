@@ -13,6 +13,8 @@ batching are the torch backend's, so only the forward pass changes.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -113,7 +115,10 @@ class OpenVinoEncoder(SentenceTransformerEncoder):
                 raise MissingDependencyError("nncf", "openvino") from None
         model = self._convert()
         if self.weights == "int8":
-            model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+            # nncf reports on stdout, which belongs to the command (--json output, pipes).
+            nncf.set_log_level(logging.WARNING)
+            with contextlib.redirect_stdout(sys.stderr):
+                model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
         # Both files written in a private folder, published by one rename; a process that
         # lost the race to another keeps the winner's (the same graph) and drops its own.
         self.openvino_dir.mkdir(parents=True, exist_ok=True)
