@@ -6,13 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_reference import BACKEND_TEXTS, cosines
+from backend_reference import BACKEND_TEXTS, cosines, torch_reference
 from required import require
 
 from densekit.encode import load_encoder
 
 pytestmark = pytest.mark.slow
 require("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return torch_reference()
 
 
 @pytest.fixture(scope="module")

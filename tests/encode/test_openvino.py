@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from backend_reference import BACKEND_TEXTS, cosines
+from backend_reference import BACKEND_TEXTS, cosines, torch_reference
 from required import require
 
 from densekit.encode import load_encoder
@@ -16,6 +17,11 @@ from densekit.errors import MissingDependencyError
 pytestmark = pytest.mark.slow
 require("openvino")
 require("nncf")
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return torch_reference()
 
 
 @pytest.fixture(scope="module")
