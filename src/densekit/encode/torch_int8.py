@@ -59,6 +59,7 @@ class TorchInt8Encoder(SentenceTransformerEncoder):
     def __init__(
         self,
         spec: ModelSpec,
+        *,
         precision: str | None = None,  # taken and set aside: int8 layers have their own
         **options: object,
     ) -> None:
