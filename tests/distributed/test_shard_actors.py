@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import assert_same_ranking, assert_same_rankings
+from helpers import FUSED_REL, assert_same_ranking, assert_same_rankings
 
 from densekit.distributed.shard_actors import ray_opener
 from densekit.retrieve import Collection
@@ -77,9 +77,10 @@ def test_the_server_answers_from_shard_actors_and_503_when_a_shard_is_down(
         ).json()["results"][0]["hits"]
         for name in ("sharded", "whole")
     }
-    assert_same_ranking(
+    assert_same_ranking(  # the server's default retriever is hybrid: fused scores
         [(h["id"], h["score"]) for h in answers["sharded"]],
         [(h["id"], h["score"]) for h in answers["whole"]],
+        rel=FUSED_REL,
     )
     with catalog["sharded"].snapshot() as served:
         ray.kill(shards_of(served.stored).actors[0], no_restart=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import assert_same_ranking
+from helpers import FUSED_REL, assert_same_ranking
 
 import densekit
 from densekit.retrieve import open_collection
@@ -14,6 +14,7 @@ from densekit.store.sharded_build import build_sharded
 
 
 def same_searches(whole, sharded, queries: list[str], retriever: str, rel: float = 1e-6) -> None:
+    rel = max(rel, FUSED_REL) if retriever == "hybrid" else rel
     expected = whole.searcher(retriever).search(queries, 10)
     found = sharded.searcher(retriever).search(queries, 10)
     for mine, theirs in zip(found, expected, strict=True):

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from helpers import assert_same_ranking
+from helpers import FUSED_REL, assert_same_ranking
 from scipy.sparse import csr_matrix
 from serving import build_hashing_collection, hashing_state
 
@@ -75,8 +75,7 @@ def test_concurrent_searches_share_asks_and_rank_as_the_unsharded_collection(
         found = at_once([lambda texts=texts: searcher.search(texts, 10) for texts in asked])
         batching.close()
     expected = whole.searcher(retriever).search(queries[:16], 10)
-    # Fusion's per-query calibration scales the batched product's float32 rounding (~1e-7) up.
-    rel = 1e-5 if retriever == "hybrid" else 1e-6
+    rel = FUSED_REL if retriever == "hybrid" else 1e-6
     for mine, theirs in zip([hits for lists in found for hits in lists], expected, strict=True):
         pairs = [(h.id, h.score) for h in mine], [(h.id, h.score) for h in theirs]
         assert_same_ranking(*pairs, rel=rel)
