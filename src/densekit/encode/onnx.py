@@ -22,7 +22,6 @@ import torch
 
 from densekit.encode.cache import default_cache_dir
 from densekit.encode.cpu import has_vnni
-from densekit.encode.fingerprint import weights_digest
 from densekit.encode.model_spec import ModelSpec
 from densekit.encode.sentence_transformers import SentenceTransformerEncoder
 from densekit.errors import MissingDependencyError
@@ -76,7 +75,7 @@ class OnnxEncoder(SentenceTransformerEncoder):
 
     @cached_property
     def _weights(self) -> str:
-        return weights_digest(self.model.state_dict().items())[:24]
+        return self.weights_digest[:24]
 
     def _model_file(self) -> Path:
         folder = self.onnx_dir / self._weights

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from densekit.encode.cache import default_cache_dir
-from densekit.encode.fingerprint import settings_digest, weights_digest
+from densekit.encode.fingerprint import settings_digest
 from densekit.encode.model_spec import ModelSpec
 from densekit.encode.onnx import SentenceEmbedding, eager_attention
 from densekit.encode.precision import default_precision
@@ -87,19 +87,17 @@ class OpenVinoEncoder(SentenceTransformerEncoder):
         and normalisation have no weights), the weight format and the converting versions."""
         import openvino
 
-        modules = {
-            str(index): module.get_config_dict()
-            for index, module in enumerate(self.model)
-            if hasattr(module, "get_config_dict")
-        }
         versions = {"openvino": openvino.__version__, "conversion": CONVERSION_VERSION}
         if self.weights == "int8":
             import nncf
 
             versions["nncf"] = nncf.__version__
-        weights = weights_digest(self.model.state_dict().items())
-        settings = {"modules": modules, "weights": self.weights, "versions": versions}
-        return settings_digest(weights, settings)[:24]
+        settings = {
+            "modules": self.module_settings(),
+            "weights": self.weights,
+            "versions": versions,
+        }
+        return settings_digest(self.weights_digest, settings)[:24]
 
     def _model_file(self) -> Path:
         import openvino

@@ -86,15 +86,23 @@ class SentenceTransformerEncoder:
         return int(self.model.max_seq_length)
 
     @cached_property
-    def fingerprint(self) -> str:
-        modules = {
+    def weights_digest(self) -> str:
+        """The digest of the float weights as loaded (taken once: other backends key on it)."""
+        return weights_digest(self.model.state_dict().items())
+
+    def module_settings(self) -> dict[str, dict]:
+        """Each sentence-transformers module's configuration (pooling, normalisation, ...)."""
+        return {
             str(index): module.get_config_dict()
             for index, module in enumerate(self.model)
             if hasattr(module, "get_config_dict")
         }
+
+    @cached_property
+    def fingerprint(self) -> str:
         settings = {
             "backend": self.spec.backend,
-            "modules": modules,
+            "modules": self.module_settings(),
             "max_tokens": self.max_tokens,
             "normalize": self.spec.normalize,
             "query_prompt": self.spec.query_prompt,
@@ -102,7 +110,7 @@ class SentenceTransformerEncoder:
         }
         if self.spec.layers is not None or self.spec.dim is not None:
             settings |= {"layers": self.spec.layers, "dim": self.spec.dim}
-        return settings_digest(weights_digest(self.model.state_dict().items()), settings)
+        return settings_digest(self.weights_digest, settings)
 
     @cached_property
     def document_tokens(self) -> int:
